@@ -1,0 +1,1 @@
+"""Multi-digit addition example model."""

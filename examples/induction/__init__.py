@@ -1,0 +1,1 @@
+"""Two-layer attention-only induction-head example model."""

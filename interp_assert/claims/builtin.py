@@ -1,0 +1,3 @@
+"""Importing this module registers the built-in claim kinds."""
+
+from . import cluster, compare, monotone, ranking  # noqa: F401

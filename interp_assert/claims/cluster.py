@@ -1,0 +1,163 @@
+"""``N1,N132,N204 cluster with cos > 0.5 [apart from N7, N9 [with cos < 0.2]]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import QuantityError
+from ..language import ast
+from ..verdict import Outcome, compare, fmt
+from .base import Claim, Context, register_claim
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+_OPPOSITE = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise cosine similarity between the rows of ``a`` and of ``b``."""
+    a_norm = np.linalg.norm(a, axis=1, keepdims=True)
+    b_norm = np.linalg.norm(b, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a @ b.T) / (a_norm * b_norm.T)
+
+
+@register_claim
+@dataclass
+class Cluster(Claim):
+    """Every pair of members has cos beyond the threshold; ``apart from`` others stay below."""
+
+    kind = "cluster"
+    grammar = r"""cluster: members "cluster" "with" "cos" CMP expr [apart]
+apart: "apart" "from" members ["with" "cos" CMP expr]"""
+
+    members: ast.Members
+    op: str
+    threshold: ast.Node
+    others: ast.Members | None = None
+    others_op: str | None = None
+    others_threshold: ast.Node | None = None
+
+    @classmethod
+    def build(cls, children: list[Any]) -> Cluster:
+        members, op, threshold, apart = children
+        others = others_op = others_threshold = None
+        if apart is not None:
+            others, others_op, others_threshold = apart.children
+        return cls(members, _op(op), threshold, others,
+                   _op(others_op) if others_op else None, others_threshold)
+
+    def __str__(self) -> str:
+        text = f"{self.members} cluster with cos {self.op} {self.threshold}"
+        if self.others is not None:
+            text += f" apart from {self.others}"
+            if self.others_op:
+                text += f" with cos {self.others_op} {self.others_threshold}"
+        return text
+
+    def expressions(self):  # type: ignore[no-untyped-def]
+        yield self.members
+        yield self.threshold
+        if self.others is not None:
+            yield self.others
+        if self.others_threshold is not None:
+            yield self.others_threshold
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        rows = ctx.members(self.members)
+        if rows.ndim != 2:
+            raise QuantityError(f"cluster members must be vectors; '{self.members}' gives shape "
+                                f"{rows.shape}")
+        if rows.shape[0] < 2:
+            raise QuantityError("a cluster needs at least two members",
+                                hint="list two or more labels before 'cluster'")
+        labels = rows.labels_of(0)
+        cos = cosine_matrix(rows.values, rows.values)
+        threshold = ctx.scalar(self.threshold)
+        comparison = ast.Comparison(self.op, self.threshold)
+        table = []
+        for i in range(len(labels)):
+            for j in range(i + 1, len(labels)):
+                table.append({"a": labels[i], "b": labels[j], "cos": float(cos[i, j]),
+                              "holds": compare(float(cos[i, j]), comparison, threshold)})
+        pair_values = np.array([r["cos"] for r in table])
+        worst_index = int(np.argmin(pair_values) if self.op in (">", ">=")
+                          else np.argmax(pair_values))
+        worst = table[worst_index]
+        passed = all(r["holds"] for r in table)
+        measured = (f"{'min' if self.op in ('>', '>=') else 'max'} pairwise cos "
+                    f"{fmt(worst['cos'])} ({worst['a']}, {worst['b']}); "
+                    f"{sum(not r['holds'] for r in table)} of {len(table)} pairs fail")
+        expected = f"every pair cos {self.op} {fmt(threshold)}"
+        value = float(worst["cos"])
+        plot_rows = rows
+        if self.others is not None:
+            others = ctx.members(self.others)
+            other_labels = others.labels_of(0)
+            cross = cosine_matrix(others.values, rows.values)
+            op = self.others_op or _OPPOSITE[self.op]
+            bound = ctx.scalar(self.others_threshold) if self.others_threshold else threshold
+            other_cmp = ast.Comparison(op, ast.Number(bound))
+            for k, other in enumerate(other_labels):
+                for i, member in enumerate(labels):
+                    ok = compare(float(cross[k, i]), other_cmp, bound)
+                    table.append({"a": other, "b": member, "cos": float(cross[k, i]),
+                                  "holds": ok, "role": "apart"})
+                    passed = passed and ok
+            expected += f"; others' cos {op} {fmt(bound)}"
+            apart_fail = sum(not r["holds"] for r in table if r.get("role") == "apart")
+            measured += f"; {apart_fail} member/other pairs too close"
+            plot_rows = _stack(rows, others)
+        else:
+            plot_rows = _with_neighbours(ctx, self.members, rows)
+        failing = [(labels.index(r["a"]), labels.index(r["b"])) for r in table
+                   if not r["holds"] and r.get("role") != "apart"]
+        return Outcome(passed, measured, expected, value=value, rows=table,
+                       plot_data={"labels": plot_rows.labels_of(0), "failing": failing,
+                                  "cos": cosine_matrix(plot_rows.values, plot_rows.values),
+                                  "n_members": len(labels), "threshold": threshold})
+
+    def plot(self, outcome: Outcome, ax: Axes) -> None:
+        from matplotlib.patches import Rectangle
+
+        from ..plotting import heatmap
+
+        data = outcome.plot_data
+        n = data["n_members"]
+        failing = [cell for i, j in data["failing"] for cell in ((i, j), (j, i))]
+        heatmap(ax, data["cos"], data["labels"], data["labels"], vmin=-1, vmax=1,
+                cmap="RdBu_r", outline=failing, outline_color="lime",
+                annotate=len(data["labels"]) <= 12)
+        ax.add_patch(Rectangle((-0.5, -0.5), n, n, fill=False, edgecolor="black", linewidth=2.5))
+        ax.set_title(f"cosine similarity: members boxed, failing pairs in green, "
+                     f"threshold {fmt(data['threshold'])}", fontsize=9)
+
+
+def _op(token: Any) -> str:
+    return {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(token), str(token))
+
+
+def _stack(a: Any, b: Any) -> Any:
+    from ..labels import Axis, Labelled
+
+    labels = tuple(a.labels_of(0) + b.labels_of(0))
+    return Labelled(np.vstack([a.values, b.values]), (Axis(a.axes[0].name, labels),) + a.axes[1:])
+
+
+def _with_neighbours(ctx: Context, members: ast.Members, rows: Any, k: int = 5) -> Any:
+    """The members plus the ``k`` non-members closest to them, for context in the heatmap."""
+    source = ctx.members_source(members)
+    if source is None or source.ndim != 2:
+        return rows
+    member_set = set(rows.labels_of(0))
+    candidates = [i for i, lab in enumerate(source.labels_of(0)) if lab not in member_set]
+    if not candidates:
+        return rows
+    sims = cosine_matrix(source.values[candidates], rows.values)
+    closeness = np.nan_to_num(np.max(sims, axis=1), nan=-np.inf)
+    nearest = [candidates[i] for i in np.argsort(-closeness)[:k]]
+    return _stack(rows, source.take(0, nearest))

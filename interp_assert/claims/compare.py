@@ -1,0 +1,163 @@
+"""Comparisons: a scalar against bounds, and all/any/mean/max/min over several elements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import QuantityError
+from ..language import ast
+from ..verdict import Outcome, compare, expected_text, fmt
+from .base import Claim, Context, register_claim
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, float | None]:
+    """The comparison's bound(s) as numbers."""
+    bound = ctx.scalar(comparison.value)
+    upper = ctx.scalar(comparison.upper) if comparison.upper is not None else None
+    return bound, upper
+
+
+def judged_value(value: float, interval: tuple[float, float] | None,
+                 comparison: ast.Comparison) -> float | tuple[float, float]:
+    """With ``with N% confidence`` the conservative end of the interval is judged."""
+    if comparison.confidence is None or interval is None:
+        return value
+    low, high = interval
+    if comparison.op in (">", ">="):
+        return low
+    if comparison.op in ("<", "<="):
+        return high
+    return (low, high)
+
+
+@register_claim
+@dataclass
+class Compare(Claim):
+    """``exact-match >= 99%``, ``norm(N1) in [0.5, 2]``, ``x ≈ 1 ± 0.1``."""
+
+    kind = "compare"
+    grammar = "compare: expr comparison"
+
+    subject: ast.Node
+    comparison: ast.Comparison
+
+    @classmethod
+    def build(cls, children: list[Any]) -> Compare:
+        return cls(children[0], children[1])
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.comparison}"
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        quantity = ctx.value(self.subject)
+        measured = quantity.scalar()
+        bound, upper = evaluate_bounds(ctx, self.comparison)
+        interval = _interval(quantity, self.comparison)
+        judged = judged_value(measured, interval, self.comparison)
+        if isinstance(judged, tuple):
+            passed = all(compare(v, self.comparison, bound, upper) for v in judged)
+        else:
+            passed = compare(judged, self.comparison, bound, upper)
+        expected = expected_text(self.comparison, bound, upper)
+        measured_text = fmt(measured)
+        if interval is not None:
+            level = self.comparison.confidence or quantity.meta.get("level", 0.95)
+            measured_text += f" ({level:.0%} CI [{fmt(interval[0])}, {fmt(interval[1])}])"
+        if self.comparison.confidence is not None:
+            expected += f" for the whole {self.comparison.confidence:.0%} interval"
+        rows = [{"quantity": str(self.subject), "measured": measured,
+                 "expected": expected_text(self.comparison, bound, upper),
+                 "holds": passed}]
+        if interval is not None:
+            rows[0]["ci_low"], rows[0]["ci_high"] = interval
+        return Outcome(passed, measured_text, expected, value=measured, rows=rows,
+                       interval=interval, context=dict(quantity.meta.get("context", {})),
+                       plot_data={"values": {str(self.subject): measured}, "bound": bound,
+                                  "upper": upper, "interval": interval})
+
+
+def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:
+    interval_at = quantity.meta.get("interval_at")
+    if interval_at is None:
+        return None
+    return tuple(interval_at(comparison.confidence or 0.95))
+
+
+AGGREGATES = ("all", "any", "mean", "max", "min")
+
+
+@register_claim
+@dataclass
+class Aggregate(Claim):
+    """``all of N1,N132 norm > 0.5``: a comparison over several elements."""
+
+    kind = "aggregate"
+    grammar = r"""aggregate: AGG "of" members [NAME] comparison
+AGG: /all|any|mean|max|min/"""
+
+    how: str
+    members: ast.Members
+    function: str | None
+    comparison: ast.Comparison
+
+    @classmethod
+    def build(cls, children: list[Any]) -> Aggregate:
+        how, members, function, comparison = children
+        return cls(str(how), members, str(function) if function else None, comparison)
+
+    def __str__(self) -> str:
+        func = f" {self.function}" if self.function else ""
+        return f"{self.how} of {self.members}{func} {self.comparison}"
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        from ..quantities.functions import apply_function
+
+        rows_q = ctx.members(self.members)
+        labels = rows_q.labels_of(0) if rows_q.ndim else [str(self.members)]
+        values: list[tuple[str, float]] = []
+        for i, label in enumerate(labels):
+            row = rows_q.take(0, [i], keep=False) if rows_q.ndim else rows_q
+            if self.function:
+                row = apply_function(self.function, [row])
+            flat = row.values.reshape(-1)
+            if flat.size == 1:
+                values.append((label, float(flat[0])))
+            else:
+                inner = [f"{label}[{j}]" for j in range(flat.size)]
+                values.extend(zip(inner, map(float, flat)))
+        if not values:
+            raise QuantityError(f"'{self.members}' selects no elements")
+        bound, upper = evaluate_bounds(ctx, self.comparison)
+        holds = [compare(v, self.comparison, bound, upper) for _, v in values]
+        numbers = np.array([v for _, v in values])
+        what = f"{self.function} " if self.function else ""
+        if self.how in ("all", "any"):
+            passed = all(holds) if self.how == "all" else any(holds)
+            label, value = _extreme(values, self.comparison, best=self.how == "any")
+            measured = (f"{sum(holds)}/{len(holds)} elements hold; "
+                        f"{'best' if self.how == 'any' else 'worst'} {label} {what}= {fmt(value)}")
+        else:
+            value = float(getattr(np, self.how)(numbers))
+            passed = compare(value, self.comparison, bound, upper)
+            measured = f"{self.how} {what}over {len(values)} elements = {fmt(value)}"
+        expected = f"{self.how} {expected_text(self.comparison, bound, upper)}"
+        rows = [{"element": lab, "value": v, "holds": h} for (lab, v), h in zip(values, holds)]
+        return Outcome(passed, measured, expected, value=value, rows=rows,
+                       plot_data={"values": dict(values), "bound": bound, "upper": upper})
+
+
+def _extreme(values: list[tuple[str, float]], comparison: ast.Comparison,
+             best: bool) -> tuple[str, float]:
+    """The element furthest on the failing side (or, with ``best``, the passing side)."""
+    if comparison.op in (">", ">=", "<", "<="):
+        larger_is_better = comparison.op in (">", ">=")
+        pick = max if larger_is_better == best else min
+        return pick(values, key=lambda lv: lv[1])
+    return values[0]
+

@@ -1,0 +1,193 @@
+"""Rankings: ``N1 in top 10 of Q``, ``N1 ranks above N7 in Q``, ``argmax of Q over digits is 9``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import QuantityError
+from ..labels import Labelled
+from ..language import ast
+from ..verdict import Outcome, fmt
+from .base import Claim, Context, register_claim
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+def ranks(values: np.ndarray, descending: bool = True) -> np.ndarray:
+    """1-based rank of every element (ties share the better rank); NaN ranks last."""
+    keyed = np.where(np.isfinite(values), values, -np.inf if descending else np.inf)
+    keyed = -keyed if descending else keyed
+    return np.array([1 + int(np.sum(keyed < k)) for k in keyed])
+
+
+def _vector(ctx: Context, node: ast.Node) -> Labelled:
+    quantity = ctx.value(node)
+    if quantity.ndim != 1:
+        raise QuantityError(f"'{node}' has shape {quantity.shape}; a ranking needs one axis",
+                            hint="index or reduce the other axes first")
+    return quantity
+
+
+def _label_text(item: Any) -> str:
+    return item[0] if isinstance(item, tuple) else str(item)
+
+
+def plot_ranking(ax: Axes, labels: list[str], values: list[float], highlight: set[str],
+                 title: str, k: int | None = None, limit: int = 40) -> None:
+    """Sorted bars, the highlighted labels in red, a line after the top k."""
+    order = np.argsort(-np.nan_to_num(np.asarray(values), nan=-np.inf))
+    shown = [i for i in order[:limit]]
+    shown += [i for i in order[limit:] if labels[i] in highlight]
+    colors = ["C3" if labels[i] in highlight else "C0" for i in shown]
+    ax.bar(range(len(shown)), [values[i] for i in shown], color=colors)
+    ax.set_xticks(range(len(shown)), [labels[i] for i in shown], rotation=90, fontsize=7)
+    if k is not None and k < len(shown):
+        ax.axvline(k - 0.5, color="k", linestyle="--", label=f"top {k}")
+        ax.legend()
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+
+
+@register_claim
+@dataclass
+class TopK(Claim):
+    """Every listed label ranks within the top (or bottom) k of a one-dimensional quantity."""
+
+    kind = "top_k"
+    grammar = r"""top_k: members "in" SIDE INT "of" expr
+SIDE: /(top|bottom)\b/"""
+
+    members: ast.Members
+    side: str
+    k: int
+    source: ast.Node
+
+    @classmethod
+    def build(cls, children: list[Any]) -> TopK:
+        members, side, k, source = children
+        return cls(members, str(side), int(k), source)
+
+    def __str__(self) -> str:
+        return f"{self.members} in {self.side} {self.k} of {self.source}"
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        vector = _vector(ctx, self.source)
+        rank = ranks(vector.values, descending=self.side == "top")
+        labels = vector.labels_of(0)
+        rows, passed = [], True
+        for label in self.members.labels:
+            i = vector.axes[0].index_of(label)
+            ok = bool(rank[i] <= self.k and np.isfinite(vector.values[i]))
+            passed = passed and ok
+            rows.append({"label": label, "value": float(vector.values[i]), "rank": int(rank[i]),
+                         "holds": ok})
+        worst = max(rows, key=lambda r: r["rank"])
+        cutoff = np.sort(vector.values)[::-1 if self.side == "top" else 1][
+            min(self.k, len(labels)) - 1]
+        measured = (f"{worst['label']} ranks {worst['rank']} of {len(labels)} "
+                    f"(value {fmt(worst['value'])}; rank-{self.k} value {fmt(float(cutoff))})")
+        expected = f"every listed label within the {self.side} {self.k}"
+        return Outcome(passed, measured, expected, value=float(worst["rank"]), rows=rows,
+                       plot_data={"labels": labels, "values": vector.values.tolist()})
+
+    def plot(self, outcome: Outcome, ax: Axes) -> None:
+        data = outcome.plot_data
+        plot_ranking(ax, data["labels"], data["values"], set(self.members.labels),
+                     f"{self.source}: claimed labels in red", k=self.k)
+
+
+@register_claim
+@dataclass
+class RanksAbove(Claim):
+    """``N1 ranks above N7 in Q``: Q[N1] > Q[N7]."""
+
+    kind = "ranks_above"
+    grammar = r"""ranks_above: label "ranks" "above" label "in" expr"""
+
+    higher: str
+    lower: str
+    source: ast.Node
+
+    @classmethod
+    def build(cls, children: list[Any]) -> RanksAbove:
+        higher, lower, source = children
+        return cls(_label_text(higher), _label_text(lower), source)
+
+    def __str__(self) -> str:
+        return f"{self.higher} ranks above {self.lower} in {self.source}"
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        vector = _vector(ctx, self.source)
+        a = float(vector.values[vector.axes[0].index_of(self.higher)])
+        b = float(vector.values[vector.axes[0].index_of(self.lower)])
+        rank = ranks(vector.values)
+        passed = bool(np.isfinite(a) and np.isfinite(b) and a > b)
+        rows = [{"label": lab, "value": val,
+                 "rank": int(rank[vector.axes[0].index_of(lab)])}
+                for lab, val in ((self.higher, a), (self.lower, b))]
+        return Outcome(passed, f"{self.higher} = {fmt(a)}, {self.lower} = {fmt(b)}",
+                       f"{self.higher} > {self.lower}", value=a - b, rows=rows,
+                       plot_data={"labels": vector.labels_of(0),
+                                  "values": vector.values.tolist()})
+
+    def plot(self, outcome: Outcome, ax: Axes) -> None:
+        data = outcome.plot_data
+        plot_ranking(ax, data["labels"], data["values"], {self.higher, self.lower},
+                     f"{self.source}: {self.higher} vs {self.lower}")
+
+
+@register_claim
+@dataclass
+class ArgExtreme(Claim):
+    """``argmax of Q over AXIS is L`` (or argmin)."""
+
+    kind = "arg_extreme"
+    grammar = r"""arg_extreme: ARG "of" expr "over" NAME "is" label
+ARG: /arg(max|min)\b/"""
+
+    which: str
+    source: ast.Node
+    axis: str
+    expected_label: str
+
+    @classmethod
+    def build(cls, children: list[Any]) -> ArgExtreme:
+        which, source, axis, label = children
+        return cls(str(which), source, str(axis), _label_text(label))
+
+    def __str__(self) -> str:
+        return f"{self.which} of {self.source} over {self.axis} is {self.expected_label}"
+
+    def evaluate(self, ctx: Context) -> Outcome:
+        vector = _vector(ctx, self.source)
+        vector.axis(self.axis)
+        values = vector.values
+        if not np.all(np.isfinite(values)):
+            found, passed = "NaN", False
+        else:
+            index = int(np.argmax(values) if self.which == "argmax" else np.argmin(values))
+            found = vector.axes[0].label(index)
+            vector.axes[0].index_of(self.expected_label)  # unknown label -> clear error
+            passed = found == self.expected_label
+        labels = vector.labels_of(0)
+        rows = [{"label": lab, "value": float(v), "is_expected": lab == self.expected_label}
+                for lab, v in zip(labels, values)]
+        expected_value = float(values[vector.axes[0].index_of(self.expected_label)])
+        return Outcome(passed, f"{self.which} is {found}", f"{self.which} is {self.expected_label}",
+                       value=expected_value, rows=rows,
+                       plot_data={"labels": labels, "values": values.tolist(), "found": found})
+
+    def plot(self, outcome: Outcome, ax: Axes) -> None:
+        data = outcome.plot_data
+        x = np.arange(len(data["labels"]))
+        colors = ["C3" if lab == self.expected_label else
+                  ("C1" if lab == data["found"] else "C0") for lab in data["labels"]]
+        ax.bar(x, data["values"], color=colors)
+        ax.set_xticks(x, data["labels"], rotation=90 if len(x) > 20 else 0)
+        ax.set_title(f"{self.which} of {self.source}: expected {self.expected_label} (red), "
+                     f"found {data['found']} (orange)")
+        ax.set_xlabel(self.axis)

@@ -1,0 +1,408 @@
+"""Evaluation: names resolved to quantities, labels and weights; claims measured and judged."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    InterpAssertError,
+    Location,
+    QuantityError,
+    UnknownNameError,
+    did_you_mean,
+)
+from .labels import Axis, Labelled
+from .language import ast
+from .language.parser import ParsedClaim
+from .quantities.functions import apply_function, lookup
+from .spec import ClaimEntry, ClaimFile, normalize_name
+from .subject import Subject, SubjectSpec, get_subject
+from .verdict import Outcome
+
+_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
+}
+
+
+class Evaluation:
+    """Evaluates expressions of one claim file against one subject (implements the claim
+    :class:`~interp_assert.claims.base.Context`)."""
+
+    def __init__(self, claim_file: ClaimFile, subject: Subject | None,
+                 default_source: str | None = None) -> None:
+        self.file = claim_file
+        self._subject = subject
+        self.default_source = default_source
+        self.search_path = claim_file.search_path
+        self._owners = claim_file.label_owners()
+        self._names = {normalize_name(n): n for n in claim_file.quantities}
+        self._stack: list[str] = []
+        self.used: list[str] = []
+
+    @property
+    def subject(self) -> Subject:
+        if self._subject is None:
+            raise InterpAssertError("this claim needs a subject (a checkpoint or loader)",
+                                    hint="add 'subject: checkpoint: path/to/model.pt' to the "
+                                         "claim file")
+        return self._subject
+
+    # -- quantities ------------------------------------------------------------------------
+    def quantity(self, name: str) -> Labelled:
+        """The named quantity, computed once per subject and definition."""
+        if name in self.file.quantity_errors:
+            raise self.file.quantity_errors[name]
+        definition = self.file.quantities[name]
+        if name in self._stack:
+            raise QuantityError("circular quantity definition: " + " -> ".join(
+                [*self._stack, name]), definition.location)
+        key = ("quantity", definition.kind.fingerprint(), repr(definition.axes),
+               repr(definition.labels))
+        cache = self._subject.cache if self._subject is not None else {}
+        if key not in cache:
+            self._stack.append(name)
+            try:
+                cache[key] = definition.to_labelled(definition.kind.compute(self))
+            except InterpAssertError as exc:
+                raise exc.at(definition.location) from None
+            finally:
+                self._stack.pop()
+        if name not in self.used:
+            self.used.append(name)
+        return cache[key].with_name(name)
+
+    def _quantity_name(self, name: str) -> str | None:
+        if name in self.file.quantities:
+            return name
+        return self._names.get(normalize_name(name))
+
+    def owner_of(self, label: str) -> str | None:
+        owners = self._owners.get(label, [])
+        if self.default_source in owners:
+            return self.default_source
+        if len(owners) > 1:
+            raise UnknownNameError(
+                f"label '{label}' is declared by several quantities ({', '.join(owners)})",
+                hint=f"say which: '... of {owners[0]}', or set 'on: {owners[0]}' on the claim")
+        return owners[0] if owners else None
+
+    def resolve(self, name: str) -> Labelled:
+        """A name as a value: a quantity, a declared label (its row), or a weight."""
+        quantity = self._quantity_name(name)
+        if quantity is not None:
+            return self.quantity(quantity)
+        owner = self.owner_of(name)
+        if owner is not None:
+            whole = self.quantity(owner)
+            axis = whole.find_label(name)
+            return whole.take(axis, [whole.axes[axis].index_of(name)], keep=False).with_name(name)
+        if self._subject is not None and ("." in name or self._subject.has_weight(name)):
+            return self._weight(name)
+        candidates = [*self.file.quantities, *self._owners]
+        if self._subject is not None:
+            try:
+                candidates += self._subject.weight_names()
+            except InterpAssertError:
+                pass
+        raise UnknownNameError(f"unknown name '{name}' (not a quantity, label or weight)"
+                               + did_you_mean(name, candidates))
+
+    def _weight(self, name: str) -> Labelled:
+        key = ("weight", name)
+        cache = self.subject.cache
+        if key not in cache:
+            from .quantities.base import as_labelled
+
+            cache[key] = as_labelled(self.subject.weight(name), name)
+        return cache[key]
+
+    # -- expressions -----------------------------------------------------------------------
+    def value(self, node: ast.Node) -> Labelled:
+        """Evaluate an expression node."""
+        method = getattr(self, f"_eval_{type(node).__name__.lower()}", None)
+        if method is None:
+            raise QuantityError(f"cannot evaluate '{node}' here")
+        return method(node)
+
+    def scalar(self, node: ast.Node) -> float:
+        return self.value(node).scalar()
+
+    def _eval_number(self, node: ast.Number) -> Labelled:
+        return Labelled(np.array(node.value), (), str(node))
+
+    def _eval_ref(self, node: ast.Ref) -> Labelled:
+        return self.resolve(node.name)
+
+    def _eval_neg(self, node: ast.Neg) -> Labelled:
+        operand = self.value(node.operand)
+        return Labelled(-operand.values, operand.axes, f"-{operand.name}")
+
+    def _eval_transpose(self, node: ast.Transpose) -> Labelled:
+        return apply_function("transpose", [self.value(node.operand)])
+
+    def _eval_call(self, node: ast.Call) -> Labelled:
+        function = lookup(node.func)
+        args: list[Any] = []
+        for i, arg in enumerate(node.args):
+            if i in function.axis_params:
+                if not isinstance(arg, ast.Ref):
+                    raise QuantityError(f"argument {i + 1} of {node.func}() must be an axis name")
+                args.append(arg.name)
+            else:
+                args.append(self.value(arg))
+        result = apply_function(node.func, args)
+        return result.with_name(str(node))
+
+    def _eval_binop(self, node: ast.BinOp) -> Labelled:
+        left, right = self.value(node.left), self.value(node.right)
+        if node.op == "@":
+            return _matmul(left, right, str(node))
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                values = _BINARY[node.op](left.values, right.values)
+        except ValueError:
+            raise QuantityError(f"cannot combine shapes {left.shape} and {right.shape} in "
+                                f"'{node}'") from None
+        axes = left.axes if left.ndim >= right.ndim else right.axes
+        meta = {**right.meta, **left.meta} if node.op in "+-" else {}
+        meta.pop("interval_at", None)
+        return Labelled(values, axes, str(node), meta)
+
+    def _eval_index(self, node: ast.Index) -> Labelled:
+        target = self.value(node.target)
+        result = target
+        dropped = 0
+        for position, item in enumerate(node.items):
+            if isinstance(item, ast.Slice):
+                axis = position - dropped
+                start = _label_or_none(item.start)
+                stop = _label_or_none(item.stop)
+                lo = result.axes[axis].index_of(start) if start is not None else 0
+                hi = result.axes[axis].index_of(stop) if stop is not None else result.shape[axis] - 1
+                result = result.take(axis, list(range(lo, hi + 1)))
+                continue
+            label = _label_text(item)
+            if label is None:
+                raise QuantityError(f"index '{item}' must be a label, a position or a slice")
+            axis = result.find_label(label) if len(node.items) == 1 else position - dropped
+            result = result.take(axis, [result.axes[axis].index_of(label)], keep=False)
+            dropped += 1
+        return result.with_name(str(node))
+
+    # -- members ---------------------------------------------------------------------------
+    def members(self, members: ast.Members) -> Labelled:
+        """The members as rows of one quantity, stacked along axis 0."""
+        if members.source is not None:
+            source = self.value(members.source)
+            axis = source.find_label(members.labels[0])
+            rows = source.select(list(members.labels), axis)
+            return _move_to_front(rows, axis)
+        if len(members.labels) == 1:
+            only = members.labels[0]
+            if self._quantity_name(only) is not None or (
+                    self.owner_of(only) is None and "." in only):
+                return self.resolve(only)
+        owners = {label: self.owner_of(label) for label in members.labels}
+        missing = [label for label, owner in owners.items() if owner is None]
+        if missing:
+            raise UnknownNameError(f"unknown label '{missing[0]}'"
+                                   + did_you_mean(missing[0], self._owners))
+        distinct = sorted(set(owners.values()))
+        if len(distinct) > 1:
+            raise UnknownNameError("members come from different quantities: " + ", ".join(
+                f"{label} ({owner})" for label, owner in owners.items()))
+        source = self.quantity(distinct[0])
+        axis = source.find_label(members.labels[0])
+        return _move_to_front(source.select(list(members.labels), axis), axis)
+
+    def members_source(self, members: ast.Members) -> Labelled | None:
+        if members.source is not None:
+            return self.value(members.source)
+        owner = self.owner_of(members.labels[0])
+        return self.quantity(owner) if owner else None
+
+
+def _move_to_front(value: Labelled, axis: int) -> Labelled:
+    if axis == 0:
+        return value
+    order = [axis] + [i for i in range(value.ndim) if i != axis]
+    return Labelled(np.transpose(value.values, order), tuple(value.axes[i] for i in order),
+                    value.name, value.meta)
+
+
+def _label_text(node: ast.Node | None) -> str | None:
+    if isinstance(node, ast.Ref):
+        return node.name
+    if isinstance(node, ast.Number):
+        return str(int(node.value)) if node.value == int(node.value) else str(node.value)
+    return None
+
+
+def _label_or_none(node: ast.Node | None) -> str | None:
+    return None if node is None else _label_text(node)
+
+
+def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:
+    try:
+        values = np.matmul(left.values, right.values)
+    except ValueError:
+        raise QuantityError(f"cannot multiply shapes {left.shape} @ {right.shape} in '{name}'",
+                            hint="transpose one side with .T, or check which axis is which"
+                            ) from None
+    if left.ndim == 1 and right.ndim == 1:
+        axes: tuple[Axis, ...] = ()
+    elif left.ndim == 1:
+        axes = right.axes[:-2] + right.axes[-1:]
+    elif right.ndim == 1:
+        axes = left.axes[:-1]
+    else:
+        batch = left.axes[:-2] if left.ndim >= right.ndim else right.axes[:-2]
+        axes = batch + (left.axes[-2], right.axes[-1])
+    return Labelled(values, axes, name)
+
+
+# -- claims ------------------------------------------------------------------------------------
+@dataclass
+class ClaimResult:
+    """The result of one claim on one subject: passed, failed, or an error."""
+
+    file: str
+    claim_id: str
+    sentence: str
+    why: str
+    location: Location
+    status: str
+    outcome: Outcome | None = None
+    error: InterpAssertError | None = None
+    plot: Path | None = None
+    subject: str | None = None
+    sha256: str | None = None
+    duration: float = 0.0
+    quantities: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def substitute(obj: Any, variable: str, value: int) -> Any:
+    """Replace ``{i}`` / ``{i+1}`` / ``{i-1}`` in every name and label of a claim."""
+    pattern = re.compile(r"\{" + re.escape(variable) + r"(?:([+-])(\d+))?\}")
+
+    def fill(text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            sign, amount = match.groups()
+            offset = int(amount) * (1 if sign == "+" else -1) if sign else 0
+            return str(value + offset)
+
+        return pattern.sub(repl, text)
+
+    if isinstance(obj, str):
+        return fill(obj)
+    if isinstance(obj, tuple):
+        return tuple(substitute(item, variable, value) for item in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
+                   for f in dataclasses.fields(obj) if f.init}
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
+    """The claim, or one instance per value of its ``for`` clause."""
+    if parsed.for_each is None:
+        return [(None, parsed.claim)]
+    each = parsed.for_each
+    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
+            for i in range(each.start, each.stop + 1)]
+
+
+def evaluate_parsed(parsed: ParsedClaim, evaluation: Evaluation) -> tuple[Any, Outcome]:
+    """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
+    results = [(tag, claim, claim.evaluate(evaluation)) for tag, claim in instances(parsed)]
+    if len(results) == 1:
+        return results[0][1], results[0][2]
+    failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
+    tag, claim, worst = (failing or results)[0]
+    rows = []
+    for instance_tag, _, outcome in results:
+        rows.append({"instance": instance_tag, "measured": outcome.measured,
+                     "holds": outcome.passed})
+    held = len(results) - len(failing)
+    measured = f"{held}/{len(results)} instances hold"
+    if failing:
+        measured += f"; first failing {tag}: {worst.measured}"
+    combined = Outcome(not failing, measured, f"every instance: {worst.expected}",
+                       value=float(held) / len(results), rows=rows, notes=worst.notes,
+                       plot_data=worst.plot_data, context=worst.context)
+    return claim, combined
+
+
+def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: SubjectSpec | None
+                   = None, plot_dir: Path | None = None, plots: str = "failed") -> ClaimResult:
+    """Evaluate one claim of a file; errors become results (one broken claim hides nothing)."""
+    from .plotting import save_plot
+
+    started = time.perf_counter()
+    spec = subject_spec or claim_file.subject
+    result = ClaimResult(str(claim_file.path), entry.id, entry.text, entry.why, entry.location,
+                         "error", subject=spec.label if spec else None)
+    if entry.error is not None or entry.parsed is None:
+        result.error = entry.error
+        return result
+    subject = get_subject(spec) if spec is not None else None
+    evaluation = Evaluation(claim_file, subject, entry.options.get("on"))
+    try:
+        with _lock(subject):
+            claim, outcome = evaluate_parsed(entry.parsed, evaluation)
+            result.sha256 = subject.sha256 if subject is not None else None
+    except InterpAssertError as exc:
+        result.error = exc.at(entry.location)
+        _name_claim(exc, entry)
+    except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
+        result.error = _unexpected(exc, entry)
+    else:
+        result.outcome = outcome
+        result.status = "passed" if outcome.passed else "failed"
+        want_plot = plots == "all" or (plots == "failed" and not outcome.passed)
+        if want_plot and plot_dir is not None:
+            path = plot_dir / f"{_safe(entry.id)}.png"
+            try:
+                result.plot = save_plot(claim, outcome, path, title=f"{entry.id}: {entry.text}")
+            except Exception as exc:
+                outcome.notes.append(f"the plot could not be drawn: {type(exc).__name__}: {exc}")
+    result.quantities = evaluation.used
+    result.duration = time.perf_counter() - started
+    return result
+
+
+def _lock(subject: Subject | None) -> Any:
+    import contextlib
+
+    return subject.lock if subject is not None else contextlib.nullcontext()
+
+
+def _name_claim(exc: InterpAssertError, entry: ClaimEntry) -> None:
+    if f"claim '{entry.id}'" not in exc.message:
+        exc.message = f"claim '{entry.id}': {exc.message}"
+
+
+def _unexpected(exc: Exception, entry: ClaimEntry) -> InterpAssertError:
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
+    error = InterpAssertError(
+        f"claim '{entry.id}': unexpected {type(exc).__name__}: {exc}", entry.location,
+        hint="this may be a bug in interp-assert; last frames:\n" + "".join(frames).rstrip())
+    return error
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-\[\]=]+", "_", name)

@@ -1,0 +1,194 @@
+"""Labelled arrays: numbers with named axes whose positions carry labels (N0..N255, L1H0, X3)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import QuantityError, SpecError, UnknownNameError, did_you_mean
+
+_RANGE = re.compile(r"^(?P<prefix>[^\d\s]*?)(?P<start>\d+)\.\.(?P<prefix2>[^\d\s]*?)(?P<stop>\d+)$")
+_BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
+
+
+def expand_labels(spec: str | Iterable[Any]) -> list[str]:
+    """Expand a label spec into labels.
+
+    ``"N0..N3"`` gives N0, N1, N2, N3; ``"0..9"`` gives the digits; ``"L{0..1}H{0..2}"`` gives
+    L0H0, L0H1, L0H2, L1H0, ...; a comma-separated string or a list mixes these with plain
+    labels (``"X0..X9, +, Y0..Y9"``).
+    """
+    items: list[Any]
+    if isinstance(spec, str):
+        items = [part.strip() for part in _split_top_level(spec)]
+    else:
+        items = list(spec)
+    labels: list[str] = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        labels.extend(_expand_one(text))
+    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    if duplicates:
+        raise SpecError(f"duplicate labels {duplicates[:5]} in label spec {spec!r}")
+    return labels
+
+
+def _split_top_level(text: str) -> list[str]:
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _expand_one(text: str) -> list[str]:
+    if "{" in text:
+        pieces = _BRACES.split(text)
+        literals, ranges = pieces[0::3], list(zip(pieces[1::3], pieces[2::3]))
+        choices = [range(int(a), int(b) + 1) for a, b in ranges]
+        out = []
+        for combo in itertools.product(*choices):
+            out.append("".join(lit + str(n) for lit, n in zip(literals, [*combo, ""])))
+        return out
+    match = _RANGE.match(text)
+    if match and match["prefix"] == match["prefix2"]:
+        start, stop = int(match["start"]), int(match["stop"])
+        if stop < start:
+            raise SpecError(f"label range {text!r} runs backwards")
+        return [f"{match['prefix']}{i}" for i in range(start, stop + 1)]
+    return [text]
+
+
+def singular(name: str) -> str:
+    """Lower-case and drop a plural 's' so 'over digits' finds axis 'digit'."""
+    name = name.lower()
+    return name[:-1] if name.endswith("s") and len(name) > 1 else name
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of a labelled array: a name and, optionally, one label per position."""
+
+    name: str
+    labels: tuple[str, ...] | None = None
+
+    def index_of(self, label: str) -> int:
+        """Position of ``label`` on this axis (numeric labels work on unlabelled axes)."""
+        if self.labels is not None and label in self.labels:
+            return self.labels.index(label)
+        if self.labels is None and re.fullmatch(r"-?\d+", label):
+            return int(label)
+        pool = self.labels or ()
+        raise UnknownNameError(f"unknown label '{label}' on axis '{self.name}'"
+                               + did_you_mean(label, pool))
+
+    def label(self, i: int) -> str:
+        return self.labels[i] if self.labels is not None else str(i)
+
+    def matches(self, name: str) -> bool:
+        return singular(self.name) == singular(name)
+
+
+@dataclass
+class Labelled:
+    """A numpy array whose axes have names and labels; the value type of every quantity."""
+
+    values: np.ndarray
+    axes: tuple[Axis, ...] = field(default=())
+    name: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.values = np.asarray(self.values, dtype=np.float64)
+        if not self.axes:
+            self.axes = tuple(Axis(f"dim{i}") for i in range(self.values.ndim))
+        if len(self.axes) != self.values.ndim:
+            raise QuantityError(
+                f"quantity '{self.name}' has {self.values.ndim} axes but {len(self.axes)} axis "
+                f"names were given ({[a.name for a in self.axes]})")
+        for axis, size in zip(self.axes, self.values.shape):
+            if axis.labels is not None and len(axis.labels) != size:
+                raise QuantityError(
+                    f"quantity '{self.name}': axis '{axis.name}' has {size} entries but "
+                    f"{len(axis.labels)} labels ({axis.labels[0]}..{axis.labels[-1]})",
+                    hint="fix the label range in the quantity's 'labels' so it matches the shape "
+                         f"{tuple(self.values.shape)}")
+
+    @property
+    def ndim(self) -> int:
+        return self.values.ndim
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.values.shape)
+
+    def scalar(self) -> float:
+        if self.values.size != 1:
+            raise QuantityError(f"'{self.name or 'expression'}' has shape {self.shape}, "
+                                "expected a single number",
+                                hint="reduce it with all/any/mean/max/min of ..., or index it")
+        return float(self.values.reshape(()))
+
+    def axis(self, name: str) -> int:
+        """Index of the axis called ``name`` (plural-insensitive)."""
+        for i, axis in enumerate(self.axes):
+            if axis.matches(name):
+                return i
+        raise UnknownNameError(f"'{self.name}' has no axis '{name}'"
+                               + did_you_mean(name, [a.name for a in self.axes]))
+
+    def find_label(self, label: str) -> int:
+        """Index of the first axis whose labels include ``label``."""
+        for i, axis in enumerate(self.axes):
+            if axis.labels is not None and label in axis.labels:
+                return i
+        for i, axis in enumerate(self.axes):
+            if axis.labels is None and re.fullmatch(r"\d+", label) and int(label) < self.shape[i]:
+                return i
+        pool = [lab for axis in self.axes for lab in (axis.labels or ())]
+        raise UnknownNameError(f"unknown label '{label}' in '{self.name}'" + did_you_mean(label, pool))
+
+    def take(self, axis: int, indices: Sequence[int], keep: bool = True) -> Labelled:
+        """Select positions along ``axis``; ``keep=False`` drops the axis (single index)."""
+        values = np.take(self.values, list(indices), axis=axis)
+        old = self.axes[axis]
+        if not keep:
+            values = values.reshape(values.shape[:axis] + values.shape[axis + 1:])
+            axes = self.axes[:axis] + self.axes[axis + 1:]
+        else:
+            labels = tuple(old.label(i) for i in indices)
+            axes = self.axes[:axis] + (Axis(old.name, labels),) + self.axes[axis + 1:]
+        return Labelled(values, axes, self.name, self.meta)
+
+    def select(self, labels: Sequence[str], axis: int | None = None) -> Labelled:
+        """Rows (or slices along ``axis``) with the given labels, keeping their labels."""
+        if axis is None:
+            axis = self.find_label(labels[0])
+        return self.take(axis, [self.axes[axis].index_of(lab) for lab in labels])
+
+    def labels_of(self, axis: int) -> list[str]:
+        return [self.axes[axis].label(i) for i in range(self.shape[axis])]
+
+    def with_name(self, name: str) -> Labelled:
+        return Labelled(self.values, self.axes, name, self.meta)
+
+    def to_dict(self) -> dict[str, float]:
+        """A 1-D quantity as {label: value}."""
+        if self.ndim != 1:
+            raise QuantityError(f"'{self.name}' is not one-dimensional (shape {self.shape})")
+        return {self.axes[0].label(i): float(v) for i, v in enumerate(self.values)}

@@ -1,0 +1,223 @@
+"""Parse claim sentences and expressions with a lark grammar assembled from the kind registry."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
+
+from ..errors import ClaimSyntaxError, InterpAssertError
+from . import ast
+
+if TYPE_CHECKING:
+    from ..claims.base import Claim
+
+_READABLE = {
+    "CMP": "a comparison (>, >=, <, <=, ==)", "NAME": "a name", "NUMBER": "a number",
+    "INT": "a whole number", "UNIT": "a unit (%, points, nats)", "APPROX": "≈", "PM": "±",
+    "LSQB": "'['", "RSQB": "']'", "LPAR": "'('", "RPAR": "')'", "COMMA": "','",
+    "ESCAPED_STRING": "a quoted label", "PLUS": "'+'", "MINUS": "'-'", "TIMES": "'*'",
+    "DIVIDE": "'/'", "MATMUL": "'@'", "TRANSPOSE": "'.T'", "POW": "'^'", "COLON": "':'",
+}
+
+
+@dataclass(frozen=True)
+class ForEach:
+    """``for i in 0..9``: the claim is checked once per value, with ``{i}`` substituted."""
+
+    variable: str
+    start: int
+    stop: int
+
+    def __str__(self) -> str:
+        return f"for {self.variable} in {self.start}..{self.stop}"
+
+
+@dataclass
+class ParsedClaim:
+    """A parsed sentence: the claim object and an optional for-each template."""
+
+    claim: Claim
+    for_each: ForEach | None
+    text: str
+
+    def __str__(self) -> str:
+        suffix = f" {self.for_each}" if self.for_each else ""
+        return f"{self.claim}{suffix}"
+
+
+def _column(meta: Any) -> int:
+    return getattr(meta, "column", 0) if not getattr(meta, "empty", True) else 0
+
+
+@v_args(inline=True)
+class _ToAst(Transformer):
+    """Turns parse trees into :mod:`ast` nodes and claim objects."""
+
+    def __init__(self, kinds: dict[str, type[Claim]]) -> None:
+        super().__init__()
+        self._kinds = kinds
+
+    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
+        kind = self._kinds.get(str(data))
+        if kind is not None:
+            return kind.build(children)
+        return Tree(data, children, meta)
+
+    # expressions
+    def binop(self, left: ast.Node, op: Token, right: ast.Node) -> ast.Node:
+        symbol = {"−": "-", "×": "*", "**": "^"}.get(str(op), str(op))
+        return ast.BinOp(symbol, left, right, column=op.column)
+
+    def neg(self, op: Token, operand: ast.Node) -> ast.Node:
+        if isinstance(operand, ast.Number):
+            return ast.Number(-operand.value, operand.unit, column=op.column)
+        return ast.Neg(operand, column=op.column)
+
+    def index(self, target: ast.Node, *items: ast.Node) -> ast.Node:
+        return ast.Index(target, tuple(items), column=target.column)
+
+    def slice(self, start: ast.Node | None, stop: ast.Node | None) -> ast.Node:
+        return ast.Slice(start, stop)
+
+    def transpose(self, operand: ast.Node, _tok: Token) -> ast.Node:
+        return ast.Transpose(operand, column=operand.column)
+
+    def call(self, name: Token, *args: ast.Node | None) -> ast.Node:
+        return ast.Call(str(name), tuple(a for a in args if a is not None), column=name.column)
+
+    def ref(self, name: Token) -> ast.Node:
+        return ast.Ref(str(name), column=name.column)
+
+    def quoted_ref(self, text: Token) -> ast.Node:
+        return ast.Ref(str(text)[1:-1], column=text.column)
+
+    def number(self, value: Token, unit: Token | None) -> ast.Number:
+        raw = float(value)
+        unit_text = str(unit) if unit is not None else None
+        scale = ast.UNIT_SCALE[unit_text] if unit_text else 1.0
+        return ast.Number(raw * scale, unit_text, str(value), column=value.column)
+
+    # claim pieces
+    def label(self, token: Token) -> tuple[str, int]:
+        text = str(token)
+        if token.type == "ESCAPED_STRING":
+            text = text[1:-1]
+        return (text, token.column)
+
+    def label_range(self, first: tuple[str, int], last: tuple[str, int]) -> tuple[str, int]:
+        return (f"{first[0]}..{last[0]}", first[1])
+
+    def members(self, *items: Any) -> ast.Members:
+        *labels, source = items
+        from ..labels import expand_labels
+
+        names: list[str] = []
+        for text, _column in labels:
+            names.extend(expand_labels([text]) if ".." in text else [text])
+        return ast.Members(tuple(names), source, column=labels[0][1])
+
+    def confidence(self, level: ast.Number) -> float:
+        return level.value
+
+    def cmp(self, op: Token, value: ast.Node, confidence: float | None) -> ast.Comparison:
+        symbol = {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(op), str(op))
+        return ast.Comparison(symbol, value, confidence=confidence)
+
+    def interval(self, low: ast.Node, high: ast.Node, confidence: float | None) -> ast.Comparison:
+        return ast.Comparison("in", low, high, confidence=confidence)
+
+    def approx(self, _op: Token, value: ast.Node, _pm: Token, tol: ast.Node) -> ast.Comparison:
+        return ast.Comparison("≈", value, tol)
+
+    def for_each(self, name: Token, start: Token, stop: Token) -> ForEach:
+        return ForEach(str(name), int(start), int(stop))
+
+    def claim(self, inner: Any) -> Any:
+        return inner
+
+    def start(self, claim: Any, for_each: ForEach | None) -> tuple[Any, ForEach | None]:
+        return claim, for_each
+
+
+def _grammar_text(kinds: dict[str, type[Claim]]) -> str:
+    base = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+    alternatives = " | ".join(kinds)
+    fragments = "\n".join(kind.grammar for kind in kinds.values())
+    return f"{base}\nclaim: {alternatives}\n{fragments}\n"
+
+
+@functools.lru_cache(maxsize=8)
+def _parsers(version: int) -> tuple[Lark, Lark]:
+    from ..claims.base import registered_kinds
+
+    kinds = registered_kinds()
+    text = _grammar_text(kinds)
+    options = dict(parser="earley", lexer="dynamic", ambiguity="resolve",
+                   propagate_positions=True, maybe_placeholders=True)
+    return Lark(text, start="start", **options), Lark(text, start="expr", **options)
+
+
+def _kinds_and_version() -> tuple[dict[str, type[Claim]], int]:
+    from ..claims.base import registered_kinds, registry_version
+
+    return registered_kinds(), registry_version()
+
+
+def parse_claim(text: str) -> ParsedClaim:
+    """Parse one claim sentence; raises :class:`ClaimSyntaxError` with a column on failure."""
+    kinds, version = _kinds_and_version()
+    claim_parser, _ = _parsers(version)
+    tree = _parse(claim_parser, text)
+    claim, for_each = _transform(tree, kinds, text)
+    claim.sentence = text
+    return ParsedClaim(claim, for_each, text)
+
+
+def parse_expression(text: str) -> ast.Node:
+    """Parse a quantity expression such as ``norm(W_out) @ W_U``."""
+    kinds, version = _kinds_and_version()
+    _, expr_parser = _parsers(version)
+    return _transform(_parse(expr_parser, text), kinds, text)
+
+
+def _transform(tree: Tree, kinds: dict[str, type[Claim]], text: str) -> Any:
+    try:
+        return _ToAst(kinds).transform(tree)
+    except VisitError as exc:
+        original = exc.orig_exc
+        if isinstance(original, InterpAssertError):
+            raise ClaimSyntaxError(original.message, text, 1) from None
+        raise
+
+
+def _parse(parser: Lark, text: str) -> Tree:
+    if not text.strip():
+        raise ClaimSyntaxError("empty claim", text, 1, hint="write a sentence such as "
+                               "'exact-match >= 99%'")
+    try:
+        return parser.parse(text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text) from None
+
+
+def _syntax_error(exc: UnexpectedInput, text: str) -> ClaimSyntaxError:
+    column = max(1, getattr(exc, "column", 1) or 1)
+    if isinstance(exc, UnexpectedEOF) or column > len(text):
+        column = len(text.rstrip()) + 1
+        message = "the claim ends too early"
+    elif isinstance(exc, UnexpectedCharacters):
+        found = re.match(r"\S+", text[column - 1:])
+        message = f"unexpected '{found.group(0) if found else text[column - 1]}'"
+    else:
+        message = "cannot read the claim here"
+    expected = sorted({_READABLE.get(name, name.strip('"').lower())
+                       for name in (getattr(exc, "allowed", None) or getattr(exc, "expected", None)
+                                    or ()) if not name.startswith("__")})
+    hint = f"expected {', '.join(expected[:8])}" if expected else ""
+    return ClaimSyntaxError(message, text, column, hint=hint)

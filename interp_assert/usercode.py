@@ -1,0 +1,134 @@
+"""Importing and calling user code (loaders, callables, metrics) with errors trimmed to the
+user's own frames."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import SpecError, UserCodeError
+
+_OUR_PACKAGES = (str(Path(__file__).resolve().parent),)
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` holding pyproject.toml, setup.cfg or .git."""
+    for folder in (start, *start.parents):
+        if any((folder / marker).exists() for marker in ("pyproject.toml", "setup.cfg", ".git")):
+            return folder
+    return start
+
+
+def resolve_callable(reference: str, search_path: Sequence[Path], what: str) -> Callable:
+    """Import ``package.module:function`` or ``path/to/file.py:function``.
+
+    Modules are looked up on ``sys.path`` first, then in ``search_path`` (the claim file's
+    folder and its project root by default).
+    """
+    module_name, sep, attribute = reference.rpartition(":")
+    if not sep or not module_name or not attribute:
+        raise SpecError(f"{what} '{reference}' must look like 'package.module:function' or "
+                        "'path/to/file.py:function'")
+    try:
+        if module_name.endswith(".py"):
+            module = _import_file(module_name, search_path)
+        else:
+            module = _import_module(module_name, search_path)
+    except UserCodeError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise SpecError(f"{what} '{reference}': module '{module_name}' not found ({exc})",
+                        hint="install it, or put it next to the claim file or in the project "
+                             "root") from None
+    except Exception as exc:
+        raise user_code_error(exc, f"importing {what} '{reference}' failed") from None
+    try:
+        target = module
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except AttributeError:
+        from .errors import did_you_mean
+
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise SpecError(f"{what} '{reference}': '{module_name}' has no '{attribute}'"
+                        + did_you_mean(attribute, public)) from None
+    if not callable(target):
+        raise SpecError(f"{what} '{reference}' is not callable")
+    return target
+
+
+def _import_module(name: str, search_path: Sequence[Path]) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not name.startswith(exc.name):
+            raise  # a dependency of the user's module is missing: report it as is
+    for folder in search_path:
+        if (folder / Path(*name.split(".")[:1])).exists() or (
+                folder / (name.split(".")[0] + ".py")).exists():
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
+            return importlib.import_module(name)
+    return importlib.import_module(name)
+
+
+def _import_file(filename: str, search_path: Sequence[Path]) -> Any:
+    for folder in search_path:
+        path = (folder / filename).resolve()
+        if path.exists():
+            break
+    else:
+        raise SpecError(f"file '{filename}' not found (looked in "
+                        + ", ".join(str(f) for f in search_path) + ")")
+    module_name = "interp_assert_user." + "_".join(path.with_suffix("").parts[-3:])
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def user_code_error(exc: BaseException, what: str) -> UserCodeError:
+    """Wrap an exception from user code, keeping only the user's frames of the traceback."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_OUR_PACKAGES) and "importlib" not in f.filename]
+    trimmed = "".join(traceback.format_list(frames[-6:]))
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    error = UserCodeError(f"{what}: {detail}", hint="")
+    error.user_traceback = trimmed  # type: ignore[attr-defined]
+    if trimmed:
+        error.message += "\n  user traceback (most recent call last):\n" + "\n".join(
+            "    " + line for line in trimmed.rstrip().splitlines())
+    return error
+
+
+def call_user(function: Callable, what: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Call user code, converting its exceptions to :class:`UserCodeError`."""
+    try:
+        return function(*args, **kwargs)
+    except UserCodeError:
+        raise
+    except Exception as exc:
+        raise user_code_error(exc, f"{what} raised") from None
+
+
+def accepts(function: Callable, name: str) -> bool:
+    """Whether ``function`` takes a parameter called ``name`` (or **kwargs)."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
