@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from .data import DatasetSpec
 from .errors import (
     InterpAssertError,
     Location,
     QuantityError,
+    SpecError,
     UnknownNameError,
     did_you_mean,
 )
@@ -38,10 +40,13 @@ class Evaluation:
     :class:`~interp_assert.claims.base.Context`)."""
 
     def __init__(self, claim_file: ClaimFile, subject: Subject | None,
-                 default_source: str | None = None) -> None:
+                 default_source: str | None = None, dataset: str | None = None,
+                 interventions: tuple[Any, ...] = ()) -> None:
         self.file = claim_file
         self._subject = subject
         self.default_source = default_source
+        self.dataset = dataset
+        self.interventions = interventions
         self.search_path = claim_file.search_path
         self._owners = claim_file.label_owners()
         self._names = {normalize_name(n): n for n in claim_file.quantities}
@@ -66,7 +71,7 @@ class Evaluation:
             raise QuantityError("circular quantity definition: " + " -> ".join(
                 [*self._stack, name]), definition.location)
         key = ("quantity", definition.kind.fingerprint(), repr(definition.axes),
-               repr(definition.labels))
+               repr(definition.labels), self.dataset, self.interventions)
         cache = self._subject.cache if self._subject is not None else {}
         if key not in cache:
             self._stack.append(name)
@@ -79,6 +84,20 @@ class Evaluation:
         if name not in self.used:
             self.used.append(name)
         return cache[key].with_name(name)
+
+    def dataset_spec(self, name: str | None = None) -> DatasetSpec:
+        """A dataset of the file by name; by default the claim's, else the file's first."""
+        datasets = self.file.datasets
+        name = name or self.dataset
+        if name is None:
+            if not datasets:
+                raise SpecError("this claim needs data, but the claim file has no 'data:' "
+                                "section", hint="add 'data: {name: {generate: "
+                                "package.module:function, n: 1000, seed: 0}}'")
+            return next(iter(datasets.values()))
+        if name not in datasets:
+            raise UnknownNameError(f"unknown dataset '{name}'" + did_you_mean(name, datasets))
+        return datasets[name]
 
     def _quantity_name(self, name: str) -> str | None:
         if name in self.file.quantities:
@@ -173,9 +192,19 @@ class Evaluation:
             raise QuantityError(f"cannot combine shapes {left.shape} and {right.shape} in "
                                 f"'{node}'") from None
         axes = left.axes if left.ndim >= right.ndim else right.axes
-        meta = {**right.meta, **left.meta} if node.op in "+-" else {}
-        meta.pop("interval_at", None)
-        return Labelled(values, axes, str(node), meta)
+        context = {**right.meta.get("context", {}), **left.meta.get("context", {})}
+        return Labelled(values, axes, str(node), {"context": context} if context else {})
+
+    def _eval_at(self, node: ast.At) -> Labelled:
+        whole = self.resolve(node.quantity)
+        axis = whole.find_label(node.label)
+        result = whole.take(axis, [whole.axes[axis].index_of(node.label)], keep=False)
+        if node.stratum is not None:
+            assert node.feature is not None
+            feature_axis = result.axis(node.feature)
+            index = result.axes[feature_axis].index_of(node.stratum)
+            result = result.take(feature_axis, [index], keep=False)
+        return result.with_name(str(node))
 
     def _eval_index(self, node: ast.Index) -> Labelled:
         target = self.value(node.target)
@@ -360,7 +389,11 @@ def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: Subje
         result.error = entry.error
         return result
     subject = get_subject(spec) if spec is not None else None
-    evaluation = Evaluation(claim_file, subject, entry.options.get("on"))
+    dataset = entry.options.get("data")
+    evaluation = Evaluation(claim_file, subject, entry.options.get("on"),
+                            str(dataset) if dataset is not None else None)
+    if spec is not None:
+        plan(claim_file, spec, evaluation.dataset)
     try:
         with _lock(subject):
             claim, outcome = evaluate_parsed(entry.parsed, evaluation)
@@ -383,6 +416,25 @@ def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: Subje
     result.quantities = evaluation.used
     result.duration = time.perf_counter() - started
     return result
+
+
+def plan(claim_file: ClaimFile, subject_spec: SubjectSpec, dataset: str | None = None) -> None:
+    """Register every forward-pass quantity of the file, so one pass serves them all."""
+    from .forward import register
+    from .quantities.behaviour import ForwardQuantity
+
+    for definition in claim_file.quantities.values():
+        kind = definition.kind
+        if not isinstance(kind, ForwardQuantity):
+            continue
+        name = kind.config.get("data") or dataset
+        if name is None and not claim_file.datasets:
+            continue
+        spec = claim_file.datasets.get(name) if name else next(iter(claim_file.datasets.values()))
+        if spec is None:
+            continue
+        key, factory = kind.need(spec, claim_file.search_path)
+        register(subject_spec, spec, key, factory)
 
 
 def _lock(subject: Subject | None) -> Any:

@@ -166,6 +166,8 @@ class Labelled:
     def take(self, axis: int, indices: Sequence[int], keep: bool = True) -> Labelled:
         """Select positions along ``axis``; ``keep=False`` drops the axis (single index)."""
         values = np.take(self.values, list(indices), axis=axis)
+        meta = {key: _take_meta(item, self.values.shape, axis, indices, keep)
+                for key, item in self.meta.items()}
         old = self.axes[axis]
         if not keep:
             values = values.reshape(values.shape[:axis] + values.shape[axis + 1:])
@@ -173,7 +175,7 @@ class Labelled:
         else:
             labels = tuple(old.label(i) for i in indices)
             axes = self.axes[:axis] + (Axis(old.name, labels),) + self.axes[axis + 1:]
-        return Labelled(values, axes, self.name, self.meta)
+        return Labelled(values, axes, self.name, meta)
 
     def select(self, labels: Sequence[str], axis: int | None = None) -> Labelled:
         """Rows (or slices along ``axis``) with the given labels, keeping their labels."""
@@ -192,3 +194,15 @@ class Labelled:
         if self.ndim != 1:
             raise QuantityError(f"'{self.name}' is not one-dimensional (shape {self.shape})")
         return {self.axes[0].label(i): float(v) for i, v in enumerate(self.values)}
+
+
+def _take_meta(item: Any, shape: tuple[int, ...], axis: int, indices: Sequence[int],
+               keep: bool) -> Any:
+    """Metadata aligned with the values (same-shape arrays, per-channel stats) follows a take."""
+    if isinstance(item, np.ndarray) and item.shape == shape:
+        taken = np.take(item, list(indices), axis=axis)
+        return taken if keep else taken.reshape(taken.shape[:axis] + taken.shape[axis + 1:])
+    if hasattr(item, "take") and getattr(item, "channels", None) == shape[axis] and \
+            axis == len(shape) - 1:
+        return item.take(list(indices))
+    return item

@@ -112,6 +112,7 @@ class ClaimFile:
     raw: dict[str, Any] = field(default_factory=dict)
     title: str = ""
     description: str = ""
+    datasets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -175,8 +176,13 @@ def load_claim_file(path: str | Path) -> ClaimFile:
             quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where)
         except InterpAssertError as exc:
             quantity_errors[str(name)] = exc.at(where)
+    from .data import parse_datasets
+
+    search_path = subject.search_path if subject else default_search_path(path)
+    datasets = parse_datasets(raw.get("data"), path.resolve().parent, search_path, shown)
     claim_file = ClaimFile(path, subject, quantities, [], quantity_errors, dict(raw),
-                           str(raw.get("title", "")), str(raw.get("description", "")))
+                           str(raw.get("title", "")), str(raw.get("description", "")),
+                           datasets)
     _check_cycles(claim_file)
     claim_file.claims = _claims(raw, shown, claim_file)
     return claim_file

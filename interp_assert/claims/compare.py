@@ -83,10 +83,9 @@ class Compare(Claim):
 
 
 def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:
-    interval_at = quantity.meta.get("interval_at")
-    if interval_at is None:
-        return None
-    return tuple(interval_at(comparison.confidence or 0.95))
+    from ..stats import interval_for
+
+    return interval_for(quantity.meta, comparison.confidence or 0.95)
 
 
 AGGREGATES = ("all", "any", "mean", "max", "min")

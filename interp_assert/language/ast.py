@@ -106,11 +106,30 @@ class Index(Node):
 
 
 @dataclass(frozen=True)
+class At(Node):
+    """``error at A5 [with|without carry]``: one element of a per-position quantity, optionally
+    in the stratum where a feature is (not) present."""
+
+    quantity: str
+    label: str
+    stratum: str | None = None
+    feature: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.quantity} at {_quote(self.label)}"
+        return f"{text} {self.stratum} {self.feature}" if self.stratum else text
+
+
+@dataclass(frozen=True)
 class Transpose(Node):
     operand: Node
 
     def __str__(self) -> str:
         return f"{self.operand}.T"
+
+
+def _quote(label: str) -> str:
+    return label if _PLAIN_LABEL.match(label) else f'"{label}"'
 
 
 @dataclass(frozen=True)
@@ -122,8 +141,7 @@ class Members:
     column: int = 0
 
     def __str__(self) -> str:
-        text = ", ".join(label if _PLAIN_LABEL.match(label) else f'"{label}"'
-                         for label in self.labels)
+        text = ", ".join(_quote(label) for label in self.labels)
         return f"{text} of {self.source}" if self.source is not None else text
 
 

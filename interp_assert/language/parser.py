@@ -94,6 +94,11 @@ class _ToAst(Transformer):
     def ref(self, name: Token) -> ast.Node:
         return ast.Ref(str(name), column=name.column)
 
+    def at(self, name: Token, label: tuple[str, int], stratum: Token | None,
+           feature: Token | None) -> ast.Node:
+        return ast.At(str(name), label[0], str(stratum) if stratum else None,
+                      str(feature) if feature else None, column=name.column)
+
     def quoted_ref(self, text: Token) -> ast.Node:
         return ast.Ref(str(text)[1:-1], column=text.column)
 

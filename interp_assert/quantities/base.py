@@ -36,6 +36,11 @@ class QuantityKind(ABC):
         self.location = location
         self.validate()
 
+    @classmethod
+    def allowed_options(cls, raw: Mapping[str, Any]) -> frozenset[str]:
+        """Extra YAML keys allowed beside the kind key (may depend on the definition)."""
+        return cls.options
+
     def validate(self) -> None:
         """Check the configuration statically (raise :class:`SpecError`)."""
 
@@ -85,7 +90,7 @@ class QuantityDef:
             raise SpecError(f"quantity '{name}' needs exactly one of "
                             f"{', '.join(sorted(QUANTITY_KINDS))} ({found})", location)
         kind_cls = QUANTITY_KINDS[kinds[0]]
-        check_keys(raw, COMMON_KEYS | {kind_cls.key} | kind_cls.options,
+        check_keys(raw, COMMON_KEYS | {kind_cls.key} | kind_cls.allowed_options(raw),
                    f"quantity '{name}'", location)
         config = {k: v for k, v in raw.items() if k not in COMMON_KEYS}
         axes = raw.get("axes")

@@ -1,4 +1,5 @@
-"""Built-in quantity kinds: ``weight``, ``expr`` and ``call``."""
+"""Built-in quantity kinds: ``weight``, ``expr`` and ``call`` (and, imported from
+:mod:`.behaviour`, ``activation``, ``distribution`` and ``metric``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ClaimSyntaxError, SpecError
 from ..language import ast
 from ..usercode import accepts, call_user, resolve_callable
+from . import behaviour  # noqa: F401  (registers the forward-pass kinds)
 from .base import QuantityKind, register_quantity
 
 if TYPE_CHECKING:

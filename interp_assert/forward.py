@@ -1,0 +1,200 @@
+"""Planned forward passes: every activation, distribution and metric that the claims of a run
+need on one (checkpoint, dataset) is read in a single pass, with all hooks attached at once.
+
+Quantities register what they will need (a :class:`Sink` factory) when their claim file is
+loaded; the first request on a (subject, dataset, interventions) triple runs one pass that
+feeds every registered sink, and the results are cached on the subject.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .data import Dataset, DatasetSpec, load_dataset
+from .errors import QuantityError, did_you_mean
+from .streaming import StreamingStats
+from .subject import Subject, SubjectSpec
+
+
+class Sink(ABC):
+    """Consumes a forward pass batch by batch: a module's output (or input), or the logits."""
+
+    #: module path whose output it reads, or None for the model's output (logits)
+    hook: str | None = None
+    read_input: bool = False
+
+    @abstractmethod
+    def update(self, value: Any, batch: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def result(self) -> Any: ...
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, tuple | list):
+        value = value[0]
+    return value.detach().float().cpu().numpy()
+
+
+class CaptureSink(Sink):
+    """Keeps the whole activation (float32), concatenated over batches."""
+
+    def __init__(self, hook: str, read_input: bool = False) -> None:
+        self.hook, self.read_input = hook, read_input
+        self.parts: list[np.ndarray] = []
+
+    def update(self, value: Any, batch: dict[str, Any]) -> None:
+        self.parts.append(_to_numpy(value))
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.parts, axis=0)
+
+
+class DistributionSink(Sink):
+    """Streams per-channel statistics of an activation pooled over all but its last axis."""
+
+    def __init__(self, hook: str, read_input: bool = False, bins: int = 1024,
+                 thresholds: Sequence[float] = ()) -> None:
+        self.hook, self.read_input = hook, read_input
+        self.bins, self.thresholds = bins, tuple(thresholds)
+        self.stats: StreamingStats | None = None
+
+    def update(self, value: Any, batch: dict[str, Any]) -> None:
+        array = _to_numpy(value)
+        if self.stats is None:
+            self.stats = StreamingStats(array.shape[-1], self.bins, self.thresholds)
+        self.stats.update(array.reshape(-1, array.shape[-1]))
+
+    def result(self) -> StreamingStats:
+        assert self.stats is not None
+        return self.stats
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """A change to the forward pass (ablation, patching): replaces a module's output."""
+
+    hook: str
+    key: Hashable
+    apply: Callable[[Any, dict[str, Any]], Any]
+
+    def __hash__(self) -> int:
+        return hash((self.hook, self.key))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Intervention) and (self.hook, self.key) == (other.hook,
+                                                                               other.key)
+
+
+PlanKey = tuple[SubjectSpec, DatasetSpec, tuple[Intervention, ...]]
+_PLANS: dict[PlanKey, dict[Hashable, Callable[[], Sink]]] = {}
+_PLAN_LOCK = threading.Lock()
+FORWARD_PASSES: list[PlanKey] = []  # a log of passes run (tests and benchmarks read it)
+
+
+def register(subject: SubjectSpec, dataset: DatasetSpec, key: Hashable,
+             factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> None:
+    """Announce that a sink will be requested, so the pass that serves others serves it too."""
+    with _PLAN_LOCK:
+        _PLANS.setdefault((subject, dataset, interventions), {}).setdefault(key, factory)
+
+
+def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
+            factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> Any:
+    """The result of sink ``key``, running (at most) one forward pass for everything planned."""
+    plan_key = (subject.spec, dataset_spec, interventions)
+    cache_key = ("forward", dataset_spec, interventions, key)
+    with subject.lock:
+        if cache_key in subject.cache:
+            return subject.cache[cache_key]
+        register(subject.spec, dataset_spec, key, factory, interventions)
+        with _PLAN_LOCK:
+            planned = dict(_PLANS.get(plan_key, {}))
+        missing = {k: f() for k, f in planned.items()
+                   if ("forward", dataset_spec, interventions, k) not in subject.cache}
+        run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
+        FORWARD_PASSES.append(plan_key)
+        for k, sink in missing.items():
+            subject.cache[("forward", dataset_spec, interventions, k)] = sink.result()
+        return subject.cache[cache_key]
+
+
+def find_module(model: Any, path: str) -> Any:
+    """The submodule at a dotted path (TransformerLens hook names are submodule paths)."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [name for name, _ in model.named_modules() if name]
+        raise QuantityError(f"the model has no module '{path}'" + did_you_mean(path, names),
+                            hint="hook points: " + ", ".join(n for n in names if "hook" in n)[:300]
+                            ) from None
+
+
+def model_output(model: Any, batch: dict[str, Any], dataset: Dataset) -> Any:
+    """Call the model on one batch and return its logits (adapters may define
+    ``interp_forward(batch)`` on the model to take over)."""
+    if hasattr(model, "interp_forward"):
+        return model.interp_forward(batch)
+    inputs = batch[dataset.spec.input]
+    output = model(_to_device(inputs, dataset.spec.device))
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, tuple | list):
+        return output[0]
+    return output
+
+
+def _to_device(value: Any, device: str) -> Any:
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(np.asarray(value))
+    return value.to(device)
+
+
+def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
+                interventions: tuple[Intervention, ...] = ()) -> None:
+    """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
+    import torch
+
+    model = subject.model
+    if model is None:
+        raise QuantityError("activations and metrics need a model: add 'loader:' to the subject",
+                            hint="a loader is a function 'package.module:load' that returns "
+                                 "the model built from the checkpoint")
+    current: dict[str, Any] = {}
+    handles = []
+    try:
+        for intervention in interventions:
+            module = find_module(model, intervention.hook)
+            handles.append(module.register_forward_hook(
+                lambda _m, _args, out, _i=intervention: _i.apply(out, current)))
+        groups: dict[tuple[str, bool], list[Sink]] = {}
+        for sink in sinks:
+            if sink.hook is not None:
+                groups.setdefault((sink.hook, sink.read_input), []).append(sink)
+        for (hook, read_input), group in groups.items():
+            module = find_module(model, hook)
+            if read_input:
+                handles.append(module.register_forward_pre_hook(
+                    lambda _m, args, _g=group: [s.update(args[0], current) for s in _g] and None))
+            else:
+                handles.append(module.register_forward_hook(
+                    lambda _m, _args, out, _g=group: [s.update(out, current) for s in _g] and None))
+        output_sinks = [s for s in sinks if s.hook is None]
+        with torch.inference_mode():
+            for batch in dataset.batches():
+                current.clear()
+                current.update(batch)
+                logits = model_output(model, batch, dataset)
+                for sink in output_sinks:
+                    sink.update(logits, batch)
+    finally:
+        for handle in handles:
+            handle.remove()

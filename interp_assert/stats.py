@@ -1,0 +1,52 @@
+"""Confidence intervals: Wilson for proportions, a seeded percentile bootstrap for means."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def wilson(successes: float, trials: float, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    from scipy.stats import norm
+
+    if trials <= 0:
+        return (float("nan"), float("nan"))
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / trials
+    denominator = 1 + z**2 / trials
+    centre = (p + z**2 / (2 * trials)) / denominator
+    half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def bootstrap_mean(samples: np.ndarray, level: float = 0.95,
+                   resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (deterministic: fixed seed)."""
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if samples.size == 0 or not np.all(np.isfinite(samples)):
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 250):
+        stop = min(resamples, start + 250)
+        idx = rng.integers(0, samples.size, size=(stop - start, samples.size))
+        means[start:stop] = samples[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
+
+
+def interval_for(meta: dict[str, Any], level: float = 0.95) -> tuple[float, float] | None:
+    """The interval of a scalar quantity from its metadata, or None if it has none."""
+    if "successes" in meta and "trials" in meta:
+        successes = np.asarray(meta["successes"]).reshape(-1)
+        trials = np.asarray(meta["trials"]).reshape(-1)
+        if successes.size == 1:
+            return wilson(float(successes[0]), float(trials[0]), level)
+    if "samples" in meta:
+        return bootstrap_mean(meta["samples"], level)
+    return None

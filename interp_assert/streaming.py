@@ -1,0 +1,173 @@
+"""Streaming per-channel statistics: histograms whose range grows by doubling, exact moments and
+exact threshold counts, so memory does not grow with the number of samples."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+class StreamingStats:
+    """Statistics of ``channels`` distributions fed in batches of shape [samples, channels]."""
+
+    def __init__(self, channels: int, bins: int = 1024, thresholds: Iterable[float] = ()) -> None:
+        if bins % 2:
+            raise ValueError("bins must be even")
+        self.channels, self.bins = channels, bins
+        self.counts = np.zeros((channels, bins), dtype=np.int64)
+        self.lo = np.full(channels, np.nan)
+        self.hi = np.full(channels, np.nan)
+        self.n = 0
+        self.shift = np.zeros(channels)
+        self.power_sums = np.zeros((4, channels))
+        self.minimum = np.full(channels, np.inf)
+        self.maximum = np.full(channels, -np.inf)
+        self.nonfinite = np.zeros(channels, dtype=np.int64)
+        self.thresholds = tuple(sorted(set(float(t) for t in thresholds)))
+        self.below = np.zeros((len(self.thresholds), channels), dtype=np.int64)
+
+    # -- feeding ---------------------------------------------------------------------------
+    def update(self, batch: np.ndarray) -> None:
+        values = np.asarray(batch, dtype=np.float64).reshape(-1, self.channels)
+        finite = np.isfinite(values)
+        self.nonfinite += np.sum(~finite, axis=0)
+        if not finite.all():
+            values = np.where(finite, values, np.nan)
+        if values.shape[0] == 0:
+            return
+        if self.n == 0:
+            self.shift = np.nan_to_num(np.nanmean(values, axis=0))
+        self.n += values.shape[0]
+        centred = np.nan_to_num(values - self.shift)
+        for k in range(4):
+            self.power_sums[k] += np.sum(centred ** (k + 1), axis=0)
+        with np.errstate(invalid="ignore"):
+            self.minimum = np.fmin(self.minimum, np.nanmin(values, axis=0))
+            self.maximum = np.fmax(self.maximum, np.nanmax(values, axis=0))
+        for i, t in enumerate(self.thresholds):
+            self.below[i] += np.sum(np.abs(np.nan_to_num(values, nan=np.inf)) < t, axis=0)
+        self._grow_to(self.minimum, self.maximum)
+        self._add(values)
+
+    def _grow_to(self, low: np.ndarray, high: np.ndarray) -> None:
+        fresh = np.isnan(self.lo)
+        if fresh.any():
+            span = np.maximum(high[fresh] - low[fresh], 1e-6)
+            self.lo[fresh] = low[fresh] - 0.05 * span
+            self.hi[fresh] = high[fresh] + 0.05 * span
+        half = self.bins // 2
+        for c in np.flatnonzero((low < self.lo) | (high > self.hi)):
+            while low[c] < self.lo[c] or high[c] > self.hi[c]:
+                merged = self.counts[c].reshape(half, 2).sum(axis=1)
+                width = self.hi[c] - self.lo[c]
+                if high[c] > self.hi[c]:
+                    self.counts[c] = np.concatenate([merged, np.zeros(half, np.int64)])
+                    self.hi[c] += width
+                else:
+                    self.counts[c] = np.concatenate([np.zeros(half, np.int64), merged])
+                    self.lo[c] -= width
+
+    def _add(self, values: np.ndarray) -> None:
+        width = (self.hi - self.lo) / self.bins
+        with np.errstate(invalid="ignore"):
+            index = np.floor((values - self.lo) / width).astype(np.float64)
+        valid = np.isfinite(index)
+        index = np.clip(np.nan_to_num(index), 0, self.bins - 1).astype(np.int64)
+        flat = (np.arange(self.channels) * self.bins)[None, :] + index
+        self.counts += np.bincount(flat[valid], minlength=self.channels * self.bins).reshape(
+            self.channels, self.bins)
+
+    # -- results ---------------------------------------------------------------------------
+    def take(self, indices: Sequence[int]) -> StreamingStats:
+        """The statistics of a subset of channels."""
+        out = StreamingStats.__new__(StreamingStats)
+        out.__dict__.update(self.__dict__)
+        idx = list(indices)
+        out.channels = len(idx)
+        for name in ("counts", "lo", "hi", "shift", "minimum", "maximum", "nonfinite"):
+            setattr(out, name, getattr(self, name)[idx])
+        out.power_sums = self.power_sums[:, idx]
+        out.below = self.below[:, idx]
+        return out
+
+    @property
+    def finite_n(self) -> np.ndarray:
+        return self.n - self.nonfinite
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.shift + self.power_sums[0] / self.finite_n
+
+    def _central(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n = self.finite_n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m1, m2, m3, m4 = (self.power_sums[k] / n for k in range(4))
+        var = m2 - m1**2
+        m4c = m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4
+        return var, m4c, n
+
+    def std(self) -> np.ndarray:
+        var, _, _ = self._central()
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def kurtosis(self) -> np.ndarray:
+        """Excess (Fisher) kurtosis, as ``scipy.stats.kurtosis`` with its defaults."""
+        var, m4c, _ = self._central()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return m4c / var**2 - 3.0
+
+    def edges(self, c: int) -> np.ndarray:
+        return np.linspace(self.lo[c], self.hi[c], self.bins + 1)
+
+    def fraction_below(self, threshold: float) -> np.ndarray:
+        """Fraction of samples with |x| < threshold (exact when the threshold was registered)."""
+        if threshold in self.thresholds:
+            return self.below[self.thresholds.index(threshold)] / self.finite_n
+        out = np.empty(self.channels)
+        for c in range(self.channels):
+            edges = self.edges(c)
+            centres = (edges[:-1] + edges[1:]) / 2
+            out[c] = self.counts[c][np.abs(centres) < threshold].sum() / max(self.finite_n[c], 1)
+        return out
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Approximate quantile from the histogram (linear within a bin)."""
+        out = np.empty(self.channels)
+        for c in range(self.channels):
+            cumulative = np.cumsum(self.counts[c])
+            total = cumulative[-1]
+            if total == 0:
+                out[c] = np.nan
+                continue
+            edges = self.edges(c)
+            k = int(np.searchsorted(cumulative, q * total))
+            before = cumulative[k - 1] if k > 0 else 0
+            inside = self.counts[c][k] or 1
+            out[c] = edges[k] + (q * total - before) / inside * (edges[k + 1] - edges[k])
+        return out
+
+    def histogram(self, c: int, bins: int = 64, clip: float = 0.001) -> tuple[np.ndarray,
+                                                                                 np.ndarray]:
+        """Counts rebinned to ``bins`` over the central range (quantiles clip..1-clip)."""
+        low, high = self.quantile(clip)[c], self.quantile(1 - clip)[c]
+        if not np.isfinite(low) or high <= low:
+            low, high = self.minimum[c], self.maximum[c] + 1e-12
+        edges = self.edges(c)
+        centres = (edges[:-1] + edges[1:]) / 2
+        new_edges = np.linspace(low, high, bins + 1)
+        counts, _ = np.histogram(centres, bins=new_edges, weights=self.counts[c])
+        return counts, new_edges
+
+    def peaks(self, c: int, bins: int = 64, prominence: float = 0.05) -> np.ndarray:
+        """Locations of histogram peaks with prominence >= ``prominence`` x the highest count
+        (edges count: the histogram is padded with zeros), highest first."""
+        from scipy.signal import find_peaks
+
+        counts, edges = self.histogram(c, bins)
+        smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
+        padded = np.concatenate([[0.0], smooth, [0.0]])
+        found, props = find_peaks(padded, prominence=prominence * max(padded.max(), 1e-12))
+        centres = (edges[:-1] + edges[1:]) / 2
+        order = np.argsort(-padded[found])
+        return centres[np.clip(found[order] - 1, 0, bins - 1)]
