@@ -61,3 +61,17 @@ def format_result(result: ClaimResult) -> str:
         lines.append("")
         lines.append(f"  plot: {result.plot}")
     return "\n".join(lines)
+
+
+def summary_table(results: list[ClaimResult]) -> str:
+    """One line per claim: file, id, checkpoint, value, verdict."""
+    from tabulate import tabulate
+
+    rows = []
+    for result in results:
+        value = result.outcome.value if result.outcome is not None else None
+        verdict = {"passed": "holds", "failed": "FAILS", "error": "ERROR"}.get(result.status,
+                                                                               result.status)
+        rows.append([result.file, result.claim_id, result.subject or "", fmt(value), verdict])
+    return tabulate(rows, headers=["file", "claim", "checkpoint", "value", "verdict"],
+                    tablefmt="simple", disable_numparse=True)

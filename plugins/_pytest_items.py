@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from interp_assert.engine import ClaimResult, evaluate_entry
+from interp_assert.engine import ClaimResult, evaluate_entry, plan
 from interp_assert.errors import InterpAssertError
 from interp_assert.report import format_result
 from interp_assert.spec import ClaimEntry, ClaimFile, load_claim_file
@@ -27,6 +27,10 @@ class ClaimFileCollector(pytest.File):
             claim_file = load_claim_file(_shown(self.path, self.config))
         except InterpAssertError as exc:
             raise self.CollectError(str(exc)) from None
+        session = _session(self.config)
+        subject = session.subject_for(claim_file)
+        if subject is not None:
+            plan(claim_file, subject)
         for entry in claim_file.claims:
             yield ClaimItem.from_parent(self, name=entry.id, claim_file=claim_file, entry=entry)
 
@@ -47,6 +51,7 @@ class ClaimItem(pytest.Item):
     def setup(self) -> None:
         session = _session(self.config)
         self.result = evaluate_entry(self.claim_file, self.entry,
+                                     session.subject_for(self.claim_file),
                                      plot_dir=session.plot_dir(self.path), plots=session.plots)
         session.results.append(self.result)
         outcome = self.result.outcome

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pytest
@@ -19,6 +20,9 @@ class ClaimSession:
     artifacts: Path
     plots: str
     rootpath: Path
+    json_path: Path | None = None
+    checkpoint: Path | None = None
+    summary: bool = False
     results: list[ClaimResult] = field(default_factory=list)
 
     @classmethod
@@ -30,7 +34,37 @@ class ClaimSession:
         artifacts = Path(folder)
         if not artifacts.is_absolute():
             artifacts = config.rootpath / artifacts
-        return cls(artifacts, plots, config.rootpath)
+        json_path = config.getoption("interp_json")
+        checkpoint = config.getoption("interp_checkpoint") or os.environ.get(
+            "INTERP_ASSERT_CHECKPOINT")
+        return cls(artifacts, plots, config.rootpath,
+                   Path(json_path).resolve() if json_path else None,
+                   Path(checkpoint).resolve() if checkpoint else None,
+                   bool(config.getoption("interp_summary")))
+
+    def subject_for(self, claim_file: Any) -> Any:
+        """The claim file's subject, or the --interp-checkpoint override."""
+        from dataclasses import replace
+
+        spec = claim_file.subject
+        if spec is not None and self.checkpoint is not None:
+            spec = replace(spec, checkpoint=self.checkpoint)
+        return spec
+
+    def finish(self, terminal: Any) -> None:
+        """Write the JSON results and, if asked, print the summary table."""
+        if not self.results:
+            return
+        if self.json_path is not None:
+            from interp_assert.results import write_results
+
+            write_results(self.json_path, self.results, self.rootpath)
+            terminal.write_line(f"interp-assert: results written to {self.json_path}")
+        if self.summary:
+            from interp_assert.report import summary_table
+
+            terminal.section("interp-assert claims")
+            terminal.write_line(summary_table(self.results))
 
     def plot_dir(self, claim_file: Path) -> Path:
         """Plots of one claim file go to <artifacts>/plots/<path relative to rootdir>/."""

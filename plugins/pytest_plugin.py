@@ -26,6 +26,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--interp-plots", choices=("failed", "all", "never"), default=None,
                     help="which claims get a diagnostic plot (ini: interp_assert_plots; "
                          "default failed)")
+    group.addoption("--interp-json", metavar="FILE", default=None,
+                    help="write the claims' results as JSON to FILE")
+    group.addoption("--interp-checkpoint", metavar="PATH", default=None,
+                    help="run every claim file against this checkpoint instead of its own "
+                         "(env: INTERP_ASSERT_CHECKPOINT)")
+    group.addoption("--interp-summary", action="store_true", default=False,
+                    help="print a table of every claim's value and verdict at the end")
     parser.addini("interp_assert_artifacts", "folder for interp-assert plots and results",
                   default=".interp-assert")
     parser.addini("interp_assert_plots", "failed, all or never", default="failed")
@@ -56,3 +63,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
     _session(parent.config)
     return ClaimFileCollector.from_parent(parent, path=file_path)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.finish(terminalreporter)

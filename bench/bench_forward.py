@@ -1,0 +1,183 @@
+"""Benchmarks of the planned forward pass (issue: behaviour on data).
+
+1. A claim file with 12 activation and metric claims on one dataset, evaluated by
+   interp-assert, against one bare torch forward pass over the same data and batches with the
+   same forward hooks (model load excluded). Goal: ratio <= 1.3.
+2. Peak memory of a distribution claim over n and 10 n samples (separate processes).
+   Goal: ratio <= 1.2.
+
+Run: python bench/bench_forward.py [--n 4000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "examples" / "adder" / "checkpoints" / "adder.pt"
+HOOKS = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern", "blocks.0.mlp.hook_post"]
+
+CLAIMS = """
+subject:
+  checkpoint: {checkpoint}
+  loader: examples.tiny_transformer:load
+  python_path: {root}
+data:
+  sums:
+    generate: examples.adder.data:generate
+    n: {n}
+    seed: 7
+    batch_size: 500
+    positions: X0..X9, +, Y0..Y9, =, A0..A10
+quantities:
+  exact-match: {{metric: exact_match, answer: A0..A10}}
+  error: {{metric: position_error, answer: A0..A10, by: carry}}
+  accuracy: {{metric: token_accuracy, answer: A0..A10}}
+  loss: {{metric: loss, answer: A0..A10}}
+  direction: {{metric: error_direction, answer: A0..A10}}
+  p0: {{activation: blocks.0.attn.hook_pattern}}
+  p1: {{activation: blocks.1.attn.hook_pattern}}
+  post: {{distribution: blocks.0.mlp.hook_post}}
+  mean_p0: "mean(p0, batch)"
+  mean_p1: "mean(p1, batch)"
+claims:
+  - {{id: c1, claim: "exact-match >= 0"}}
+  - {{id: c2, claim: "error at A3 <= 1"}}
+  - {{id: c3, claim: "error at A5 with carry <= 1"}}
+  - {{id: c4, claim: "accuracy >= 0"}}
+  - {{id: c5, claim: "loss >= 0"}}
+  - {{id: c6, claim: "all of direction >= 0"}}
+  - {{id: c7, claim: "mean_p0[L0H0, A3, X3] >= 0"}}
+  - {{id: c8, claim: "mean_p1[L1H1, A4, Y4] >= 0"}}
+  - {{id: c9, claim: "mean_p1[L1H0, A2, X2] >= 0"}}
+  - {{id: c10, claim: "all of L0N0, L0N1 of post >= -100"}}
+  - {{id: c11, claim: "mean_p0[L0H1, A0, X0] >= 0"}}
+  - {{id: c12, claim: "exact-match <= 1"}}
+"""
+
+
+def bare_forward(model, tokens, batch_size: int) -> float:  # type: ignore[no-untyped-def]
+    """One forward pass with the same hooks storing the same tensors, timed."""
+    import torch
+
+    store: dict[str, list] = {h: [] for h in HOOKS}
+    handles = [model.get_submodule(h).register_forward_hook(
+        lambda _m, _a, out, _h=h: store[_h].append(out.detach().float().cpu().numpy()))
+        for h in HOOKS]
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for start in range(0, len(tokens), batch_size):
+            logits = model(tokens[start:start + batch_size])
+            logits.float().cpu().numpy()
+    elapsed = time.perf_counter() - started
+    for handle in handles:
+        handle.remove()
+    return elapsed
+
+
+def bench_overhead(n: int, repeats: int) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    from examples.adder.data import generate
+
+    from interp_assert import forward
+    from interp_assert.engine import evaluate_entry
+    from interp_assert.spec import load_claim_file
+    from interp_assert.subject import get_subject
+
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "bench.claims.yaml"
+    path.write_text(CLAIMS.format(checkpoint=CHECKPOINT, root=ROOT, n=n))
+    claim_file = load_claim_file(path)
+    subject = get_subject(claim_file.subject)
+    model = subject.model  # load excluded from timings
+    tokens = generate(n, 7)["tokens"]
+    bare, ours = [], []
+    for _ in range(repeats):
+        bare.append(bare_forward(model, tokens, 500))
+        subject.cache.clear()
+        forward.FORWARD_PASSES.clear()
+        started = time.perf_counter()
+        results = [evaluate_entry(claim_file, e, plots="never") for e in claim_file.claims]
+        ours.append(time.perf_counter() - started)
+        assert all(r.status == "passed" for r in results), [str(r.error) for r in results]
+        assert len(forward.FORWARD_PASSES) == 1, forward.FORWARD_PASSES
+    return {"claims": len(claim_file.claims), "samples": n, "bare_s": statistics.median(bare),
+            "interp_assert_s": statistics.median(ours),
+            "ratio": statistics.median(ours) / statistics.median(bare)}
+
+
+MEMORY_SCRIPT = """
+import json, resource, sys, tracemalloc
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from interp_assert.engine import evaluate_entry
+from interp_assert.spec import load_claim_file
+from interp_assert.subject import get_subject
+path = Path({path!r})
+cf = load_claim_file(path)
+get_subject(cf.subject).model
+tracemalloc.start()
+result = evaluate_entry(cf, cf.claims[0], plots="never")
+assert result.status == "passed", result.error
+_, peak = tracemalloc.get_traced_memory()
+print(json.dumps({{"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "traced_peak": peak}}))
+"""
+
+MEMORY_CLAIMS = """
+subject:
+  checkpoint: {checkpoint}
+  loader: examples.tiny_transformer:load
+  python_path: {root}
+data:
+  sums: {{generate: examples.adder.data:generate, n: {n}, seed: 3, batch_size: 500}}
+quantities:
+  post: {{distribution: blocks.0.mlp.hook_post}}
+claims:
+  - {{id: kurtosis, claim: "all of L0N0, L0N1 of post >= -1000"}}
+"""
+
+
+def bench_memory(n: int) -> dict[str, float]:
+    peaks = {}
+    for size in (n, 10 * n):
+        folder = Path(tempfile.mkdtemp())
+        path = folder / "memory.claims.yaml"
+        path.write_text(MEMORY_CLAIMS.format(checkpoint=CHECKPOINT, root=ROOT, n=size))
+        out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT.format(root=str(ROOT),
+                                                                         path=str(path))],
+                             capture_output=True, text=True, check=True)
+        peaks[size] = json.loads(out.stdout.strip().splitlines()[-1])
+    small, large = peaks[n], peaks[10 * n]
+    return {"samples": f"{n} vs {10 * n}", "rss_small_mb": small["rss_kb"] / 1024,
+            "rss_large_mb": large["rss_kb"] / 1024,
+            "rss_ratio": large["rss_kb"] / small["rss_kb"],
+            "traced_small_mb": small["traced_peak"] / 2**20,
+            "traced_large_mb": large["traced_peak"] / 2**20,
+            "traced_ratio": large["traced_peak"] / small["traced_peak"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from tabulate import tabulate
+
+    overhead = bench_overhead(args.n, args.repeats)
+    print("planned forward pass vs bare torch forward with the same hooks (goal ratio <= 1.3)")
+    print(tabulate([overhead.values()], headers=list(overhead), floatfmt=".3f"))
+    memory = bench_memory(args.n // 2)
+    print("\ndistribution claim, peak memory at n vs 10 n samples (goal ratio <= 1.2)")
+    print(tabulate([memory.values()], headers=list(memory), floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+    main()
