@@ -65,10 +65,13 @@ class Dataset:
         return self.fields[name]
 
     def batches(self) -> Iterator[dict[str, Any]]:
-        """The dataset in batches of ``batch_size`` (tensors sliced, other fields too)."""
+        """The dataset in batches of ``batch_size`` (every field sliced); ``_index`` holds the
+        samples' positions in the dataset (interventions use it to align activations)."""
         size = max(1, self.spec.batch_size)
         for start in range(0, self.n, size):
-            yield {k: v[start:start + size] for k, v in self.fields.items()}
+            batch = {k: v[start:start + size] for k, v in self.fields.items()}
+            batch["_index"] = np.arange(start, min(start + size, self.n))
+            yield batch
 
     def position_index(self, label: str) -> int:
         if self.positions is None:
