@@ -136,18 +136,32 @@ def find_module(model: Any, path: str) -> Any:
                             ) from None
 
 
-def model_output(model: Any, batch: dict[str, Any], dataset: Dataset) -> Any:
-    """Call the model on one batch and return its logits (adapters may define
-    ``interp_forward(batch)`` on the model to take over)."""
+def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
+                 virtual: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any]]:
+    """Call the model on one batch: (logits, values of virtual hook points).
+
+    An adapter model may define ``interp_forward(batch, hooks) -> {"logits": ..., name: ...}``
+    to take over the call and provide hook points that are not modules (e.g. a Hugging Face
+    model's attention patterns from ``output_attentions``).
+    """
     if hasattr(model, "interp_forward"):
-        return model.interp_forward(batch)
+        out = model.interp_forward(batch, virtual)
+        return out["logits"], {k: v for k, v in out.items() if k != "logits"}
     inputs = batch[dataset.spec.input]
     output = model(_to_device(inputs, dataset.spec.device))
     if hasattr(output, "logits"):
-        return output.logits
+        return output.logits, {}
     if isinstance(output, tuple | list):
-        return output[0]
-    return output
+        return output[0], {}
+    return output, {}
+
+
+def has_module(model: Any, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _to_device(value: Any, device: str) -> Any:
@@ -176,9 +190,16 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
             handles.append(module.register_forward_hook(
                 lambda _m, _args, out, _i=intervention: _i.apply(out, current)))
         groups: dict[tuple[str, bool], list[Sink]] = {}
+        virtual_sinks: dict[str, list[Sink]] = {}
+        adapter = hasattr(model, "interp_forward")
         for sink in sinks:
-            if sink.hook is not None:
+            if sink.hook is None:
+                continue
+            if adapter and not sink.read_input and not has_module(model, sink.hook):
+                virtual_sinks.setdefault(sink.hook, []).append(sink)
+            else:
                 groups.setdefault((sink.hook, sink.read_input), []).append(sink)
+        virtual = frozenset(virtual_sinks)
         for (hook, read_input), group in groups.items():
             module = find_module(model, hook)
             if read_input:
@@ -192,9 +213,15 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
             for batch in dataset.batches():
                 current.clear()
                 current.update(batch)
-                logits = model_output(model, batch, dataset)
+                logits, values = model_output(model, batch, dataset, virtual)
                 for sink in output_sinks:
                     sink.update(logits, batch)
+                for hook, group in virtual_sinks.items():
+                    if hook not in values:
+                        raise QuantityError(f"the model adapter provided no hook point '{hook}'"
+                                            + did_you_mean(hook, values))
+                    for sink in group:
+                        sink.update(values[hook], batch)
     finally:
         for handle in handles:
             handle.remove()
