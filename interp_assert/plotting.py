@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,9 @@ def save_plot(claim: Claim, outcome: Outcome, path: Path, title: str = "") -> Pa
     ax = figure.add_subplot()
     claim.plot(outcome, ax)
     verdict = "holds" if outcome.passed else "FAILS"
-    figure.suptitle(f"{title or claim}\n[{verdict}] measured {outcome.measured}; "
-                    f"expected {outcome.expected}", fontsize=8)
+    text = "\n".join(textwrap.wrap(f"{title or claim}", 110) + textwrap.wrap(
+        f"[{verdict}] measured {outcome.measured}; expected {outcome.expected}", 110))
+    figure.suptitle(text, fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     figure.savefig(tmp, format="png")

@@ -26,12 +26,13 @@ from .usercode import project_root
 
 SUFFIXES = (".claims.yaml", ".claims.yml")
 TOP_LEVEL_KEYS = frozenset({"subject", "quantities", "claims", "data", "description", "title",
-                            "defaults", "baseline", "metrics"})
+                            "defaults", "baseline", "metrics", "layout"})
 SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle", "python_path",
                           "device", "description"})
 CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
-                        "plot", "skip"})
+                        "plot", "skip", "holds_from"})
 STATUSES = ("holds", "open")
+_COMPONENT = re.compile(r"^L\d+[HN]\d+$")
 
 
 class _Map(dict):
@@ -62,6 +63,14 @@ class _LocatingLoader(yaml.SafeLoader):
 
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                 _LocatingLoader.construct_mapping)
+# YAML 1.1 reads on/off/yes/no as booleans ("on: pattern" would become True); only true/false
+# are booleans in claim files.
+_LocatingLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_LocatingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
 
 
 def _location(path: str, mark: yaml.Mark | None) -> Location | None:
@@ -113,6 +122,8 @@ class ClaimFile:
     title: str = ""
     description: str = ""
     datasets: dict[str, Any] = field(default_factory=dict)
+    #: a sweep (``subject: checkpoints:``) in natural order; ``subject.checkpoint`` is its last
+    checkpoints: tuple[Path, ...] = ()
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -163,7 +174,8 @@ def load_claim_file(path: str | Path) -> ClaimFile:
                         "'claims'", Location(shown, 1))
     file_location = Location(shown, 1)
     check_keys(raw, TOP_LEVEL_KEYS, "the claim file", file_location)
-    subject = _subject(raw, path, shown)
+    sweep = _sweep(raw, path, shown)
+    subject = _subject(raw, path, shown, sweep[-1] if sweep else None)
     quantities: dict[str, Any] = {}
     quantity_errors: dict[str, InterpAssertError] = {}
     raw_quantities = raw.get("quantities") or {}
@@ -182,7 +194,7 @@ def load_claim_file(path: str | Path) -> ClaimFile:
     datasets = parse_datasets(raw.get("data"), path.resolve().parent, search_path, shown)
     claim_file = ClaimFile(path, subject, quantities, [], quantity_errors, dict(raw),
                            str(raw.get("title", "")), str(raw.get("description", "")),
-                           datasets)
+                           datasets, sweep)
     _check_cycles(claim_file)
     claim_file.claims = _claims(raw, shown, claim_file)
     return claim_file
@@ -197,7 +209,8 @@ def _make_loader(name: str) -> type[_LocatingLoader]:
     return Loader
 
 
-def _subject(raw: Mapping, path: Path, shown: str) -> SubjectSpec | None:
+def _subject(raw: Mapping, path: Path, shown: str,
+             last: Path | None = None) -> SubjectSpec | None:
     spec = raw.get("subject")
     where = key_location(shown, raw, "subject")
     if spec is None:
@@ -215,6 +228,11 @@ def _subject(raw: Mapping, path: Path, shown: str) -> SubjectSpec | None:
     checkpoint = spec.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise SpecError("'subject: checkpoint' must be a path", where)
+    if spec.get("checkpoints") is not None:
+        if checkpoint is not None:
+            raise SpecError("'subject' has both 'checkpoint' and 'checkpoints'", where,
+                            hint="keep 'checkpoints:' for a sweep, 'checkpoint:' for one file")
+        checkpoint = str(last)
     allow_pickle = spec.get("allow_pickle", False)
     if not isinstance(allow_pickle, bool):
         raise SpecError("'subject: allow_pickle' must be true or false", where)
@@ -222,6 +240,26 @@ def _subject(raw: Mapping, path: Path, shown: str) -> SubjectSpec | None:
         checkpoint=(base / checkpoint).resolve() if checkpoint else None,
         loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
         device=str(spec.get("device", "cpu")), location=where)
+
+
+def _sweep(raw: Mapping, path: Path, shown: str) -> tuple[Path, ...]:
+    """The checkpoints of ``subject: checkpoints:`` (paths or globs), naturally ordered."""
+    from .sweep import expand_checkpoints
+
+    spec = raw.get("subject")
+    value = spec.get("checkpoints") if isinstance(spec, Mapping) else None
+    if value is None:
+        return ()
+    where = key_location(shown, spec, "checkpoints")
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list) or not patterns or not all(
+            isinstance(p, str) for p in patterns):
+        raise SpecError("'subject: checkpoints' must be a glob or a list of paths", where)
+    try:
+        return expand_checkpoints(patterns, path.resolve().parent)
+    except ValueError as exc:
+        raise SpecError(str(exc), where, hint="paths and globs are relative to the claim "
+                                              "file's folder") from None
 
 
 def _check_cycles(claim_file: ClaimFile) -> None:
@@ -328,7 +366,12 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
         if entry.status not in STATUSES:
             raise SpecError(f"claim '{claim_id}': status must be one of {STATUSES}"
                             + did_you_mean(entry.status, STATUSES), location)
-        entry.options = {k: v for k, v in item.items() if k in ("data", "on", "plot", "skip")}
+        entry.options = {k: v for k, v in item.items()
+                         if k in ("data", "on", "plot", "skip", "holds_from")}
+        holds_from = entry.options.get("holds_from")
+        if holds_from is not None and (isinstance(holds_from, bool)
+                                       or not isinstance(holds_from, int)):
+            raise SpecError(f"claim '{claim_id}': 'holds_from' must be a step number", location)
         if not isinstance(text, str):
             raise SpecError(f"claim '{claim_id}': the sentence must be text", location)
         entry.parsed = parse_claim(text)
@@ -370,6 +413,8 @@ def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
             if "{" in label or label in owners or normalize_name(label) in quantity_keys:
                 continue
             if "." in label:  # a weight name; checked against the checkpoint when evaluated
+                continue
+            if _COMPONENT.match(label):  # L1H2, L0N7: heads and neurons known from the model
                 continue
             raise UnknownNameError(f"unknown label '{label}'"
                                    + did_you_mean(label, [*owners, *claim_file.quantities]))

@@ -66,7 +66,11 @@ class _ToAst(Transformer):
     def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
         kind = self._kinds.get(str(data))
         if kind is not None:
-            return kind.build(children)
+            try:
+                return kind.build(children)
+            except InterpAssertError as exc:
+                raise ClaimSyntaxError(exc.message, "", max(1, _column(meta)),
+                                       hint=exc.hint) from None
         return Tree(data, children, meta)
 
     # expressions
@@ -194,6 +198,9 @@ def parse_expression(text: str) -> ast.Node:
 def _transform(tree: Tree, kinds: dict[str, type[Claim]], text: str) -> Any:
     try:
         return _ToAst(kinds).transform(tree)
+    except ClaimSyntaxError as exc:
+        exc.text = text
+        raise
     except VisitError as exc:
         original = exc.orig_exc
         if isinstance(original, InterpAssertError):
