@@ -36,6 +36,9 @@ class DatasetSpec:
     positions: tuple[str, ...] | None = None
     input: str = "tokens"
     args: tuple[tuple[str, Any], ...] = ()
+    sentences: tuple[str, ...] | Path | None = None
+    tokenizer: str | None = None
+    max_length: int | None = None
     search_path: tuple[Path, ...] = field(default=(), compare=False)
     location: Location | None = field(default=None, compare=False)
 
@@ -104,8 +107,9 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
         if not isinstance(entry, Mapping):
             raise SpecError(f"dataset '{name}' must be a mapping", where)
         check_keys(entry, DATASET_KEYS, f"dataset '{name}'", where)
-        if ("generate" in entry) == ("file" in entry) and "sentences" not in entry:
-            raise SpecError(f"dataset '{name}' needs exactly one of 'generate' or 'file'", where)
+        if sum(key in entry for key in ("generate", "file", "sentences")) != 1:
+            raise SpecError(f"dataset '{name}' needs exactly one of 'generate', 'file' or "
+                            "'sentences'", where)
         positions = entry.get("positions")
         try:
             out[str(name)] = DatasetSpec(
@@ -117,6 +121,9 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
                 positions=tuple(expand_labels(positions)) if positions is not None else None,
                 input=str(entry.get("input", "tokens")),
                 args=tuple(sorted((entry.get("args") or {}).items())),
+                sentences=_sentences(entry.get("sentences"), base),
+                tokenizer=str(entry["tokenizer"]) if "tokenizer" in entry else None,
+                max_length=int(entry["max_length"]) if "max_length" in entry else None,
                 search_path=search_path, location=where)
         except (TypeError, ValueError) as exc:
             raise SpecError(f"dataset '{name}': {exc}", where) from None
@@ -137,7 +144,22 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         return _CACHE[spec]
 
 
+def _sentences(value: Any, base: Path) -> tuple[str, ...] | Path | None:
+    """``sentences:`` as an inline list or a file of one sentence per line."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return tuple(str(s) for s in value)
+    if isinstance(value, str):
+        return (base / value).resolve()
+    raise TypeError("'sentences' must be a list of sentences or a file name")
+
+
 def _make(spec: DatasetSpec) -> Dataset:
+    if spec.sentences is not None:
+        from .text_data import make_text_dataset
+
+        return make_text_dataset(spec)
     if spec.generate:
         function = resolve_callable(spec.generate, spec.search_path, f"dataset '{spec.name}'")
         kwargs = dict(spec.args)
@@ -208,12 +230,14 @@ def read_table(path: Path) -> Any:
     else:
         raise SpecError(f"unsupported table type '{suffix}' ({path.name})")
     for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].map(_json_cell)
+        dtype = frame[column].dtype
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            frame[column] = frame[column].map(json_cell)
     return frame
 
 
-def _json_cell(value: Any) -> Any:
+def json_cell(value: Any) -> Any:
+    """A cell holding a JSON array (text or list) as a float array; anything else unchanged."""
     if isinstance(value, str) and value[:1] == "[":
         try:
             return np.asarray(json.loads(value), dtype=float)

@@ -1,8 +1,12 @@
 """Streaming per-channel statistics: histograms whose range grows by doubling, exact moments and
-exact threshold counts, so memory does not grow with the number of samples."""
+exact threshold counts, so memory does not grow with the number of samples.
+
+This module only accumulates; the distribution claims (claims/distribution.py) read peaks,
+quantiles and fractions from the accumulated histograms."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -37,12 +41,15 @@ class StreamingStats:
         if values.shape[0] == 0:
             return
         if self.n == 0:
-            self.shift = np.nan_to_num(np.nanmean(values, axis=0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.shift = np.nan_to_num(np.nanmean(values, axis=0))
         self.n += values.shape[0]
         centred = np.nan_to_num(values - self.shift)
         for k in range(4):
             self.power_sums[k] += np.sum(centred ** (k + 1), axis=0)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
             self.minimum = np.fmin(self.minimum, np.nanmin(values, axis=0))
             self.maximum = np.fmax(self.maximum, np.nanmax(values, axis=0))
         for i, t in enumerate(self.thresholds):
@@ -119,55 +126,3 @@ class StreamingStats:
 
     def edges(self, c: int) -> np.ndarray:
         return np.linspace(self.lo[c], self.hi[c], self.bins + 1)
-
-    def fraction_below(self, threshold: float) -> np.ndarray:
-        """Fraction of samples with |x| < threshold (exact when the threshold was registered)."""
-        if threshold in self.thresholds:
-            return self.below[self.thresholds.index(threshold)] / self.finite_n
-        out = np.empty(self.channels)
-        for c in range(self.channels):
-            edges = self.edges(c)
-            centres = (edges[:-1] + edges[1:]) / 2
-            out[c] = self.counts[c][np.abs(centres) < threshold].sum() / max(self.finite_n[c], 1)
-        return out
-
-    def quantile(self, q: float) -> np.ndarray:
-        """Approximate quantile from the histogram (linear within a bin)."""
-        out = np.empty(self.channels)
-        for c in range(self.channels):
-            cumulative = np.cumsum(self.counts[c])
-            total = cumulative[-1]
-            if total == 0:
-                out[c] = np.nan
-                continue
-            edges = self.edges(c)
-            k = int(np.searchsorted(cumulative, q * total))
-            before = cumulative[k - 1] if k > 0 else 0
-            inside = self.counts[c][k] or 1
-            out[c] = edges[k] + (q * total - before) / inside * (edges[k + 1] - edges[k])
-        return out
-
-    def histogram(self, c: int, bins: int = 64, clip: float = 0.001) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-        """Counts rebinned to ``bins`` over the central range (quantiles clip..1-clip)."""
-        low, high = self.quantile(clip)[c], self.quantile(1 - clip)[c]
-        if not np.isfinite(low) or high <= low:
-            low, high = self.minimum[c], self.maximum[c] + 1e-12
-        edges = self.edges(c)
-        centres = (edges[:-1] + edges[1:]) / 2
-        new_edges = np.linspace(low, high, bins + 1)
-        counts, _ = np.histogram(centres, bins=new_edges, weights=self.counts[c])
-        return counts, new_edges
-
-    def peaks(self, c: int, bins: int = 64, prominence: float = 0.05) -> np.ndarray:
-        """Locations of histogram peaks with prominence >= ``prominence`` x the highest count
-        (edges count: the histogram is padded with zeros), highest first."""
-        from scipy.signal import find_peaks
-
-        counts, edges = self.histogram(c, bins)
-        smooth = np.convolve(counts, np.ones(3) / 3, mode="same")
-        padded = np.concatenate([[0.0], smooth, [0.0]])
-        found, props = find_peaks(padded, prominence=prominence * max(padded.max(), 1e-12))
-        centres = (edges[:-1] + edges[1:]) / 2
-        order = np.argsort(-padded[found])
-        return centres[np.clip(found[order] - 1, 0, bins - 1)]

