@@ -252,9 +252,20 @@ def test_relative_targets(world: dict[str, Any]) -> None:
     expected["headed"] = float(p0[:, 2, a7, a7].mean())
     claims += passes_and_fails("headed", "L0H2: A7 attends to itself", expected["headed"])
     claims.append({"id": "verbatim", "claim": "L0H2 attends to the previous token ≥ 0.9"})
+    # a causal model never attends to the next token: the score is 0, and a note says why
+    claims.append({"id": "next", "claim": "L1H0 attends to the next token <= 0"})
+    # a lone head with explicit keys: summed weight on them, over every (sample, query) pair
+    a4, x4 = LABELS.index("A4"), LABELS.index("X4")
+    expected["lone"] = float((p1[:, 1, :, a4] + p1[:, 1, :, x4]).mean())
+    claims += passes_and_fails("lone", "L1H1 attends to A4, X4", expected["lone"])
     results = run(write_file(world, "relative", claims))
     for prefix, value in expected.items():
         check_pair(results, prefix, value)
+    following = results["next"]
+    assert following.passed and following.outcome is not None
+    assert following.outcome.value == 0.0
+    assert any("causal" in note for note in following.outcome.notes)
+    assert "(1584 sample-query pairs)" in results["lone-pass"].outcome.measured  # 48 x 33
     verbatim = results["verbatim"]
     assert verbatim.outcome is not None
     assert verbatim.outcome.value == pytest.approx(ref_previous(p0[:, 2]), rel=1e-6)
@@ -338,7 +349,8 @@ def test_unknown_names_and_missing_patterns(world: dict[str, Any]) -> None:
               {"id": "layer", "claim": "L5H0 attends to itself >= 0.1"},
               {"id": "head-on", "claim": "L1H7 attends to itself >= 0.1", "on": "pattern1"},
               {"id": "as-query", "claim": "A4 attends to X4 >= 0.1", "on": "pattern1"},
-              {"id": "head-query", "claim": "L1H0 attends to X4 >= 0.1", "on": "pattern1"},
+              {"id": "head-query", "claim": "L1H0 attends to X4 >= 0", "on": "pattern1"},
+              {"id": "relative-0", "claim": "L1H0: X0 attends to the previous token >= 0"},
               {"id": "several", "claim": "A4 attends to X4 >= 0.1"}]
     results = run(write_file(world, "errors", claims))
     assert isinstance(results["key"].error, UnknownNameError)
@@ -351,7 +363,12 @@ def test_unknown_names_and_missing_patterns(world: dict[str, Any]) -> None:
     assert "unknown head 'L5H0'" in _error(results["layer"])
     assert "unknown head 'L1H7'" in _error(results["head-on"])
     assert results["as-query"].error is None
-    assert "looks like a head" in _error(results["head-query"])
+    # a lone head with explicit keys: the head's mean weight on X4 over every query
+    head_query = results["head-query"]
+    assert head_query.passed and head_query.outcome is not None
+    assert head_query.outcome.value == pytest.approx(
+        float(world["sums"][1][:, 0, :, LABELS.index("X4")].mean()), rel=1e-6)
+    assert "first position" in _error(results["relative-0"])
     assert "several attention patterns" in _error(results["several"])
     assert "on:" in _error(results["several"])
     none = run(write_file(world, "nopattern", [{"id": "x", "claim": "A4 attends to X4 >= 0.1"}],
@@ -388,6 +405,164 @@ def test_synthetic_pattern_and_nan_never_passes() -> None:
             subject.check(sentence)
 
 
+# ---- padded sentence datasets (a tiny random BERT) ------------------------------------------
+BERT_WORDS = ["the", "cat", "sat", "on", "mat", ".", "a", "big", "dog", "ran", "she", "saw",
+              "small", "red", ",", "and", "he", "slept", "under", "table", "today", "it", "was",
+              "blue", "my", "old", "friend", "smiled"]
+# lengths 8, 7, 17, 6, 9 with [CLS] and [SEP]: only position 0 is aligned, so every other
+# position is labelled by its number, and [SEP] moves from sentence to sentence
+BERT_SENTENCES = ["the cat sat on the mat .", "a big dog ran .",
+                  "she saw the small red cat , and he slept under the table today .",
+                  "it was blue .", "my old friend smiled and sat down ."]
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 2-layer, 4-head random BERT saved as a model folder, and the reference: its own
+    ``output_attentions`` on the sentences, padded by its own tokenizer."""
+    pytest.importorskip("transformers", reason="the Hugging Face adapter needs transformers: "
+                                               "pip install 'interp-assert[hf]'")
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("bert")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *BERT_WORDS])
+                     + "\n", encoding="utf-8")
+    torch.manual_seed(1)
+    config = BertConfig(vocab_size=5 + len(BERT_WORDS), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64,
+                        max_position_embeddings=32, initializer_range=0.3)
+    BertModel(config).save_pretrained(folder)
+    BertTokenizer(str(vocab)).save_pretrained(folder)
+    model = BertModel.from_pretrained(folder, attn_implementation="eager").eval()
+    tokenizer = BertTokenizer.from_pretrained(folder)
+    encoded = tokenizer(BERT_SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**encoded, output_attentions=True)
+    tokens = [tokenizer.convert_ids_to_tokens(row) for row in encoded["input_ids"].tolist()]
+    return {"folder": folder, "patterns": [a.double().numpy() for a in out.attentions],
+            "mask": encoded["attention_mask"].numpy().astype(bool),
+            "sep": np.array([row.index("[SEP]") for row in tokens])}
+
+
+def write_bert_file(bert: dict[str, Any], name: str, claims: list[dict[str, Any]]) -> Path:
+    text = yaml.safe_dump({
+        "subject": {"checkpoint": str(bert["folder"] / "model.safetensors"),
+                    "loader": "interp_assert_plugins.huggingface:load"},
+        "data": {"sentences": {"sentences": BERT_SENTENCES, "tokenizer": str(bert["folder"]),
+                               "batch_size": 2}},
+        "quantities": {"attn0": {"activation": "blocks.0.attn.hook_pattern"},
+                       "attn1": {"activation": "blocks.1.attn.hook_pattern"}},
+        "claims": claims}, allow_unicode=True, sort_keys=False)
+    path = bert["folder"] / f"{name}.claims.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def ref_real(pattern: np.ndarray, mask: np.ndarray, keys: Any,
+             queries: Any = None) -> float:
+    """Mean over real (sample, query) pairs of the summed weight on the pair's real keys
+    (``keys(b, q)``: a list of key indices); pairs without a real key, or whose query is not
+    ``queries(b)`` when given, are left out."""
+    n, width = mask.shape
+    values = []
+    for b in range(n):
+        for q in range(width):
+            if not mask[b, q] or (queries is not None and q != queries(b)):
+                continue
+            real = [k for k in set(keys(b, q)) if 0 <= k < width and mask[b, k]]
+            if real:
+                values.append(sum(pattern[b, q, k] for k in real))
+    return float(np.mean(values))
+
+
+def check_close(results: dict[str, ClaimResult], prefix: str, value: float) -> None:
+    """Like check_pair, to float32 precision (batches of 2 against one batch of 5)."""
+    for suffix, status in (("pass", "passed"), ("fail", "failed")):
+        result = results[f"{prefix}-{suffix}"]
+        assert result.error is None, str(result.error)
+        assert result.outcome is not None
+        assert result.outcome.value == pytest.approx(value, abs=2e-6), prefix
+        assert result.status == status, (prefix, result.outcome)
+
+
+def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_path: Path
+                                                    ) -> None:
+    p0, p1 = bert["patterns"]
+    mask, sep = bert["mask"], bert["sep"]
+    assert (~mask).any() and len(set(sep)) > 1  # padding, and [SEP] moves
+    previous = {h: ref_real(p1[:, h], mask, lambda b, q: [q - 1] if q >= 1 else [])
+                for h in range(4)}
+    at_3 = {h: ref_real(p0[:, h], mask, lambda b, q: [q + 1], lambda b: 3) for h in range(4)}
+    expected = {
+        "previous": previous[1],
+        "next": ref_real(p0[:, 2], mask, lambda b, q: [q + 1]),
+        "itself": ref_real(p0[:, 3], mask, lambda b, q: [q] if q >= 1 else []),
+        # a lone head on explicit keys: every real query; [SEP] is each sentence's own
+        "sep": ref_real(p1[:, 2], mask, lambda b, q: [sep[b]]),
+        "cls": ref_real(p0[:, 1], mask, lambda b, q: [0]),
+        "both": ref_real(p0[:, 3], mask, lambda b, q: [0, sep[b]]),
+        # a padded key (position 7 is padding in the 7- and 6-token sentences)
+        "padded-key": ref_real(p1[:, 0], mask, lambda b, q: [7]),
+        # a fixed query on a per-sample key, and a per-sample query on a fixed key
+        "cls-sep": ref_real(p1[:, 3], mask, lambda b, q: [sep[b]], lambda b: 0),
+        "sep-cls": ref_real(p1[:, 1], mask, lambda b, q: [0], lambda b: sep[b]),
+        "query-next": at_3[0],
+        "best-next": max(at_3.values()),  # no head named: the best head of attn0
+    }
+    sentences = {
+        "previous": "L1H1 attends to the previous token",
+        "next": "L0H2 attends to the next token",
+        "itself": "L0H3 attends to itself",
+        "sep": 'L1H2 attends to "[SEP]"',
+        "cls": 'L0H1 attends to "[CLS]"',
+        "both": 'L0H3 attends to "[CLS]", "[SEP]"',
+        "padded-key": 'L1H0 attends to 7',
+        "cls-sep": 'L1H3: "[CLS]" attends to "[SEP]"',
+        "sep-cls": 'L1H1: "[SEP]" attends to "[CLS]"',
+        "query-next": "L0H0: 3 attends to the next token",
+        "best-next": "3 attends to the next token",
+    }
+    claims = []
+    for prefix, value in expected.items():
+        claims += passes_and_fails(prefix, sentences[prefix], value)
+    for claim in claims[-2:]:
+        claim["on"] = "attn0"
+    # top sources: the row of a query averaged over the samples where query and key are real
+    row = np.array([np.mean([p1[b, 2, 4, k] for b in range(len(sep)) if mask[b, k]])
+                    for k in range(mask.shape[1])])
+    order = [('"[CLS]"' if k == 0 else str(k)) for k in np.argsort(-row, kind="stable")]
+    claims += [{"id": "top", "claim": f"L1H2: top-2 sources of 4 include {order[0]}, "
+                                      f"{order[1]}"},
+               {"id": "not-top", "claim": f"L1H2: top-2 sources of 4 include {order[2]}"}]
+    results = run(write_bert_file(bert, "padded", claims))
+    assert results["top"].passed and results["not-top"].status == "failed"
+    weights = [r["weight"] for r in results["top"].outcome.rows]
+    assert weights == pytest.approx(sorted(row)[::-1][:2], abs=2e-6)
+    for prefix, value in expected.items():
+        check_close(results, prefix, value)
+    best = max(at_3, key=lambda h: at_3[h])
+    assert results["best-next-pass"].outcome.context["head"] == f"L0H{best}"
+    measured = results["sep-pass"].outcome.measured
+    pairs = int(mask.sum())
+    assert f"({pairs} sample-query pairs; padding left out)" in measured
+    assert any("position:[SEP]" in note for note in results["sep-pass"].outcome.notes)
+    assert f"({pairs - len(sep)} sample-query pairs" in results["next-pass"].outcome.measured
+    # padding matters: averaging over every position, padding included, gives another number
+    unmasked = float(np.mean([p1[b, 1, q, q - 1] for b in range(len(sep))
+                              for q in range(1, mask.shape[1])]))
+    assert abs(unmasked - expected["previous"]) > 1e-3
+    # failing claims plot the masked batch mean (NaN-free: the longest sentence is all real)
+    plotted = run(write_bert_file(bert, "plots", [
+        {"id": "sep", "claim": 'L1H2 attends to "[SEP]" >= 2'},
+        {"id": "next", "claim": "L0H1 attends to the next token >= 2"}]), plot_dir=tmp_path)
+    for result in plotted.values():
+        assert result.status == "failed" and result.plot is not None
+        assert result.plot.read_bytes()[:4] == b"\x89PNG"
+        assert np.isfinite(result.outcome.plot_data["matrix"]).all()
+
+
 # ---- the language ---------------------------------------------------------------------------
 SENTENCES = [
     "A{i} attends to X{i} ≥ 0.3 for i in 0..9",
@@ -395,6 +570,10 @@ SENTENCES = [
     "top-3 sources of A4 include X4, Y4",
     "L1H0: top-1 sources of A{i} include X{i}, Y{i} for i in 0..9",
     "L0H2 attends to the previous token ≥ 0.9",
+    "L1H8 attends to the next token ≥ 0.5",
+    'L3H5 attends to "[SEP]" ≥ 0.5',
+    'L1H0: "[CLS]" attends to "[SEP]", "[CLS]" ≤ 0.2',
+    '"[SEP]" attends to the next token < 0.1',
     "L0H0 attends to the first token in [0.1, 0.5]",
     "A4 attends to itself < 0.2",
     "L1H1 attends to the token after the previous occurrence ≥ 0.5",
@@ -423,6 +602,11 @@ def test_parsed_fields() -> None:
     assert isinstance(alias, AttendsTo) and alias.relative == "induction"
     top = parse_claim("top-3 sources of A4 include X4, Y4").claim
     assert top == TopSources(None, 3, "A4", ("X4", "Y4"))
+    following = parse_claim("L1H8 attends to the next token ≥ 0.5").claim
+    assert isinstance(following, AttendsTo) and following.relative == "next"
+    assert (following.subject, following.head, following.keys) == ("L1H8", None, ())
+    lone = parse_claim('L3H5 attends to "[SEP]" ≥ 0.5').claim
+    assert lone == AttendsTo(None, "L3H5", ("[SEP]",), None, lone.comparison)
     with pytest.raises(ClaimSyntaxError):
         parse_claim("top-0 sources of A4 include X4")
     with pytest.raises(ClaimSyntaxError):

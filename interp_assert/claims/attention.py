@@ -1,12 +1,23 @@
 """Attention claims on data: ``A4 attends to X4, Y4 ≥ 0.6``, ``L0H2 attends to the previous token
-≥ 0.9``, ``top-3 sources of A4 include X4, Y4``.
+≥ 0.9``, ``L3H5 attends to "[SEP]" ≥ 0.5``, ``top-3 sources of A4 include X4, Y4``.
 
 Scores are read from an attention-pattern quantity with axes (batch, head, query, key), as an
 ``activation: blocks.{l}.attn.hook_pattern`` quantity gives; the batch and head axes are
 optional. Without a named head the score is the maximum over heads, and the report names that
-head. Relative targets average over (sample, query) pairs with query >= 1 (query 0 can only
-attend to itself); the induction target skips queries whose token has no earlier occurrence or
-whose latest one is the previous position (its successor would be the query itself).
+head. A score is a mean over (sample, query) pairs of the weight on the pair's target key(s):
+
+* relative targets (the previous token, the first token, itself) use queries >= 1 (under causal
+  masking query 0 can only attend to itself); the next token (key ``q + 1``, which only a
+  bidirectional model attends to) uses every query that has a next position; the induction
+  target skips queries whose token has no earlier occurrence or whose latest one is the
+  previous position (its successor would be the query itself);
+* explicit keys (``QUERY attends to KEY, ...``) use the summed weight on the keys; a lone head
+  as the subject (``L3H5 attends to KEY``) averages over every query.
+
+When the pattern's dataset has a padding mask (sentence datasets: ``attention_mask``), padded
+queries are left out, and so are padded target keys (a pair whose every target key is padding
+is left out). A key label with a per-sample position field in the dataset (``position:[SEP]``)
+means each sample's own position of that token.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 from lark import Tree
 
-from ..errors import QuantityError, UnknownNameError, did_you_mean
+from ..errors import InterpAssertError, QuantityError, UnknownNameError, did_you_mean
 from ..labels import Axis, Labelled, expand_labels
 from ..language import ast
 from ..verdict import Outcome, compare, expected_text, fmt
@@ -29,11 +40,12 @@ from .ranking import ranks
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..data import DatasetSpec
+    from ..data import Dataset, DatasetSpec
 
 PATTERN_HOOK = "hook_pattern"
 RELATIVE_TEXT = {
     "previous": "the previous token",
+    "next": "the next token",
     "first": "the first token",
     "itself": "itself",
     "induction": "the token after the previous occurrence",
@@ -72,27 +84,40 @@ def relative_targets(relative: str, n_query: int, tokens: np.ndarray | None = No
                      ) -> np.ndarray:
     """Target key per (sample, query), -1 where none; shape (1, Q) unless token-dependent.
 
-    Query 0 never has a target: under causal masking all its weight is forced onto itself.
+    Query 0 has no previous, first or itself target: under causal masking all its weight is
+    forced onto itself. The next token is ``q + 1`` for every query but the last position.
     """
     if relative == "induction":
         if tokens is None:
             raise QuantityError("the induction target needs the input tokens")
         return induction_targets(tokens)
     q = np.arange(n_query)
+    if relative == "next":
+        return np.where(q + 1 < n_query, q + 1, -1)[None, :]
     keys = {"previous": q - 1, "first": np.zeros_like(q), "itself": q}[relative]
     return np.where(q >= 1, keys, -1)[None, :]
 
 
-def relative_scores(pattern: np.ndarray, targets: np.ndarray, query: int | None = None
-                    ) -> tuple[np.ndarray, int]:
+def mask_targets(targets: np.ndarray, mask: np.ndarray | None, n: int) -> np.ndarray:
+    """(n, Q) targets with -1 where the query or its target key is padding (``mask`` (n, Q),
+    True on real tokens)."""
+    targets = np.broadcast_to(targets, (n, targets.shape[1]))
+    if mask is None:
+        return targets
+    at_key = np.take_along_axis(mask, np.clip(targets, 0, mask.shape[1] - 1), axis=1)
+    return np.where(mask & at_key & (targets >= 0), targets, -1)
+
+
+def relative_scores(pattern: np.ndarray, targets: np.ndarray,
+                    queries: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Mean weight on each (sample, query)'s target key, per head, over the pairs that have one
-    (only query ``query`` when given); ``pattern`` is (batch, head, query, key). Returns the
-    per-head scores (NaN when no pair has a target) and the number of pairs averaged."""
+    (and that ``queries``, (n, Q) booleans, allows); ``pattern`` is (batch, head, query, key).
+    Returns the per-head scores (NaN when no pair has a target) and the number of pairs."""
     n, _, n_query, _ = pattern.shape
     targets = np.broadcast_to(targets, (n, n_query))
     valid = targets >= 0
-    if query is not None:
-        valid = valid & (np.arange(n_query) == query)[None, :]
+    if queries is not None:
+        valid = valid & queries
     count = int(valid.sum())
     index = np.clip(targets, 0, None)[:, None, :, None]
     gathered = np.take_along_axis(pattern, np.broadcast_to(index, (*pattern.shape[:3], 1)),
@@ -102,9 +127,18 @@ def relative_scores(pattern: np.ndarray, targets: np.ndarray, query: int | None 
         return total / count, count
 
 
-def key_scores(pattern: np.ndarray, query: int, keys: list[int]) -> np.ndarray:
-    """Batch-mean summed weight from ``query`` onto ``keys``, per head."""
-    return pattern[:, :, query, keys].sum(axis=-1).mean(axis=0)
+def key_scores(pattern: np.ndarray, selected: np.ndarray, pairs: np.ndarray
+               ) -> tuple[np.ndarray, int]:
+    """Mean summed weight on each sample's selected keys (``selected`` (n, K) booleans), per
+    head, over the (sample, query) pairs in ``pairs`` ((n, Q) booleans). Returns the per-head
+    scores (NaN when there is no pair) and the number of pairs."""
+    count = int(pairs.sum())
+    rows = np.flatnonzero(pairs.any(axis=0))  # only the queries that are used
+    part = pattern[:, :, rows]
+    summed = np.where(selected[:, None, None, :], part, 0.0).sum(axis=-1)  # (n, head, rows)
+    total = np.where(pairs[:, None, rows], summed, 0.0).sum(axis=(0, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count, count
 
 
 def modal_targets(targets: np.ndarray, n_query: int) -> list[tuple[int, int]]:
@@ -117,6 +151,16 @@ def modal_targets(targets: np.ndarray, n_query: int) -> list[tuple[int, int]]:
         if column.size:
             cells.append((q, int(np.argmax(np.bincount(column)))))
     return cells
+
+
+def masked_mean(pattern: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """(head, query, key) batch mean over the samples where both query and key are real."""
+    if mask is None:
+        return pattern.mean(axis=0)
+    both = (mask[:, :, None] & mask[:, None, :])[:, None]
+    total = np.where(both, pattern, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / both.sum(axis=0)
 
 
 # ---- the pattern a claim reads --------------------------------------------------------------
@@ -133,6 +177,43 @@ class PatternView:
     head_axis: bool
     context: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: (batch, position) True on real tokens, when the dataset has a padding mask
+    mask: np.ndarray | None = None
+    #: the dataset the pattern was computed on (batched patterns only)
+    dataset: Any = None
+
+    @property
+    def mean(self) -> np.ndarray:
+        """(head, query, key) batch mean; with a mask, over the samples where both are real."""
+        return masked_mean(self.values, self.mask)
+
+    def real_queries(self) -> np.ndarray:
+        """(batch, query) True where the query is a real token."""
+        n, n_query = self.values.shape[0], self.values.shape[2]
+        return self.mask if self.mask is not None else np.ones((n, n_query), dtype=bool)
+
+    def sample_positions(self, label: str) -> np.ndarray | None:
+        """Each sample's own index of ``label`` (-1 where absent) from the dataset's
+        ``position:`` field, or None when there is no such field."""
+        from ..text_data import sample_positions
+
+        if self.dataset is None:
+            return None
+        index = sample_positions(self.dataset, label)
+        if index is None or index.shape != (self.values.shape[0],):
+            return None
+        return index
+
+    def indices(self, label: str, role: str) -> tuple[np.ndarray, bool]:
+        """(batch,) index of ``label`` on the query or key axis in each sample, -1 where absent
+        (from the dataset's ``position:`` field when it has one, else the label's position),
+        and whether that index moves from sample to sample."""
+        own = self.sample_positions(label)
+        if own is not None:
+            size = self.values.shape[2 if role == "query" else 3]
+            own = np.where(own < size, own, -1)
+            return own, bool(own.size) and bool((own != own[0]).any())
+        return np.full(self.values.shape[0], self.position(label, role)), False
 
     @property
     def queries(self) -> list[str]:
@@ -181,8 +262,10 @@ class PatternView:
             raise QuantityError(f"pattern '{self.name}' has no batch axis; the induction target "
                                 "needs one pattern per sample",
                                 hint="use the activation quantity itself, not a batch mean")
-        spec = _dataset_of(ev, self.name)
-        raw = load_dataset(spec).field(spec.input)
+        dataset = self.dataset if self.dataset is not None else load_dataset(
+            _dataset_of(ev, self.name))
+        spec = dataset.spec
+        raw = dataset.field(spec.input)
         tokens = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw)
         expected = self.values.shape[0], self.values.shape[2]
         if tokens.ndim != 2 or tokens.shape != expected:
@@ -242,7 +325,7 @@ def _owner_heads(ev: _Evaluation, label: str) -> str | None:
 
 
 def is_head(ev: _Evaluation, label: str) -> bool:
-    """Whether the lone subject of a relative-target claim names a head (else a query)."""
+    """Whether the lone subject of an attends-to claim names a head (else a query)."""
     if ev.default_source:
         view = _as_view(ev.value(ast.Ref(str(ev.default_source))), str(ev.default_source))
         if view.head_axis and label in view.heads:
@@ -317,11 +400,35 @@ def _as_view(value: Labelled, name: str) -> PatternView:
                        named["batch"] is not None, named["head"] is not None, context)
 
 
+def _pattern_dataset(ev: _Evaluation, name: str) -> Dataset | None:
+    """The dataset a batched pattern quantity was computed on, if one can be told: a forward
+    quantity's own; for other quantities (expressions) the claim's, when it loads."""
+    from ..data import load_dataset
+    from ..quantities.behaviour import ForwardQuantity
+
+    definition = ev.file.quantities.get(name)
+    if definition is not None and isinstance(definition.kind, ForwardQuantity):
+        return load_dataset(definition.kind.dataset(ev))  # type: ignore[arg-type]
+    try:
+        return load_dataset(ev.dataset_spec())
+    except InterpAssertError:  # no data, or data the pattern does not use: no mask then
+        return None
+
+
 def pattern_view(ctx: Context, head: str | None) -> PatternView:
-    """The pattern the claim reads, restricted to ``head`` when one is named."""
+    """The pattern the claim reads, restricted to ``head`` when one is named, with its
+    dataset's padding mask when it has one."""
+    from ..text_data import query_mask
+
     ev = cast(_Evaluation, ctx)
     name = choose_pattern(ev, head)
     view = _as_view(ev.value(ast.Ref(name)), name)
+    if view.batched:
+        view.dataset = _pattern_dataset(ev, name)
+        mask = query_mask(view.dataset) if view.dataset is not None else None
+        n, n_query, n_key = view.values.shape[0], view.values.shape[2], view.values.shape[3]
+        if mask is not None and mask.shape == (n, n_query) and n_query == n_key:
+            view.mask = mask
     return view.select_head(head) if head is not None else view
 
 
@@ -365,6 +472,14 @@ def _expand(keys: tuple[str, ...]) -> list[str]:
     return expand_labels(list(keys))
 
 
+def _is_causal(values: np.ndarray) -> bool:
+    """Whether a (batch, head, query, key) pattern puts no weight on any later key."""
+    if values.shape[2] != values.shape[3] or values.shape[2] < 2:
+        return False
+    later = np.triu(np.ones(values.shape[2:], dtype=bool), 1)
+    return not np.any(np.abs(values[..., later]) > 0)
+
+
 def _best_note(view: PatternView, scores: np.ndarray, best: int) -> str:
     if len(view.heads) == 1:
         return f"head {view.heads[0]}"
@@ -388,7 +503,7 @@ def _heatmap(ax: Axes, data: dict[str, Any], title: str) -> None:
 
 def _plot_data(view: PatternView, head: int, cells: list[tuple[int, int]], what: str
                ) -> dict[str, Any]:
-    return {"matrix": view.values[:, head].mean(axis=0), "queries": view.queries,
+    return {"matrix": view.mean[head], "queries": view.queries,
             "keys": view.keys, "cells": cells, "head": view.heads[head], "what": what,
             "pattern": view.name, "samples": view.describe()}
 
@@ -397,13 +512,15 @@ def _plot_data(view: PatternView, head: int, cells: list[tuple[int, int]], what:
 @register_claim
 @dataclass
 class AttendsTo(Claim):
-    """``[HEAD:] QUERY attends to KEY[, KEY...] CMP x`` or ``HEAD|QUERY attends to the previous
-    token | the first token | itself | the token after the previous occurrence CMP x``."""
+    """``[HEAD:] QUERY attends to KEY[, KEY...] CMP x``, ``HEAD attends to KEY[, KEY...] CMP x``
+    (every query) or ``HEAD|QUERY attends to the previous token | the next token | the first
+    token | itself | the token after the previous occurrence CMP x``."""
 
     kind = "attends_to"
     grammar = r"""attends_to: [label ":"] label "attends" "to" attention_target comparison
 attention_target: member ("," member)*                          -> attention_keys
     | "the" "previous" "token"                                  -> attention_previous
+    | "the" "next" "token"                                      -> attention_next
     | "the" "first" "token"                                     -> attention_first
     | "itself"                                                  -> attention_itself
     | "the" "token" "after" "the" "previous" "occurrence"       -> attention_induction
@@ -432,17 +549,15 @@ attention_target: member ("," member)*                          -> attention_key
                 f"{self.comparison}")
 
     def roles(self, ctx: Context) -> tuple[str | None, str | None]:
-        """(head, query): a lone subject of a relative target may be a head."""
-        if self.head is None and self.relative is not None and is_head(
-                cast(_Evaluation, ctx), self.subject):
+        """(head, query): a lone subject may be a head (then every query counts)."""
+        if self.head is None and is_head(cast(_Evaluation, ctx), self.subject):
             return self.subject, None
         return self.head, self.subject
 
     def evaluate(self, ctx: Context) -> Outcome:
         head, query_label = self.roles(ctx)
         view = pattern_view(ctx, head)
-        query = view.position(query_label, "query") if query_label is not None else None
-        scores, cells, what, count = self._scores(ctx, view, query, query_label)
+        scores, cells, what, count = self._scores(ctx, view, query_label)
         nan = np.isnan(scores)
         best = int(np.argmax(nan)) if nan.any() else int(np.argmax(scores))
         value = float("nan") if nan.any() else float(scores[best])
@@ -462,11 +577,17 @@ attention_target: member ("," member)*                          -> attention_key
             head_text = _best_note(view, scores, best)
         else:
             head_text = f"head {view.heads[best]}"
-        pairs = f" ({count} sample-query pairs)" if count is not None else ""
+        padding = "; padding left out" if view.mask is not None else ""
+        pairs = f" ({count} sample-query pairs{padding})" if count is not None else ""
         measured = f"{fmt(value)} in {head_text}; mean over {view.describe()}{pairs}"
         notes = list(view.notes)
         if count == 0:
-            notes.append(f"no (sample, query) pair has {RELATIVE_TEXT[str(self.relative)]}")
+            target = (RELATIVE_TEXT[self.relative] if self.relative is not None
+                      else f"a real key among {_keys_text(self.keys)}")
+            notes.append(f"no (sample, query) pair has {target}")
+        if self.relative == "next" and _is_causal(view.values):
+            notes.append(f"pattern '{view.name}' is causal (no weight on any later key), so no "
+                         "query can attend to the next token")
         outlined = ("outlined: each query's most frequent induction target"
                     if self.relative == "induction" else "outlined: the target cells")
         return Outcome(passed, measured,
@@ -475,25 +596,64 @@ attention_target: member ("," member)*                          -> attention_key
                        context={**view.context, "pattern": view.name, "head": view.heads[best]},
                        plot_data=_plot_data(view, best, cells, outlined))
 
-    def _scores(self, ctx: Context, view: PatternView, query: int | None,
-                query_label: str | None
+    def _queries(self, view: PatternView, query_label: str | None
+                 ) -> tuple[np.ndarray, int | None]:
+        """(batch, query) booleans: the real queries the claim is about; and the query's fixed
+        index (None for every query, or for a per-sample query such as ``"[SEP]"``)."""
+        real = view.real_queries()
+        if query_label is None:
+            return real, None
+        index, per_sample = view.indices(query_label, "query")
+        chosen = np.arange(real.shape[1])[None, :] == index[:, None]
+        return real & chosen, int(index[0]) if index.size and not per_sample else None
+
+    def _scores(self, ctx: Context, view: PatternView, query_label: str | None
                 ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None]:
-        """Per-head scores, the cells to outline, the description and the pairs averaged."""
+        """Per-head scores, the cells to outline, the description and the pairs averaged
+        (None where that count says nothing: one fixed query, no padding)."""
+        queries, query = self._queries(view, query_label)
+        source = f"from {query_label} " if query_label is not None else ""
         if self.relative is None:
-            assert query is not None
-            key_index = [view.position(k, "key") for k in _expand(self.keys)]
-            return (key_scores(view.values, query, key_index), [(query, k) for k in key_index],
-                    f"weight from {query_label} on {_keys_text(self.keys)}", None)
-        n_query = view.values.shape[2]
-        if query == 0 and self.relative != "induction":
+            return self._key_scores(view, queries, query, source)
+        n, n_query = view.values.shape[0], view.values.shape[2]
+        if query == 0 and self.relative in ("previous", "first", "itself"):
             raise QuantityError(f"query '{query_label}' is the first position: its causal "
                                 "attention is forced onto itself, so no relative target applies")
         tokens = view.tokens(cast(_Evaluation, ctx)) if self.relative == "induction" else None
-        targets = relative_targets(self.relative, n_query, tokens)
-        scores, count = relative_scores(view.values, targets, query)
-        cells = [c for c in modal_targets(targets, n_query) if query is None or c[0] == query]
-        source = f"from {query_label} " if query_label is not None else ""
+        targets = mask_targets(relative_targets(self.relative, n_query, tokens), view.mask, n)
+        scores, count = relative_scores(view.values, targets, queries)
+        cells = modal_targets(np.where(queries, targets, -1), n_query)
         return scores, cells, f"weight {source}on {RELATIVE_TEXT[self.relative]}", count
+
+    def _key_scores(self, view: PatternView, queries: np.ndarray, query: int | None, source: str
+                    ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None]:
+        n, n_query, n_key = view.values.shape[0], view.values.shape[2], view.values.shape[3]
+        selected = np.zeros((n, n_key), dtype=bool)
+        indices, per_sample = [], []
+        for label in _expand(self.keys):
+            index, own = view.indices(label, "key")
+            present = index >= 0
+            selected[np.flatnonzero(present), index[present]] = True
+            indices.append(index)
+            if own:
+                per_sample.append(label)
+        if view.mask is not None:
+            selected &= view.mask
+        pairs = queries & selected.any(axis=1)[:, None]
+        scores, count = key_scores(view.values, selected, pairs)
+        cells: set[tuple[int, int]] = set()
+        for index in indices:
+            real_key = (index >= 0) & selected[np.arange(n), np.clip(index, 0, None)]
+            cells.update(modal_targets(np.where(pairs & real_key[:, None], index[:, None], -1),
+                                       n_query))
+        from ..text_data import position_field
+
+        for label in per_sample:
+            view.notes.append(f"'{label}' is each sample's own position (dataset field "
+                              f"'{position_field(label)}')")
+        legacy = query is not None and view.mask is None and not per_sample
+        return (scores, sorted(cells), f"weight {source}on {_keys_text(self.keys)}",
+                None if legacy else count)
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         data = outcome.plot_data
@@ -533,7 +693,7 @@ ATTENTION_TOP: /top-[1-9]\d*\b/"""
         query = view.position(self.query, "query")
         labels = _expand(self.keys)
         key_index = [view.position(k, "key") for k in labels]
-        weights = view.values[:, :, query, :].mean(axis=0)  # (head, key)
+        weights = view.mean[:, query, :]  # (head, key); with a mask, over real samples
         per_head = []
         for h in range(len(view.heads)):
             rank = ranks(weights[h])
