@@ -1,0 +1,137 @@
+"""Shared helpers for the interp-assert test suite.
+
+Checkpoints are tiny (a few small tensors from a fixed seed) so that every test stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interp_assert.subject import clear_subjects
+
+N_NEURONS = 16
+D_MODEL = 4
+
+
+def tiny_state_dict(seed: int = 0) -> dict[str, Any]:
+    """A small "model": an MLP output matrix, a readout over digits and an unembedding."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    w_out = torch.randn(N_NEURONS, D_MODEL, generator=generator)
+    # N0, N1, N3 point in almost the same direction; the other rows stay random
+    base = torch.tensor([1.0, 2.0, -1.0, 0.5])
+    for row, scale in ((0, 1.0), (1, 1.5), (3, 0.8)):
+        w_out[row] = scale * base + 0.05 * torch.randn(D_MODEL, generator=generator)
+    return {
+        "blocks.0.mlp.W_out": w_out,
+        "readout": torch.linspace(-1.0, 2.0, 10),
+        "unembed.W_U": torch.randn(D_MODEL, 3, generator=generator),
+    }
+
+
+def save_checkpoint(path: Path, tensors: Mapping[str, Any] | None = None, seed: int = 0,
+                    wrap: str | None = None, **metadata: Any) -> Path:
+    """torch.save a state dict (optionally under ``wrap`` with extra metadata keys)."""
+    import torch
+
+    state = dict(tensors) if tensors is not None else tiny_state_dict(seed)
+    obj: Any = state if wrap is None else {wrap: state, **metadata}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path
+
+
+def write_claims(path: Path, text: str) -> Path:
+    """Write a claim file (the text is dedented) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+QUANTITIES = """\
+quantities:
+  neurons:
+    weight: blocks.0.mlp.W_out
+    axes: [neuron, d_model]
+    labels: {neuron: N0..N15}
+  A·V:
+    weight: readout
+    axes: [digit]
+    labels: {digit: 0..9}
+"""
+
+
+def claim_file_text(claims: str, checkpoint: str = "model.pt", quantities: str = QUANTITIES,
+                    subject_extra: str = "") -> str:
+    """A claim file over :func:`tiny_state_dict` with ``claims`` (a YAML list, unindented)."""
+    body = "\n".join("  " + line if line else line
+                     for line in textwrap.dedent(claims).strip("\n").splitlines())
+    return (f"subject:\n  checkpoint: {checkpoint}\n{subject_extra}{quantities}"
+            f"claims:\n{body}\n")
+
+
+@pytest.fixture
+def make_project(tmp_path: Path):
+    """``make_project(claims, name=..., checkpoint=...)`` writes a checkpoint (once) and a
+    claim file into ``tmp_path`` and returns the claim file's path."""
+
+    def make(claims: str, name: str = "model.claims.yaml", checkpoint: str = "model.pt",
+             quantities: str = QUANTITIES, seed: int = 0, folder: Path | None = None,
+             subject_extra: str = "") -> Path:
+        where = folder or tmp_path
+        if checkpoint and not (tmp_path / checkpoint).exists():
+            save_checkpoint(tmp_path / checkpoint, seed=seed)
+        return write_claims(where / name, claim_file_text(claims, checkpoint, quantities,
+                                                          subject_extra))
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_subjects() -> Iterator[None]:
+    """Every test starts and ends with an empty process-wide subject pool."""
+    clear_subjects()
+    yield
+    clear_subjects()
+
+
+@pytest.fixture
+def isolated_imports() -> Iterator[None]:
+    """Undo the sys.path entries and modules that user-code imports add during a test."""
+    saved_path = list(sys.path)
+    saved_modules = set(sys.modules)
+    yield
+    sys.path[:] = saved_path
+    for name in set(sys.modules) - saved_modules:
+        if name.startswith("interp_assert_user") or name.startswith("usermod_"):
+            del sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def heavy_modules_loaded(tmp_path_factory) -> None:
+    """Inline pytester runs drop the modules they imported afterwards; torch and matplotlib
+    must not be imported (and dropped) there, re-importing them crashes the process. So
+    evaluate and plot one claim here first: everything a claim run imports stays loaded."""
+    import interp_assert as ia
+
+    folder = tmp_path_factory.mktemp("warm")
+    save_checkpoint(folder / "model.pt")
+    (folder / "w.claims.yaml").write_text(claim_file_text("""
+        - N0, N1, N4 cluster with cos > 0.9
+        - all of N0, N1 norm > 100
+    """))
+    results = ia.load(folder / "w.claims.yaml").run(plot_dir=folder / "plots", plots="all")
+    assert all(r.plot is not None for r in results)
+    ia.format_result(results[0])
+    # hypothesis' pytest plugin imports the package at the end of every run; it belongs to a
+    # pytest11 distribution, so each fresh import is assertion-rewritten (seconds)
+    import hypothesis.internal.observability  # noqa: F401
+    import interp_assert_plugins._pytest_items
+    import interp_assert_plugins._pytest_session  # noqa: F401
