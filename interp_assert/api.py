@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from .labels import Labelled
 from .quantities.base import QuantityDef
 from .report import format_result
 from .spec import ClaimEntry, ClaimFile, check_names, load_claim_file
-from .subject import SubjectSpec
+from .subject import SubjectScope, SubjectSpec
+
+_CONSTANT_IDS = itertools.count()
 
 
 class Subject:
@@ -41,16 +44,21 @@ def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
 
     ``quantities`` maps names to definitions exactly as in a claim file's ``quantities:``
     section (``{"neurons": {"weight": "blocks.0.mlp.W_out", "labels": "N0..N255"}}``);
-    a definition may also be an already computed tensor, array or :class:`Labelled`.
+    a definition may also be an already computed tensor, array or :class:`Labelled`, taken as
+    it is when ``subject()`` is called (call ``subject()`` again to see later changes).
     """
     base = Path(base_dir).resolve()
     from .spec import default_search_path
 
+    quantities = dict(quantities or {})
+    constants = any(not isinstance(d, str | Mapping) for d in quantities.values())
     spec = SubjectSpec(checkpoint=(base / checkpoint).resolve() if checkpoint else None,
                        loader=loader, allow_pickle=allow_pickle,
-                       search_path=(base, *default_search_path(base / "x")))
+                       search_path=default_search_path(base / "<python>"),
+                       # values computed from Python-side constants stay with this subject
+                       scope=SubjectScope() if constants else None)
     claim_file = ClaimFile(base / "<python>", spec, {}, [])
-    for name, definition in (quantities or {}).items():
+    for name, definition in quantities.items():
         location = Location("<python>", 1)
         if isinstance(definition, str | Mapping):
             claim_file.quantities[name] = QuantityDef.from_yaml(name, definition, location)
@@ -62,16 +70,20 @@ def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
 def _constant(name: str, value: Any, location: Location) -> QuantityDef:
     from .quantities.base import QuantityKind, as_labelled
 
+    converted = as_labelled(value, name)
+    # a snapshot: changing the tensor afterwards does not change this subject's value
+    labelled = Labelled(converted.values.copy(), converted.axes, name, converted.meta)
+    identity = f"value:{next(_CONSTANT_IDS)}"  # never reused, unlike id(value)
+
     class Constant(QuantityKind):
         key = "value"
 
         def compute(self, ev: Any) -> Labelled:
-            return as_labelled(value, name)
+            return labelled
 
         def fingerprint(self) -> str:
-            return f"value:{id(value)}"
+            return identity
 
-    labelled = as_labelled(value, name)
     labels = {i: list(a.labels) for i, a in enumerate(labelled.axes) if a.labels is not None}
     return QuantityDef(name, Constant(name, {}, location), None, labels, "", location)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,18 +90,47 @@ def _load_torch(path: Path, allow_pickle: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except pickle.UnpicklingError as exc:
+        if not _looks_serialized(path):  # garbage, not a pickle that needs trusting
+            raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
+                                  "corrupt?): neither a zip archive nor a pickle") from None
         if allow_pickle:
-            raise CheckpointError(f"{path.name} could not be unpickled: {exc}") from None
-        reason = str(exc).split("\n")[0][:300]
+            raise CheckpointError(f"{path.name} could not be unpickled: "
+                                  f"{_plain(str(exc))[:300]}") from None
         raise CheckpointError(
             f"{path.name} needs full unpickling, which can run arbitrary code; refused "
-            f"({reason})",
+            f"({_refusal_reason(str(exc))})",
             hint="if you trust this file, set 'allow_pickle: true' under 'subject:' in the "
                  "claim file") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first_line = str(exc).strip().split("\n")[0][:300]
+        first_line = _plain(str(exc)).strip().split("\n")[0][:300]
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
                               f"corrupt?): {type(exc).__name__}: {first_line}") from None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal escape codes (torch bolds parts of its messages)."""
+    return _ANSI.sub("", text)
+
+
+def _refusal_reason(message: str) -> str:
+    """The useful line of torch's weights-only refusal (which global was not allowed)."""
+    text = _plain(message)
+    match = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\. |\n|$)", text)
+    return (match.group(1) if match else text.split("\n")[0])[:300]
+
+
+def _looks_serialized(path: Path) -> bool:
+    """Whether the file starts like something torch.load reads: a zip archive or a pickle
+    (protocol 2+ starts with 0x80, as does torch's legacy format)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(4)
+    except OSError:
+        return False
+    return header.startswith(b"PK") or header[:1] == b"\x80"
 
 
 def _is_tensor_mapping(value: Any) -> bool:

@@ -157,11 +157,13 @@ class Labelled:
         for i, axis in enumerate(self.axes):
             if axis.labels is not None and label in axis.labels:
                 return i
-        for i, axis in enumerate(self.axes):
-            if axis.labels is None and re.fullmatch(r"\d+", label) and int(label) < self.shape[i]:
+        for i, axis in enumerate(self.axes):  # a position (from the end when negative)
+            if axis.labels is None and re.fullmatch(r"-?\d+", label) and (
+                    -self.shape[i] <= int(label) < self.shape[i]):
                 return i
         pool = [lab for axis in self.axes for lab in (axis.labels or ())]
-        raise UnknownNameError(f"unknown label '{label}' in '{self.name}'" + did_you_mean(label, pool))
+        raise UnknownNameError(f"unknown label '{label}' in '{self.name}'"
+                               + did_you_mean(label, pool))
 
     def take(self, axis: int, indices: Sequence[int], keep: bool = True) -> Labelled:
         """Select positions along ``axis``; ``keep=False`` drops the axis (single index)."""
@@ -174,7 +176,7 @@ class Labelled:
             axes = self.axes[:axis] + self.axes[axis + 1:]
         else:
             labels = tuple(old.label(i) for i in indices)
-            axes = self.axes[:axis] + (Axis(old.name, labels),) + self.axes[axis + 1:]
+            axes = (*self.axes[:axis], Axis(old.name, labels), *self.axes[axis + 1:])
         return Labelled(values, axes, self.name, meta)
 
     def select(self, labels: Sequence[str], axis: int | None = None) -> Labelled:

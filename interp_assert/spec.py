@@ -160,7 +160,7 @@ def load_claim_file(path: str | Path) -> ClaimFile:
     except OSError as exc:
         raise SpecError(f"cannot read claim file: {exc.strerror}", Location(shown, 1)) from None
     try:
-        raw = yaml.load(text, Loader=_make_loader(shown))  # noqa: S506 (SafeLoader subclass)
+        raw = yaml.load(text, Loader=_make_loader(shown))  # a SafeLoader subclass
     except SpecError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -272,7 +272,7 @@ def _check_cycles(claim_file: ClaimFile) -> None:
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = trail[trail.index(nxt):] + [nxt] if nxt in trail else [node, nxt]
+                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
                 for member in cycle:
                     claim_file.quantity_errors.setdefault(member, SpecError(
                         "circular quantity definition: " + " -> ".join(cycle),
@@ -337,8 +337,19 @@ def _sentence_location(shown: str, node: yaml.Node | None, fallback: Location | 
     mark = node.start_mark
     offset = 1 if getattr(node, "style", None) in ("'", '"') else 0
     if getattr(node, "style", None) in ("|", ">"):
-        return Location(shown, mark.line + 2, 1)
+        return _block_location(shown, mark)
     return Location(shown, mark.line + 1, mark.column + 1 + offset)
+
+
+def _block_location(shown: str, mark: Any) -> Location:
+    """Where a block scalar's (``claim: >`` / ``|``) text starts: its first non-blank line
+    after the indicator, at that line's indentation."""
+    lines = (mark.buffer or "").split("\n") if isinstance(mark.buffer, str) else []
+    for number in range(mark.line + 1, len(lines)):
+        content = lines[number].rstrip("\0")
+        if content.strip():
+            return Location(shown, number + 1, len(content) - len(content.lstrip(" ")) + 1)
+    return Location(shown, mark.line + 2, 1)
 
 
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,18 @@ from typing import Any
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import CheckpointError, InterpAssertError, Location, did_you_mean
 from .usercode import accepts, call_user, resolve_callable
+
+
+class SubjectScope:
+    """Subjects private to one owner (a ``subject()`` holding Python-side values): specs in
+    different scopes never share a :class:`Subject` (nor its cached values), and the scope's
+    subjects go away with it. Checkpoint files are still loaded once per process."""
+
+    def __init__(self) -> None:
+        self.subjects: dict[SubjectSpec, Subject] = {}
+
+    def __reduce__(self) -> tuple[type[SubjectScope], tuple[()]]:
+        return SubjectScope, ()  # a copy elsewhere starts empty
 
 
 @dataclass(frozen=True)
@@ -22,6 +35,8 @@ class SubjectSpec:
     search_path: tuple[Path, ...] = ()
     device: str = "cpu"
     location: Location | None = field(default=None, compare=False)
+    #: set: the subject is private to this scope instead of the process-wide pool
+    scope: SubjectScope | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -49,7 +64,7 @@ class Subject:
             raise self._failure
         if self._checkpoint is None:
             try:
-                self._checkpoint = load_checkpoint(self.spec.checkpoint, self.spec.allow_pickle)
+                self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
             except InterpAssertError as exc:
                 self._failure = exc.at(self.spec.location)
                 raise
@@ -91,6 +106,9 @@ class Subject:
         return names
 
     def has_weight(self, name: str) -> bool:
+        """Whether ``name`` is a weight; a checkpoint that cannot be loaded raises (that is the
+        problem to report, not an unknown name; a failing loader raises from weight())."""
+        _ = self.checkpoint
         try:
             self.weight(name)
         except CheckpointError:
@@ -116,18 +134,48 @@ class Subject:
 
 _POOL: dict[SubjectSpec, Subject] = {}
 _POOL_LOCK = threading.Lock()
+#: (resolved path, allow_pickle) -> ((mtime_ns, size), the loaded checkpoint or its error)
+_CHECKPOINTS: dict[tuple[Path, bool], tuple[tuple[int, int], Checkpoint | CheckpointError]] = {}
+_CHECKPOINTS_LOCK = threading.Lock()
 
 
 def get_subject(spec: SubjectSpec) -> Subject:
-    """The process-wide :class:`Subject` for ``spec`` (loaded at most once)."""
+    """The process-wide :class:`Subject` for ``spec`` (loaded at most once), or its scope's."""
+    pool = spec.scope.subjects if spec.scope is not None else _POOL
     with _POOL_LOCK:
-        subject = _POOL.get(spec)
+        subject = pool.get(spec)
         if subject is None:
-            subject = _POOL[spec] = Subject(spec)
+            subject = pool[spec] = Subject(spec)
         return subject
 
 
+def load_shared(path: Path, allow_pickle: bool = False) -> Checkpoint:
+    """``path`` loaded once per process, whichever specs name it (claim files in different
+    folders, the Python API), until the file changes; a failure is remembered too."""
+    resolved = path.resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:
+        return load_checkpoint(path, allow_pickle)  # reports the missing file
+    version = (stat.st_mtime_ns, stat.st_size)
+    key = (resolved, allow_pickle)
+    with _CHECKPOINTS_LOCK:
+        cached = _CHECKPOINTS.get(key)
+        if cached is None or cached[0] != version:
+            loaded: Checkpoint | CheckpointError
+            try:
+                loaded = load_checkpoint(path, allow_pickle)
+            except CheckpointError as exc:
+                loaded = exc
+            cached = _CHECKPOINTS[key] = (version, loaded)
+    if isinstance(cached[1], CheckpointError):
+        raise copy.copy(cached[1])  # each subject attaches its own location
+    return cached[1]
+
+
 def clear_subjects() -> None:
-    """Forget every loaded subject (tests use this)."""
+    """Forget every loaded subject and checkpoint (tests use this)."""
     with _POOL_LOCK:
         _POOL.clear()
+    with _CHECKPOINTS_LOCK:
+        _CHECKPOINTS.clear()

@@ -40,7 +40,7 @@ def resolve_callable(reference: str, search_path: Sequence[Path], what: str) -> 
             module = _import_file(module_name, search_path)
         else:
             module = _import_module(module_name, search_path)
-    except UserCodeError:
+    except (UserCodeError, SpecError):  # e.g. file.py not found: a problem of the reference
         raise
     except ModuleNotFoundError as exc:
         raise SpecError(f"{what} '{reference}': module '{module_name}' not found ({exc})",

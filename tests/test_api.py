@@ -130,11 +130,6 @@ class TestCheck:
         assert ia.check("twice ≈ 1.94 ± 1e-6", s).passed
         assert ia.check("effective_rank(W, 0.99) == 3", s).passed
 
-    @pytest.mark.xfail(reason="BUG: subject() constants are cached in the process-wide subject "
-                              "pool under 'value:{id(value)}' (api._constant fingerprint), so a "
-                              "new subject() over the same (updated) tensor, or over a new "
-                              "object that reuses a freed id, returns the old values",
-                       strict=True)
     def test_new_subject_sees_updated_values(self):
         weights = torch.zeros(3)
         assert ia.check("max(w) == 0", ia.subject(quantities={"w": weights})).passed

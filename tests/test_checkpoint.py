@@ -130,10 +130,6 @@ class TestBrokenFiles:
             with pytest.raises(ia.CheckpointError, match=r"m\.pt"):
                 load_checkpoint(tmp_path / "m.pt", allow_pickle=allow)
 
-    @pytest.mark.xfail(reason="BUG: a file of garbage bytes is reported as 'needs full "
-                              "unpickling ... refused' with the hint to set allow_pickle: true "
-                              "(checkpoint._load_torch treats every UnpicklingError as a "
-                              "weights-only refusal)", strict=True)
     def test_garbage_bytes_are_not_called_a_pickle(self, tmp_path):
         (tmp_path / "m.pt").write_bytes(b"\x00this is not a checkpoint" * 8)
         with pytest.raises(ia.CheckpointError) as info:
@@ -228,11 +224,6 @@ class TestPickle:
         assert "allow_pickle: true" in str(result.error)
         assert all(r.passed for r in run_file(allowed))
 
-    @pytest.mark.xfail(reason="BUG: when the checkpoint cannot be loaded, a claim naming a "
-                              "weight without a dot ('norm(readout) > 0') reports \"unknown name "
-                              "'readout'\" instead of the CheckpointError (engine.Evaluation."
-                              "resolve -> Subject.has_weight swallows the load failure)",
-                       strict=True)
     def test_load_failure_is_not_hidden_behind_unknown_name(self, tmp_path):
         torch.save(torch.nn.Linear(2, 2), tmp_path / "m.pt")
         path = write_claims(tmp_path / "m.claims.yaml", """
@@ -258,9 +249,6 @@ class TestPickle:
         with pytest.raises(ia.CheckpointError):
             load_checkpoint(tmp_path / "m.pt")
 
-    @pytest.mark.xfail(reason="BUG: the refusal message embeds torch's ANSI escape codes "
-                              "('\\x1b[1m') from the UnpicklingError text "
-                              "(checkpoint._load_torch)", strict=True)
     def test_refusal_message_is_plain_text(self, tmp_path):
         torch.save(torch.nn.Linear(2, 2), tmp_path / "m.pt")
         with pytest.raises(ia.CheckpointError) as info:
@@ -365,9 +353,6 @@ class TestLoadOnce:
         run_file(tmp_path / "b.claims.yaml")
         assert len(load_counter) == 2
 
-    @pytest.mark.xfail(reason="BUG: SubjectSpec equality includes search_path, so claim files in "
-                              "different folders (or the Python API) load the same checkpoint "
-                              "again (subject.get_subject / SubjectSpec)", strict=True)
     def test_claim_files_in_different_folders_load_once(self, tmp_path, load_counter):
         save_checkpoint(tmp_path / "m.pt")
         run_file(write_claims(tmp_path / "a.claims.yaml", norm_claims("m.pt")))

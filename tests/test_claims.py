@@ -144,9 +144,6 @@ class TestCluster:
         assert not holds(f"N0, N1 cluster with cos > 0.9 apart from N2 with cos < "
                          f"{exact(top - 1e-9)}", s)[0]
 
-    @pytest.mark.xfail(reason="BUG: 'cluster with cos == x apart from ...' without an explicit "
-                              "others' comparison crashes with KeyError '==' "
-                              "(cluster._OPPOSITE lacks ==/!=)", strict=True)
     def test_apart_from_after_equality_op(self):
         s = matrix_subject(self.W)
         holds("N0, N1 cluster with cos != 2 apart from N3", s)
@@ -277,10 +274,6 @@ class TestMonotone:
         with pytest.raises(ia.QuantityError, match="needs a single axis"):
             ia.check("W monotone over neurons", matrix_subject(np.ones((3, 2))))
 
-    @pytest.mark.xfail(reason="BUG: a one-element quantity is reported as failing "
-                              "'monotone' with a NaN measured value instead of holding "
-                              "(or a clear error) (claims/monotone.py Monotone.evaluate)",
-                       strict=True)
     def test_single_element(self):
         s = vector_subject([1.0])
         with contextlib.suppress(ia.QuantityError):
@@ -445,18 +438,11 @@ class TestAggregate:
         s = vector_subject([np.nan, 0.9], prefix="L")
         assert not holds("any of L0 > 0.5", s)[0]
 
-    @pytest.mark.xfail(reason="BUG: 'any' depends on element order when one is NaN: "
-                              "[nan, 0.9] fails but [0.9, nan] holds, because compare._extreme "
-                              "uses max() with a NaN key and the NaN headline value forces a "
-                              "failure", strict=True)
     def test_any_with_a_nan_element_does_not_depend_on_order(self):
         first = holds("any of L0, L1 > 0.5", vector_subject([np.nan, 0.9], prefix="L"))[0]
         second = holds("any of L0, L1 > 0.5", vector_subject([0.9, np.nan], prefix="L"))[0]
         assert first == second
 
-    @pytest.mark.xfail(reason="BUG: for 'in [a,b]' / '≈' comparisons all/any report the first "
-                              "element as the worst/best (compare._extreme returns values[0]) "
-                              "instead of a failing one", strict=True)
     def test_all_in_interval_reports_the_failing_element(self):
         s = vector_subject([0.5, 5.0], prefix="L")
         passed, result = holds("all of L0, L1 in [0, 1]", s)
@@ -493,10 +479,6 @@ class TestCompare:
         assert passed == expected
         assert result.outcome.value == pytest.approx(eval_subject(sentence))
 
-    @pytest.mark.xfail(reason="BUG: '99.9%' is scaled as 99.9 * 0.01 = 0.9990000000000001, so "
-                              "an accuracy of exactly 999/1000 fails 'acc >= 99.9%' with the "
-                              "report 'measured 0.999; expected >= 0.999' "
-                              "(language/parser.py _ToAst.number)", strict=True)
     def test_percent_bound_is_the_decimal_value(self):
         s = ia.subject(quantities={"acc": 999 / 1000})
         assert holds("acc >= 99.9%", s)[0]

@@ -191,9 +191,6 @@ def test_syntax_error_in_quoted_sentence(pytester):
         result.stdout.str())
 
 
-@pytest.mark.xfail(reason="BUG: for block scalars (claim: > / |) the error column ignores the "
-                          "indentation of the sentence (spec._sentence_location uses column 1)",
-                   strict=True)
 def test_syntax_error_in_block_scalar(pytester):
     save_checkpoint(pytester.path / "model.pt")
     path = pytester.path / "b.claims.yaml"

@@ -155,10 +155,6 @@ class TestIndexing:
         np.testing.assert_allclose(evaluate("U[1:2]").values, U[1:3])
         assert evaluate("U[1, 2]").scalar() == U[1, 2]
 
-    @pytest.mark.xfail(reason="BUG: a negative position works in slices/multi-index "
-                              "(Axis.index_of accepts -1) but not as a single index: 'V[-1]' "
-                              "raises unknown label '-1' (labels.Labelled.find_label only "
-                              "matches \\d+)", strict=True)
     def test_negative_single_index(self):
         assert evaluate("V[-1]").scalar() == V[-1]
 
@@ -173,9 +169,6 @@ class TestIndexing:
         with pytest.raises(ia.UnknownNameError, match="did you mean 'N3'"):
             evaluate("W[N33]")
 
-    @pytest.mark.xfail(reason="BUG: a label slice whose end comes before its start "
-                              "(W[N3:N1]) silently selects nothing instead of raising "
-                              "(engine.Evaluation._eval_index)", strict=True)
     def test_backwards_label_slice_is_an_error(self):
         with pytest.raises(ia.InterpAssertError):
             evaluate("W[N3:N1]")
@@ -424,10 +417,6 @@ class TestCallables:
             with pytest.raises(kind, match=message):
                 ia.check("q > 0", s)
 
-    @pytest.mark.xfail(reason="BUG: a missing 'file.py' in 'file.py:function' is reported as "
-                              "UserCodeError 'importing ... failed: SpecError: ...' because "
-                              "usercode.resolve_callable's 'except Exception' wraps the "
-                              "SpecError raised by _import_file", strict=True)
     def test_missing_file_is_a_spec_error(self, user_project):
         folder, _ = user_project
         s = ia.subject("model.pt", base_dir=folder,
@@ -441,9 +430,6 @@ class TestCallables:
         with pytest.raises(ia.SpecError, match="must look like"):
             ia.check("q > 0", ia.subject(quantities={"q": {"call": "no_colon"}}))
 
-    @pytest.mark.xfail(reason="BUG: a 'call:' quantity on a subject without checkpoint or loader "
-                              "crashes with AttributeError ('NoneType' has no 'state_dict') in "
-                              "quantities/builtin.py CallQuantity.compute", strict=True)
     def test_callable_without_a_checkpoint(self, user_project):
         folder, module = user_project
         s = ia.subject(base_dir=folder, quantities={"c": {"call": f"{module}:nothing"}})
@@ -451,10 +437,6 @@ class TestCallables:
 
 
 # ---- caching ------------------------------------------------------------------------------
-@pytest.mark.xfail(reason="BUG: the quantity cache key of an 'expr:' quantity is only its text "
-                          "(QuantityKind.fingerprint), so two subjects/claim files whose "
-                          "expression refers to differently defined quantities share one "
-                          "cached value (engine.Evaluation.quantity)", strict=True)
 def test_expression_cache_is_not_shared_between_different_definitions():
     first = ia.subject(quantities={"W": np.array([3.0, 4.0]), "n": "norm(W)"})
     assert ia.check("n ≈ 5 ± 1e-9", first).passed
@@ -462,9 +444,6 @@ def test_expression_cache_is_not_shared_between_different_definitions():
     assert ia.check("n ≈ 10 ± 1e-9", second).passed
 
 
-@pytest.mark.xfail(reason="BUG: same cache collision across two claim files sharing a "
-                          "checkpoint (engine.Evaluation.quantity keys on the expression text)",
-                   strict=True)
 def test_expression_cache_across_claim_files(tmp_path):
     import torch
     from conftest import save_checkpoint, write_claims

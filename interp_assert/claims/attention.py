@@ -22,7 +22,6 @@ means each sample's own position of that token.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -51,7 +50,6 @@ RELATIVE_TEXT = {
     "induction": "the token after the previous occurrence",
 }
 _RELATIVE_RULES = {f"attention_{kind}": kind for kind in RELATIVE_TEXT}
-_PLAIN = re.compile(r"^[A-Za-z_0-9][\w·.{}+\-]*$")
 _KEYWORDS = frozenset({"itself", "the"})
 _HEAD_LIKE = re.compile(r"^(?:L\d+)?H\d+$")
 
@@ -437,20 +435,9 @@ def _label(item: Any) -> str:
     return item[0] if isinstance(item, tuple) else str(item)
 
 
-@functools.lru_cache(maxsize=1)
-def _name_pattern() -> re.Pattern[str]:
-    """The grammar's NAME terminal, so labels are quoted exactly when they must be."""
-    from importlib import resources
-
-    text = resources.files("interp_assert.language").joinpath("grammar.lark").read_text(
-        encoding="utf-8")
-    match = re.search(r"^NAME: /(.*)/\s*$", text, re.MULTILINE)
-    return re.compile(match.group(1) if match else _PLAIN.pattern)
-
-
 def _quote(label: str) -> str:
-    plain = label.isdigit() or _name_pattern().fullmatch(label) is not None
-    return label if plain and label not in _KEYWORDS else f'"{label}"'
+    """Labels are quoted exactly when they must be (and when they read as a keyword here)."""
+    return ast.quote_if_needed(label, keywords=_KEYWORDS)
 
 
 def _key_text(item: str) -> str:

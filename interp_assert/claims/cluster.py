@@ -15,7 +15,7 @@ from .base import Claim, Context, register_claim
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-_OPPOSITE = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+_OPPOSITE = {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "!=", "!=": "=="}
 
 
 def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -85,11 +85,10 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
                 table.append({"a": labels[i], "b": labels[j], "cos": float(cos[i, j]),
                               "holds": compare(float(cos[i, j]), comparison, threshold)})
         pair_values = np.array([r["cos"] for r in table])
-        worst_index = int(np.argmin(pair_values) if self.op in (">", ">=")
-                          else np.argmax(pair_values))
+        word, worst_index = _worst_pair(pair_values, self.op, threshold)
         worst = table[worst_index]
         passed = all(r["holds"] for r in table)
-        measured = (f"{'min' if self.op in ('>', '>=') else 'max'} pairwise cos "
+        measured = (f"{word} pairwise cos "
                     f"{fmt(worst['cos'])} ({worst['a']}, {worst['b']}); "
                     f"{sum(not r['holds'] for r in table)} of {len(table)} pairs fail")
         expected = f"every pair cos {self.op} {fmt(threshold)}"
@@ -137,6 +136,18 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
                      f"threshold {fmt(data['threshold'])}", fontsize=9)
 
 
+def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:
+    """How the reported pair is chosen, and its index (NaN pairs count as the worst)."""
+    if op in (">", ">="):
+        return "min", int(np.argmin(cos))
+    if op in ("<", "<="):
+        return "max", int(np.argmax(cos))
+    distance = np.abs(cos - threshold)
+    if op == "==":
+        return "furthest", int(np.argmax(distance))
+    return "closest", int(np.argmin(distance))  # !=
+
+
 def _op(token: Any) -> str:
     return {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(token), str(token))
 
@@ -145,7 +156,7 @@ def _stack(a: Any, b: Any) -> Any:
     from ..labels import Axis, Labelled
 
     labels = tuple(a.labels_of(0) + b.labels_of(0))
-    return Labelled(np.vstack([a.values, b.values]), (Axis(a.axes[0].name, labels),) + a.axes[1:])
+    return Labelled(np.vstack([a.values, b.values]), (Axis(a.axes[0].name, labels), *a.axes[1:]))
 
 
 def _with_neighbours(ctx: Context, members: ast.Members, rows: Any, k: int = 5) -> Any:

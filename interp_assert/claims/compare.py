@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -11,9 +12,6 @@ from ..errors import QuantityError
 from ..language import ast
 from ..verdict import Outcome, compare, expected_text, fmt
 from .base import Claim, Context, register_claim
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
 
 
 def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, float | None]:
@@ -138,7 +136,8 @@ AGG: /all|any|mean|max|min/"""
         what = f"{self.function} " if self.function else ""
         if self.how in ("all", "any"):
             passed = all(holds) if self.how == "all" else any(holds)
-            label, value = _extreme(values, self.comparison, best=self.how == "any")
+            label, value = _extreme(values, self.comparison, bound, upper,
+                                    best=self.how == "any")
             measured = (f"{sum(holds)}/{len(holds)} elements hold; "
                         f"{'best' if self.how == 'any' else 'worst'} {label} {what}= {fmt(value)}")
         else:
@@ -151,12 +150,33 @@ AGG: /all|any|mean|max|min/"""
                        plot_data={"values": dict(values), "bound": bound, "upper": upper})
 
 
-def _extreme(values: list[tuple[str, float]], comparison: ast.Comparison,
-             best: bool) -> tuple[str, float]:
-    """The element furthest on the failing side (or, with ``best``, the passing side)."""
-    if comparison.op in (">", ">=", "<", "<="):
-        larger_is_better = comparison.op in (">", ">=")
-        pick = max if larger_is_better == best else min
-        return pick(values, key=lambda lv: lv[1])
-    return values[0]
+def _extreme(values: list[tuple[str, float]], comparison: ast.Comparison, bound: float,
+             upper: float | None, best: bool) -> tuple[str, float]:
+    """The element furthest on the failing side (or, with ``best``, the passing side).
+
+    NaN counts as the furthest on the failing side: ``all`` reports it, ``any`` reports a
+    finite element whenever there is one (whatever the order of the elements)."""
+    margins = [_margin(value, comparison, bound, upper) for _, value in values]
+    pick = max if best else min
+    index = pick(range(len(values)), key=margins.__getitem__)
+    return values[index]
+
+
+def _margin(value: float, comparison: ast.Comparison, bound: float,
+            upper: float | None) -> float:
+    """How far ``value`` lies on the passing side of the comparison (negative: failing)."""
+    op = comparison.op
+    if op in (">", ">="):
+        margin = value - bound
+    elif op in ("<", "<="):
+        margin = bound - value
+    elif op == "in":
+        margin = min(value - bound, upper - value)  # type: ignore[operator]
+    elif op == "≈":
+        margin = upper - abs(value - bound)  # type: ignore[operator]
+    elif op == "==":
+        margin = -abs(value - bound)
+    else:  # !=
+        margin = abs(value - bound)
+    return float(margin) if math.isfinite(value) and not math.isnan(margin) else -math.inf
 

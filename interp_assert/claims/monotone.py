@@ -67,6 +67,10 @@ STRICT: /strictly\b/"""
         quantity = ctx.value(self.subject)
         series = _along(quantity, self.axis)
         values = series.values
+        if values.size < 2:
+            raise QuantityError(
+                f"'{self.subject}' has {values.size} value(s) over {self.axis}; 'monotone' needs "
+                "at least two values", hint="check the quantity's shape and any indexing")
         tolerance = ctx.scalar(self.tolerance) if self.tolerance is not None else 0.0
         directions = [self.direction == "increasing"] if self.direction else [True, False]
         results = {inc: monotone_violations(values, inc, self.strict, tolerance)

@@ -118,7 +118,8 @@ class RanksAbove(Claim):
         return cls(_label_text(higher), _label_text(lower), source)
 
     def __str__(self) -> str:
-        return f"{self.higher} ranks above {self.lower} in {self.source}"
+        return (f"{ast.quote_if_needed(self.higher)} ranks above "
+                f"{ast.quote_if_needed(self.lower)} in {self.source}")
 
     def evaluate(self, ctx: Context) -> Outcome:
         vector = _vector(ctx, self.source)
@@ -160,7 +161,8 @@ ARG: /arg(max|min)\b/"""
         return cls(str(which), source, str(axis), _label_text(label))
 
     def __str__(self) -> str:
-        return f"{self.which} of {self.source} over {self.axis} is {self.expected_label}"
+        return (f"{self.which} of {self.source} over {self.axis} is "
+                f"{ast.quote_if_needed(self.expected_label)}")
 
     def evaluate(self, ctx: Context) -> Outcome:
         vector = _vector(ctx, self.source)

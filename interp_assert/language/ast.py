@@ -6,18 +6,53 @@ round-trips.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
 
 UNIT_SCALE = {"%": 0.01, "points": 0.01, "point": 0.01, "pp": 0.01, "nats": 1.0, "nat": 1.0}
-_PLAIN_LABEL = re.compile(r"^[A-Za-z_0-9][\w·.{}+\-]*$")
 
 
 def format_number(value: float) -> str:
-    """Shortest faithful text for a number."""
+    """Shortest faithful text for a number (``inf``/``-inf``/``nan`` when not finite)."""
+    if not math.isfinite(value):
+        return repr(float(value))
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))
+
+
+def format_unscaled(value: float, scale: float) -> str:
+    """The text of ``value / scale`` (0.58 in %: "58") that reads back, times ``scale``, as
+    exactly ``value`` (the parser scales decimals exactly)."""
+    if scale == 1 or not math.isfinite(value):
+        return format_number(value / scale)
+    exact = (Decimal(repr(float(value))) / Decimal(repr(scale))).normalize()
+    if exact == exact.to_integral_value() and abs(exact) < 10**15:
+        return str(int(exact))
+    return format(exact, "f") if Decimal("1e-6") <= abs(exact) < 10**15 else str(exact)
+
+
+@functools.cache
+def _terminal(name: str) -> re.Pattern[str]:
+    """A terminal of grammar.lark (``NAME``, ``INT``) as a compiled regular expression."""
+    text = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+    match = re.search(rf"^{name}: /(.*)/\s*$", text, re.MULTILINE)
+    if match is None:  # pragma: no cover - the grammar defines both
+        raise LookupError(f"grammar.lark has no terminal {name}")
+    return re.compile(match.group(1))
+
+
+def quote_if_needed(text: str, *, number_ok: bool = True,
+                    keywords: frozenset[str] = frozenset()) -> str:
+    """``text`` as written in a claim: bare when it reads back as one NAME (or, with
+    ``number_ok``, one INT, as labels may be), else in double quotes."""
+    plain = _terminal("NAME").fullmatch(text) is not None or (
+        number_ok and _terminal("INT").fullmatch(text) is not None)
+    return text if plain and text not in keywords else f'"{text}"'
 
 
 @dataclass(frozen=True)
@@ -37,7 +72,7 @@ class Number(Node):
 
     def __str__(self) -> str:
         if self.unit:
-            raw = self.text or format_number(self.value / UNIT_SCALE[self.unit])
+            raw = self.text or format_unscaled(self.value, UNIT_SCALE[self.unit])
             return f"{raw}%" if self.unit == "%" else f"{raw} {self.unit}"
         return self.text or format_number(self.value)
 
@@ -49,7 +84,7 @@ class Ref(Node):
     name: str
 
     def __str__(self) -> str:
-        return self.name
+        return quote_if_needed(self.name, number_ok=False)
 
 
 @dataclass(frozen=True)
@@ -72,7 +107,8 @@ class BinOp(Node):
     right: Node
 
     def __str__(self) -> str:
-        return f"({self.left} {self.op} {self.right})"
+        left = _operand(self.left) if self.op == "^" else str(self.left)
+        return f"({left} {self.op} {self.right})"
 
 
 @dataclass(frozen=True)
@@ -80,7 +116,8 @@ class Neg(Node):
     operand: Node
 
     def __str__(self) -> str:
-        return f"-({self.operand})"
+        # parenthesised as a whole, so that it stays the base of ^, .T and [...]
+        return f"(-{_operand(self.operand)})"
 
 
 @dataclass(frozen=True)
@@ -102,7 +139,7 @@ class Index(Node):
     items: tuple[Node, ...]
 
     def __str__(self) -> str:
-        return f"{self.target}[{', '.join(map(str, self.items))}]"
+        return f"{_operand(self.target)}[{', '.join(map(str, self.items))}]"
 
 
 @dataclass(frozen=True)
@@ -125,11 +162,18 @@ class Transpose(Node):
     operand: Node
 
     def __str__(self) -> str:
-        return f"{self.operand}.T"
+        return f"{_operand(self.operand)}.T"
+
+
+def _operand(node: Node) -> str:
+    """A node's text, parenthesised when it starts with a minus sign (a negative literal),
+    which would otherwise bind looser than the ^, .T or [...] applied to it."""
+    text = str(node)
+    return f"({text})" if text.startswith(("-", "−")) else text
 
 
 def _quote(label: str) -> str:
-    return label if _PLAIN_LABEL.match(label) else f'"{label}"'
+    return quote_if_needed(label)
 
 
 @dataclass(frozen=True)
@@ -138,7 +182,7 @@ class Members:
 
     labels: tuple[str, ...]
     source: Node | None = None
-    column: int = 0
+    column: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         text = ", ".join(_quote(label) for label in self.labels)
@@ -162,5 +206,5 @@ class Comparison:
         else:
             text = f"{self.op} {self.value}"
         if self.confidence is not None:
-            text += f" with {format_number(self.confidence * 100)}% confidence"
+            text += f" with {format_unscaled(self.confidence, 0.01)}% confidence"
         return text

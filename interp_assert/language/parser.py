@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +80,9 @@ class _ToAst(Transformer):
         return ast.BinOp(symbol, left, right, column=op.column)
 
     def neg(self, op: Token, operand: ast.Node) -> ast.Node:
-        if isinstance(operand, ast.Number):
-            return ast.Number(-operand.value, operand.unit, column=op.column)
+        if isinstance(operand, ast.Number):  # a negative literal keeps its text ("-0", "-1e400")
+            text = f"-{operand.text}" if operand.text else ""
+            return ast.Number(-operand.value, operand.unit, text, column=op.column)
         return ast.Neg(operand, column=op.column)
 
     def index(self, target: ast.Node, *items: ast.Node) -> ast.Node:
@@ -107,10 +109,9 @@ class _ToAst(Transformer):
         return ast.Ref(str(text)[1:-1], column=text.column)
 
     def number(self, value: Token, unit: Token | None) -> ast.Number:
-        raw = float(value)
         unit_text = str(unit) if unit is not None else None
-        scale = ast.UNIT_SCALE[unit_text] if unit_text else 1.0
-        return ast.Number(raw * scale, unit_text, str(value), column=value.column)
+        return ast.Number(_scaled(str(value), unit_text), unit_text, str(value),
+                          column=value.column)
 
     # claim pieces
     def label(self, token: Token) -> tuple[str, int]:
@@ -127,11 +128,19 @@ class _ToAst(Transformer):
         from ..labels import expand_labels
 
         names: list[str] = []
-        for text, _column in labels:
-            names.extend(expand_labels([text]) if ".." in text else [text])
+        for text, column in labels:
+            try:
+                names.extend(expand_labels([text]) if ".." in text else [text])
+            except InterpAssertError as exc:  # e.g. a backwards range: point at that label
+                raise ClaimSyntaxError(exc.message, "", max(1, column), hint=exc.hint) from None
         return ast.Members(tuple(names), source, column=labels[0][1])
 
     def confidence(self, level: ast.Number) -> float:
+        percent = level.unit == "%"
+        if not (percent or level.unit is None) or not 0 < level.value < 1:
+            raise ClaimSyntaxError(
+                f"confidence level '{level}' is not a percentage between 0% and 100%", "",
+                max(1, level.column), hint="write e.g. 'with 95% confidence'")
         return level.value
 
     def cmp(self, op: Token, value: ast.Node, confidence: float | None) -> ast.Comparison:
@@ -152,6 +161,17 @@ class _ToAst(Transformer):
 
     def start(self, claim: Any, for_each: ForEach | None) -> tuple[Any, ForEach | None]:
         return claim, for_each
+
+
+def _scaled(text: str, unit: str | None) -> float:
+    """The literal's value with its unit applied exactly: 99.9% is 0.999, not 99.9 * 0.01."""
+    if not unit:
+        return float(text)
+    scale = ast.UNIT_SCALE[unit]
+    try:
+        return float(Fraction(text) * Fraction(str(scale)))
+    except OverflowError:  # beyond float range (1e400%): scaling cannot bring it back
+        return float(text) * scale
 
 
 def _grammar_text(kinds: dict[str, type[Claim]]) -> str:
@@ -203,8 +223,12 @@ def _transform(tree: Tree, kinds: dict[str, type[Claim]], text: str) -> Any:
         raise
     except VisitError as exc:
         original = exc.orig_exc
-        if isinstance(original, InterpAssertError):
-            raise ClaimSyntaxError(original.message, text, 1) from None
+        if isinstance(original, ClaimSyntaxError):  # already points at its column
+            original.text = text
+            raise original from None
+        if isinstance(original, InterpAssertError):  # point at the rule that failed
+            column = max(1, _column(getattr(exc.obj, "meta", None)))
+            raise ClaimSyntaxError(original.message, text, column, hint=original.hint) from None
         raise
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ClaimSyntaxError, SpecError
 from ..language import ast
 from ..usercode import accepts, call_user, resolve_callable
-from . import behaviour  # noqa: F401  (registers the forward-pass kinds)
+from . import behaviour, circuit, table  # noqa: F401  (registers forward-pass, circuit, table)
 from .base import QuantityKind, register_quantity
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ def referenced_names(node: Any) -> list[str]:
     """Every name an expression (or member list) refers to."""
     if isinstance(node, ast.Ref):
         return [node.name]
+    if isinstance(node, ast.At):
+        return [node.quantity]
     if isinstance(node, ast.Members):
         names = list(node.labels)
         return names + (referenced_names(node.source) if node.source is not None else [])
@@ -101,15 +103,22 @@ class CallQuantity(QuantityKind):
         function = resolve_callable(self.config["call"], ev.search_path, f"quantity '{self.name}'")
         subject = ev.subject
         kwargs = dict(self.config.get("args", {}))
-        provided = {"model": lambda: subject.model,
-                    "state_dict": lambda: subject.checkpoint.state_dict,
+
+        def state_dict() -> Any:
+            checkpoint = subject.checkpoint
+            return checkpoint.state_dict if checkpoint is not None else None
+
+        provided = {"model": lambda: subject.model, "state_dict": state_dict,
                     "checkpoint": lambda: subject.checkpoint, "subject": lambda: subject}
         positional: list[Any] = []
         for name, get in provided.items():
             if accepts(function, name) and name not in kwargs:
                 kwargs[name] = get()
         if not any(name in kwargs for name in provided):
+            # the model, else the state dict; nothing when the subject has neither
             model = subject.model
-            positional.append(model if model is not None else subject.checkpoint.state_dict)
+            weights = model if model is not None else state_dict()
+            if weights is not None:
+                positional.append(weights)
         return call_user(function, f"quantity '{self.name}' ({self.config['call']})",
                          *positional, **kwargs)
