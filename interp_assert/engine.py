@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .circuits import call_context_function, circuit_quantity, is_circuit_name
 from .data import DatasetSpec
 from .errors import (
     InterpAssertError,
@@ -52,6 +54,8 @@ class Evaluation:
         self._names = {normalize_name(n): n for n in claim_file.quantities}
         self._stack: list[str] = []
         self.used: list[str] = []
+        #: this claim's recorded value: what the name ``baseline`` means in its expressions
+        self.baseline: float | None = None
 
     @property
     def subject(self) -> Subject:
@@ -70,8 +74,7 @@ class Evaluation:
         if name in self._stack:
             raise QuantityError("circular quantity definition: " + " -> ".join(
                 [*self._stack, name]), definition.location)
-        key = ("quantity", definition.kind.fingerprint(), repr(definition.axes),
-               repr(definition.labels), self.dataset, self.interventions)
+        key = ("quantity", self.fingerprint(name), self.dataset, self.interventions)
         cache = self._subject.cache if self._subject is not None else {}
         if key not in cache:
             self._stack.append(name)
@@ -84,6 +87,49 @@ class Evaluation:
         if name not in self.used:
             self.used.append(name)
         return cache[key].with_name(name)
+
+    def fingerprint(self, name: str, _trail: tuple[str, ...] = ()) -> str:
+        """Identity of quantity ``name``'s value (its cache key): its definition and, for an
+        expression, what each name in it means in this file, so that the same text over
+        differently defined quantities (another claim file, another subject()) never shares a
+        value."""
+        from .quantities.behaviour import ForwardQuantity
+        from .quantities.builtin import CallQuantity
+
+        definition = self.file.quantities[name]
+        kind = definition.kind
+        parts = [kind.fingerprint(), repr(definition.axes), repr(definition.labels)]
+        if isinstance(kind, CallQuantity):  # 'file.py:f' is found through the search path
+            parts.append(f"search_path={self.search_path!r}")
+        layout = self.file.raw.get("layout")
+        if layout is not None and kind.key in ("expr", "circuit"):  # circuit names read it
+            parts.append(f"layout={layout!r}")
+        if isinstance(kind, ForwardQuantity):  # the dataset, not just its name
+            try:
+                spec = self.dataset_spec(kind.config.get("data"))
+            except InterpAssertError:  # computing the value reports it (nothing is cached)
+                parts.append("no dataset")
+            else:
+                parts.append(repr(dataclasses.replace(spec, search_path=(), location=None)))
+        if name not in _trail:  # a cycle is reported when the value is computed
+            for ref in sorted(kind.references()):
+                parts.append(f"{ref}={self._name_fingerprint(ref, (*_trail, name))}")
+        return "|".join(parts)
+
+    def _name_fingerprint(self, name: str, trail: tuple[str, ...]) -> str:
+        """What a name in an expression stands for, as part of a fingerprint."""
+        quantity = self._quantity_name(name)
+        if quantity is not None:
+            return f"({self.fingerprint(quantity, trail)})"
+        try:
+            owners = [self.owner_of(name)]
+        except InterpAssertError:  # declared by several quantities
+            owners = self._owners.get(name, [])
+        if owners and owners[0] is not None:
+            return "label of " + ", ".join(f"({self.fingerprint(o, trail)})" for o in owners)
+        if name == "baseline":
+            return f"baseline {self.baseline!r}"
+        return "weight"  # a weight or circuit of the subject, whose cache this is
 
     def dataset_spec(self, name: str | None = None) -> DatasetSpec:
         """A dataset of the file by name; by default the claim's, else the file's first."""
@@ -124,8 +170,12 @@ class Evaluation:
             whole = self.quantity(owner)
             axis = whole.find_label(name)
             return whole.take(axis, [whole.axes[axis].index_of(name)], keep=False).with_name(name)
+        if name == "baseline":
+            return self._baseline()
         if self._subject is not None and ("." in name or self._subject.has_weight(name)):
             return self._weight(name)
+        if self._subject is not None and is_circuit_name(name):  # W_OV, K-composition, ...
+            return circuit_quantity(self, name)
         candidates = [*self.file.quantities, *self._owners]
         if self._subject is not None:
             try:
@@ -134,6 +184,13 @@ class Evaluation:
                 pass
         raise UnknownNameError(f"unknown name '{name}' (not a quantity, label or weight)"
                                + did_you_mean(name, candidates))
+
+    def _baseline(self) -> Labelled:
+        if self.baseline is None:
+            raise SpecError("'baseline' is this claim's recorded value, but no baseline file was "
+                            "given", hint="run with --interp-baseline FILE (record the values "
+                                          "with --interp-baseline-update)")
+        return Labelled(np.array(self.baseline), (), "baseline")
 
     def _weight(self, name: str) -> Labelled:
         key = ("weight", name)
@@ -169,6 +226,9 @@ class Evaluation:
         return apply_function("transpose", [self.value(node.operand)])
 
     def _eval_call(self, node: ast.Call) -> Labelled:
+        weighted = call_context_function(self, node)  # congruence(...): reads the weights
+        if weighted is not None:
+            return weighted
         function = lookup(node.func)
         args: list[Any] = []
         for i, arg in enumerate(node.args):
@@ -215,8 +275,17 @@ class Evaluation:
                 axis = position - dropped
                 start = _label_or_none(item.start)
                 stop = _label_or_none(item.stop)
+                size = result.shape[axis]
                 lo = result.axes[axis].index_of(start) if start is not None else 0
-                hi = result.axes[axis].index_of(stop) if stop is not None else result.shape[axis] - 1
+                hi = result.axes[axis].index_of(stop) if stop is not None else size - 1
+                lo, hi = (lo + size if lo < 0 else lo), (hi + size if hi < 0 else hi)
+                if size and not (0 <= lo < size and 0 <= hi < size):
+                    raise QuantityError(f"slice '{item}' in '{node}' is outside the axis "
+                                        f"({size} positions)")
+                if hi < lo and size:
+                    raise QuantityError(f"slice '{item}' in '{node}' runs backwards (its end "
+                                        "comes before its start)",
+                                        hint="write the slice from its first to its last label")
                 result = result.take(axis, list(range(lo, hi + 1)))
                 continue
             label = _label_text(item)
@@ -295,7 +364,7 @@ def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:
         axes = left.axes[:-1]
     else:
         batch = left.axes[:-2] if left.ndim >= right.ndim else right.axes[:-2]
-        axes = batch + (left.axes[-2], right.axes[-1])
+        axes = (*batch, left.axes[-2], right.axes[-1])
     return Labelled(values, axes, name)
 
 
@@ -377,8 +446,11 @@ def evaluate_parsed(parsed: ParsedClaim, evaluation: Evaluation) -> tuple[Any, O
 
 
 def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: SubjectSpec | None
-                   = None, plot_dir: Path | None = None, plots: str = "failed") -> ClaimResult:
-    """Evaluate one claim of a file; errors become results (one broken claim hides nothing)."""
+                   = None, plot_dir: Path | None = None, plots: str = "failed",
+                   baseline: float | None = None) -> ClaimResult:
+    """Evaluate one claim of a file; errors become results (one broken claim hides nothing).
+
+    ``baseline`` is the claim's recorded value, the meaning of the name ``baseline``."""
     from .plotting import save_plot
 
     started = time.perf_counter()
@@ -392,6 +464,7 @@ def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: Subje
     dataset = entry.options.get("data")
     evaluation = Evaluation(claim_file, subject, entry.options.get("on"),
                             str(dataset) if dataset is not None else None)
+    evaluation.baseline = baseline
     if spec is not None:
         plan(claim_file, spec, evaluation.dataset)
     try:
@@ -413,6 +486,9 @@ def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: Subje
                 result.plot = save_plot(claim, outcome, path, title=f"{entry.id}: {entry.text}")
             except Exception as exc:
                 outcome.notes.append(f"the plot could not be drawn: {type(exc).__name__}: {exc}")
+    if result.sha256 is None and subject is not None:
+        with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
+            result.sha256 = subject.sha256
     result.quantities = evaluation.used
     result.duration = time.perf_counter() - started
     return result

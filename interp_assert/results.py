@@ -1,8 +1,18 @@
-"""Machine-readable results: one JSON record per claim, written deterministically and
-atomically."""
+"""Machine-readable results: one JSON record per claim and checkpoint, written deterministically
+and atomically, and the terminal summary built from the same records.
+
+A record is plain JSON data, so it can travel from pytest-xdist workers to the controller
+inside a test report. The results file is::
+
+    {"schema": "interp-assert/results/2", "versions": {...}, "summary": {"holds": 3, ...},
+     "results": [record, ...], "trajectories": [...]}
+
+sorted by file, claim and checkpoint, without timings: the same run gives the same bytes.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -10,17 +20,22 @@ import platform
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    from .baseline import BaselineEntry
+    from .engine import ClaimResult
+    from .sweep import Trajectory
 
-from .engine import ClaimResult
-
-SCHEMA = "interp-assert/results/1"
+SCHEMA = "interp-assert/results/2"
+#: verdicts of a record; expected failures are those before a claim's ``holds_from`` step
+VERDICTS = ("holds", "fails", "error", "xfail", "xpass")
 
 
 def _plain(value: Any) -> Any:
     """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to strings."""
+    import numpy as np
+
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -38,28 +53,61 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
-    """The JSON record of one result (no timings, so reruns give identical files)."""
-    outcome = result.outcome
-    plot = result.plot
-    if plot is not None and root is not None:
+def relative(path: Path | str, root: Path | None) -> str:
+    """``path`` relative to ``root`` when inside it, as a POSIX string."""
+    path = Path(path)
+    if root is not None:
         try:
-            plot = plot.resolve().relative_to(root.resolve())
+            return path.resolve().relative_to(root.resolve()).as_posix()
         except ValueError:
             pass
+    return path.as_posix()
+
+
+def verdict(status: str, expect_failure: bool = False) -> str:
+    """holds / fails / error, or xfail / xpass for a claim not expected to hold yet."""
+    if status == "error":
+        return "error"
+    if expect_failure:
+        return "xpass" if status == "passed" else "xfail"
+    return "holds" if status == "passed" else "fails"
+
+
+def record(result: ClaimResult, root: Path | None = None, *, file: Path | None = None,
+           name: str | None = None,
+           label: str | None = None, step: int | None = None, holds_from: int | None = None,
+           expect_failure: bool = False, baseline: BaselineEntry | None = None,
+           baseline_used: bool = False) -> dict[str, Any]:
+    """The JSON record of one claim on one checkpoint (no timings: reruns give equal files).
+
+    ``file`` is the claim file (default: as the result names it), ``label``/``step`` place it in
+    a sweep; ``baseline`` is the recorded entry it was judged
+    against (``baseline_used`` without an entry: the entry was missing).
+    """
+    outcome = result.outcome
     data: dict[str, Any] = {
-        "file": Path(result.file).as_posix(), "id": result.claim_id,
-        "line": result.location.line, "claim": result.sentence, "why": result.why,
-        "status": result.status, "checkpoint": result.subject, "sha256": result.sha256,
-        "quantities": result.quantities,
+        "file": relative(file or result.file, root), "id": result.claim_id,
+        "name": name or result.claim_id, "line": result.location.line,
+        "claim": result.sentence, "why": result.why, "status": result.status,
+        "verdict": verdict(result.status, expect_failure), "checkpoint": result.subject,
+        "label": label, "step": step, "holds_from": holds_from, "sha256": result.sha256,
+        "quantities": result.quantities, "value": None, "measured": None, "expected": None,
+        "interval": None, "context": {}, "notes": [], "rows": [],
     }
     if outcome is not None:
         data.update(value=outcome.value, measured=outcome.measured, expected=outcome.expected,
                     interval=list(outcome.interval) if outcome.interval else None,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
+    if baseline is not None:
+        change = None
+        if outcome is not None and outcome.value is not None and math.isfinite(outcome.value):
+            change = outcome.value - baseline.value
+        data["baseline"] = {**baseline.as_dict(), "change": change}
+    elif baseline_used:
+        data["baseline"] = {"missing": True}
     if result.error is not None:
         data["error"] = str(result.error)
-    data["plot"] = plot
+    data["plot"] = relative(result.plot, root) if result.plot is not None else None
     return _plain(data)
 
 
@@ -68,10 +116,8 @@ def versions() -> dict[str, str]:
 
     out = {"python": platform.python_version()}
     for package in ("interp-assert", "torch", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[package] = version(package)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -90,12 +136,98 @@ def write_json(path: Path, payload: Any) -> None:
         raise
 
 
-def write_results(path: Path, results: Iterable[ClaimResult], root: Path | None = None) -> None:
-    """All results, sorted by file, claim and checkpoint, with tool versions."""
-    records = sorted((record(r, root) for r in results),
-                     key=lambda r: (r["file"], r["id"], str(r.get("checkpoint"))))
+def sort_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records by file, claim, then step order within a sweep."""
+    from .sweep import natural_key
+
+    return sorted(records, key=lambda r: (r["file"], r["id"], r.get("label") is not None,
+                                          r.get("step") is None, r.get("step") or 0,
+                                          natural_key(str(r.get("label") or r.get("checkpoint")))))
+
+
+def counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
     summary: dict[str, int] = {}
     for item in records:
-        summary[item["status"]] = summary.get(item["status"], 0) + 1
-    write_json(path, {"schema": SCHEMA, "versions": versions(), "summary": summary,
-                      "results": records})
+        summary[item["verdict"]] = summary.get(item["verdict"], 0) + 1
+    return summary
+
+
+def write_records(path: Path, records: Iterable[dict[str, Any]],
+                  trajectories: Iterable[Trajectory] = (), root: Path | None = None) -> None:
+    """All records, sorted, with tool versions, verdict counts and sweep trajectories."""
+    ordered = sort_records(records)
+    write_json(path, {"schema": SCHEMA, "versions": versions(), "summary": counts(ordered),
+                      "results": ordered,
+                      "trajectories": [_plain(t.as_dict(root)) for t in trajectories]})
+
+
+def write_results(path: Path, results: Iterable[ClaimResult], root: Path | None = None) -> None:
+    """Results of single-checkpoint runs (see :func:`write_records`)."""
+    write_records(path, [record(r, root) for r in results], root=root)
+
+
+# -- terminal summary ----------------------------------------------------------------------------
+_SHOWN = {"holds": "holds", "fails": "FAILS", "error": "ERROR", "xfail": "xfail",
+          "xpass": "XPASS"}
+_MARK = {"holds": "✓", "fails": "✗", "error": "ERROR", "xfail": "✗ xfail", "xpass": "✓ XPASS"}
+
+
+def _fmt(value: Any) -> str:
+    from .verdict import fmt
+
+    return fmt(value) if isinstance(value, int | float) else ("n/a" if value is None else
+                                                              str(value))
+
+
+def summary_text(records: Iterable[dict[str, Any]]) -> str:
+    """The claims' table: one row per claim for single checkpoints, and per sweep a pivot of
+    claims × checkpoints with the step from which each claim holds."""
+    from tabulate import tabulate
+
+    from .sweep import natural_key, trajectories
+
+    ordered = sort_records(records)
+    single = [r for r in ordered if r.get("label") is None]
+    parts = []
+    if single:
+        with_baseline = any("baseline" in r for r in single)
+        rows = []
+        for item in single:
+            row = [item["file"], item["name"], item.get("checkpoint") or "",
+                   _fmt(item.get("value")), _SHOWN[item["verdict"]]]
+            if with_baseline:
+                base = item.get("baseline") or {}
+                row += ["missing" if base.get("missing") else _fmt(base.get("value")),
+                        _signed(base.get("change"))]
+            rows.append(row)
+        headers = ["file", "claim", "checkpoint", "value", "verdict"]
+        headers += ["baseline", "change"] if with_baseline else []
+        parts.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    by_file: dict[str, list[Any]] = {}
+    for trajectory in trajectories(ordered):
+        by_file.setdefault(trajectory.file, []).append(trajectory)
+    for file, group in by_file.items():
+        order: dict[str, tuple[Any, ...]] = {}
+        for trajectory in group:
+            for label, step in zip(trajectory.labels, trajectory.steps):
+                order[label] = (step is None, step or 0, natural_key(label))
+        labels = sorted(order, key=order.__getitem__)
+        rows = []
+        for trajectory in group:
+            cells = dict(zip(trajectory.labels, zip(trajectory.values, trajectory.verdicts)))
+            row = [trajectory.claim_id]
+            for label in labels:
+                value, shown = cells.get(label, (None, None))
+                row.append("" if shown is None else "ERROR" if shown == "error"
+                           else f"{_fmt(value)} {_MARK[shown]}")
+            observed = trajectory.observed
+            row.append("never" if observed is None else str(observed))
+            rows.append(row)
+        parts.append(f"sweep {file}:\n" + tabulate(rows, headers=["claim", *labels, "holds from"],
+                                                   tablefmt="simple", disable_numparse=True))
+    return "\n\n".join(parts)
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.4g}" if isinstance(value, int | float) else ""
+

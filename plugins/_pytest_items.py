@@ -1,4 +1,4 @@
-"""Collector and items: one pytest item per claim of a claim file."""
+"""Collector and items: one pytest item per claim of a claim file and checkpoint."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import Any
 
 import pytest
 
-from interp_assert.engine import ClaimResult, evaluate_entry, plan
+from interp_assert.engine import ClaimResult, plan
 from interp_assert.errors import InterpAssertError
 from interp_assert.report import format_result
+from interp_assert.results import record
 from interp_assert.spec import ClaimEntry, ClaimFile, load_claim_file
+from interp_assert.subject import clear_subjects
+from interp_assert.sweep import Target, run_claim
 
 from .pytest_plugin import _session
 
@@ -20,7 +23,11 @@ class ClaimFailure(AssertionError):
 
 
 class ClaimFileCollector(pytest.File):
-    """A ``*.claims.yaml`` file; problems with the whole file are collection errors."""
+    """A ``*.claims.yaml`` file; problems with the whole file are collection errors.
+
+    A sweep (``subject: checkpoints:``) gives one item per claim and checkpoint, checkpoint
+    after checkpoint in step order, named ``claim-id[step_5000]``.
+    """
 
     def collect(self) -> Any:
         try:
@@ -28,43 +35,88 @@ class ClaimFileCollector(pytest.File):
         except InterpAssertError as exc:
             raise self.CollectError(str(exc)) from None
         session = _session(self.config)
-        subject = session.subject_for(claim_file)
-        if subject is not None:
-            plan(claim_file, subject)
-        for entry in claim_file.claims:
-            yield ClaimItem.from_parent(self, name=entry.id, claim_file=claim_file, entry=entry)
+        try:
+            session.baselines()  # a broken baseline file stops every claim file early
+        except InterpAssertError as exc:
+            raise self.CollectError(str(exc)) from None
+        targets = session.targets(claim_file)
+        for target in targets:
+            if target.spec is not None:
+                plan(claim_file, target.spec)
+        for target in targets:
+            for entry in claim_file.claims:
+                yield ClaimItem.from_parent(self, name=target.name(entry.id),
+                                            claim_file=claim_file, entry=entry, target=target)
 
 
 class ClaimItem(pytest.Item):
-    """One claim. Setup evaluates it (errors -> ERROR); the test judges it (false -> FAILED)."""
+    """One claim on one checkpoint. Setup evaluates it (errors -> ERROR); the test judges it
+    (false -> FAILED; before its ``holds_from`` step -> XFAIL)."""
 
-    def __init__(self, *, claim_file: ClaimFile, entry: ClaimEntry, **kwargs: Any) -> None:
+    def __init__(self, *, claim_file: ClaimFile, entry: ClaimEntry, target: Target,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.claim_file = claim_file
         self.entry = entry
+        self.target = target
         self.result: ClaimResult | None = None
+        #: the JSON record of the result, attached to this item's report (see pytest_plugin)
+        self.interp_record: dict[str, Any] | None = None
+        self.interp_plot: str | None = None
         self.add_marker("interp_claim")
         for tag in entry.tags:
             self.config.addinivalue_line("markers", f"{tag}: interp-assert claim tag")
             self.add_marker(tag)
+        if target.expects_failure(entry):
+            self.add_marker(pytest.mark.xfail(
+                reason=f"claimed to hold from step {entry.options['holds_from']}; this is step "
+                       f"{target.step}", raises=ClaimFailure, strict=False))
+        if self.config.pluginmanager.hasplugin("xdist"):
+            # for --dist loadgroup; the default scheduler groups the same way (_pytest_xdist)
+            group = target.label or str(self.path.name)
+            self.add_marker(pytest.mark.xdist_group(group))
 
     def setup(self) -> None:
         session = _session(self.config)
-        self.result = evaluate_entry(self.claim_file, self.entry,
-                                     session.subject_for(self.claim_file),
-                                     plot_dir=session.plot_dir(self.path), plots=session.plots)
-        session.results.append(self.result)
-        outcome = self.result.outcome
+        target = self.target
+        baselines = session.baselines()
+        nodeid = f"{_shown(self.path, self.config).as_posix()}::{self.name}"
+        self.result, recorded = run_claim(
+            self.claim_file, self.entry, target,
+            plot_dir=session.plot_dir(self.path, target.label), plots=session.plots,
+            baselines=baselines, update=session.baseline_update,
+            record_command=session.record_command(nodeid, self.claim_file)
+            if baselines is not None else "")
+        result = self.result
+        self.interp_record = record(
+            result, session.rootpath, file=self.path, name=self.name, label=target.label,
+            step=target.step, holds_from=self.entry.options.get("holds_from"),
+            expect_failure=target.expects_failure(self.entry), baseline=recorded,
+            baseline_used=baselines is not None)
+        outcome = result.outcome
+        properties: list[tuple[str, Any]] = [("checkpoint", target.label or result.subject),
+                                             ("sha256", result.sha256)]
         if outcome is not None:
-            self.user_properties.extend([("measured", outcome.measured),
-                                         ("expected", outcome.expected)])
+            properties += [("measured", outcome.measured), ("expected", outcome.expected)]
             if outcome.value is not None:
-                self.user_properties.append(("value", repr(outcome.value)))
-        if self.result.plot is not None:
-            self.user_properties.append(("plot", str(self.result.plot)))
-        if self.result.error is not None:
+                properties.append(("value", repr(outcome.value)))
+        if recorded is not None:
+            properties.append(("baseline", repr(recorded.value)))
+        if result.plot is not None:
+            self.interp_plot = str(result.plot.resolve())
+            properties.append(("plot", self.interp_plot))
+        self.user_properties.extend(p for p in properties if p[1] is not None)
+        if result.error is not None:
             # an error, not a failure: reported as ERROR at setup, with the report only
-            pytest.fail(format_result(self.result), pytrace=False)
+            pytest.fail(format_result(result), pytrace=False)
+
+    def interp_release(self, nextitem: pytest.Item | None) -> None:
+        """After the last claim on a sweep's checkpoint, forget the loaded checkpoints and
+        their cached activations, so that memory does not grow with the sweep."""
+        following = getattr(nextitem, "target", None)
+        if self.target.label is not None and (following is None
+                                              or following.spec != self.target.spec):
+            clear_subjects()
 
     def runtest(self) -> None:
         assert self.result is not None
@@ -78,7 +130,7 @@ class ClaimItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.entry.location.line - 1, f"claim {self.entry.id}"
+        return self.path, self.entry.location.line - 1, f"claim {self.name}"
 
 
 def _shown(path: Path, config: pytest.Config) -> Path:

@@ -1,8 +1,16 @@
-"""Per-run state of the pytest plugin: options, artifacts folder and collected results."""
+"""Per-run state of the pytest plugin: options, artifacts folder, baselines and the results.
+
+Results travel as plain JSON records: a worker (or the single pytest process) attaches each
+claim's record to its test report, and the process that writes reports (the xdist controller,
+or the single process) gathers them in ``pytest_runtest_logreport``, keyed by node id so that
+nothing is lost or counted twice. Only that process writes the JSON results, the baseline and
+the trajectory plots, once, at the end of the session.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pytest
 
-    from interp_assert.engine import ClaimResult
+    from interp_assert.baseline import BaselineStore
+    from interp_assert.spec import ClaimFile
+    from interp_assert.sweep import Target, Trajectory
 
 
 @dataclass
 class ClaimSession:
-    """Options of this run and the results of the claims it evaluated."""
+    """Options of this run and the records of the claims it evaluated."""
 
     artifacts: Path
     plots: str
@@ -23,7 +33,16 @@ class ClaimSession:
     json_path: Path | None = None
     checkpoint: Path | None = None
     summary: bool = False
-    results: list[ClaimResult] = field(default_factory=list)
+    baseline_path: Path | None = None
+    baseline_shown: str = ""
+    baseline_update: bool = False
+    #: the baseline file comes from the ini option (so commands need not name it)
+    baseline_from_ini: bool = False
+    #: node id -> record (a rerun replaces the earlier record)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trajectories: list[Trajectory] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    _baselines: BaselineStore | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -34,43 +53,100 @@ class ClaimSession:
         artifacts = Path(folder)
         if not artifacts.is_absolute():
             artifacts = config.rootpath / artifacts
+        here = config.invocation_params.dir
         json_path = config.getoption("interp_json")
         checkpoint = config.getoption("interp_checkpoint") or os.environ.get(
             "INTERP_ASSERT_CHECKPOINT")
+        baseline = config.getoption("interp_baseline")
+        shown = baseline or ""
+        from_ini = not baseline and bool(config.getini("interp_assert_baseline"))
+        if from_ini:
+            shown = str(config.getini("interp_assert_baseline"))
+            baseline = str(config.rootpath / shown)
         return cls(artifacts, plots, config.rootpath,
-                   Path(json_path).resolve() if json_path else None,
-                   Path(checkpoint).resolve() if checkpoint else None,
-                   bool(config.getoption("interp_summary")))
+                   (here / json_path).resolve() if json_path else None,
+                   (here / checkpoint).resolve() if checkpoint else None,
+                   bool(config.getoption("interp_summary")),
+                   (here / baseline).resolve() if baseline else None, shown,
+                   bool(config.getoption("interp_baseline_update")), from_ini)
+
+    # -- collection and evaluation (every process) -------------------------------------------
+    def targets(self, claim_file: ClaimFile) -> list[Target]:
+        """The checkpoints to check a file against: its sweep, subject, or --interp-checkpoint."""
+        from interp_assert.sweep import targets
+
+        return targets(claim_file, self.checkpoint)
 
     def subject_for(self, claim_file: Any) -> Any:
         """The claim file's subject, or the --interp-checkpoint override."""
-        from dataclasses import replace
+        return self.targets(claim_file)[-1].spec
 
-        spec = claim_file.subject
-        if spec is not None and self.checkpoint is not None:
-            spec = replace(spec, checkpoint=self.checkpoint)
-        return spec
+    def baselines(self) -> BaselineStore | None:
+        """The baseline file (read once per process), or None without --interp-baseline."""
+        if self.baseline_path is None:
+            return None
+        if self._baselines is None:
+            from interp_assert.baseline import BaselineStore
 
-    def finish(self, terminal: Any) -> None:
-        """Write the JSON results and, if asked, print the summary table."""
-        if not self.results:
+            self._baselines = BaselineStore.load(self.baseline_path, self.baseline_shown)
+        return self._baselines
+
+    def record_command(self, nodeid: str, claim_file: ClaimFile) -> str:
+        """The command that records one check's baseline value."""
+        words = ["pytest", nodeid]
+        if not self.baseline_from_ini:
+            words += ["--interp-baseline", self.baseline_shown]
+        if self.checkpoint is not None and claim_file.subject is None:
+            words += ["--interp-checkpoint", str(self.checkpoint)]
+        return shlex.join([*words, "--interp-baseline-update"])
+
+    def plot_dir(self, claim_file: Path, label: str | None = None) -> Path:
+        """Plots of one claim file go to <artifacts>/plots/<path relative to rootdir>/[label/]."""
+        from interp_assert.results import relative
+        from interp_assert.sweep import file_stem
+
+        folder = self.artifacts / "plots" / file_stem(relative(claim_file, self.rootpath))
+        return folder / label if label else folder
+
+    # -- the reporting process -----------------------------------------------------------------
+    def add(self, nodeid: str, record: dict[str, Any]) -> None:
+        self.records[nodeid] = record
+
+    def finish(self) -> None:
+        """Trajectory plots, the baseline update and the JSON results, each written once."""
+        if not self.records:
             return
-        if self.json_path is not None:
-            from interp_assert.results import write_results
+        from interp_assert.sweep import draw_trajectories, trajectories
 
-            write_results(self.json_path, self.results, self.rootpath)
-            terminal.write_line(f"interp-assert: results written to {self.json_path}")
-        if self.summary:
-            from interp_assert.report import summary_table
+        records = list(self.records.values())
+        if self.plots == "never":
+            self.trajectories = trajectories(records)
+        else:
+            self.trajectories = draw_trajectories(records, self.artifacts)
+            if any(t.plot is not None for t in self.trajectories):
+                self.messages.append("interp-assert: trajectories plotted in "
+                                     f"{self.artifacts / 'trajectories'}")
+        if self.baseline_update and self.baseline_path is not None:
+            from interp_assert.baseline import BaselineStore
+
+            # re-read, so that entries another run wrote meanwhile are kept too
+            store = BaselineStore.load(self.baseline_path, self.baseline_shown)
+            changed = store.update(records, self.rootpath)
+            store.save()
+            self.messages.append(f"interp-assert: baseline {store.shown}: {changed} of "
+                                 f"{len(records)} values recorded or changed")
+        if self.json_path is not None:
+            from interp_assert.results import write_records
+
+            write_records(self.json_path, records, self.trajectories, self.rootpath)
+            self.messages.append(f"interp-assert: results written to {self.json_path}")
+
+    def report(self, terminal: Any) -> None:
+        """The end-of-run lines and, with --interp-summary, the claims table."""
+        if self.summary and self.records:
+            from interp_assert.results import summary_text
 
             terminal.section("interp-assert claims")
-            terminal.write_line(summary_table(self.results))
-
-    def plot_dir(self, claim_file: Path) -> Path:
-        """Plots of one claim file go to <artifacts>/plots/<path relative to rootdir>/."""
-        try:
-            relative = claim_file.resolve().relative_to(self.rootpath.resolve())
-        except ValueError:
-            relative = Path(claim_file.name)
-        stem = str(relative).replace("/", "__").removesuffix(".yaml").removesuffix(".yml")
-        return self.artifacts / "plots" / stem
+            terminal.write_line(summary_text(self.records.values()))
+        for message in self.messages:
+            terminal.write_line(message)
