@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "MLP",
     "Attention",
     "HookPoint",
     "LayerNorm",
-    "MLP",
     "TinyConfig",
     "TinyTransformer",
     "TransformerBlock",
@@ -243,7 +243,9 @@ class TransformerBlock(nn.Module):
     def __init__(self, cfg: TinyConfig) -> None:
         """Build the sublayers and hook points for one block."""
         super().__init__()
-        self.ln1: nn.Module = LayerNorm(cfg.d_model, cfg.eps) if cfg.normalization else nn.Identity()
+        self.ln1: nn.Module = (
+            LayerNorm(cfg.d_model, cfg.eps) if cfg.normalization else nn.Identity()
+        )
         self.attn = Attention(cfg)
         self.mlp: MLP | None = None
         if not cfg.attn_only:
@@ -295,9 +297,7 @@ class TinyTransformer(nn.Module):
         cfg = self.cfg
         for name, param in self.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
-            if leaf in ("W_E", "W_pos"):
-                nn.init.normal_(param, std=1.0 / math.sqrt(cfg.d_model))
-            elif leaf in ("W_Q", "W_K", "W_V", "W_in", "W_U"):
+            if leaf in ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_in", "W_U"):
                 nn.init.normal_(param, std=1.0 / math.sqrt(cfg.d_model))
             elif leaf == "W_O":
                 nn.init.normal_(param, std=1.0 / math.sqrt(cfg.n_heads * cfg.d_head))
