@@ -1,23 +1,27 @@
 """Data for the induction-head example model.
 
-Each sequence is a random prefix followed by a random segment repeated until the
-sequence is full::
+Each sequence holds a random segment of period ``P`` written three times in a
+row, surrounded by random filler::
 
-    p_0 .. p_{k-1}  s_0 .. s_{P-1}  s_0 .. s_{P-1}  s_0 ..
+    f_0 .. f_{k-1}  s_0 .. s_{P-1}  s_0 .. s_{P-1}  s_0 .. s_{P-1}  f_k .. f_{T-3P-1}
 
-The prefix length ``k`` is drawn from ``[0, MAX_PREFIX]`` and the period ``P``
-from ``[MIN_PERIOD, MAX_PERIOD]`` per sequence; all ``k + P`` distinct tokens are
-sampled without replacement, so every repeated token has a unique earlier
-occurrence and its successor is determined by induction. Random periods matter:
-with a fixed period a model can predict from position alone instead of forming
-an induction head.
+The period ``P`` is drawn from ``[MIN_PERIOD, MAX_PERIOD]`` and the offset ``k``
+from ``[0, T - 3P]`` per sequence. The ``P`` segment tokens are distinct; filler
+tokens are uniform over the vocabulary (with replacement, so they may
+coincide with segment tokens). Inside the second and third copies every token's
+most recent earlier occurrence is exactly ``P`` positions back, and the token
+after it is the next token: predictable by induction. Random periods and offsets
+matter: with a fixed layout a model can predict from position alone instead of
+forming an induction head. Filler makes first occurrences carry no copying
+signal either way, and three copies (rather than two) give enough repeated
+positions for the induction head to form quickly.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["D_VOCAB", "MAX_PERIOD", "MAX_PREFIX", "MIN_PERIOD", "SEQ_LEN", "generate"]
+__all__ = ["COPIES", "D_VOCAB", "MAX_PERIOD", "MIN_PERIOD", "SEQ_LEN", "generate"]
 
 D_VOCAB = 64
 """Vocabulary size."""
@@ -26,17 +30,17 @@ SEQ_LEN = 48
 """Tokens per sequence."""
 
 MIN_PERIOD = 6
-"""Smallest repeat period (inclusive)."""
+"""Smallest segment length (inclusive)."""
 
 MAX_PERIOD = 16
-"""Largest repeat period (inclusive)."""
+"""Largest segment length (inclusive); ``COPIES * MAX_PERIOD <= SEQ_LEN``."""
 
-MAX_PREFIX = 8
-"""Longest random non-repeating prefix (inclusive)."""
+COPIES = 3
+"""Consecutive copies of the segment in each sequence."""
 
 
 def generate(n: int, seed: int) -> dict[str, torch.Tensor]:
-    """Generate ``n`` repeated-segment sequences deterministically from ``seed``.
+    """Generate ``n`` sequences with a repeated segment, deterministically from ``seed``.
 
     Args:
         n: Number of sequences.
@@ -44,23 +48,28 @@ def generate(n: int, seed: int) -> dict[str, torch.Tensor]:
 
     Returns:
         ``tokens``: int64 ``[n, SEQ_LEN]``;
-        ``repeated``: bool ``[n, SEQ_LEN]``, True where the token already occurred
-        earlier in the sequence (so the *next* token is predictable by induction:
-        it is the token that followed the earlier occurrence);
-        ``period``: int64 ``[n]``; ``prefix_len``: int64 ``[n]``.
+        ``repeated``: bool ``[n, SEQ_LEN]``, True at positions ``t`` of the second
+        and third copies whose next token is predictable by induction (the token
+        at ``t`` last occurred at ``t - period`` and
+        ``tokens[t + 1] == tokens[t - period + 1]``); the last token of the last
+        copy is excluded because filler follows it;
+        ``period``: int64 ``[n]``; ``offset``: int64 ``[n]``, start of the first copy.
     """
     if n < 0:
         raise ValueError("n must be non-negative")
     gen = torch.Generator().manual_seed(seed)
     period = torch.randint(MIN_PERIOD, MAX_PERIOD + 1, (n,), generator=gen)
-    prefix_len = torch.randint(0, MAX_PREFIX + 1, (n,), generator=gen)
-    # One random permutation of the vocabulary per row supplies distinct tokens.
+    # Offset uniform on [0, SEQ_LEN - COPIES * period]: a uniform draw scaled per row.
+    offset = (torch.rand(n, generator=gen) * (SEQ_LEN - COPIES * period + 1)).long()
+    # One random permutation of the vocabulary per row gives distinct segment tokens.
     perm = torch.rand(n, D_VOCAB, generator=gen).argsort(dim=1)
+    filler = torch.randint(0, D_VOCAB, (n, SEQ_LEN), generator=gen)
     pos = torch.arange(SEQ_LEN).unsqueeze(0)
-    k = prefix_len.unsqueeze(1)
+    k = offset.unsqueeze(1)
     p = period.unsqueeze(1)
-    # Prefix positions index perm[:, pos]; segment positions index perm[:, k + (pos - k) % P].
-    source = torch.where(pos < k, pos, k + (pos - k).remainder(p))
-    tokens = perm.gather(1, source)
-    repeated = pos >= k + p
-    return {"tokens": tokens, "repeated": repeated, "period": period, "prefix_len": prefix_len}
+    end = k + COPIES * p
+    in_segment = (pos >= k) & (pos < end)
+    segment = perm.gather(1, (pos - k).clamp(min=0).remainder(p))
+    tokens = torch.where(in_segment, segment, filler)
+    repeated = (pos >= k + p) & (pos < end - 1)
+    return {"tokens": tokens, "repeated": repeated, "period": period, "offset": offset}
