@@ -85,7 +85,6 @@ def bare_forward(model, tokens, batch_size: int) -> float:  # type: ignore[no-un
 def bench_overhead(n: int, repeats: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from examples.adder.data import generate
-
     from interp_assert import forward
     from interp_assert.engine import evaluate_entry
     from interp_assert.spec import load_claim_file

@@ -178,10 +178,8 @@ class Evaluation:
             return circuit_quantity(self, name)
         candidates = [*self.file.quantities, *self._owners]
         if self._subject is not None:
-            try:
+            with contextlib.suppress(InterpAssertError):
                 candidates += self._subject.weight_names()
-            except InterpAssertError:
-                pass
         raise UnknownNameError(f"unknown name '{name}' (not a quantity, label or weight)"
                                + did_you_mean(name, candidates))
 

@@ -135,3 +135,28 @@ def heavy_modules_loaded(tmp_path_factory) -> None:
     import hypothesis.internal.observability  # noqa: F401
     import interp_assert_plugins._pytest_items
     import interp_assert_plugins._pytest_session  # noqa: F401
+
+
+def import_examples() -> tuple[Any, Any]:
+    """The repo's ``examples.tiny_transformer`` and ``examples.induction.data`` modules."""
+    import sys
+
+    saved = list(sys.path)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    try:
+        from examples import tiny_transformer
+        from examples.induction import data
+    finally:
+        sys.path[:] = saved
+    return tiny_transformer, data
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -7,14 +7,14 @@ a masked cross-entropy computed here.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from conftest import import_examples
 
 from interp_assert import ClaimSyntaxError
 from interp_assert.engine import ClaimResult, evaluate_entry
@@ -34,33 +34,17 @@ QUANTITIES = {"loss": {"metric": "loss", "mask": "repeated"},
 Hook = Callable[[Any], Any]
 
 
-def _import_examples() -> tuple[Any, Any]:
-    saved = list(sys.path)
-    sys.path.insert(0, str(ROOT))
-    try:
-        from examples import tiny_transformer
-        from examples.induction import data
-    finally:
-        sys.path[:] = saved
-    return tiny_transformer, data
-
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread (and do not fight other processes for cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs torch on one thread."""
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import torch
 
-    tiny, data = _import_examples()
+    tiny, data = import_examples()
     torch.manual_seed(0)
     model = tiny.TinyTransformer(tiny.TinyConfig(
         n_layers=2, d_model=16, n_heads=HEADS, d_head=4, d_mlp=16, d_vocab=64, n_ctx=48))

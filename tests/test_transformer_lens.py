@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
+from conftest import import_examples
 
 from interp_assert.engine import ClaimResult, Evaluation, evaluate_entry
 from interp_assert.language import parse_expression
@@ -45,16 +45,6 @@ def generate(n, seed):
 '''
 
 
-def _import_examples() -> tuple[Any, Any]:
-    saved = list(sys.path)
-    sys.path.insert(0, str(ROOT))
-    try:
-        from examples import tiny_transformer
-        from examples.induction import data
-    finally:
-        sys.path[:] = saved
-    return tiny_transformer, data
-
 
 def bridge_for(model: Any) -> Any:
     """A TransformerLens bridge holding exactly ``model``'s weights."""
@@ -78,13 +68,8 @@ def bridge_for(model: Any) -> Any:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs torch on one thread."""
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A random LN+MLP TinyTransformer with non-zero biases, saved, and its TL bridge."""
     import torch
 
-    tiny, data = _import_examples()
+    tiny, data = import_examples()
     torch.manual_seed(7)
     model = tiny.TinyTransformer(tiny.TinyConfig(
         n_layers=LAYERS, d_model=D_MODEL, n_heads=HEADS, d_head=D_HEAD, d_mlp=D_MLP,
@@ -239,7 +224,7 @@ def test_induction_circuit(tmp_path: Path) -> None:
 
     import torch
 
-    tiny, data = _import_examples()
+    tiny, data = import_examples()
     saved = list(sys.path)
     sys.path.insert(0, str(ROOT))
     try:

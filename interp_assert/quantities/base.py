@@ -41,7 +41,7 @@ class QuantityKind(ABC):
         """Extra YAML keys allowed beside the kind key (may depend on the definition)."""
         return cls.options
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # noqa: B027  (optional hook; most kinds need no check)
         """Check the configuration statically (raise :class:`SpecError`)."""
 
     def references(self) -> set[str]:

@@ -170,7 +170,7 @@ def transpose(x: Labelled) -> Labelled:
     """Swap the last two axes."""
     if x.ndim < 2:
         return x
-    return Labelled(np.swapaxes(x.values, -1, -2), x.axes[:-2] + (x.axes[-1], x.axes[-2]), x.name)
+    return Labelled(np.swapaxes(x.values, -1, -2), (*x.axes[:-2], x.axes[-1], x.axes[-2]), x.name)
 
 
 def _svd(x: Labelled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,7 +184,7 @@ def svd_s(x: Labelled) -> Labelled:
     """Singular values (descending) of the last two axes, labelled S0, S1, ..."""
     s = _svd(x)[1]
     labels = tuple(f"S{i}" for i in range(s.shape[-1]))
-    return Labelled(s, x.axes[:-2] + (Axis("singular", labels),), x.name)
+    return Labelled(s, (*x.axes[:-2], Axis("singular", labels)), x.name)
 
 
 FUNCTIONS["singular_values"] = FUNCTIONS["svd_s"]
@@ -195,7 +195,7 @@ def svd_u(x: Labelled) -> Labelled:
     """Left singular vectors as rows: [..., S_i, rows-space]."""
     u = np.swapaxes(_svd(x)[0], -1, -2)
     labels = tuple(f"S{i}" for i in range(u.shape[-2]))
-    return Labelled(u, x.axes[:-2] + (Axis("singular", labels), x.axes[-2]), x.name)
+    return Labelled(u, (*x.axes[:-2], Axis("singular", labels), x.axes[-2]), x.name)
 
 
 @register_function("svd_v")
@@ -203,7 +203,7 @@ def svd_v(x: Labelled) -> Labelled:
     """Right singular vectors as rows: [..., S_i, column-space]."""
     vh = _svd(x)[2]
     labels = tuple(f"S{i}" for i in range(vh.shape[-2]))
-    return Labelled(vh, x.axes[:-2] + (Axis("singular", labels), x.axes[-1]), x.name)
+    return Labelled(vh, (*x.axes[:-2], Axis("singular", labels), x.axes[-1]), x.name)
 
 
 @register_function("effective_rank", (2, 2))
