@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ import torch
 from torch import nn
 
 from interp_assert.errors import QuantityError, did_you_mean
+
+from ._adapter import WrappedModel
 
 INSTALL = "pip install 'interp-assert[hf]'"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -62,7 +64,7 @@ def force_eager(model: Any) -> None:
         config._attn_implementation = "eager"
 
 
-class HFModel(nn.Module):
+class HFModel(WrappedModel):
     """A Hugging Face model with interp-assert's adapter protocol (``interp_forward``).
 
     Module paths, parameters and buffers are the wrapped model's own (no prefix), so forward
@@ -78,26 +80,11 @@ class HFModel(nn.Module):
         self.input_key = input_key
 
     # -- the wrapped model's names --------------------------------------------------------
-    def get_submodule(self, target: str) -> nn.Module:
-        return self.model.get_submodule(target)
 
-    def get_parameter(self, target: str) -> nn.Parameter:
-        return self.model.get_parameter(target)
 
-    def get_buffer(self, target: str) -> torch.Tensor:
-        return self.model.get_buffer(target)
 
-    def named_modules(self, memo: set[nn.Module] | None = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Module]]:
-        return self.model.named_modules(memo, prefix, remove_duplicate)
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Parameter]]:
-        return self.model.named_parameters(prefix, recurse, remove_duplicate)
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
-        return self.model.named_buffers(prefix, recurse, remove_duplicate)
 
     @property
     def n_layers(self) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ import torch
 from torch import nn
 
 from interp_assert.errors import QuantityError, did_you_mean
+
+from ._adapter import WrappedModel
 
 INSTALL = "pip install 'interp-assert[tl]'"
 INPUT_KEYS = ("tokens", "input_ids", "input")
@@ -80,7 +82,7 @@ def bridge_class() -> Any:
 
 
 # ---- the adapter ----------------------------------------------------------------------------
-class TLModel(nn.Module):
+class TLModel(WrappedModel):
     """A TransformerLens model with interp-assert's adapter protocol (``interp_forward``).
 
     Module paths, parameters and hook names are the wrapped model's own (no prefix).
@@ -122,20 +124,9 @@ class TLModel(nn.Module):
             raise AttributeError(f"the model has no weight '{target}'")
         return value.detach()
 
-    def get_buffer(self, target: str) -> torch.Tensor:
-        return self.model.get_buffer(target)
 
-    def named_modules(self, memo: set[nn.Module] | None = None, prefix: str = "",
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Module]]:
-        return self.model.named_modules(memo, prefix, remove_duplicate)
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True,
-                         remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Parameter]]:
-        return self.model.named_parameters(prefix, recurse, remove_duplicate)
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True,
-                      remove_duplicate: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
-        return self.model.named_buffers(prefix, recurse, remove_duplicate)
 
     def hook_names(self) -> list[str]:
         return sorted(self.model.hook_dict)
