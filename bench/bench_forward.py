@@ -49,7 +49,7 @@ quantities:
   mean_p1: "mean(p1, batch)"
 claims:
   - {{id: c1, claim: "exact-match >= 0"}}
-  - {{id: c2, claim: "error at A3 <= 1"}}
+  - {{id: c2, claim: "error[A3, without] <= 1"}}
   - {{id: c3, claim: "error at A5 with carry <= 1"}}
   - {{id: c4, claim: "accuracy >= 0"}}
   - {{id: c5, claim: "loss >= 0"}}

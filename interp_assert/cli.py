@@ -4,6 +4,9 @@
 [--baseline-update]]`` evaluates every claim on every checkpoint of its file (sweeps included),
 prints the same reports as the pytest plugin for claims that do not hold, then the summary
 table (claims × checkpoints for sweeps). A progress bar is drawn on a terminal only.
+
+``interp-assert report FILES [-o report.html] [--format markdown]`` writes the claim files and
+their results as one document (see :mod:`interp_assert.document`).
 """
 
 from __future__ import annotations
@@ -158,6 +161,27 @@ def check_command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if tally["fails"] else EXIT_OK
 
 
+def report_command(args: argparse.Namespace) -> int:
+    """Evaluate the claim files and write them as one HTML (or Markdown) document."""
+    from .document import build_sections, write_document
+
+    files = _claim_files(args.paths)
+    if not files:
+        print("interp-assert: no claim files found", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        sections = build_sections(files, Path(args.artifacts), args.all_checkpoints)
+    except InterpAssertError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    output = Path(args.output or ("report.md" if args.format == "markdown" else "report.html"))
+    write_document(sections, output, "markdown" if args.format == "markdown" else "html",
+                   args.title)
+    count = sum(len(s.results) for s in sections)
+    print(f"report of {count} claims in {len(files)} files written to {output}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interp-assert", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +202,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("-v", "--verbose", action="store_true", help="report passing claims too")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     check.set_defaults(run=check_command)
+    report = commands.add_parser("report", help="render claim files and their results as a "
+                                                 "document (HTML or Markdown)")
+    report.add_argument("paths", nargs="+")
+    report.add_argument("-o", "--output", help="report file (default report.html / report.md)")
+    report.add_argument("--format", choices=("html", "markdown"), default="html")
+    report.add_argument("--title", default="Claims", help="the document's title")
+    report.add_argument("--all-checkpoints", action="store_true",
+                        help="one section per checkpoint of a sweep (default: the latest)")
+    report.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
+    report.set_defaults(run=report_command)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

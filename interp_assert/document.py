@@ -8,6 +8,7 @@ network) so it reads anywhere without the tool installed; Markdown output links 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import os
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import ClaimResult
-from .spec import ClaimFile
+from .spec import ClaimEntry, ClaimFile
+from .subject import SubjectSpec
 from .verdict import fmt
 
 STATUS_TEXT = {"passed": "holds", "failed": "does not hold", "error": "error",
@@ -32,6 +34,15 @@ class FileSection:
     claim_file: ClaimFile
     results: list[ClaimResult] = field(default_factory=list)
     subject_summary: dict[str, str] = field(default_factory=dict)
+    #: the sweep checkpoint these results are for (None: the file's own subject)
+    label: str | None = None
+    #: claim id -> a note shown under the claim (why it was skipped, open status, ...)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def heading(self) -> str:
+        name = self.claim_file.title or self.claim_file.path.name
+        return f"{name} — checkpoint {self.label}" if self.label else name
 
 
 def subject_summary(claim_file: ClaimFile, results: Sequence[ClaimResult]) -> dict[str, str]:
@@ -106,7 +117,7 @@ def render_html(sections: Sequence[FileSection], title: str = "Claims") -> str:
         for k, v in sorted(counts.items())) + "</p>")
     for section in sections:
         cf = section.claim_file
-        parts.append(f"<h2>{html.escape(cf.title or cf.path.name)}</h2>")
+        parts.append(f"<h2>{html.escape(section.heading)}</h2>")
         if cf.description:
             parts.append(f'<p class="why">{html.escape(cf.description.strip())}</p>')
         parts.append('<table class="meta">' + "".join(
@@ -123,6 +134,8 @@ def render_html(sections: Sequence[FileSection], title: str = "Claims") -> str:
                          f"<small>{html.escape(str(result.location))}</small></p>")
             if result.why:
                 parts.append(f'<p class="why">{html.escape(result.why)}</p>')
+            if result.claim_id in section.notes:
+                parts.append(f"<p><em>{html.escape(section.notes[result.claim_id])}</em></p>")
             if result.outcome is not None:
                 parts.append(f"<p>measured {html.escape(_value_text(result))}; expected "
                              f"{html.escape(result.outcome.expected)}</p>")
@@ -143,7 +156,7 @@ def render_markdown(sections: Sequence[FileSection], output: Path,
     lines = [f"# {title}", ""]
     for section in sections:
         cf = section.claim_file
-        lines += [f"## {cf.title or cf.path.name}", ""]
+        lines += [f"## {section.heading}", ""]
         if cf.description:
             lines += [cf.description.strip(), ""]
         lines += [f"- {k}: `{v}`" for k, v in section.subject_summary.items()] + [""]
@@ -152,6 +165,8 @@ def render_markdown(sections: Sequence[FileSection], output: Path,
                       "", f"`{result.sentence}` ({result.location})", ""]
             if result.why:
                 lines += [result.why, ""]
+            if result.claim_id in section.notes:
+                lines += [f"*{section.notes[result.claim_id]}*", ""]
             if result.outcome is not None:
                 lines += [f"measured {_value_text(result)}; expected {result.outcome.expected}",
                           ""]
@@ -175,16 +190,95 @@ def write_document(sections: Sequence[FileSection], output: Path, fmt_name: str 
     return output
 
 
-def build_sections(paths: Sequence[Path], artifacts: Path) -> list[FileSection]:
-    """Evaluate every claim of the claim files with all plots drawn."""
-    from .engine import evaluate_entry
+def relation_status(entry: ClaimEntry, result: ClaimResult) -> tuple[str, str]:
+    """The displayed status of a claim with ``status: open`` (xfailed/xpassed) and a note."""
+    if entry.status != "open" or result.status not in ("passed", "failed"):
+        return result.status, ""
+    if result.passed:
+        return "xpassed", "status: open, but the claim now holds: mark it 'holds'"
+    return "xfailed", "status: open (an open hypothesis, expected not to hold yet)"
+
+
+def requirement_problem(required: str, result: ClaimResult | None) -> str | None:
+    """Why a claim that requires ``required`` is skipped, or None when the requirement holds."""
+    if result is None:
+        return f"requires '{required}', which is not a claim of this file"
+    if result.status == "passed":
+        return None
+    what = "errored" if result.status == "error" else "does not hold"
+    return f"requires '{required}', which {what}"
+
+
+def skipped_result(entry: ClaimEntry, claim_file: ClaimFile) -> ClaimResult:
+    """The result of a claim skipped because a claim it requires does not hold."""
+    return ClaimResult(str(claim_file.path), entry.id, entry.text, entry.why, entry.location,
+                       "skipped")
+
+
+def build_sections(paths: Sequence[Path], artifacts: Path,
+                   all_checkpoints: bool = False) -> list[FileSection]:
+    """Evaluate every claim of the claim files with all plots drawn.
+
+    A sweep gets one section for its latest checkpoint, or one per checkpoint with
+    ``all_checkpoints``. ``requires`` skips a claim whose requirement does not hold;
+    ``status: open`` shows as xfailed / xpassed.
+    """
     from .spec import load_claim_file
+    from .subject import clear_subjects
+    from .sweep import targets
 
     sections = []
     for path in paths:
         claim_file = load_claim_file(path)
-        plot_dir = artifacts / "report" / path.name.removesuffix(".yaml")
-        results = [evaluate_entry(claim_file, entry, plot_dir=plot_dir, plots="all")
-                   for entry in claim_file.claims]
-        sections.append(FileSection(claim_file, results, subject_summary(claim_file, results)))
+        chosen = targets(claim_file)
+        if not all_checkpoints:
+            chosen = chosen[-1:]
+        for target in chosen:
+            plot_dir = artifacts / "report" / path.name.removesuffix(".yaml")
+            if target.label:
+                plot_dir = plot_dir / target.label
+            results, notes = _evaluate_file(claim_file, target.spec, plot_dir)
+            section = FileSection(claim_file, results, subject_summary(claim_file, results),
+                                  target.label, notes)
+            if target.label is not None:
+                section.subject_summary["checkpoint"] = str(target.spec.checkpoint
+                                                            if target.spec else target.label)
+                clear_subjects()
+            sections.append(section)
     return sections
+
+
+def _evaluate_file(claim_file: ClaimFile, spec: SubjectSpec | None,
+                   plot_dir: Path) -> tuple[list[ClaimResult], dict[str, str]]:
+    """Every claim on one subject, in file order, each requirement evaluated first."""
+    from .engine import evaluate_entry
+
+    entries = {e.id: e for e in claim_file.claims}
+    done: dict[str, ClaimResult] = {}
+    notes: dict[str, str] = {}
+
+    def evaluate(entry: ClaimEntry, trail: tuple[str, ...] = ()) -> ClaimResult:
+        if entry.id in done:
+            return done[entry.id]
+        for required in entry.requires:
+            other = entries.get(required)
+            needed = (evaluate(other, (*trail, entry.id))
+                      if other is not None and required not in trail else None)
+            reason = requirement_problem(required, needed)
+            if reason is not None:
+                notes[entry.id] = f"skipped: {reason}"
+                done[entry.id] = skipped_result(entry, claim_file)
+                return done[entry.id]
+        done[entry.id] = evaluate_entry(claim_file, entry, spec, plot_dir=plot_dir, plots="all")
+        return done[entry.id]
+
+    results = []
+    for entry in claim_file.claims:
+        result = evaluate(entry)
+        status, note = relation_status(entry, result)
+        if note:
+            notes[entry.id] = note
+        if status != result.status:
+            result = dataclasses.replace(result, status=status)
+        results.append(result)
+    return results, notes

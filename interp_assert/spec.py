@@ -30,7 +30,8 @@ TOP_LEVEL_KEYS = frozenset({"subject", "quantities", "claims", "data", "descript
 SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle", "python_path",
                           "device", "description"})
 CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
-                        "plot", "skip", "holds_from"})
+                        "plot", "skip", "holds_from", "strategies", "max_examples",
+                        "exhaustive"})
 STATUSES = ("holds", "open")
 _COMPONENT = re.compile(r"^L\d+[HN]\d+$")
 
@@ -378,7 +379,8 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
             raise SpecError(f"claim '{claim_id}': status must be one of {STATUSES}"
                             + did_you_mean(entry.status, STATUSES), location)
         entry.options = {k: v for k, v in item.items()
-                         if k in ("data", "on", "plot", "skip", "holds_from")}
+                         if k in ("data", "on", "plot", "skip", "holds_from", "strategies",
+                                   "max_examples", "exhaustive")}
         holds_from = entry.options.get("holds_from")
         if holds_from is not None and (isinstance(holds_from, bool)
                                        or not isinstance(holds_from, int)):

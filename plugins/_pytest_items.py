@@ -71,23 +71,74 @@ class ClaimItem(pytest.Item):
             self.add_marker(pytest.mark.xfail(
                 reason=f"claimed to hold from step {entry.options['holds_from']}; this is step "
                        f"{target.step}", raises=ClaimFailure, strict=False))
+        if entry.status == "open":
+            self.add_marker(pytest.mark.xfail(
+                reason="status: open (a hypothesis not expected to hold yet); when it holds "
+                       "this fails as XPASS(strict): mark it 'holds'",
+                raises=ClaimFailure, strict=True))
         if self.config.pluginmanager.hasplugin("xdist"):
             # for --dist loadgroup; the default scheduler groups the same way (_pytest_xdist)
             group = target.label or str(self.path.name)
             self.add_marker(pytest.mark.xdist_group(group))
 
+    def _evaluate(self, entry: ClaimEntry) -> tuple[ClaimResult, Any]:
+        """Run one claim of this file on this checkpoint, once per session (cached)."""
+        session = _session(self.config)
+        key = (str(self.path), entry.id, self.target.label)
+        if key not in session.results:
+            baselines = session.baselines()
+            nodeid = (f"{_shown(self.path, self.config).as_posix()}::"
+                      f"{self.target.name(entry.id)}")
+            session.results[key] = run_claim(
+                self.claim_file, entry, self.target,
+                plot_dir=session.plot_dir(self.path, self.target.label), plots=session.plots,
+                baselines=baselines, update=session.baseline_update,
+                record_command=session.record_command(nodeid, self.claim_file)
+                if baselines is not None else "")
+        return session.results[key]
+
+    def _requirement_problem(self) -> str | None:
+        """Why this claim is skipped (a required claim fails or errors), or None."""
+        from interp_assert.document import requirement_problem
+
+        entries = {e.id: e for e in self.claim_file.claims}
+        for required in self.entry.requires:
+            other = entries.get(required)
+            if other is None:
+                pytest.fail(f"claim '{self.entry.id}' requires '{required}', which is not a "
+                            f"claim of {self.path.name}", pytrace=False)
+            reason = requirement_problem(required, self._evaluate(other)[0])
+            if reason is not None:
+                return reason
+        return None
+
+    def _document(self, result: ClaimResult, note: str = "") -> None:
+        session = _session(self.config)
+        if session.report_path is None:
+            return
+        from interp_assert.document import relation_status
+
+        status, extra = relation_status(self.entry, result)
+        if status != result.status:
+            import dataclasses
+
+            result = dataclasses.replace(result, status=status)
+        session.documented[self.nodeid] = (self.claim_file, self.entry, self.target.label,
+                                           result, note or extra)
+
     def setup(self) -> None:
         session = _session(self.config)
         target = self.target
         baselines = session.baselines()
-        nodeid = f"{_shown(self.path, self.config).as_posix()}::{self.name}"
-        self.result, recorded = run_claim(
-            self.claim_file, self.entry, target,
-            plot_dir=session.plot_dir(self.path, target.label), plots=session.plots,
-            baselines=baselines, update=session.baseline_update,
-            record_command=session.record_command(nodeid, self.claim_file)
-            if baselines is not None else "")
+        reason = self._requirement_problem()
+        if reason is not None:
+            from interp_assert.document import skipped_result
+
+            self._document(skipped_result(self.entry, self.claim_file), f"skipped: {reason}")
+            pytest.skip(reason)
+        self.result, recorded = self._evaluate(self.entry)
         result = self.result
+        self._document(result)
         self.interp_record = record(
             result, session.rootpath, file=self.path, name=self.name, label=target.label,
             step=target.step, holds_from=self.entry.options.get("holds_from"),

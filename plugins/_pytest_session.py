@@ -43,6 +43,12 @@ class ClaimSession:
     trajectories: list[Trajectory] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     _baselines: BaselineStore | None = None
+    #: --interp-report FILE (every claim is plotted then)
+    report_path: Path | None = None
+    #: (file, claim id, checkpoint label) -> (result, baseline entry): each claim once
+    results: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
+    #: node id -> (claim file, entry, label, result, note) for --interp-report
+    documented: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -63,12 +69,17 @@ class ClaimSession:
         if from_ini:
             shown = str(config.getini("interp_assert_baseline"))
             baseline = str(config.rootpath / shown)
-        return cls(artifacts, plots, config.rootpath,
+        report = config.getoption("interp_report", None)
+        if report:
+            plots = "all"
+        session = cls(artifacts, plots, config.rootpath,
                    (here / json_path).resolve() if json_path else None,
                    (here / checkpoint).resolve() if checkpoint else None,
                    bool(config.getoption("interp_summary")),
                    (here / baseline).resolve() if baseline else None, shown,
                    bool(config.getoption("interp_baseline_update")), from_ini)
+        session.report_path = (here / report).resolve() if report else None
+        return session
 
     # -- collection and evaluation (every process) -------------------------------------------
     def targets(self, claim_file: ClaimFile) -> list[Target]:
@@ -112,8 +123,30 @@ class ClaimSession:
     def add(self, nodeid: str, record: dict[str, Any]) -> None:
         self.records[nodeid] = record
 
+    def write_document(self) -> None:
+        """The --interp-report document: one section per claim file and checkpoint."""
+        if self.report_path is None:
+            return
+        from interp_assert.document import FileSection, subject_summary, write_document
+
+        sections: dict[tuple[str, str | None], FileSection] = {}
+        for claim_file, _entry, label, result, note in self.documented.values():
+            key = (str(claim_file.path), label)
+            if key not in sections:
+                sections[key] = FileSection(claim_file, label=label)
+            sections[key].results.append(result)
+            if note:
+                sections[key].notes[result.claim_id] = note
+        for section in sections.values():
+            section.subject_summary = subject_summary(section.claim_file, section.results)
+        markdown = self.report_path.suffix.lower() in (".md", ".markdown")
+        write_document(list(sections.values()), self.report_path,
+                       "markdown" if markdown else "html")
+        self.messages.append(f"interp-assert: report written to {self.report_path}")
+
     def finish(self) -> None:
         """Trajectory plots, the baseline update and the JSON results, each written once."""
+        self.write_document()
         if not self.records:
             return
         from interp_assert.sweep import draw_trajectories, trajectories

@@ -42,6 +42,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--interp-summary", action="store_true", default=False,
                     help="print a table of every claim's value and verdict at the end "
                          "(claims x checkpoints for sweeps)")
+    group.addoption("--interp-report", metavar="FILE", default=None,
+                    help="write the claims and their results as a document (HTML; Markdown "
+                         "for *.md) to FILE; every claim gets a plot")
     parser.addini("interp_assert_artifacts", "folder for interp-assert plots and results",
                   default=".interp-assert")
     parser.addini("interp_assert_plots", "failed, all or never", default="failed")
