@@ -12,7 +12,7 @@ and ``checkpoints/adder_early.pt`` next to this file. The early checkpoint is th
 model as it was before the first training step whose batch exact-match reached
 ``early_exact`` (40%): mid-way through the sharp phase transition in which
 the model learns the task, so it is clearly under-trained. With the same torch
-version the run is bit-for-bit reproducible, whatever the thread count
+version the checkpoints are reproduced bit for bit, whatever the thread count
 (``torch.use_deterministic_algorithms`` is on).
 """
 
@@ -115,7 +115,7 @@ def lr_at(step: int, settings: TrainSettings) -> float:
 def train(settings: TrainSettings, out_dir: Path = HERE) -> TinyTransformer:
     """Train the adder, writing the log CSV and checkpoints under ``out_dir``."""
     torch.set_num_threads(settings.threads)
-    # Deterministic kernels make the run bit-for-bit reproducible and independent
+    # Deterministic kernels make the weights bit-for-bit reproducible and independent
     # of the thread count (the embedding backward is otherwise order-dependent).
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(settings.seed)

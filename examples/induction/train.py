@@ -10,8 +10,8 @@ cross-entropy on all positions. Checkpoints ``checkpoints/step_XXXX.pt`` are
 written at :data:`SAVE_STEPS` (step 0 is the untrained initialisation) and
 ``checkpoints/induction.pt`` at the end; ``train_log.csv`` records validation
 losses split into repeated tokens (predictable by induction) and first
-occurrences. With the same torch version the run is bit-for-bit reproducible,
-whatever the thread count (``torch.use_deterministic_algorithms`` is on).
+occurrences. With the same torch version the checkpoints are reproduced bit for
+bit, whatever the thread count (``torch.use_deterministic_algorithms`` is on).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def evaluate(model: TinyTransformer, batch: dict[str, torch.Tensor]) -> dict[str
 def train(settings: TrainSettings, out_dir: Path = HERE) -> TinyTransformer:
     """Train the model, writing the log CSV and checkpoints under ``out_dir``."""
     torch.set_num_threads(settings.threads)
-    # Deterministic kernels make the run bit-for-bit reproducible and independent
+    # Deterministic kernels make the weights bit-for-bit reproducible and independent
     # of the thread count (the embedding backward is otherwise order-dependent).
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(settings.seed)
