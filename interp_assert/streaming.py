@@ -34,26 +34,34 @@ class StreamingStats:
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
         values = np.asarray(batch, dtype=np.float64).reshape(-1, self.channels)
-        finite = np.isfinite(values)
-        self.nonfinite += np.sum(~finite, axis=0)
-        if not finite.all():
-            values = np.where(finite, values, np.nan)
         if values.shape[0] == 0:
             return
-        if self.n == 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                self.shift = np.nan_to_num(np.nanmean(values, axis=0))
-        self.n += values.shape[0]
-        centred = np.nan_to_num(values - self.shift)
-        for k in range(4):
-            self.power_sums[k] += np.sum(centred ** (k + 1), axis=0)
+        all_finite = bool(np.isfinite(values.sum()))
+        if not all_finite:
+            finite = np.isfinite(values)
+            self.nonfinite += np.sum(~finite, axis=0)
+            values = np.where(finite, values, np.nan)
         with warnings.catch_warnings(), np.errstate(invalid="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
-            self.minimum = np.fmin(self.minimum, np.nanmin(values, axis=0))
-            self.maximum = np.fmax(self.maximum, np.nanmax(values, axis=0))
-        for i, t in enumerate(self.thresholds):
-            self.below[i] += np.sum(np.abs(np.nan_to_num(values, nan=np.inf)) < t, axis=0)
+            if self.n == 0:
+                self.shift = np.nan_to_num(np.nanmean(values, axis=0))
+            low = values.min(axis=0) if all_finite else np.nanmin(values, axis=0)
+            high = values.max(axis=0) if all_finite else np.nanmax(values, axis=0)
+        self.n += values.shape[0]
+        centred = values - self.shift
+        if not all_finite:
+            centred = np.nan_to_num(centred)
+        square = centred * centred
+        self.power_sums[0] += centred.sum(axis=0)
+        self.power_sums[1] += square.sum(axis=0)
+        self.power_sums[2] += (square * centred).sum(axis=0)
+        self.power_sums[3] += (square * square).sum(axis=0)
+        self.minimum = np.fmin(self.minimum, low)
+        self.maximum = np.fmax(self.maximum, high)
+        if self.thresholds:
+            magnitude = np.abs(values if all_finite else np.nan_to_num(values, nan=np.inf))
+            for i, t in enumerate(self.thresholds):
+                self.below[i] += np.sum(magnitude < t, axis=0)
         self._grow_to(self.minimum, self.maximum)
         self._add(values)
 
@@ -76,13 +84,16 @@ class StreamingStats:
                     self.lo[c] -= width
 
     def _add(self, values: np.ndarray) -> None:
-        width = (self.hi - self.lo) / self.bins
+        scale = self.bins / (self.hi - self.lo)
         with np.errstate(invalid="ignore"):
-            index = np.floor((values - self.lo) / width).astype(np.float64)
-        valid = np.isfinite(index)
-        index = np.clip(np.nan_to_num(index), 0, self.bins - 1).astype(np.int64)
-        flat = (np.arange(self.channels) * self.bins)[None, :] + index
-        self.counts += np.bincount(flat[valid], minlength=self.channels * self.bins).reshape(
+            position = (values - self.lo) * scale
+        valid = np.isfinite(position)
+        if not valid.all():
+            position = np.where(valid, position, 0.0)
+        index = np.clip(position.astype(np.int64), 0, self.bins - 1)
+        index += (np.arange(self.channels, dtype=np.int64) * self.bins)[None, :]
+        flat = index.ravel() if valid.all() else index[valid]
+        self.counts += np.bincount(flat, minlength=self.channels * self.bins).reshape(
             self.channels, self.bins)
 
     # -- results ---------------------------------------------------------------------------
