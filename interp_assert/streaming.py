@@ -54,8 +54,8 @@ class StreamingStats:
         square = centred * centred
         self.power_sums[0] += centred.sum(axis=0)
         self.power_sums[1] += square.sum(axis=0)
-        self.power_sums[2] += (square * centred).sum(axis=0)
-        self.power_sums[3] += (square * square).sum(axis=0)
+        self.power_sums[2] += np.einsum("ij,ij->j", square, centred)
+        self.power_sums[3] += np.einsum("ij,ij->j", square, square)
         self.minimum = np.fmin(self.minimum, low)
         self.maximum = np.fmax(self.maximum, high)
         if self.thresholds:
@@ -63,7 +63,7 @@ class StreamingStats:
             for i, t in enumerate(self.thresholds):
                 self.below[i] += np.sum(magnitude < t, axis=0)
         self._grow_to(self.minimum, self.maximum)
-        self._add(values)
+        self._add(values, all_finite)
 
     def _grow_to(self, low: np.ndarray, high: np.ndarray) -> None:
         fresh = np.isnan(self.lo)
@@ -83,16 +83,17 @@ class StreamingStats:
                     self.counts[c] = np.concatenate([np.zeros(half, np.int64), merged])
                     self.lo[c] -= width
 
-    def _add(self, values: np.ndarray) -> None:
-        scale = self.bins / (self.hi - self.lo)
+    def _add(self, values: np.ndarray, all_finite: bool) -> None:
+        scale = (self.bins / (self.hi - self.lo)).astype(np.float32)
         with np.errstate(invalid="ignore"):
-            position = (values - self.lo) * scale
-        valid = np.isfinite(position)
-        if not valid.all():
-            position = np.where(valid, position, 0.0)
-        index = np.clip(position.astype(np.int64), 0, self.bins - 1)
-        index += (np.arange(self.channels, dtype=np.int64) * self.bins)[None, :]
-        flat = index.ravel() if valid.all() else index[valid]
+            position = (values.astype(np.float32) - self.lo.astype(np.float32)) * scale
+        if not all_finite:
+            valid = np.isfinite(position)
+            position = np.where(valid, position, -1.0)
+        index = position.astype(np.int32)
+        np.clip(index, 0, self.bins - 1, out=index)
+        index += (np.arange(self.channels, dtype=np.int32) * self.bins)[None, :]
+        flat = index.ravel() if all_finite else index[valid]
         self.counts += np.bincount(flat, minlength=self.channels * self.bins).reshape(
             self.channels, self.bins)
 
