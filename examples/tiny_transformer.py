@@ -387,3 +387,24 @@ def save_checkpoint(path: str | os.PathLike[str], model: TinyTransformer, **meta
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, out)
+
+
+@torch.no_grad()
+def attention_patterns(model: TinyTransformer, tokens: torch.Tensor) -> list[torch.Tensor]:
+    """Return ``[batch, head, query, key]`` attention patterns of every layer.
+
+    Captured with forward hooks on ``blocks.{l}.attn.hook_pattern``.
+    """
+    patterns: list[torch.Tensor] = []
+    handles = [
+        block.attn.hook_pattern.register_forward_hook(
+            lambda _m, _i, out: patterns.append(out.detach())
+        )
+        for block in model.blocks
+    ]
+    try:
+        model(tokens)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return patterns

@@ -25,7 +25,7 @@ from examples.adder.data import (
     generate,
     position_index,
 )
-from examples.tiny_transformer import LayerNorm, TinyTransformer
+from examples.tiny_transformer import LayerNorm, TinyTransformer, attention_patterns
 
 __all__ = [
     "OPERAND_POSITIONS",
@@ -43,24 +43,6 @@ OPERAND_POSITIONS: list[int] = [position_index(f"X{i}") for i in range(N_DIGITS)
     position_index(f"Y{i}") for i in range(N_DIGITS)
 ]
 """Sequence indices of the 20 operand digits ``X0..X9, Y0..Y9``."""
-
-
-@torch.no_grad()
-def _patterns(model: TinyTransformer, tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Attention patterns ``[batch, head, query, key]`` of every layer via hook_pattern."""
-    patterns: list[torch.Tensor] = []
-    handles = [
-        block.attn.hook_pattern.register_forward_hook(
-            lambda _m, _i, out: patterns.append(out.detach())
-        )
-        for block in model.blocks
-    ]
-    try:
-        model(tokens)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return patterns
 
 
 def operand_attention(
@@ -83,7 +65,7 @@ def operand_attention(
     x_keys = torch.tensor([position_index(f"X{i}") for i in range(N_DIGITS)])
     y_keys = torch.tensor([position_index(f"Y{i}") for i in range(N_DIGITS)])
     out: dict[str, list[torch.Tensor]] = {k: [] for k in ("to_x", "to_y", "to_prev_x", "to_prev_y")}
-    for pattern in _patterns(model, tokens):
+    for pattern in attention_patterns(model, tokens):
         out["to_x"].append(pattern[:, :, same, x_keys].mean((0, 2)))
         out["to_y"].append(pattern[:, :, same, y_keys].mean((0, 2)))
         out["to_prev_x"].append(pattern[:, :, prev, x_keys].mean((0, 2)))

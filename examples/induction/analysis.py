@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from examples.induction.data import generate
-from examples.tiny_transformer import TinyTransformer
+from examples.tiny_transformer import TinyTransformer, attention_patterns
 
 __all__ = [
     "attention_patterns",
@@ -29,27 +29,6 @@ __all__ = [
 
 EVAL_SEED = 1234
 """Default seed of the evaluation sequences."""
-
-
-@torch.no_grad()
-def attention_patterns(model: TinyTransformer, tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Return ``[batch, head, query, key]`` attention patterns of every layer.
-
-    Captured with forward hooks on ``blocks.{l}.attn.hook_pattern``.
-    """
-    patterns: list[torch.Tensor] = []
-    handles = [
-        block.attn.hook_pattern.register_forward_hook(
-            lambda _m, _i, out: patterns.append(out.detach())
-        )
-        for block in model.blocks
-    ]
-    try:
-        model(tokens)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return patterns
 
 
 def _eval_batch(batch: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
