@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,3 +36,12 @@ class WrappedModel(nn.Module):
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
         return self.model.named_buffers(prefix, recurse, remove_duplicate)
+
+
+def require(module: str, adapter: str, install: str) -> Any:
+    """Import an optional dependency, or raise an ImportError naming the extra to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"the {adapter} adapter needs '{module}' ({exc}); install it with: "
+                          f"{install}") from None

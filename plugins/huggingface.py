@@ -35,7 +35,7 @@ from torch import nn
 
 from interp_assert.errors import QuantityError, did_you_mean
 
-from ._adapter import WrappedModel
+from ._adapter import WrappedModel, require
 
 INSTALL = "pip install 'interp-assert[hf]'"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -45,12 +45,7 @@ _HOOK = re.compile(r"^blocks\.(\d+)\.(attn\.hook_pattern|hook_resid_pre|hook_res
 
 def require_transformers() -> Any:
     """The ``transformers`` module, or an ImportError naming the extra to install."""
-    try:
-        import transformers
-    except ImportError as exc:
-        raise ImportError(f"the Hugging Face adapter needs 'transformers' ({exc}); install "
-                          f"it with: {INSTALL}") from None
-    return transformers
+    return require("transformers", "Hugging Face", INSTALL)
 
 
 def force_eager(model: Any) -> None:

@@ -34,26 +34,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from interp_assert.checkpoint import split_state_dict
 from interp_assert.errors import QuantityError, did_you_mean
 
-from ._adapter import WrappedModel
+from ._adapter import WrappedModel, require
 
 INSTALL = "pip install 'interp-assert[tl]'"
 INPUT_KEYS = ("tokens", "input_ids", "input")
 CONFIG_KEYS = ("config", "cfg")
-STATE_KEYS = ("model_state_dict", "state_dict", "model")
 #: buffers HookedTransformer keeps in its state dict that a checkpoint may lack
 _DERIVED_BUFFERS = ("IGNORE", "mask")
 
 
 def require_transformer_lens() -> Any:
     """The ``transformer_lens`` module, or an ImportError naming the extra to install."""
-    try:
-        import transformer_lens
-    except ImportError as exc:
-        raise ImportError(f"the TransformerLens adapter needs 'transformer_lens' ({exc}); "
-                          f"install it with: {INSTALL}") from None
-    return transformer_lens
+    return require("transformer_lens", "TransformerLens", INSTALL)
 
 
 def legacy_classes() -> tuple[Any, Any, Any] | None:
@@ -218,13 +213,8 @@ def split_checkpoint(checkpoint: Any) -> tuple[dict[str, Any], dict[str, torch.T
     if not isinstance(config, Mapping):
         raise KeyError("the checkpoint has no 'config' (or 'cfg') mapping of "
                        "HookedTransformerConfig fields")
-    state = next((checkpoint[k] for k in STATE_KEYS if isinstance(checkpoint.get(k), Mapping)),
-                 None)
-    if state is None:
-        state = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
-    if not state:
-        raise KeyError("the checkpoint has no state dict ('model_state_dict', 'state_dict')")
-    return tl_config(config), dict(state)
+    state, _metadata = split_state_dict(checkpoint, Path("checkpoint"))
+    return tl_config(config), state
 
 
 def build_hooked(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor] | None = None,
