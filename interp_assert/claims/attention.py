@@ -431,10 +431,6 @@ def pattern_view(ctx: Context, head: str | None) -> PatternView:
 
 
 # ---- claim text helpers ---------------------------------------------------------------------
-def _label(item: Any) -> str:
-    return item[0] if isinstance(item, tuple) else str(item)
-
-
 def _quote(label: str) -> str:
     """Labels are quoted exactly when they must be (and when they read as a keyword here)."""
     return ast.quote_if_needed(label, keywords=_KEYWORDS)
@@ -523,12 +519,12 @@ attention_target: member ("," member)*                          -> attention_key
     def build(cls, children: list[Any]) -> AttendsTo:
         head, subject, target, comparison = children
         assert isinstance(target, Tree)
-        keys: tuple[str, ...] = tuple(_label(item) for item in target.children)
+        keys: tuple[str, ...] = tuple(ast.label_text(item) for item in target.children)
         relative = _RELATIVE_RULES.get(str(target.data))
         if keys == ("itself",):  # the bare word reads as the relative target, never a label
             keys, relative = (), "itself"
-        return cls(_label(head) if head is not None else None, _label(subject), keys, relative,
-                   comparison)
+        head_text = ast.label_text(head) if head is not None else None
+        return cls(head_text, ast.label_text(subject), keys, relative, comparison)
 
     def __str__(self) -> str:
         target = RELATIVE_TEXT[self.relative] if self.relative else _keys_text(self.keys)
@@ -668,8 +664,8 @@ ATTENTION_TOP: /top-[1-9]\d*\b/"""
     def build(cls, children: list[Any]) -> TopSources:
         head, top, query, *keys = children
         k = int(str(top).split("-", 1)[1])
-        return cls(_label(head) if head is not None else None, k, _label(query),
-                   tuple(_label(item) for item in keys))
+        return cls(ast.label_text(head) if head is not None else None, k, ast.label_text(query),
+                   tuple(ast.label_text(item) for item in keys))
 
     def __str__(self) -> str:
         return (f"{_head_text(self.head)}top-{self.k} sources of {_quote(self.query)} include "

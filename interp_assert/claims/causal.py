@@ -156,16 +156,13 @@ def effect_of(change: str, before: float, after: float, source: float | None = N
     raise QuantityError(f"unknown change '{change}'")
 
 
-def _label(item: Any) -> str:
-    return item[0] if isinstance(item, tuple) else str(item)
-
 
 def _parts(tree: Tree) -> tuple[str, ...]:
-    return tuple(_label(item) for item in tree.children)
+    return tuple(ast.label_text(item) for item in tree.children)
 
 
 def _positions(tree: Tree | None) -> tuple[str, ...] | None:
-    return None if tree is None else tuple(_label(item) for item in tree.children)
+    return None if tree is None else tuple(ast.label_text(item) for item in tree.children)
 
 
 def _effect(tree: Tree) -> Effect:

@@ -44,9 +44,6 @@ def _weights(ctx: Context) -> CircuitWeights:
     return weights_for(cast("Evaluation", ctx))
 
 
-def _label(item: Any) -> str:
-    return item[0] if isinstance(item, tuple) else str(item)
-
 
 def _head(label: str) -> tuple[int, int]:
     head = parse_head(label)
@@ -104,7 +101,7 @@ class Composition(Claim):
     @classmethod
     def build(cls, children: list[Any]) -> Composition:
         comp, writer, reader, comparison = children
-        return cls(str(comp)[0], _label(writer), _label(reader), comparison)
+        return cls(str(comp)[0], ast.label_text(writer), ast.label_text(reader), comparison)
 
     def __str__(self) -> str:
         return f"{self.mode}-composition of {self.writer} into {self.reader} {self.comparison}"
@@ -162,7 +159,7 @@ COMP_FIRST: /first\b/"""
     def build(cls, children: list[Any]) -> CompositionRank:
         writer, _arrow, reader, place, comp = [c for c in children if c is not None]
         k = 1 if str(place) == "first" else int(place)
-        return cls(_label(writer), _label(reader), k, str(comp)[0])
+        return cls(ast.label_text(writer), ast.label_text(reader), k, str(comp)[0])
 
     def __str__(self) -> str:
         place = "first" if self.k == 1 else f"in top {self.k}"
@@ -282,7 +279,7 @@ HN_ORD: /(st|nd|rd|th)\b/"""
         head, _a, neuron, number, _ord, *rest = children
         directions = next((int(c) for c in rest if c is not None and getattr(c, "type", "")
                            == "INT"), 1)
-        return cls(_label(head), _label(neuron), float(number), directions)
+        return cls(ast.label_text(head), ast.label_text(neuron), float(number), directions)
 
     def __str__(self) -> str:
         number = ast.format_number(self.percentile)
@@ -359,7 +356,7 @@ CONG_LN: /through\s+(layer\s+norm|ln)\b/"""
     @classmethod
     def build(cls, children: list[Any]) -> Congruence:
         side, *labels, target, ln, comparison = children
-        return cls(tuple(_label(label) for label in labels), target, comparison,
+        return cls(tuple(ast.label_text(label) for label in labels), target, comparison,
                    str(side) if side is not None else "output", ln is not None)
 
     def __str__(self) -> str:

@@ -48,8 +48,8 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
         others = others_op = others_threshold = None
         if apart is not None:
             others, others_op, others_threshold = apart.children
-        return cls(members, _op(op), threshold, others,
-                   _op(others_op) if others_op else None, others_threshold)
+        return cls(members, ast.comparison_op(op), threshold, others,
+                   ast.comparison_op(others_op) if others_op else None, others_threshold)
 
     def __str__(self) -> str:
         text = f"{self.members} cluster with cos {self.op} {self.threshold}"
@@ -147,9 +147,6 @@ def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:
         return "furthest", int(np.argmax(distance))
     return "closest", int(np.argmin(distance))  # !=
 
-
-def _op(token: Any) -> str:
-    return {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(token), str(token))
 
 
 def _stack(a: Any, b: Any) -> Any:

@@ -253,9 +253,6 @@ class Statistic:
         return self.name
 
 
-def _op(token: Any) -> str:
-    return {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(token), str(token))
-
 
 def margin(value: float, comparison: ast.Comparison, bound: float,
            upper: float | None = None) -> float:
@@ -684,7 +681,7 @@ def _statistic(tree: Any) -> Statistic:
     if tree.data == "dist_quantile":
         return Statistic("quantile", tree.children[0])
     var, op, threshold, std = tree.children
-    return Statistic("fraction", threshold, str(var), _op(op), std is not None)
+    return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
 
 
 # -- the channels of a quantity --------------------------------------------------------------

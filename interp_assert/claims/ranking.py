@@ -32,9 +32,6 @@ def _vector(ctx: Context, node: ast.Node) -> Labelled:
     return quantity
 
 
-def _label_text(item: Any) -> str:
-    return item[0] if isinstance(item, tuple) else str(item)
-
 
 def plot_ranking(ax: Axes, labels: list[str], values: list[float], highlight: set[str],
                  title: str, k: int | None = None, limit: int = 40) -> None:
@@ -115,7 +112,7 @@ class RanksAbove(Claim):
     @classmethod
     def build(cls, children: list[Any]) -> RanksAbove:
         higher, lower, source = children
-        return cls(_label_text(higher), _label_text(lower), source)
+        return cls(ast.label_text(higher), ast.label_text(lower), source)
 
     def __str__(self) -> str:
         return (f"{ast.quote_if_needed(self.higher)} ranks above "
@@ -158,7 +155,7 @@ ARG: /arg(max|min)\b/"""
     @classmethod
     def build(cls, children: list[Any]) -> ArgExtreme:
         which, source, axis, label = children
-        return cls(str(which), source, str(axis), _label_text(label))
+        return cls(str(which), source, str(axis), ast.label_text(label))
 
     def __str__(self) -> str:
         return (f"{self.which} of {self.source} over {self.axis} is "

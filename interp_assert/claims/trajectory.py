@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
     from matplotlib.axes import Axes
 
-_OPS = {"≥": ">=", "≤": "<=", "≠": "!="}
 _VERB_OPS = {"falls below": "<", "rises above": ">"}
 ROWS_AROUND = 3
 
@@ -150,7 +149,7 @@ TRAJ_CMP: /<=|>=|[<>≤≥]/"""
                                         f"'{verb_text} X' or 'reaches {op} X'")
             symbol = _VERB_OPS[verb_text]
         else:
-            symbol = _OPS.get(str(op), str(op)) if op is not None else ">="
+            symbol = ast.comparison_op(op) if op is not None else ">="
         axis = deadline = None
         if by is not None:
             axis_token, deadline = by.children

@@ -16,6 +16,17 @@ from importlib import resources
 UNIT_SCALE = {"%": 0.01, "points": 0.01, "point": 0.01, "pp": 0.01, "nats": 1.0, "nat": 1.0}
 
 
+def comparison_op(token: object) -> str:
+    """A comparison token in its ASCII spelling (≥ -> >=, ≤ -> <=, ≠ -> !=)."""
+    text = str(token)
+    return {"≥": ">=", "≤": "<=", "≠": "!="}.get(text, text)
+
+
+def label_text(item: object) -> str:
+    """The text of a parsed ``label`` (the parser gives (text, column) pairs)."""
+    return item[0] if isinstance(item, tuple) else str(item)
+
+
 def format_number(value: float) -> str:
     """Shortest faithful text for a number (``inf``/``-inf``/``nan`` when not finite)."""
     if not math.isfinite(value):

@@ -144,7 +144,7 @@ class _ToAst(Transformer):
         return level.value
 
     def cmp(self, op: Token, value: ast.Node, confidence: float | None) -> ast.Comparison:
-        symbol = {"≥": ">=", "≤": "<=", "≠": "!="}.get(str(op), str(op))
+        symbol = ast.comparison_op(op)
         return ast.Comparison(symbol, value, confidence=confidence)
 
     def interval(self, low: ast.Node, high: ast.Node, confidence: float | None) -> ast.Comparison:
