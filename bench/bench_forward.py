@@ -85,7 +85,7 @@ def bare_forward(model, tokens, batch_size: int) -> float:  # type: ignore[no-un
 def bench_overhead(n: int, repeats: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from examples.adder.data import generate
-    from interp_assert import forward
+    from interp_assert import forward, stats
     from interp_assert.engine import evaluate_entry
     from interp_assert.spec import load_claim_file
     from interp_assert.subject import get_subject
@@ -102,6 +102,7 @@ def bench_overhead(n: int, repeats: int) -> dict[str, float]:
         bare.append(bare_forward(model, tokens, 500))
         subject.cache.clear()
         forward.FORWARD_PASSES.clear()
+        stats._BOOTSTRAPS.clear()  # each repeat computes its intervals afresh
         started = time.perf_counter()
         results = [evaluate_entry(claim_file, e, plots="never") for e in claim_file.claims]
         ours.append(time.perf_counter() - started)

@@ -20,6 +20,7 @@ from .errors import (
 from .labels import Axis, Labelled
 from .quantities import QuantityKind, register_function, register_quantity
 from .report import format_result
+from .resources import MemoryLimitError, set_memory_limit
 from .spec import load_claim_file
 from .verdict import Outcome
 
@@ -27,8 +28,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Axis", "CheckpointError", "Claim", "ClaimFailed", "ClaimResult", "ClaimSyntaxError",
-    "InterpAssertError", "Labelled", "Outcome", "QuantityError", "QuantityKind", "SpecError",
-    "Subject", "UnknownNameError", "UserCodeError", "check", "format_result", "load",
-    "load_claim_file", "register_claim", "register_function", "register_quantity", "subject",
-    "validate",
+    "InterpAssertError", "Labelled", "MemoryLimitError", "Outcome", "QuantityError",
+    "QuantityKind", "SpecError", "Subject", "UnknownNameError", "UserCodeError", "check",
+    "format_result", "load", "load_claim_file", "register_claim", "register_function",
+    "register_quantity", "set_memory_limit", "subject", "validate",
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import InterpAssertError
+from .resources import parse_size, set_memory_limit
 
 if TYPE_CHECKING:
     from .spec import ClaimEntry, ClaimFile
@@ -212,8 +213,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="one section per checkpoint of a sweep (default: the latest)")
     report.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
     report.set_defaults(run=report_command)
+    for command in (check, report):
+        command.add_argument("--memory-limit", metavar="SIZE", type=_memory_limit,
+                             help="fail a quantity early when it would need more memory than "
+                                  "SIZE (512MB, 4GiB, 50%%, none; default 50%% of physical "
+                                  "memory or INTERP_ASSERT_MEMORY_LIMIT)")
     args = parser.parse_args(argv)
+    if args.memory_limit is not None:
+        set_memory_limit(args.memory_limit)
     return int(args.run(args))
+
+
+def _memory_limit(text: str) -> str:
+    try:
+        parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 if __name__ == "__main__":

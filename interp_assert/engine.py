@@ -28,6 +28,7 @@ from .labels import Axis, Labelled
 from .language import ast
 from .language.parser import ParsedClaim
 from .quantities.functions import apply_function, lookup
+from .resources import array_bytes, check_size
 from .spec import ClaimEntry, ClaimFile, normalize_name
 from .subject import Subject, SubjectSpec, get_subject
 from .verdict import Outcome
@@ -244,6 +245,7 @@ class Evaluation:
         if node.op == "@":
             return _matmul(left, right, str(node))
         try:
+            check_size(array_bytes(np.broadcast_shapes(left.shape, right.shape)), f"'{node}'")
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 values = _BINARY[node.op](left.values, right.values)
         except ValueError:
@@ -349,6 +351,7 @@ def _label_or_none(node: ast.Node | None) -> str | None:
 
 def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:
     try:
+        check_size(array_bytes(_matmul_shape(left.shape, right.shape)), f"'{name}'")
         values = np.matmul(left.values, right.values)
     except ValueError:
         raise QuantityError(f"cannot multiply shapes {left.shape} @ {right.shape} in '{name}'",
@@ -364,6 +367,15 @@ def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:
         batch = left.axes[:-2] if left.ndim >= right.ndim else right.axes[:-2]
         axes = (*batch, left.axes[-2], right.axes[-1])
     return Labelled(values, axes, name)
+
+
+def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``left @ right`` (ValueError where they do not multiply)."""
+    a = (1, *left) if len(left) == 1 else left
+    b = (*right, 1) if len(right) == 1 else right
+    if not a or not b or a[-1] != b[-2]:
+        raise ValueError("shapes do not multiply")
+    return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
 
 
 # -- claims ------------------------------------------------------------------------------------

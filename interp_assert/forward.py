@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .data import Dataset, DatasetSpec, load_dataset
-from .errors import QuantityError, did_you_mean
+from .errors import InterpAssertError, QuantityError, did_you_mean
 from .streaming import StreamingStats
 from .subject import Subject, SubjectSpec
 
@@ -28,12 +28,44 @@ class Sink(ABC):
     #: module path whose output it reads, or None for the model's output (logits)
     hook: str | None = None
     read_input: bool = False
+    #: set when the sink was dropped from its pass (it would exceed the memory limit)
+    error: QuantityError | None = None
 
     @abstractmethod
     def update(self, value: Any, batch: dict[str, Any]) -> None: ...
 
     @abstractmethod
     def result(self) -> Any: ...
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        """Memory the sink will hold after a pass over ``total`` samples, estimated once it has
+        seen the first ``seen`` (what :func:`run_forward` checks against the memory limit)."""
+        return 0
+
+    def describe(self) -> str:
+        if self.hook is None:
+            return "the model output"
+        return f"the input of {self.hook}" if self.read_input else self.hook
+
+    def release(self) -> None:
+        """Free what the sink holds (it was dropped from its pass)."""
+        return None
+
+
+class KeepingSink(Sink):
+    """Keeps every batch's array and concatenates them at the end."""
+
+    parts: list[np.ndarray]
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        kept = sum(part.nbytes for part in self.parts)
+        return 2 * kept * total // max(seen, 1)  # the parts and their concatenation
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.parts, axis=0)
+
+    def release(self) -> None:
+        self.parts = []
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -42,18 +74,15 @@ def _to_numpy(value: Any) -> np.ndarray:
     return value.detach().float().cpu().numpy()
 
 
-class CaptureSink(Sink):
+class CaptureSink(KeepingSink):
     """Keeps the whole activation (float32), concatenated over batches."""
 
     def __init__(self, hook: str, read_input: bool = False) -> None:
         self.hook, self.read_input = hook, read_input
-        self.parts: list[np.ndarray] = []
+        self.parts = []
 
     def update(self, value: Any, batch: dict[str, Any]) -> None:
         self.parts.append(_to_numpy(value))
-
-    def result(self) -> np.ndarray:
-        return np.concatenate(self.parts, axis=0)
 
 
 class DistributionSink(Sink):
@@ -74,6 +103,11 @@ class DistributionSink(Sink):
     def result(self) -> StreamingStats:
         assert self.stats is not None
         return self.stats
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        if self.stats is None:
+            return 0
+        return self.stats.counts.nbytes + self.stats.below.nbytes  # fixed: does not grow
 
 
 @dataclass(frozen=True)
@@ -112,17 +146,65 @@ def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
     cache_key = ("forward", dataset_spec, interventions, key)
     with subject.lock:
         if cache_key in subject.cache:
-            return subject.cache[cache_key]
+            return _unwrap(subject.cache[cache_key])
         register(subject.spec, dataset_spec, key, factory, interventions)
         with _PLAN_LOCK:
             planned = dict(_PLANS.get(plan_key, {}))
-        missing = {k: f() for k, f in planned.items()
-                   if ("forward", dataset_spec, interventions, k) not in subject.cache}
+        missing: dict[Hashable, Sink] = {}
+        for k, make in planned.items():
+            if ("forward", dataset_spec, interventions, k) in subject.cache:
+                continue
+            try:
+                missing[k] = make()
+            except InterpAssertError as exc:  # one quantity's bad options break only its claims
+                subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
         run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
         FORWARD_PASSES.append(plan_key)
         for k, sink in missing.items():
-            subject.cache[("forward", dataset_spec, interventions, k)] = sink.result()
-        return subject.cache[cache_key]
+            subject.cache[("forward", dataset_spec, interventions, k)] = (
+                _Refused(sink.error) if sink.error is not None else sink.result())
+        return _unwrap(subject.cache[cache_key])
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A cached sink result that is an error (each request raises a fresh copy of it)."""
+
+    error: InterpAssertError
+
+
+def _unwrap(cached: Any) -> Any:
+    if isinstance(cached, _Refused):
+        raise cached.error.copy()
+    return cached
+
+
+def over_memory_limit(sinks: Sequence[Sink], seen: int, dataset: Dataset) -> list[Sink]:
+    """The sinks to drop from a pass, largest first, so that what the others keep fits in the
+    memory limit; each gets its error. ``seen``: samples of the first batch."""
+    from .resources import format_bytes, limit_error, memory_limit
+
+    limit = memory_limit()
+    if limit is None:
+        return []
+    needs = sorted(((sink.bytes_needed(seen, dataset.n), i) for i, sink in enumerate(sinks)),
+                   reverse=True)
+    whole = total = sum(need for need, _ in needs)
+    dropped = []
+    for need, i in needs:
+        if total <= limit:
+            break
+        total -= need
+        sink = sinks[i]
+        share = f" (the whole pass: {format_bytes(whole)})" if whole > need else ""
+        sink.error = limit_error(
+            f"keeping {sink.describe()} on dataset '{dataset.spec.name}' ({dataset.n} samples)",
+            need, limit, hint="use fewer samples (the dataset's 'n') or a 'distribution:' "
+                              "quantity, which streams statistics instead of keeping every value")
+        if share:
+            sink.error.message += share
+        dropped.append(sink)
+    return dropped
 
 
 def find_module(model: Any, path: str) -> Any:
@@ -204,13 +286,13 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
             module = find_module(model, hook)
             if read_input:
                 handles.append(module.register_forward_pre_hook(
-                    lambda _m, args, _g=group: [s.update(args[0], current) for s in _g] and None))
+                    lambda _m, args, _g=group: _feed(_g, args[0], current)))
             else:
                 handles.append(module.register_forward_hook(
-                    lambda _m, _args, out, _g=group: [s.update(out, current) for s in _g] and None))
+                    lambda _m, _args, out, _g=group: _feed(_g, out, current)))
         output_sinks = [s for s in sinks if s.hook is None]
         with torch.inference_mode():
-            for batch in dataset.batches():
+            for number, batch in enumerate(dataset.batches()):
                 current.clear()
                 current.update(batch)
                 logits, values = model_output(model, batch, dataset, virtual)
@@ -222,6 +304,18 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
                                             + did_you_mean(hook, values))
                     for sink in group:
                         sink.update(values[hook], batch)
+                if number == 0:  # the first batch tells how much the whole pass will keep
+                    for sink in over_memory_limit(sinks, len(batch["_index"]), dataset):
+                        sink.release()
+                        for group in (*groups.values(), *virtual_sinks.values(), output_sinks):
+                            if sink in group:
+                                group.remove(sink)
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _feed(sinks: list[Sink], value: Any, batch: dict[str, Any]) -> None:
+    """A hook's body: feeds the sinks and returns None, so the module's output stays as it is."""
+    for sink in sinks:
+        sink.update(value, batch)

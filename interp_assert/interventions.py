@@ -20,7 +20,7 @@ import numpy as np
 from .circuits import Layout, parse_head, parse_neuron, weights_for
 from .data import DatasetSpec, load_dataset
 from .errors import InterpAssertError, QuantityError
-from .forward import Intervention, Sink, register, request
+from .forward import Intervention, KeepingSink, register, request
 
 if TYPE_CHECKING:
     from .engine import Evaluation
@@ -70,19 +70,16 @@ def _tensor(value: Any) -> Any:
     return value[0] if isinstance(value, tuple | list) else value
 
 
-class SliceSink(Sink):
+class SliceSink(KeepingSink):
     """Captures one component's activation (float32) over a dataset."""
 
     def __init__(self, part: Component) -> None:
         self.part = part
         self.hook = part.hook
-        self.parts: list[np.ndarray] = []
+        self.parts = []
 
     def update(self, value: Any, batch: dict[str, Any]) -> None:
         self.parts.append(self.part.view(_tensor(value)).detach().float().cpu().numpy())
-
-    def result(self) -> np.ndarray:
-        return np.concatenate(self.parts, axis=0)
 
 
 def _sink_key(part: Component) -> Hashable:

@@ -112,9 +112,13 @@ class Labelled:
     axes: tuple[Axis, ...] = field(default=())
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    #: keep a float32 array as it is (captured activations: a float64 copy would double their
+    #: memory and cost); reductions of it still accumulate in float64
+    keep_float32: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.values = np.asarray(self.values, dtype=np.float64)
+        if not (self.keep_float32 and getattr(self.values, "dtype", None) == np.float32):
+            self.values = np.asarray(self.values, dtype=np.float64)
         if not self.axes:
             self.axes = tuple(Axis(f"dim{i}") for i in range(self.values.ndim))
         if len(self.axes) != self.values.ndim:
@@ -177,7 +181,7 @@ class Labelled:
         else:
             labels = tuple(old.label(i) for i in indices)
             axes = (*self.axes[:axis], Axis(old.name, labels), *self.axes[axis + 1:])
-        return Labelled(values, axes, self.name, meta)
+        return Labelled(values, axes, self.name, meta, keep_float32=self.keep_float32)
 
     def select(self, labels: Sequence[str], axis: int | None = None) -> Labelled:
         """Rows (or slices along ``axis``) with the given labels, keeping their labels."""
@@ -189,7 +193,7 @@ class Labelled:
         return [self.axes[axis].label(i) for i in range(self.shape[axis])]
 
     def with_name(self, name: str) -> Labelled:
-        return Labelled(self.values, self.axes, name, self.meta)
+        return Labelled(self.values, self.axes, name, self.meta, keep_float32=self.keep_float32)
 
     def to_dict(self) -> dict[str, float]:
         """A 1-D quantity as {label: value}."""

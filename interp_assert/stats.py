@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -26,10 +27,23 @@ def wilson(successes: float, trials: float, level: float = 0.95) -> tuple[float,
 
 def bootstrap_mean(samples: np.ndarray, level: float = 0.95,
                    resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (deterministic: fixed seed)."""
+    """Percentile bootstrap interval of the mean (deterministic: fixed seed, so claims on the
+    same samples share one computation)."""
     samples = np.asarray(samples, dtype=np.float64).reshape(-1)
     if samples.size == 0 or not np.all(np.isfinite(samples)):
         return (float("nan"), float("nan"))
+    key = (hashlib.blake2b(samples.tobytes(), digest_size=16).digest(), level, resamples)
+    if key not in _BOOTSTRAPS:
+        if len(_BOOTSTRAPS) >= 256:
+            _BOOTSTRAPS.clear()
+        _BOOTSTRAPS[key] = _bootstrap(samples, level, resamples)
+    return _BOOTSTRAPS[key]
+
+
+_BOOTSTRAPS: dict[tuple[bytes, float, int], tuple[float, float]] = {}
+
+
+def _bootstrap(samples: np.ndarray, level: float, resamples: int) -> tuple[float, float]:
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     means = np.empty(resamples)
     for start in range(0, resamples, 250):

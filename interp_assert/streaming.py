@@ -33,29 +33,36 @@ class StreamingStats:
 
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
-        values = np.asarray(batch, dtype=np.float64).reshape(-1, self.channels)
+        """Add a batch of shape [samples, channels]. float32 batches are read as they are (a
+        float64 copy would double the cost); sums are accumulated in float64 either way."""
+        values = np.asarray(batch)
+        if values.dtype not in (np.float32, np.float64):
+            values = values.astype(np.float64)
+        values = values.reshape(-1, self.channels)
         if values.shape[0] == 0:
             return
-        all_finite = bool(np.isfinite(values.sum()))
+        low, high = values.min(axis=0), values.max(axis=0)  # NaN and inf show up here
+        all_finite = bool(np.isfinite(low).all() and np.isfinite(high).all())
         if not all_finite:
             finite = np.isfinite(values)
             self.nonfinite += np.sum(~finite, axis=0)
             values = np.where(finite, values, np.nan)
-        with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            if self.n == 0:
-                self.shift = np.nan_to_num(np.nanmean(values, axis=0))
-            low = values.min(axis=0) if all_finite else np.nanmin(values, axis=0)
-            high = values.max(axis=0) if all_finite else np.nanmax(values, axis=0)
+            with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        if self.n == 0:
+            with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.shift = np.nan_to_num(np.nanmean(values, axis=0, dtype=np.float64))
         self.n += values.shape[0]
-        centred = values - self.shift
+        centred = values - self.shift.astype(values.dtype)
         if not all_finite:
             centred = np.nan_to_num(centred)
         square = centred * centred
-        self.power_sums[0] += centred.sum(axis=0)
-        self.power_sums[1] += square.sum(axis=0)
-        self.power_sums[2] += np.einsum("ij,ij->j", square, centred)
-        self.power_sums[3] += np.einsum("ij,ij->j", square, square)
+        self.power_sums[0] += centred.sum(axis=0, dtype=np.float64)
+        self.power_sums[1] += square.sum(axis=0, dtype=np.float64)
+        self.power_sums[2] += np.einsum("ij,ij->j", square, centred, dtype=np.float64)
+        self.power_sums[3] += np.einsum("ij,ij->j", square, square, dtype=np.float64)
         self.minimum = np.fmin(self.minimum, low)
         self.maximum = np.fmax(self.maximum, high)
         if self.thresholds:
@@ -84,16 +91,20 @@ class StreamingStats:
                     self.lo[c] -= width
 
     def _add(self, values: np.ndarray, all_finite: bool) -> None:
-        scale = (self.bins / (self.hi - self.lo)).astype(np.float32)
+        # bin = floor((v - lo) * scale) clipped per channel, plus the channel's offset into the
+        # flattened counts: one float buffer, one integer conversion, one bincount. float32
+        # holds every integer below 2**24 exactly, so the offsets add without rounding.
+        dtype = np.float32 if self.channels * self.bins <= 2**24 else np.float64
+        scale = self.bins / (self.hi - self.lo)
+        position = np.multiply(values, scale.astype(dtype), dtype=dtype)
         with np.errstate(invalid="ignore"):
-            position = (values.astype(np.float32) - self.lo.astype(np.float32)) * scale
-        if not all_finite:
-            valid = np.isfinite(position)
-            position = np.where(valid, position, -1.0)
-        index = position.astype(np.int32)
-        np.clip(index, 0, self.bins - 1, out=index)
-        index += (np.arange(self.channels, dtype=np.int32) * self.bins)[None, :]
-        flat = index.ravel() if all_finite else index[valid]
+            position += (-self.lo * scale).astype(dtype)
+            np.clip(position, 0, self.bins - 1, out=position)
+            np.floor(position, out=position)
+        position += np.arange(self.channels, dtype=dtype) * self.bins
+        with np.errstate(invalid="ignore"):  # NaN positions are masked out below
+            index = position.astype(np.intp)
+        flat = index.ravel() if all_finite else index[np.isfinite(values)]
         self.counts += np.bincount(flat, minlength=self.channels * self.bins).reshape(
             self.channels, self.bins)
 

@@ -45,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--interp-report", metavar="FILE", default=None,
                     help="write the claims and their results as a document (HTML; Markdown "
                          "for *.md) to FILE; every claim gets a plot")
+    group.addoption("--interp-memory-limit", metavar="SIZE", default=None,
+                    help="fail a quantity early, with its estimate, when it would need more "
+                         "memory than SIZE (512MB, 4GiB, 50%% of physical memory, none; ini: "
+                         "interp_assert_memory_limit; env: INTERP_ASSERT_MEMORY_LIMIT; "
+                         "default 50%%)")
+    parser.addini("interp_assert_memory_limit", "memory limit of one quantity (4GiB, 50%, none)",
+                  default="")
     parser.addini("interp_assert_artifacts", "folder for interp-assert plots and results",
                   default=".interp-assert")
     parser.addini("interp_assert_plots", "failed, all or never", default="failed")
@@ -60,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("interp_baseline_update") and not (
             config.getoption("interp_baseline") or config.getini("interp_assert_baseline")):
         raise pytest.UsageError("--interp-baseline-update needs --interp-baseline FILE")
+    _set_memory_limit(config)
     if config.pluginmanager.hasplugin("xdist"):
         from ._pytest_xdist import XdistHooks
 
@@ -76,6 +84,20 @@ def _session(config: pytest.Config) -> ClaimSession:
         session = ClaimSession.from_config(config)
         config.stash[SESSION_KEY] = session
     return session
+
+
+def _set_memory_limit(config: pytest.Config) -> None:
+    """Only a run that sets a limit imports the library here (to refuse a bad value early)."""
+    limit = config.getoption("interp_memory_limit") or config.getini("interp_assert_memory_limit")
+    if not limit:
+        return
+    from interp_assert.resources import set_memory_limit
+
+    try:
+        set_memory_limit(limit)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--interp-memory-limit: {exc}") from None
+    config.add_cleanup(lambda: set_memory_limit(None))
 
 
 def _is_worker(config: pytest.Config) -> bool:

@@ -122,7 +122,8 @@ class QuantityDef:
                                     self.location)
             axes[index] = Axis(axes[index].name, tuple(labels))
         try:
-            return Labelled(result.values, tuple(axes), self.name, result.meta)
+            return Labelled(result.values, tuple(axes), self.name, result.meta,
+                            keep_float32=result.keep_float32)
         except QuantityError as exc:
             raise exc.at(self.location) from None
 

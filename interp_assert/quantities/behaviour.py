@@ -100,7 +100,8 @@ class Activation(ForwardQuantity):
         array, dataset = self.read(ev)
         positions = load_dataset(dataset).positions  # a text dataset derives them from tokens
         axes = activation_axes(self.config["activation"], array.shape, positions)
-        return Labelled(array, axes, self.name, {"context": self.context(dataset)})
+        return Labelled(array, axes, self.name, {"context": self.context(dataset)},
+                        keep_float32=True)
 
 
 @register_quantity

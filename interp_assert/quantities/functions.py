@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import QuantityError, UnknownNameError, did_you_mean
 from ..labels import Axis, Labelled
+from ..resources import array_bytes, check_size
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,9 @@ def cos(a: Labelled, b: Labelled | None = None) -> Labelled:
     if b.ndim == 1:
         return Labelled(ua @ ub, a.axes[:-1], "cos")
     if a.ndim == 2 and b.ndim == 2:
+        check_size(array_bytes((a.shape[0], b.shape[0])),
+                   f"cos() of {a.shape[0]} x {b.shape[0]} rows (a pairwise table)",
+                   hint="select the rows you need first (index the quantity by their labels)")
         second = b.axes[0]
         if second.name == a.axes[0].name:
             second = Axis(second.name + "_2", second.labels)
@@ -150,19 +154,23 @@ for _name, _ufunc in {"abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sq
     register_function(_name)(lambda x, _f=_ufunc: _elementwise(x, _f(x.values)))
 
 
-def _reduction(np_func: Callable[..., np.ndarray]) -> Callable[..., Labelled]:
+def _reduction(np_func: Callable[..., np.ndarray], accumulates: bool) -> Callable[..., Labelled]:
     def reduce(x: Labelled, axis: str | None = None) -> Labelled:
+        # sums of float32 activations accumulate in float64
+        options = {"dtype": np.float64} if accumulates else {}
         if axis is None:
-            return Labelled(np_func(x.values), (), x.name)
+            return Labelled(np_func(x.values, **options), (), x.name)
         i = x.axis(axis)
-        return Labelled(np_func(x.values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+        return Labelled(np_func(x.values, axis=i, **options), x.axes[:i] + x.axes[i + 1:],
+                        x.name)
 
     return reduce
 
 
-for _name, _np in {"mean": np.mean, "sum": np.sum, "max": np.max, "min": np.min,
-                   "std": np.std, "var": np.var}.items():
-    register_function(_name, (1, 2), axis_params=(1,))(_reduction(_np))
+for _name, (_np, _accumulates) in {"mean": (np.mean, True), "sum": (np.sum, True),
+                                   "max": (np.max, False), "min": (np.min, False),
+                                   "std": (np.std, True), "var": (np.var, True)}.items():
+    register_function(_name, (1, 2), axis_params=(1,))(_reduction(_np, _accumulates))
 
 
 @register_function("transpose")

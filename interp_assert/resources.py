@@ -1,0 +1,108 @@
+"""A memory limit for single computations: a quantity whose result would not fit fails early,
+with its estimate, instead of exhausting the machine.
+
+The limit comes from ``--interp-memory-limit`` / the ini option ``interp_assert_memory_limit``
+(pytest), ``--memory-limit`` (the command line tool), :func:`set_memory_limit` (Python) or the
+environment variable ``INTERP_ASSERT_MEMORY_LIMIT``, in that order; by default it is half of
+the machine's physical memory. Sizes are written ``512MB``, ``4GiB``, ``1.5G``, ``25%`` (of
+physical memory) or ``none``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+from .errors import QuantityError
+
+ENV_VAR = "INTERP_ASSERT_MEMORY_LIMIT"
+DEFAULT = "50%"
+HOW_TO_RAISE = (f"raise the limit with --interp-memory-limit (pytest), the ini option "
+                f"interp_assert_memory_limit or {ENV_VAR}, e.g. 8GiB, 75% or none")
+
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9,
+          "gb": 10**9, "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z%]*)\s*$", re.IGNORECASE)
+
+_configured: int | str | None = "unset"
+
+
+class MemoryLimitError(QuantityError):
+    """A computation whose estimated memory exceeds the configured limit."""
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory, or None where the platform does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def parse_size(text: str | int | float) -> int | None:
+    """Bytes from ``512MB``, ``4GiB``, ``1.5G``, ``25%`` or ``none`` (no limit)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        if not math.isfinite(text) or text <= 0:
+            raise ValueError(f"a memory limit must be positive, not {text!r}")
+        return int(text)
+    raw = str(text).strip()
+    if raw.lower() in ("none", "off", "unlimited", "0"):
+        return None
+    match = _SIZE.match(raw)
+    unit = match.group(2).lower() if match else ""
+    if match is None or (unit not in _UNITS and unit != "%"):
+        raise ValueError(f"cannot read memory limit {raw!r}; write e.g. 512MB, 4GiB, 50% or none")
+    number = float(match.group(1))
+    if unit == "%":
+        total = physical_memory()
+        if total is None:
+            return None
+        return int(total * number / 100)
+    return int(number * _UNITS[unit])
+
+
+def set_memory_limit(limit: str | int | None) -> None:
+    """Set the limit for this process (``None``: back to the environment or the default)."""
+    global _configured
+    _configured = "unset" if limit is None else parse_size(limit)
+
+
+def memory_limit() -> int | None:
+    """The limit in bytes, or None for no limit."""
+    if _configured != "unset":
+        return _configured  # type: ignore[return-value]
+    try:
+        return parse_size(os.environ.get(ENV_VAR) or DEFAULT)
+    except ValueError as exc:
+        raise QuantityError(f"{ENV_VAR}: {exc}") from None
+
+
+def format_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_size(nbytes: float, what: str, hint: str = "") -> None:
+    """Raise :class:`MemoryLimitError` if ``what`` would need more than the limit."""
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        raise limit_error(what, nbytes, limit, hint)
+
+
+def limit_error(what: str, nbytes: float, limit: int, hint: str = "") -> MemoryLimitError:
+    """The error for ``what``, which would need ``nbytes``; ``hint`` says how to need less."""
+    advice = f"{hint}; or {HOW_TO_RAISE}" if hint else HOW_TO_RAISE
+    need, have = format_bytes(nbytes), format_bytes(limit)
+    if need == have:  # too close to tell apart when rounded
+        need, have = f"{int(nbytes):,} bytes", f"{limit:,} bytes"
+    return MemoryLimitError(f"{what} would need about {need}, over the memory limit of {have}",
+                            hint=advice)
+
+
+def array_bytes(shape: tuple[int, ...], itemsize: int = 8) -> int:
+    return math.prod(int(s) for s in shape) * itemsize
