@@ -6,8 +6,11 @@ quantiles and fractions from the accumulated histograms."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import warnings
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -34,79 +37,97 @@ class StreamingStats:
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
         """Add a batch of shape [samples, channels]. float32 batches are read as they are (a
-        float64 copy would double the cost); sums are accumulated in float64 either way."""
+        float64 copy would double the cost); sums are accumulated in float64 either way.
+
+        Large batches are split by channels over a few threads (numpy releases the GIL, and
+        in a forward hook the cores torch uses are otherwise idle); every thread owns its
+        channels, so the result does not depend on the split."""
         values = np.asarray(batch)
         if values.dtype not in (np.float32, np.float64):
             values = values.astype(np.float64)
         values = values.reshape(-1, self.channels)
         if values.shape[0] == 0:
             return
+        first = self.n == 0
+        self.n += values.shape[0]
+        parts = _channel_parts(self.channels, values.size)
+        if len(parts) == 1:
+            self._update_channels(values, slice(None), first)
+        else:
+            list(_pool().map(lambda c: self._update_channels(values[:, c], c, first), parts))
+
+    def _update_channels(self, values: np.ndarray, cols: slice, first: bool) -> None:
         low, high = values.min(axis=0), values.max(axis=0)  # NaN and inf show up here
         all_finite = bool(np.isfinite(low).all() and np.isfinite(high).all())
         if not all_finite:
             finite = np.isfinite(values)
-            self.nonfinite += np.sum(~finite, axis=0)
+            self.nonfinite[cols] += np.sum(~finite, axis=0)
             values = np.where(finite, values, np.nan)
             with warnings.catch_warnings(), np.errstate(invalid="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-        if self.n == 0:
+        if first:
             with warnings.catch_warnings(), np.errstate(invalid="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
-                self.shift = np.nan_to_num(np.nanmean(values, axis=0, dtype=np.float64))
-        self.n += values.shape[0]
-        centred = values - self.shift.astype(values.dtype)
+                self.shift[cols] = np.nan_to_num(np.nanmean(values, axis=0, dtype=np.float64))
+        centred = values - self.shift[cols].astype(values.dtype)
         if not all_finite:
             centred = np.nan_to_num(centred)
         square = centred * centred
-        self.power_sums[0] += centred.sum(axis=0, dtype=np.float64)
-        self.power_sums[1] += square.sum(axis=0, dtype=np.float64)
-        self.power_sums[2] += np.einsum("ij,ij->j", square, centred, dtype=np.float64)
-        self.power_sums[3] += np.einsum("ij,ij->j", square, square, dtype=np.float64)
-        self.minimum = np.fmin(self.minimum, low)
-        self.maximum = np.fmax(self.maximum, high)
+        sums = self.power_sums[:, cols]  # a view: updated in place
+        sums[0] += centred.sum(axis=0, dtype=np.float64)
+        sums[1] += square.sum(axis=0, dtype=np.float64)
+        sums[2] += np.einsum("ij,ij->j", square, centred, dtype=np.float64)
+        sums[3] += np.einsum("ij,ij->j", square, square, dtype=np.float64)
+        self.minimum[cols] = np.fmin(self.minimum[cols], low)
+        self.maximum[cols] = np.fmax(self.maximum[cols], high)
         if self.thresholds:
             magnitude = np.abs(values if all_finite else np.nan_to_num(values, nan=np.inf))
             for i, t in enumerate(self.thresholds):
-                self.below[i] += np.sum(magnitude < t, axis=0)
-        self._grow_to(self.minimum, self.maximum)
-        self._add(values, all_finite)
+                self.below[i, cols] += np.sum(magnitude < t, axis=0)
+        self._grow(cols)
+        self._add(values, cols, all_finite)
 
-    def _grow_to(self, low: np.ndarray, high: np.ndarray) -> None:
-        fresh = np.isnan(self.lo)
+    def _grow(self, cols: slice) -> None:
+        """Widen the histogram ranges of ``cols`` to their minimum and maximum so far."""
+        lo, hi, counts = self.lo[cols], self.hi[cols], self.counts[cols]  # views
+        low, high = self.minimum[cols], self.maximum[cols]
+        fresh = np.isnan(lo)
         if fresh.any():
             span = np.maximum(high[fresh] - low[fresh], 1e-6)
-            self.lo[fresh] = low[fresh] - 0.05 * span
-            self.hi[fresh] = high[fresh] + 0.05 * span
+            lo[fresh] = low[fresh] - 0.05 * span
+            hi[fresh] = high[fresh] + 0.05 * span
         half = self.bins // 2
-        for c in np.flatnonzero((low < self.lo) | (high > self.hi)):
-            while low[c] < self.lo[c] or high[c] > self.hi[c]:
-                merged = self.counts[c].reshape(half, 2).sum(axis=1)
-                width = self.hi[c] - self.lo[c]
-                if high[c] > self.hi[c]:
-                    self.counts[c] = np.concatenate([merged, np.zeros(half, np.int64)])
-                    self.hi[c] += width
+        for c in np.flatnonzero((low < lo) | (high > hi)):
+            while low[c] < lo[c] or high[c] > hi[c]:
+                merged = counts[c].reshape(half, 2).sum(axis=1)
+                width = hi[c] - lo[c]
+                if high[c] > hi[c]:
+                    counts[c] = np.concatenate([merged, np.zeros(half, np.int64)])
+                    hi[c] += width
                 else:
-                    self.counts[c] = np.concatenate([np.zeros(half, np.int64), merged])
-                    self.lo[c] -= width
+                    counts[c] = np.concatenate([np.zeros(half, np.int64), merged])
+                    lo[c] -= width
 
-    def _add(self, values: np.ndarray, all_finite: bool) -> None:
+    def _add(self, values: np.ndarray, cols: slice, all_finite: bool) -> None:
         # bin = floor((v - lo) * scale) clipped per channel, plus the channel's offset into the
         # flattened counts: one float buffer, one integer conversion, one bincount. float32
         # holds every integer below 2**24 exactly, so the offsets add without rounding.
-        dtype = np.float32 if self.channels * self.bins <= 2**24 else np.float64
-        scale = self.bins / (self.hi - self.lo)
+        channels = values.shape[1]
+        dtype = np.float32 if channels * self.bins <= 2**24 else np.float64
+        lo = self.lo[cols]
+        scale = self.bins / (self.hi[cols] - lo)
         position = np.multiply(values, scale.astype(dtype), dtype=dtype)
         with np.errstate(invalid="ignore"):
-            position += (-self.lo * scale).astype(dtype)
+            position += (-lo * scale).astype(dtype)
             np.clip(position, 0, self.bins - 1, out=position)
             np.floor(position, out=position)
-        position += np.arange(self.channels, dtype=dtype) * self.bins
+        position += np.arange(channels, dtype=dtype) * self.bins
         with np.errstate(invalid="ignore"):  # NaN positions are masked out below
             index = position.astype(np.intp)
         flat = index.ravel() if all_finite else index[np.isfinite(values)]
-        self.counts += np.bincount(flat, minlength=self.channels * self.bins).reshape(
-            self.channels, self.bins)
+        self.counts[cols] += np.bincount(flat, minlength=channels * self.bins).reshape(
+            channels, self.bins)
 
     # -- results ---------------------------------------------------------------------------
     def take(self, indices: Sequence[int]) -> StreamingStats:
@@ -149,3 +170,25 @@ class StreamingStats:
 
     def edges(self, c: int) -> np.ndarray:
         return np.linspace(self.lo[c], self.hi[c], self.bins + 1)
+
+
+_MIN_VALUES_PER_THREAD = 1 << 20
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _channel_parts(channels: int, size: int) -> list[slice]:
+    """Contiguous channel ranges, one per thread, for a batch of ``size`` values."""
+    parts = max(1, min(_threads(), channels, size // _MIN_VALUES_PER_THREAD))
+    bounds = np.linspace(0, channels, parts + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="interp-assert-stats")
+    return _POOL

@@ -305,6 +305,34 @@ def test_histogram_size_does_not_grow_with_samples(rng: np.random.Generator) -> 
     assert len(channel.modes().counts) <= 64
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_splitting_channels_over_threads_changes_nothing(
+        rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
+    import interp_assert.streaming as streaming
+
+    batches = [rng.standard_t(3, size=(600, 37)).astype(dtype) * scale for scale in (1, 5, 0.5)]
+    batches[1][3, 5], batches[2][7, 30] = np.nan, np.inf
+    stats = {}
+    for parts in (1, 3):
+        monkeypatch.setattr(streaming, "_threads", lambda p=parts: p)
+        monkeypatch.setattr(streaming, "_MIN_VALUES_PER_THREAD", 1)
+        assert len(streaming._channel_parts(37, 600 * 37)) == parts
+        stats[parts] = StreamingStats(37, thresholds=[0.5, 2.0])
+        for batch in batches:
+            stats[parts].update(batch)
+    one, three = stats[1], stats[3]
+    for name in ("counts", "lo", "hi", "minimum", "maximum", "nonfinite", "below", "shift"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name), err_msg=name)
+    np.testing.assert_allclose(one.power_sums, three.power_sums, rtol=1e-12)
+    # and both agree with a direct computation on the finite values
+    pooled = np.concatenate(batches).astype(np.float64)
+    for c in (0, 5, 30):
+        column = pooled[:, c][np.isfinite(pooled[:, c])]
+        assert three.mean()[c] == pytest.approx(column.mean(), rel=1e-6)
+        assert three.kurtosis()[c] == pytest.approx(scipy.stats.kurtosis(column), rel=1e-5)
+        assert three.counts[c].sum() == column.size
+
+
 # ---- raw samples without streaming statistics ----------------------------------------------
 def test_activations_are_pooled_per_named_axis(rng: np.random.Generator) -> None:
     values = np.maximum(rng.normal(size=(200, 5, 3)), 0)
