@@ -102,9 +102,25 @@ def _load_torch(path: Path, allow_pickle: bool) -> Any:
             hint="if you trust this file, set 'allow_pickle: true' under 'subject:' in the "
                  "claim file") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first_line = _plain(str(exc)).strip().split("\n")[0][:300]
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
-                              f"corrupt?): {type(exc).__name__}: {first_line}") from None
+                              f"corrupt?): {type(exc).__name__}: {_first_sentence(exc)}"
+                              ) from None
+    except Exception as exc:  # garbage read as a pickle: KeyError, IndexError, struct.error...
+        if not _looks_serialized(path):
+            raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
+                                  "corrupt?): neither a zip archive nor a pickle") from None
+        if allow_pickle:  # e.g. a pickled class whose module no longer imports
+            raise CheckpointError(f"{path.name} could not be unpickled: "
+                                  f"{type(exc).__name__}: {_first_sentence(exc)}") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
+                              f"corrupt?): {type(exc).__name__}: {_first_sentence(exc)}"
+                              ) from None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The first sentence of an exception's first line (torch appends long advice)."""
+    line = _plain(str(exc)).strip().split("\n")[0]
+    return re.split(r"(?<=[^.])\. (?=[A-Z])", line, maxsplit=1)[0][:300]
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

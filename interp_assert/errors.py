@@ -46,6 +46,14 @@ class InterpAssertError(Exception):
             self.location = location
         return self
 
+    def copy(self) -> InterpAssertError:
+        """A copy with the same type, message, place and hint: what to hand to each claim an
+        error concerns, so that naming one claim never changes the message of another."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.args = self.args
+        return twin
+
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
         hint = f"\n  hint: {self.hint}" if self.hint else ""
@@ -67,7 +75,10 @@ class ClaimSyntaxError(InterpAssertError):
         where = f"{self.location}: " if self.location else ""
         caret = " " * (self.column - 1) + "^"
         hint = f"\n  hint: {self.hint}" if self.hint else ""
-        return f"{where}{self.message}\n    {self.text}\n    {caret}{hint}"
+        # a sentence over several lines (a YAML block scalar) is shown on one, so that the
+        # caret stays under its column
+        text = self.text.rstrip("\n").replace("\n", " ")
+        return f"{where}{self.message}\n    {text}\n    {caret}{hint}"
 
 
 class SpecError(InterpAssertError):

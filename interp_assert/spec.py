@@ -165,9 +165,7 @@ def load_claim_file(path: str | Path) -> ClaimFile:
     except SpecError:
         raise
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise SpecError(f"invalid YAML: {exc.problem or exc.context}", _location(shown, mark),
-                        hint="check indentation and quoting near this place") from None
+        raise _yaml_error(exc, shown) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
     if not isinstance(raw, Mapping):
@@ -199,6 +197,20 @@ def load_claim_file(path: str | Path) -> ClaimFile:
     _check_cycles(claim_file)
     claim_file.claims = _claims(raw, shown, claim_file)
     return claim_file
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
+    """Invalid YAML, placed where it went wrong; what was open there (a quoted text, a ``[``
+    list) is named with where it started, and is the place when the file ended inside it."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    message = f"invalid YAML: {exc.problem or exc.context}"
+    if exc.problem and exc.context and context is not None and context != mark:
+        message += (f" ({exc.context} that starts at line {context.line + 1}, column "
+                    f"{context.column + 1})")
+        if "end of stream" in exc.problem or "<stream end>" in exc.problem:
+            mark = context
+    return SpecError(message, _location(shown, mark),
+                     hint="check indentation and quoting near this place")
 
 
 def _make_loader(name: str) -> type[_LocatingLoader]:
@@ -353,6 +365,47 @@ def _block_location(shown: str, mark: Any) -> Location:
     return Location(shown, mark.line + 2, 1)
 
 
+def _column_location(shown: str, node: yaml.Node | None, text: str, column: int,
+                     start: Location) -> Location:
+    """Where column ``column`` (1-based) of the sentence ``text`` is in the file, also when the
+    sentence spans several lines (a block scalar ``claim: >``, or a folded plain or quoted
+    one): each source line's text is found in the sentence in turn."""
+    fallback = Location(shown, start.line, start.column + column - 1)
+    mark, end = getattr(node, "start_mark", None), getattr(node, "end_mark", None)
+    if mark is None or end is None or not isinstance(mark.buffer, str):
+        return fallback
+    style = getattr(node, "style", None)
+    if end.line == mark.line and style not in ("|", ">"):
+        return fallback
+    quote = 1 if style in ("'", '"') else 0
+    lines = mark.buffer.split("\n")
+    pieces: list[tuple[int, int, str]] = []  # (0-based line, 0-based column, text)
+    for number in range(mark.line, min(end.line, len(lines) - 1) + 1):
+        line = lines[number].rstrip("\0")
+        low, high = 0, len(line)
+        if number == mark.line:
+            if style in ("|", ">"):  # the indicator line holds no text of the sentence
+                continue
+            low = mark.column + quote
+        if number == end.line:
+            high = min(high, end.column - quote)
+        piece = line[low:high]
+        if piece.strip():
+            pieces.append((number, low + len(piece) - len(piece.lstrip()), piece.strip()))
+    offset, found, place = column - 1, 0, None
+    for number, first, piece in pieces:
+        at = text.find(piece, found)
+        if at < 0:  # escapes in a quoted scalar: the text differs from the source
+            return fallback
+        if place is not None and offset < at:
+            break
+        place = (number, first + offset - at)
+        found = at + len(piece)
+    if place is None:
+        return fallback
+    return Location(shown, place[0] + 1, max(place[1], 0) + 1)
+
+
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
                  claim_file: ClaimFile) -> ClaimEntry:
     if isinstance(item, str):
@@ -360,9 +413,18 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
     if not isinstance(item, Mapping) or "claim" not in item:
         location = _location(shown, getattr(item, "mark", None)) or where or Location(shown, 1)
         text = str(item)
-        entry = ClaimEntry(f"claim-{position + 1}", text, "", location)
-        entry.error = SpecError("a claim needs a 'claim:' sentence", location,
+        claim_id = str(item.get("id") or f"claim-{position + 1}") if isinstance(
+            item, Mapping) else f"claim-{position + 1}"
+        entry = ClaimEntry(claim_id, text, "", location)
+        entry.error = SpecError(f"claim '{claim_id}' has no 'claim:' sentence", location,
                                 hint="write '- id: my-claim\\n  claim: exact-match >= 99%'")
+        misspelt = [key for key in item if key not in CLAIM_KEYS
+                    and did_you_mean(str(key), ["claim"])] if isinstance(item, Mapping) else []
+        if misspelt:  # 'clam:' for 'claim:'
+            entry.error = SpecError(
+                f"unknown key '{misspelt[0]}' in claim '{claim_id}'; did you mean 'claim'?",
+                key_location(shown, item, misspelt[0]) or location,
+                hint="allowed keys: " + ", ".join(sorted(CLAIM_KEYS)))
         return entry
     nodes = getattr(item, "value_nodes", {})
     text = item["claim"]
@@ -390,7 +452,9 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
         entry.parsed = parse_claim(text)
         check_names(entry.parsed, claim_file)
     except ClaimSyntaxError as exc:
-        exc.location = Location(shown, location.line, location.column + exc.column - 1)
+        if exc.location is None:  # in the sentence (not in a quantity it uses)
+            exc.location = _column_location(shown, nodes.get("claim"), text, exc.column,
+                                            location)
         exc.message = f"claim '{claim_id}': {exc.message}"
         entry.error = exc
     except InterpAssertError as exc:
@@ -416,9 +480,13 @@ def normalize_name(name: str) -> str:
 
 
 def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
-    """Statically check member labels against the labels the file declares."""
+    """Statically check member labels against the labels the file declares, and report a
+    quantity the claim uses (directly or through other quantities) whose definition is
+    broken with that quantity's own error (not as an unknown name)."""
     owners = claim_file.label_owners()
     quantity_keys = {normalize_name(n) for n in claim_file.quantities}
+    if claim_file.quantity_errors:
+        _check_broken_quantities(parsed, claim_file, owners)
     for node in parsed.claim.expressions():
         if not isinstance(node, ast.Members) or node.source is not None:
             continue
@@ -431,3 +499,27 @@ def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
                 continue
             raise UnknownNameError(f"unknown label '{label}'"
                                    + did_you_mean(label, [*owners, *claim_file.quantities]))
+
+
+def _check_broken_quantities(parsed: ParsedClaim, claim_file: ClaimFile,
+                             owners: dict[str, list[str]]) -> None:
+    from .quantities.builtin import referenced_names
+
+    healthy = {normalize_name(n): n for n in claim_file.quantities}
+    broken = {normalize_name(n): n for n in claim_file.quantity_errors}
+    pending = [name for node in parsed.claim.expressions() for name in referenced_names(node)]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        quantity = name if name in claim_file.quantities else healthy.get(normalize_name(name))
+        if quantity is None and name not in owners:
+            quantity = name if name in claim_file.quantity_errors else broken.get(
+                normalize_name(name))
+        if quantity is None:
+            continue
+        if quantity in claim_file.quantity_errors:  # a copy: each claim names itself in it
+            raise claim_file.quantity_errors[quantity].copy()
+        pending.extend(sorted(claim_file.quantities[quantity].kind.references()))

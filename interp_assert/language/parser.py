@@ -53,7 +53,18 @@ class ParsedClaim:
 
 
 def _column(meta: Any) -> int:
-    return getattr(meta, "column", 0) if not getattr(meta, "empty", True) else 0
+    """1-based column of a rule within the whole sentence (lark's own column restarts on each
+    line of a sentence written over several lines)."""
+    if getattr(meta, "empty", True):
+        return 0
+    position = getattr(meta, "start_pos", None)
+    return position + 1 if isinstance(position, int) else getattr(meta, "column", 0)
+
+
+def _col(token: Token) -> int:
+    """1-based column of a token within the whole sentence."""
+    position = getattr(token, "start_pos", None)
+    return position + 1 if isinstance(position, int) else (token.column or 0)
 
 
 @v_args(inline=True)
@@ -77,13 +88,13 @@ class _ToAst(Transformer):
     # expressions
     def binop(self, left: ast.Node, op: Token, right: ast.Node) -> ast.Node:
         symbol = {"−": "-", "×": "*", "**": "^"}.get(str(op), str(op))
-        return ast.BinOp(symbol, left, right, column=op.column)
+        return ast.BinOp(symbol, left, right, column=_col(op))
 
     def neg(self, op: Token, operand: ast.Node) -> ast.Node:
         if isinstance(operand, ast.Number):  # a negative literal keeps its text ("-0", "-1e400")
             text = f"-{operand.text}" if operand.text else ""
-            return ast.Number(-operand.value, operand.unit, text, column=op.column)
-        return ast.Neg(operand, column=op.column)
+            return ast.Number(-operand.value, operand.unit, text, column=_col(op))
+        return ast.Neg(operand, column=_col(op))
 
     def index(self, target: ast.Node, *items: ast.Node) -> ast.Node:
         return ast.Index(target, tuple(items), column=target.column)
@@ -95,30 +106,30 @@ class _ToAst(Transformer):
         return ast.Transpose(operand, column=operand.column)
 
     def call(self, name: Token, *args: ast.Node | None) -> ast.Node:
-        return ast.Call(str(name), tuple(a for a in args if a is not None), column=name.column)
+        return ast.Call(str(name), tuple(a for a in args if a is not None), column=_col(name))
 
     def ref(self, name: Token) -> ast.Node:
-        return ast.Ref(str(name), column=name.column)
+        return ast.Ref(str(name), column=_col(name))
 
     def at(self, name: Token, label: tuple[str, int], stratum: Token | None,
            feature: Token | None) -> ast.Node:
         return ast.At(str(name), label[0], str(stratum) if stratum else None,
-                      str(feature) if feature else None, column=name.column)
+                      str(feature) if feature else None, column=_col(name))
 
     def quoted_ref(self, text: Token) -> ast.Node:
-        return ast.Ref(str(text)[1:-1], column=text.column)
+        return ast.Ref(str(text)[1:-1], column=_col(text))
 
     def number(self, value: Token, unit: Token | None) -> ast.Number:
         unit_text = str(unit) if unit is not None else None
         return ast.Number(_scaled(str(value), unit_text), unit_text, str(value),
-                          column=value.column)
+                          column=_col(value))
 
     # claim pieces
     def label(self, token: Token) -> tuple[str, int]:
         text = str(token)
         if token.type == "ESCAPED_STRING":
             text = text[1:-1]
-        return (text, token.column)
+        return (text, _col(token))
 
     def label_range(self, first: tuple[str, int], last: tuple[str, int]) -> tuple[str, int]:
         return (f"{first[0]}..{last[0]}", first[1])
@@ -243,7 +254,11 @@ def _parse(parser: Lark, text: str) -> Tree:
 
 
 def _syntax_error(exc: UnexpectedInput, text: str) -> ClaimSyntaxError:
-    column = max(1, getattr(exc, "column", 1) or 1)
+    position = getattr(exc, "pos_in_stream", None)  # lark's column counts within a line
+    if isinstance(position, int) and position >= 0:
+        column = position + 1
+    else:
+        column = max(1, getattr(exc, "column", 1) or 1)
     if isinstance(exc, UnexpectedEOF) or column > len(text):
         column = len(text.rstrip()) + 1
         message = "the claim ends too early"
