@@ -126,6 +126,12 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
                 max_length=int(entry["max_length"]) if "max_length" in entry else None,
                 search_path=search_path, location=where)
         except (TypeError, ValueError) as exc:
+            numbers = [key for key in ("n", "seed", "batch_size", "max_length")
+                       if key in entry and not _is_int(entry[key])]
+            if numbers:
+                key = numbers[0]
+                raise SpecError(f"dataset '{name}': '{key}' must be a whole number, not "
+                                f"{entry[key]!r}", where) from None
             raise SpecError(f"dataset '{name}': {exc}", where) from None
         if entry.get("default"):
             out = {str(name): out.pop(str(name)), **out}
@@ -246,3 +252,10 @@ def json_cell(value: Any) -> Any:
     if isinstance(value, list):
         return np.asarray(value, dtype=float)
     return value
+
+
+def _is_int(value: Any) -> bool:
+    try:
+        return not isinstance(value, bool) and int(value) == float(value)
+    except (TypeError, ValueError):
+        return False

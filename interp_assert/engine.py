@@ -482,8 +482,7 @@ def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: Subje
             claim, outcome = evaluate_parsed(entry.parsed, evaluation)
             result.sha256 = subject.sha256 if subject is not None else None
     except InterpAssertError as exc:
-        result.error = exc.at(entry.location)
-        _name_claim(exc, entry)
+        result.error = _name_claim(exc, entry)
     except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
         result.error = _unexpected(exc, entry)
     else:
@@ -529,9 +528,13 @@ def _lock(subject: Subject | None) -> Any:
     return subject.lock if subject is not None else contextlib.nullcontext()
 
 
-def _name_claim(exc: InterpAssertError, entry: ClaimEntry) -> None:
-    if f"claim '{entry.id}'" not in exc.message:
-        exc.message = f"claim '{entry.id}': {exc.message}"
+def _name_claim(exc: InterpAssertError, entry: ClaimEntry) -> InterpAssertError:
+    """The error as this claim's: a copy (one error may be shared by several claims, e.g. a
+    broken checkpoint's) that names the claim and its place."""
+    named = exc.copy().at(entry.location)
+    if f"claim '{entry.id}'" not in named.message:
+        named.message = f"claim '{entry.id}': {named.message}"
+    return named
 
 
 def _unexpected(exc: Exception, entry: ClaimEntry) -> InterpAssertError:

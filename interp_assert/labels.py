@@ -95,7 +95,8 @@ class Axis:
             return int(label)
         pool = self.labels or ()
         raise UnknownNameError(f"unknown label '{label}' on axis '{self.name}'"
-                               + did_you_mean(label, pool))
+                               + did_you_mean(label, pool),
+                               hint=f"its labels are {pool[0]}..{pool[-1]}" if pool else "")
 
     def label(self, i: int) -> str:
         return self.labels[i] if self.labels is not None else str(i)
@@ -166,8 +167,11 @@ class Labelled:
                     -self.shape[i] <= int(label) < self.shape[i]):
                 return i
         pool = [lab for axis in self.axes for lab in (axis.labels or ())]
+        ranges = [f"{axis.name}: {axis.labels[0]}..{axis.labels[-1]}" for axis in self.axes
+                  if axis.labels]
         raise UnknownNameError(f"unknown label '{label}' in '{self.name}'"
-                               + did_you_mean(label, pool))
+                               + did_you_mean(label, pool),
+                               hint="its labels: " + "; ".join(ranges) if ranges else "")
 
     def take(self, axis: int, indices: Sequence[int], keep: bool = True) -> Labelled:
         """Select positions along ``axis``; ``keep=False`` drops the axis (single index)."""

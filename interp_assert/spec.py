@@ -498,7 +498,16 @@ def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
             if _COMPONENT.match(label):  # L1H2, L0N7: heads and neurons known from the model
                 continue
             raise UnknownNameError(f"unknown label '{label}'"
-                                   + did_you_mean(label, [*owners, *claim_file.quantities]))
+                                   + did_you_mean(label, [*owners, *claim_file.quantities]),
+                                   hint=_declared_labels(claim_file))
+
+
+def _declared_labels(claim_file: ClaimFile) -> str:
+    """``declared labels: neurons: N0..N15; A·V: 0..9`` (empty when the file declares none)."""
+    ranges = [f"{name}: {labels[0]}..{labels[-1]}"
+              for name, definition in claim_file.quantities.items()
+              for labels in definition.labels.values() if labels]
+    return "declared labels: " + "; ".join(ranges) if ranges else ""
 
 
 def _check_broken_quantities(parsed: ParsedClaim, claim_file: ClaimFile,

@@ -43,6 +43,12 @@ def resolve_callable(reference: str, search_path: Sequence[Path], what: str) -> 
     except (UserCodeError, SpecError):  # e.g. file.py not found: a problem of the reference
         raise
     except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and not module_name.startswith(missing) and missing != module_name:
+            # the user's module was found; something it imports was not
+            raise SpecError(f"{what} '{reference}': module '{module_name}' imports "
+                            f"'{missing}', which is not installed", hint=f"pip install the "
+                            f"package that provides '{missing}'") from None
         raise SpecError(f"{what} '{reference}': module '{module_name}' not found ({exc})",
                         hint="install it, or put it next to the claim file or in the project "
                              "root") from None

@@ -76,6 +76,10 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
             raise QuantityError("a cluster needs at least two members",
                                 hint="list two or more labels before 'cluster'")
         labels = rows.labels_of(0)
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:  # a member paired with itself has cos 1: the claim could pass on it alone
+            raise QuantityError(f"cluster member {', '.join(map(repr, repeated))} is listed "
+                                "twice", hint="list each member once")
         cos = cosine_matrix(rows.values, rows.values)
         threshold = ctx.scalar(self.threshold)
         comparison = ast.Comparison(self.op, self.threshold)

@@ -86,9 +86,13 @@ class QuantityDef:
                             location)
         kinds = [k for k in raw if k in QUANTITY_KINDS]
         if len(kinds) != 1:
+            from ..errors import did_you_mean
+
             found = f"found {kinds}" if kinds else "found none"
+            misspelt = "".join(did_you_mean(str(k), QUANTITY_KINDS) for k in raw
+                               if k not in QUANTITY_KINDS and k not in COMMON_KEYS)
             raise SpecError(f"quantity '{name}' needs exactly one of "
-                            f"{', '.join(sorted(QUANTITY_KINDS))} ({found})", location)
+                            f"{', '.join(sorted(QUANTITY_KINDS))} ({found}){misspelt}", location)
         kind_cls = QUANTITY_KINDS[kinds[0]]
         check_keys(raw, COMMON_KEYS | {kind_cls.key} | kind_cls.allowed_options(raw),
                    f"quantity '{name}'", location)
