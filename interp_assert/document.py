@@ -183,10 +183,9 @@ def write_document(sections: Sequence[FileSection], output: Path, fmt_name: str 
     """Render and write atomically."""
     text = (render_html(sections, title) if fmt_name == "html"
             else render_markdown(sections, output, title))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, output)
+    from .results import write_text
+
+    write_text(output, text)
     return output
 
 

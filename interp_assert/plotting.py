@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +30,9 @@ def save_plot(claim: Claim, outcome: Outcome, path: Path, title: str = "") -> Pa
     text = "\n".join(textwrap.wrap(f"{title or claim}", 110) + textwrap.wrap(
         f"[{verdict}] measured {outcome.measured}; expected {outcome.expected}", 110))
     figure.suptitle(text, fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    from .results import save_figure
+
+    return save_figure(figure, path)
 
 
 def heatmap(ax: Axes, matrix: np.ndarray, rows: list[str], cols: list[str], *,

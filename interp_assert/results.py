@@ -17,10 +17,10 @@ import json
 import math
 import os
 import platform
-import tempfile
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
     from .baseline import BaselineEntry
@@ -121,19 +121,42 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (a temp file in the same folder, then rename)."""
+def write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write a file atomically: ``fill`` writes into a temp file in the same folder, which is
+    then renamed over ``path``.
+
+    An interrupted or failed write (Ctrl-C, a full disk, a killed process before the rename)
+    leaves the earlier file as it was, and no temp file behind. The file gets the permissions
+    of a plain ``open(path, "w")`` (0o666 less the umask), not mkstemp's 0o600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    handle = os.open(tmp, flags, 0o666)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True, ensure_ascii=False)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            fill(stream)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` atomically (see :func:`write_atomically`)."""
+    write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Save a matplotlib figure as PNG atomically (see :func:`write_atomically`)."""
+    write_atomically(path, lambda stream: figure.savefig(stream, format="png"))
+    return path
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (see :func:`write_text`), sorted and indented."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def sort_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

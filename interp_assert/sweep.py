@@ -279,11 +279,9 @@ def plot_trajectory(trajectory: Trajectory, path: Path) -> Path:
         ax.legend(loc="best", fontsize=8)
     held = "does not hold at the end" if onset is None else f"holds from {trajectory.where}"
     figure.suptitle(f"{trajectory.claim_id}: {trajectory.sentence}\n{held}", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    figure.savefig(tmp, format="png")
-    os.replace(tmp, path)
-    return path
+    from .results import save_figure
+
+    return save_figure(figure, path)
 
 
 def file_stem(file: str) -> str:

@@ -144,9 +144,13 @@ class ClaimSession:
                        "markdown" if markdown else "html")
         self.messages.append(f"interp-assert: report written to {self.report_path}")
 
-    def finish(self) -> None:
-        """Trajectory plots, the baseline update and the JSON results, each written once."""
-        self.write_document()
+    def finish(self, interrupted: bool = False) -> None:
+        """Trajectory plots, the baseline update and the JSON results, each written once.
+
+        An interrupted run (Ctrl-C) writes its results and report for the claims that
+        finished, but never the baseline: a baseline is only updated by a whole run."""
+        if self.documented or not interrupted:
+            self.write_document()
         if not self.records:
             return
         from interp_assert.sweep import draw_trajectories, trajectories
@@ -159,7 +163,10 @@ class ClaimSession:
             if any(t.plot is not None for t in self.trajectories):
                 self.messages.append("interp-assert: trajectories plotted in "
                                      f"{self.artifacts / 'trajectories'}")
-        if self.baseline_update and self.baseline_path is not None:
+        if self.baseline_update and self.baseline_path is not None and interrupted:
+            self.messages.append(f"interp-assert: baseline {self.baseline_shown} not updated: "
+                                 "the run was interrupted (run it again to record the values)")
+        elif self.baseline_update and self.baseline_path is not None:
             from interp_assert.baseline import BaselineStore
 
             # re-read, so that entries another run wrote meanwhile are kept too

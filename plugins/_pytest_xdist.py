@@ -62,6 +62,27 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return checkpoint_scope(nodeid, patterns)
 
+        def remove_node(self, node: Any) -> str | None:
+            """xdist's, except that the test a crashed worker was running is not run again.
+
+            loadscope puts that test back into the queue with the rest of its work unit
+            (pytest-xdist#1371), so a claim that kills its worker (a segfault or the OOM
+            killer in user code) would kill every replacement until --max-worker-restart is
+            spent, and the claims after it on that checkpoint would never run.
+            """
+            workload = self.assigned_work.pop(node)
+            pending = [(unit, nodeid) for unit in workload.values()
+                       for nodeid, done in unit.items() if not done]
+            if not pending:
+                return None
+            unit, crashed = pending[0]
+            unit[crashed] = True  # xdist reports it as failed ("worker crashed while ...")
+            self.workqueue.update((scope, unit) for scope, unit in workload.items()
+                                  if not all(unit.values()))
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashed
+
     return CheckpointScheduling(config, log)
 
 

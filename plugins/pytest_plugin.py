@@ -195,12 +195,12 @@ def _junit_attachment(config: pytest.Config, report: pytest.TestReport, plot: st
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_worker(session.config):
         return
     claim_session = session.config.stash.get(SESSION_KEY, None)
     if claim_session is not None:
-        claim_session.finish()
+        claim_session.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
