@@ -20,6 +20,7 @@ from .data import Dataset, DatasetSpec, load_dataset
 from .errors import InterpAssertError, QuantityError, did_you_mean
 from .streaming import StreamingStats
 from .subject import Subject, SubjectSpec
+from .workers import parallel_map
 
 
 class Sink(ABC):
@@ -160,9 +161,11 @@ def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
                 subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
         run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
         FORWARD_PASSES.append(plan_key)
-        for k, sink in missing.items():
-            subject.cache[("forward", dataset_spec, interventions, k)] = (
-                _Refused(sink.error) if sink.error is not None else sink.result())
+        # the sinks' results (concatenations, mostly) are independent: computed side by side
+        results = parallel_map(lambda sink: _Refused(sink.error) if sink.error is not None
+                               else sink.result(), missing.values())
+        for k, result in zip(missing, results):
+            subject.cache[("forward", dataset_spec, interventions, k)] = result
         return _unwrap(subject.cache[cache_key])
 
 

@@ -7,12 +7,12 @@ quantiles and fractions from the accumulated histograms."""
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .workers import parallel_map, thread_count
 
 
 class StreamingStats:
@@ -54,7 +54,7 @@ class StreamingStats:
         if len(parts) == 1:
             self._update_channels(values, slice(None), first)
         else:
-            list(_pool().map(lambda c: self._update_channels(values[:, c], c, first), parts))
+            parallel_map(lambda c: self._update_channels(values[:, c], c, first), parts)
 
     def _update_channels(self, values: np.ndarray, cols: slice, first: bool) -> None:
         low, high = values.min(axis=0), values.max(axis=0)  # NaN and inf show up here
@@ -70,21 +70,26 @@ class StreamingStats:
             with warnings.catch_warnings(), np.errstate(invalid="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 self.shift[cols] = np.nan_to_num(np.nanmean(values, axis=0, dtype=np.float64))
-        centred = values - self.shift[cols].astype(values.dtype)
-        if not all_finite:
-            centred = np.nan_to_num(centred)
-        square = centred * centred
+        shift = self.shift[cols].astype(values.dtype)
         sums = self.power_sums[:, cols]  # a view: updated in place
-        sums[0] += centred.sum(axis=0, dtype=np.float64)
-        sums[1] += square.sum(axis=0, dtype=np.float64)
-        sums[2] += np.einsum("ij,ij->j", square, centred, dtype=np.float64)
-        sums[3] += np.einsum("ij,ij->j", square, square, dtype=np.float64)
+        # row blocks of about a megabyte: the temporaries stay in the cache
+        step = _block_rows(values.shape[1])
+        for start in range(0, values.shape[0], step):
+            block = values[start:start + step]
+            centred = block - shift
+            if not all_finite:
+                np.nan_to_num(centred, copy=False)
+            square = centred * centred
+            sums[0] += centred.sum(axis=0, dtype=np.float64)
+            sums[1] += square.sum(axis=0, dtype=np.float64)
+            sums[2] += np.einsum("ij,ij->j", square, centred, dtype=np.float64)
+            sums[3] += np.einsum("ij,ij->j", square, square, dtype=np.float64)
+            if self.thresholds:
+                magnitude = np.abs(block if all_finite else np.nan_to_num(block, nan=np.inf))
+                for i, t in enumerate(self.thresholds):
+                    self.below[i, cols] += np.sum(magnitude < t, axis=0)
         self.minimum[cols] = np.fmin(self.minimum[cols], low)
         self.maximum[cols] = np.fmax(self.maximum[cols], high)
-        if self.thresholds:
-            magnitude = np.abs(values if all_finite else np.nan_to_num(values, nan=np.inf))
-            for i, t in enumerate(self.thresholds):
-                self.below[i, cols] += np.sum(magnitude < t, axis=0)
         self._grow(cols)
         self._add(values, cols, all_finite)
 
@@ -110,21 +115,27 @@ class StreamingStats:
                     lo[c] -= width
 
     def _add(self, values: np.ndarray, cols: slice, all_finite: bool) -> None:
-        # bin = floor((v - lo) * scale) clipped per channel, plus the channel's offset into the
-        # flattened counts: one float buffer, one integer conversion, one bincount. float32
-        # holds every integer below 2**24 exactly, so the offsets add without rounding.
-        channels = values.shape[1]
-        dtype = np.float32 if channels * self.bins <= 2**24 else np.float64
+        # bin = (v - lo) * scale clipped to [0, bins - 1] and truncated (a floor: it is not
+        # negative), plus the channel's offset into the flattened counts. Computed in row
+        # blocks whose temporaries stay in the cache, into one index array for one bincount.
+        rows, channels = values.shape
         lo = self.lo[cols]
-        scale = self.bins / (self.hi[cols] - lo)
-        position = np.multiply(values, scale.astype(dtype), dtype=dtype)
-        with np.errstate(invalid="ignore"):
-            position += (-lo * scale).astype(dtype)
-            np.clip(position, 0, self.bins - 1, out=position)
-            np.floor(position, out=position)
-        position += np.arange(channels, dtype=dtype) * self.bins
+        scale = (self.bins / (self.hi[cols] - lo)).astype(values.dtype)
+        lo = lo.astype(values.dtype)
+        offsets = np.arange(channels, dtype=np.intp) * self.bins
+        index = np.empty((rows, channels), dtype=np.intp)
+        step = _block_rows(channels)
+        position = np.empty((min(step, rows), channels), dtype=values.dtype)
         with np.errstate(invalid="ignore"):  # NaN positions are masked out below
-            index = position.astype(np.intp)
+            for start in range(0, rows, step):
+                block = values[start:start + step]
+                here = position[:len(block)]
+                np.subtract(block, lo, out=here)
+                here *= scale
+                np.clip(here, 0, self.bins - 1, out=here)
+                out = index[start:start + len(block)]
+                np.copyto(out, here, casting="unsafe")
+                out += offsets
         flat = index.ravel() if all_finite else index[np.isfinite(values)]
         self.counts[cols] += np.bincount(flat, minlength=channels * self.bins).reshape(
             channels, self.bins)
@@ -173,22 +184,15 @@ class StreamingStats:
 
 
 _MIN_VALUES_PER_THREAD = 1 << 20
-_POOL: ThreadPoolExecutor | None = None
 
 
-def _threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def _block_rows(channels: int) -> int:
+    """Rows per block of about a megabyte of float32 values (the cache-friendly size)."""
+    return max(1, (1 << 18) // max(channels, 1))
 
 
 def _channel_parts(channels: int, size: int) -> list[slice]:
     """Contiguous channel ranges, one per thread, for a batch of ``size`` values."""
-    parts = max(1, min(_threads(), channels, size // _MIN_VALUES_PER_THREAD))
+    parts = max(1, min(thread_count(), channels, size // _MIN_VALUES_PER_THREAD))
     bounds = np.linspace(0, channels, parts + 1).astype(int)
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="interp-assert-stats")
-    return _POOL

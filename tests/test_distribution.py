@@ -314,7 +314,7 @@ def test_splitting_channels_over_threads_changes_nothing(
     batches[1][3, 5], batches[2][7, 30] = np.nan, np.inf
     stats = {}
     for parts in (1, 3):
-        monkeypatch.setattr(streaming, "_threads", lambda p=parts: p)
+        monkeypatch.setattr(streaming, "thread_count", lambda p=parts: p)
         monkeypatch.setattr(streaming, "_MIN_VALUES_PER_THREAD", 1)
         assert len(streaming._channel_parts(37, 600 * 37)) == parts
         stats[parts] = StreamingStats(37, thresholds=[0.5, 2.0])
