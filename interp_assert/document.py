@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .engine import ClaimResult
 from .spec import ClaimEntry, ClaimFile
@@ -206,6 +207,28 @@ def requirement_problem(required: str, result: ClaimResult | None) -> str | None
         return None
     what = "errored" if result.status == "error" else "does not hold"
     return f"requires '{required}', which {what}"
+
+
+def result_from_record(record: dict[str, Any], entry: ClaimEntry, root: Path) -> ClaimResult:
+    """A claim's result rebuilt from its JSON record (what an xdist worker sends back), with
+    what a document shows: status, measured, expected, interval, context, error and plot."""
+    from .errors import InterpAssertError
+    from .verdict import Outcome
+
+    outcome = None
+    if record.get("measured") is not None:
+        interval = record.get("interval")
+        outcome = Outcome(record["status"] == "passed", record["measured"],
+                          record.get("expected") or "", record.get("value"),
+                          list(record.get("rows") or []), list(record.get("notes") or []),
+                          interval=tuple(interval) if interval else None,
+                          context=dict(record.get("context") or {}))
+    error = InterpAssertError(record["error"]) if record.get("error") else None
+    plot = root / record["plot"] if record.get("plot") else None
+    return ClaimResult(record["file"], record["id"], record.get("claim") or entry.text,
+                       record.get("why") or entry.why, entry.location, record["status"],
+                       outcome, error, plot, record.get("checkpoint"), record.get("sha256"),
+                       quantities=list(record.get("quantities") or []))
 
 
 def skipped_result(entry: ClaimEntry, claim_file: ClaimFile) -> ClaimResult:

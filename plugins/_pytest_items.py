@@ -63,6 +63,8 @@ class ClaimItem(pytest.Item):
         #: the JSON record of the result, attached to this item's report (see pytest_plugin)
         self.interp_record: dict[str, Any] | None = None
         self.interp_plot: str | None = None
+        #: on an xdist worker with --interp-report: this claim's part of the document
+        self.interp_document: dict[str, Any] | None = None
         self.add_marker("interp_claim")
         for tag in entry.tags:
             self.config.addinivalue_line("markers", f"{tag}: interp-assert claim tag")
@@ -125,6 +127,13 @@ class ClaimItem(pytest.Item):
             result = dataclasses.replace(result, status=status)
         session.documented[self.nodeid] = (self.claim_file, self.entry, self.target.label,
                                            result, note or extra)
+        if hasattr(self.config, "workerinput"):  # the controller writes the document
+            from interp_assert.results import record
+
+            self.interp_document = {
+                "record": record(result, session.rootpath, file=self.path, name=self.name,
+                                 label=self.target.label),
+                "entry": self.entry.id, "label": self.target.label, "note": note or extra}
 
     def setup(self) -> None:
         session = _session(self.config)

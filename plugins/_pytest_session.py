@@ -9,6 +9,7 @@ the trajectory plots, once, at the end of the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ class ClaimSession:
     results: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
     #: node id -> (claim file, entry, label, result, note) for --interp-report
     documented: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: where pytest was started (claim files are shown relative to it)
+    invocation_dir: Path = field(default_factory=Path.cwd)
+    #: claim files loaded by the controller to document claims that workers evaluated
+    _claim_files: dict[Path, Any] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -79,6 +84,7 @@ class ClaimSession:
                    (here / baseline).resolve() if baseline else None, shown,
                    bool(config.getoption("interp_baseline_update")), from_ini)
         session.report_path = (here / report).resolve() if report else None
+        session.invocation_dir = here
         return session
 
     # -- collection and evaluation (every process) -------------------------------------------
@@ -123,14 +129,44 @@ class ClaimSession:
     def add(self, nodeid: str, record: dict[str, Any]) -> None:
         self.records[nodeid] = record
 
+    def add_document(self, nodeid: str, part: dict[str, Any]) -> None:
+        """A claim documented on an xdist worker: rebuilt from its record for the report."""
+        if self.report_path is None or nodeid in self.documented:
+            return
+        from interp_assert.document import result_from_record
+        from interp_assert.spec import load_claim_file
+
+        record = part["record"]
+        path = (self.rootpath / record["file"]).resolve()
+        if path not in self._claim_files:
+            shown = path  # as the collector names it: relative to the invocation folder
+            with contextlib.suppress(ValueError):
+                shown = path.relative_to(self.invocation_dir)
+            self._claim_files[path] = load_claim_file(shown)
+        claim_file = self._claim_files[path]
+        entry = next((e for e in claim_file.claims if e.id == part["entry"]), None)
+        if entry is None:
+            return
+        result = result_from_record(record, entry, self.rootpath)
+        self.documented[nodeid] = (claim_file, entry, part["label"], result, part["note"])
+
     def write_document(self) -> None:
         """The --interp-report document: one section per claim file and checkpoint."""
         if self.report_path is None:
             return
         from interp_assert.document import FileSection, subject_summary, write_document
+        from interp_assert.sweep import natural_key
+
+        def order(item: tuple[Any, ...]) -> tuple[Any, ...]:
+            claim_file, entry, label = item[:3]
+            # files, then checkpoints in step order, then claims as the file lists them:
+            # the same document whatever order xdist workers finished in
+            return (str(claim_file.path), natural_key(label or ""),
+                    [e.id for e in claim_file.claims].index(entry.id))
 
         sections: dict[tuple[str, str | None], FileSection] = {}
-        for claim_file, _entry, label, result, note in self.documented.values():
+        for claim_file, _entry, label, result, note in sorted(self.documented.values(),
+                                                               key=order):
             key = (str(claim_file.path), label)
             if key not in sections:
                 sections[key] = FileSection(claim_file, label=label)

@@ -119,6 +119,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Attach a claim's record (and plot) to the report that concludes it, so that it reaches
     the reporting process also from an xdist worker."""
     outcome = yield
+    document = getattr(item, "interp_document", None)
+    if document is not None and call.when == "teardown":
+        outcome.get_result().interp_document = document
     record = getattr(item, "interp_record", None)
     if record is None:
         return
@@ -169,6 +172,9 @@ class _Reporting:
         record = getattr(report, "interp_result", None)
         if record is not None:
             _session(self.config).add(report.nodeid, record)
+        document = getattr(report, "interp_document", None)
+        if document is not None:
+            _session(self.config).add_document(report.nodeid, document)
         plot = getattr(report, "interp_plot", None)
         if plot is not None:
             _junit_attachment(self.config, report, plot)

@@ -125,6 +125,37 @@ def test_four_workers_match_a_serial_run(project: Path, pytester: pytest.Pyteste
                                  "grows*0 ✗ xfail*0.05 ✓*1 ✓*250"])
 
 
+REPORTED = """\
+subject:
+  checkpoint: model.pt
+quantities:
+  readout: {weight: readout, axes: [digit], labels: {digit: 0..9}}
+claims:
+  - {id: top, claim: "max(readout) >= 1.5"}
+  - {id: low, claim: "min(readout) >= 0"}
+  - {id: after-low, claim: "max(readout) > 0", requires: [low]}
+  - {id: broken, claim: "max(redout) > 0"}
+  - {id: open, claim: "min(readout) > 5", status: open}
+"""
+
+
+def test_report_from_workers_matches_a_serial_report(pytester: pytest.Pytester) -> None:
+    save_checkpoint(pytester.path / "model.pt")
+    for name in ("a", "b"):
+        (pytester.path / f"{name}.claims.yaml").write_text(REPORTED, encoding="utf-8")
+    serial = pytester.runpytest("--interp-report=serial.md", "-p", "no:cacheprovider")
+    serial.assert_outcomes(passed=2, failed=2, skipped=2, errors=2, xfailed=2)
+    result = pytester.runpytest_subprocess("-n", "2", *QUIET, "--interp-report=xdist.md",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2, skipped=2, errors=2, xfailed=2)
+    text = (pytester.path / "xdist.md").read_text(encoding="utf-8")
+    # every claim of both files, with its status, error and skip reason, as in a serial run
+    assert text == (pytester.path / "serial.md").read_text(encoding="utf-8")
+    for needle in ("a.claims.yaml", "b.claims.yaml", "unknown name 'redout'",
+                   "skipped: requires 'low', which does not hold", "status: open"):
+        assert needle in text, needle
+
+
 def test_scheduler_choice(pytester: pytest.Pytester) -> None:
     from interp_assert_plugins._pytest_xdist import XdistHooks
 
