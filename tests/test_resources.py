@@ -117,6 +117,18 @@ def test_pairwise_cosine_table() -> None:
     assert apply_function("cos", [rows]).shape == (300, 300)
 
 
+def test_a_tensor_quantity_is_estimated_before_its_float64_copy() -> None:
+    import torch
+
+    from interp_assert.quantities.base import as_labelled
+
+    set_memory_limit(1000 * 40 * 8 - 1)
+    with pytest.raises(MemoryLimitError, match=r"quantity 'W' \(a tensor of shape \(1000, 40\)"):
+        as_labelled(torch.ones(1000, 40), "W")
+    set_memory_limit(1000 * 40 * 8)
+    assert as_labelled(torch.ones(1000, 40), "W").values.dtype == np.float64
+
+
 # ---- activations kept by the forward pass -----------------------------------------------------
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -159,6 +159,10 @@ def as_labelled(value: Any, name: str) -> Labelled:
     if isinstance(value, Labelled):
         return value.with_name(name)
     if hasattr(value, "detach") and hasattr(value, "cpu"):
+        from ..resources import array_bytes, check_size
+
+        check_size(array_bytes(tuple(value.shape)), f"quantity '{name}' (a tensor of shape "
+                   f"{tuple(value.shape)}, as float64)")
         return Labelled(value.detach().cpu().double().numpy(), name=name)
     module = type(value).__module__
     if module.startswith("pandas"):
