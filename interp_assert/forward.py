@@ -162,8 +162,7 @@ def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
         run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
         FORWARD_PASSES.append(plan_key)
         # the sinks' results (concatenations, mostly) are independent: computed side by side
-        results = parallel_map(lambda sink: _Refused(sink.error) if sink.error is not None
-                               else sink.result(), missing.values())
+        results = parallel_map(_finish, missing.values())
         for k, result in zip(missing, results):
             subject.cache[("forward", dataset_spec, interventions, k)] = result
         return _unwrap(subject.cache[cache_key])
@@ -174,6 +173,16 @@ class _Refused:
     """A cached sink result that is an error (each request raises a fresh copy of it)."""
 
     error: InterpAssertError
+
+
+def _finish(sink: Sink) -> Any:
+    """A sink's result, or its error (which concerns only the claims that read this sink)."""
+    if sink.error is not None:
+        return _Refused(sink.error)
+    try:
+        return sink.result()
+    except InterpAssertError as exc:
+        return _Refused(exc)
 
 
 def _unwrap(cached: Any) -> Any:
