@@ -26,7 +26,8 @@ _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 
           "tib": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z%]*)\s*$", re.IGNORECASE)
 
-_configured: int | str | None = "unset"
+_UNSET = object()
+_configured: int | object | None = _UNSET  # set_memory_limit(); _UNSET: not set
 
 
 class MemoryLimitError(QuantityError):
@@ -66,12 +67,12 @@ def parse_size(text: str | int | float) -> int | None:
 def set_memory_limit(limit: str | int | None) -> None:
     """Set the limit for this process (``None``: back to the environment or the default)."""
     global _configured
-    _configured = "unset" if limit is None else parse_size(limit)
+    _configured = _UNSET if limit is None else parse_size(limit)
 
 
 def memory_limit() -> int | None:
     """The limit in bytes, or None for no limit."""
-    if _configured != "unset":
+    if _configured is not _UNSET:
         return _configured  # type: ignore[return-value]
     try:
         return parse_size(os.environ.get(ENV_VAR) or DEFAULT)
@@ -80,11 +81,11 @@ def memory_limit() -> int | None:
 
 
 def format_bytes(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(size) < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    """``512 B``, ``3.5 MiB``, ``12.0 GiB``."""
+    if size < 1024:
+        return f"{size:.0f} B"
+    exponent = min(3, int(math.log(size, 1024)))
+    return f"{size / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"
 
 
 def check_size(nbytes: float, what: str, hint: str = "") -> None:

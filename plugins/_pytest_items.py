@@ -15,7 +15,7 @@ from interp_assert.spec import ClaimEntry, ClaimFile, load_claim_file
 from interp_assert.subject import clear_subjects
 from interp_assert.sweep import Target, run_claim
 
-from .pytest_plugin import _session
+from .pytest_plugin import _is_worker, _session
 
 
 class ClaimFailure(AssertionError):
@@ -127,9 +127,7 @@ class ClaimItem(pytest.Item):
             result = dataclasses.replace(result, status=status)
         session.documented[self.nodeid] = (self.claim_file, self.entry, self.target.label,
                                            result, note or extra)
-        if hasattr(self.config, "workerinput"):  # the controller writes the document
-            from interp_assert.results import record
-
+        if _is_worker(self.config):  # the controller writes the document
             self.interp_document = {
                 "record": record(result, session.rootpath, file=self.path, name=self.name,
                                  label=self.target.label),

@@ -45,13 +45,15 @@ claims:
   - id: positive
     claim: w at b > 0
 """
-PLAIN = """\
+READOUT = """\
 subject:
   checkpoint: model.pt
 quantities:
   readout: {weight: readout, axes: [digit], labels: {digit: 0..9}}
 claims:
   - {id: top, claim: "max(readout) >= 1.5"}
+"""
+PLAIN = READOUT + """\
   - {id: spread, claim: "max(readout) - min(readout) within 0.5 of baseline"}
 """
 # plugins that only cost start-up time in each worker
@@ -125,13 +127,7 @@ def test_four_workers_match_a_serial_run(project: Path, pytester: pytest.Pyteste
                                  "grows*0 ✗ xfail*0.05 ✓*1 ✓*250"])
 
 
-REPORTED = """\
-subject:
-  checkpoint: model.pt
-quantities:
-  readout: {weight: readout, axes: [digit], labels: {digit: 0..9}}
-claims:
-  - {id: top, claim: "max(readout) >= 1.5"}
+REPORTED = READOUT + """\
   - {id: low, claim: "min(readout) >= 0"}
   - {id: after-low, claim: "max(readout) > 0", requires: [low]}
   - {id: broken, claim: "max(redout) > 0"}
