@@ -101,20 +101,16 @@ def _load_torch(path: Path, allow_pickle: bool) -> Any:
             f"({_refusal_reason(str(exc))})",
             hint="if you trust this file, set 'allow_pickle: true' under 'subject:' in the "
                  "claim file") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # truncated, corrupt, or garbage read as a pickle
+        detail = f"{type(exc).__name__}: {_first_sentence(exc)}"
+        damaged = isinstance(exc, RuntimeError | EOFError | zipfile.BadZipFile | OSError
+                              | ValueError)
+        if not damaged and not _looks_serialized(path):  # KeyError, struct.error ...
+            detail = "neither a zip archive nor a pickle"
+        elif not damaged and allow_pickle:  # e.g. a pickled class that no longer imports
+            raise CheckpointError(f"{path.name} could not be unpickled: {detail}") from None
         raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
-                              f"corrupt?): {type(exc).__name__}: {_first_sentence(exc)}"
-                              ) from None
-    except Exception as exc:  # garbage read as a pickle: KeyError, IndexError, struct.error...
-        if not _looks_serialized(path):
-            raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
-                                  "corrupt?): neither a zip archive nor a pickle") from None
-        if allow_pickle:  # e.g. a pickled class whose module no longer imports
-            raise CheckpointError(f"{path.name} could not be unpickled: "
-                                  f"{type(exc).__name__}: {_first_sentence(exc)}") from None
-        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
-                              f"corrupt?): {type(exc).__name__}: {_first_sentence(exc)}"
-                              ) from None
+                              f"corrupt?): {detail}") from None
 
 
 def _first_sentence(exc: BaseException) -> str:
