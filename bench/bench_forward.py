@@ -96,10 +96,10 @@ def bare_forward(model, tokens, batch_size: int,  # type: ignore[no-untyped-def]
 def bench_overhead(n: int, repeats: int, distribution: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from examples.adder.data import generate
-    from interp_assert import forward, stats
-    from interp_assert.engine import evaluate_entry
-    from interp_assert.spec import load_claim_file
-    from interp_assert.subject import get_subject
+    from interp_assert.evaluate import forward, stats
+    from interp_assert.evaluate.evaluation import evaluate_entry
+    from interp_assert.loading.claim_file import load_claim_file
+    from interp_assert.loading.subject import get_subject
 
     folder = Path(tempfile.mkdtemp())
     path = folder / "bench.claims.yaml"
@@ -135,9 +135,9 @@ MEMORY_SCRIPT = """
 import json, resource, sys, tracemalloc
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from interp_assert.engine import evaluate_entry
-from interp_assert.spec import load_claim_file
-from interp_assert.subject import get_subject
+from interp_assert.evaluate.evaluation import evaluate_entry
+from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.loading.subject import get_subject
 path = Path({path!r})
 cf = load_claim_file(path)
 get_subject(cf.subject).model

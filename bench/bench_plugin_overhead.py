@@ -9,7 +9,7 @@ module alone with ``python -X importtime``.
     python bench/bench_plugin_overhead.py [--repeat 15] [--tests 20] [--no-other-plugins]
 
 ``--no-other-plugins`` sets PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 and loads only this plugin
-(``-p interp_assert_plugins.pytest_plugin``): a smaller, less noisy baseline.
+(``-p interp_assert.drivers.pytest_plugin``): a smaller, less noisy baseline.
 
 Goal: under 20 ms added per pytest run. This script only reports; it asserts nothing.
 """
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 GOAL_MS = 20.0
-PLUGIN_MODULE = "interp_assert_plugins.pytest_plugin"
+PLUGIN_MODULE = "interp_assert.drivers.pytest_plugin"
 
 
 def make_project(folder: Path, n_tests: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import QuantityError, SpecError, UnknownNameError, did_you_mean
+from interp_assert.errors import QuantityError, SpecError, UnknownNameError, did_you_mean
 
 _RANGE = re.compile(r"^(?P<prefix>[^\d\s]*?)(?P<start>\d+)\.\.(?P<prefix2>[^\d\s]*?)(?P<stop>\d+)$")
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")

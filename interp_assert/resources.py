@@ -14,7 +14,7 @@ import math
 import os
 import re
 
-from .errors import QuantityError
+from interp_assert.errors import QuantityError
 
 ENV_VAR = "INTERP_ASSERT_MEMORY_LIMIT"
 DEFAULT = "50%"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, UserCodeError
+from interp_assert.errors import SpecError, UserCodeError
 
 _OUR_PACKAGES = (str(Path(__file__).resolve().parent),)
 
@@ -59,7 +59,7 @@ def resolve_callable(reference: str, search_path: Sequence[Path], what: str) -> 
         for part in attribute.split("."):
             target = getattr(target, part)
     except AttributeError:
-        from .errors import did_you_mean
+        from interp_assert.errors import did_you_mean
 
         public = [n for n in dir(module) if not n.startswith("_")]
         raise SpecError(f"{what} '{reference}': '{module_name}' has no '{attribute}'"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from interp_assert.subject import clear_subjects
+from interp_assert.loading.subject import clear_subjects
 
 N_NEURONS = 16
 D_MODEL = 4
@@ -133,8 +133,9 @@ def heavy_modules_loaded(tmp_path_factory) -> None:
     # hypothesis' pytest plugin imports the package at the end of every run; it belongs to a
     # pytest11 distribution, so each fresh import is assertion-rewritten (seconds)
     import hypothesis.internal.observability  # noqa: F401
-    import interp_assert_plugins._pytest_items
-    import interp_assert_plugins._pytest_session  # noqa: F401
+
+    import interp_assert.drivers.pytest_items
+    import interp_assert.drivers.pytest_session  # noqa: F401
 
 
 def import_examples() -> tuple[Any, Any]:

@@ -19,14 +19,14 @@ pytest.importorskip("transformers", reason="the Hugging Face adapter needs trans
                                            "pip install 'interp-assert[hf]'")
 import torch
 from conftest import write_claims
-from interp_assert_plugins import huggingface as hf
 
-from interp_assert import api
-from interp_assert.data import DatasetSpec
+from interp_assert.adapters import huggingface as hf
+from interp_assert.drivers import api
 from interp_assert.errors import QuantityError, SpecError
-from interp_assert.forward import CaptureSink, Sink, run_forward
-from interp_assert.subject import Subject, SubjectSpec
-from interp_assert.text_data import (
+from interp_assert.evaluate.forward import CaptureSink, Sink, run_forward
+from interp_assert.loading.data import DatasetSpec
+from interp_assert.loading.subject import Subject, SubjectSpec
+from interp_assert.loading.text_data import (
     TextDataset,
     load_tokenizer,
     position_labels,
@@ -195,10 +195,10 @@ def test_claim_file_with_a_hugging_face_subject(tmp_path: Path, tiny_bert: Path)
     path = write_claims(tmp_path / "bert.claims.yaml", f"""
         subject:
           checkpoint: {tiny_bert / "model.safetensors"}
-          loader: interp_assert_plugins.huggingface:load
+          loader: interp_assert.adapters.huggingface:load
         data:
           sentences:
-            generate: interp_assert.text_data:sentences
+            generate: interp_assert.loading.text_data:sentences
             args: {{text: "{text}", tokenizer: "{tiny_bert}"}}
         quantities:
           attn1: {{activation: blocks.1.attn.hook_pattern}}

@@ -18,14 +18,14 @@ pytest.importorskip("transformer_lens", reason="the TransformerLens adapter need
                                                "transformer_lens: pip install 'interp-assert[tl]'")
 import torch
 from conftest import write_claims
-from interp_assert_plugins import transformer_lens as tl
 
 from examples.tiny_transformer import TinyConfig, TinyTransformer, save_checkpoint
-from interp_assert import api
-from interp_assert.data import Dataset, DatasetSpec
+from interp_assert.adapters import transformer_lens as tl
+from interp_assert.drivers import api
 from interp_assert.errors import QuantityError
-from interp_assert.forward import CaptureSink, Sink, run_forward
-from interp_assert.subject import Subject, SubjectSpec
+from interp_assert.evaluate.forward import CaptureSink, Sink, run_forward
+from interp_assert.loading.data import Dataset, DatasetSpec
+from interp_assert.loading.subject import Subject, SubjectSpec
 
 TOLERANCE = 1e-5
 CONFIG = TinyConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=12)
@@ -143,7 +143,7 @@ def test_claim_file_with_a_transformer_lens_subject(tmp_path: Path,
     claims = write_claims(tmp_path / "tl.claims.yaml", f"""
         subject:
           checkpoint: {path}
-          loader: interp_assert_plugins.transformer_lens:load_hooked
+          loader: interp_assert.adapters.transformer_lens:load_hooked
         data:
           seqs: {{generate: "tokens_gen.py:generate", n: 16, seed: 3, positions: "P0..P11"}}
         quantities:

@@ -18,7 +18,7 @@ import yaml
 import interp_assert
 from interp_assert import Axis, ClaimFailed, ClaimSyntaxError, Labelled, UnknownNameError
 from interp_assert.claims.attention import AttendsTo, TopSources
-from interp_assert.engine import ClaimResult
+from interp_assert.evaluate.evaluation import ClaimResult
 from interp_assert.language import parse_claim
 
 ROOT = Path(__file__).parents[1]
@@ -449,7 +449,7 @@ def bert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def write_bert_file(bert: dict[str, Any], name: str, claims: list[dict[str, Any]]) -> Path:
     text = yaml.safe_dump({
         "subject": {"checkpoint": str(bert["folder"] / "model.safetensors"),
-                    "loader": "interp_assert_plugins.huggingface:load"},
+                    "loader": "interp_assert.adapters.huggingface:load"},
         "data": {"sentences": {"sentences": BERT_SENTENCES, "tokenizer": str(bert["folder"]),
                                "batch_size": 2}},
         "quantities": {"attn0": {"activation": "blocks.0.attn.hook_pattern"},

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from interp_assert.engine import evaluate_entry
+from interp_assert.evaluate.evaluation import evaluate_entry
 from interp_assert.language import parse_claim
-from interp_assert.report import format_result
-from interp_assert.spec import ClaimEntry, load_claim_file
+from interp_assert.loading.claim_file import ClaimEntry, load_claim_file
+from interp_assert.output.text import format_result
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDER = ROOT / "specs" / "adder.claims.yaml"

@@ -17,10 +17,10 @@ import yaml
 from conftest import import_examples
 
 from interp_assert import ClaimSyntaxError
-from interp_assert.engine import ClaimResult, evaluate_entry
-from interp_assert.interventions import random_sets, resample_order
+from interp_assert.evaluate.evaluation import ClaimResult, evaluate_entry
+from interp_assert.evaluate.interventions import random_sets, resample_order
 from interp_assert.language import parse_claim
-from interp_assert.spec import load_claim_file
+from interp_assert.loading.claim_file import load_claim_file
 
 ROOT = Path(__file__).parents[1]
 N, HEADS = 24, 3

@@ -11,8 +11,8 @@ import torch
 from conftest import save_checkpoint, tiny_state_dict, write_claims
 
 import interp_assert as ia
-from interp_assert.checkpoint import STATE_DICT_KEYS, load_checkpoint
-from interp_assert.subject import SubjectSpec, get_subject
+from interp_assert.loading.checkpoint import STATE_DICT_KEYS, load_checkpoint
+from interp_assert.loading.subject import SubjectSpec, get_subject
 
 
 class Opaque:

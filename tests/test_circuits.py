@@ -17,10 +17,10 @@ import yaml
 
 import interp_assert
 from interp_assert import ClaimSyntaxError
-from interp_assert.engine import ClaimResult, Evaluation, evaluate_entry
+from interp_assert.evaluate.evaluation import ClaimResult, Evaluation, evaluate_entry
 from interp_assert.language import parse_claim, parse_expression
-from interp_assert.spec import load_claim_file
-from interp_assert.subject import get_subject
+from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.loading.subject import get_subject
 
 ROOT = Path(__file__).parents[1]
 LAYERS, HEADS, D_MODEL, D_HEAD, D_MLP, VOCAB = 3, 3, 16, 4, 24, 20

@@ -15,7 +15,7 @@ from scipy.spatial.distance import cosine as scipy_cosine_distance
 
 import interp_assert as ia
 from interp_assert.labels import Axis, Labelled
-from interp_assert.subject import clear_subjects
+from interp_assert.loading.subject import clear_subjects
 
 PROPERTY = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,

@@ -12,8 +12,8 @@ import pytest
 from conftest import save_checkpoint
 from test_sweeps import SWEEP, save_sweep
 
-from interp_assert.cli import main
-from interp_assert.subject import clear_subjects
+from interp_assert.drivers.cli import main
+from interp_assert.loading.subject import clear_subjects
 
 CLAIMS = """\
 subject:
@@ -110,4 +110,4 @@ def test_console_script_entry_point() -> None:
     from importlib.metadata import entry_points
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "interp-assert"]
-    assert script.value == "interp_assert.cli:main"
+    assert script.value == "interp_assert.drivers.cli:main"

@@ -16,9 +16,9 @@ from interp_assert.claims.distribution import (
     channels_of,
     samples_to_stats,
 )
+from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.labels import Axis
 from interp_assert.language import parse_claim
-from interp_assert.streaming import StreamingStats
 
 N = 20_000
 
@@ -308,7 +308,7 @@ def test_histogram_size_does_not_grow_with_samples(rng: np.random.Generator) -> 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_splitting_channels_over_threads_changes_nothing(
         rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
-    import interp_assert.streaming as streaming
+    import interp_assert.evaluate.streaming as streaming
 
     batches = [rng.standard_t(3, size=(600, 37)).astype(dtype) * scale for scale in (1, 5, 0.5)]
     batches[1][3, 5], batches[2][7, 30] = np.nan, np.inf

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from interp_assert.document import build_sections, write_document
-from interp_assert.spec import load_claim_file
+from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.output.document import build_sections, write_document
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "gates.claims.yaml"  # a quick claim file: tables only, no model

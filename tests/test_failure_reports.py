@@ -9,7 +9,7 @@ import pytest
 from conftest import claim_file_text, save_checkpoint, write_claims
 
 import interp_assert
-from interp_assert.report import format_result
+from interp_assert.output.text import format_result
 
 FAILING = {
     "compare": "norm(N0) > 1000",

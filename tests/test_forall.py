@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from interp_assert.claims.forall import domain, parse_strategy
-from interp_assert.engine import evaluate_entry
 from interp_assert.errors import SpecError
+from interp_assert.evaluate.evaluation import evaluate_entry
 from interp_assert.language.parser import parse_claim
-from interp_assert.spec import load_claim_file
+from interp_assert.loading.claim_file import load_claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "examples" / "adder" / "checkpoints"

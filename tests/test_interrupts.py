@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from conftest import claim_file_text, save_checkpoint, tiny_state_dict, write_claims
 
-from interp_assert import results
-from interp_assert.baseline import BaselineEntry, BaselineStore
-from interp_assert.document import write_document
+from interp_assert.output import results
+from interp_assert.output.baseline import BaselineEntry, BaselineStore
+from interp_assert.output.document import write_document
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 
@@ -254,7 +254,7 @@ def test_scheduler_does_not_rerun_the_test_a_worker_crashed_on(pytester: pytest.
     """xdist's loadscope re-queues it with the rest of its unit (pytest-xdist#1371), so every
     replacement worker would crash on it again; only the tests after it are re-queued."""
     pytest.importorskip("xdist")
-    from interp_assert_plugins._pytest_xdist import make_scheduler
+    from interp_assert.drivers.pytest_xdist import make_scheduler
 
     config = pytester.parseconfig("-n", "2")
     config.option.tx = ["popen", "popen"]

@@ -140,7 +140,7 @@ class TestMonotone:
 
 
     def test_dot_operator_in_names(self):
-        from interp_assert.spec import normalize_name
+        from interp_assert.loading.claim_file import normalize_name
 
         c = claim("A⋅V monotone over digits")
         assert normalize_name(c.subject.name) == "AV"

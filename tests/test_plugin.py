@@ -254,7 +254,7 @@ def test_unknown_top_level_key(pytester):
 def test_plugin_import_is_light():
     code = textwrap.dedent("""
         import json, sys
-        import interp_assert_plugins.pytest_plugin
+        import interp_assert.drivers.pytest_plugin
         print(json.dumps(sorted(m for m in ("torch", "matplotlib", "pandas", "scipy")
                                 if m in sys.modules)))
     """)

@@ -10,11 +10,11 @@ from scipy.special import expit
 from scipy.special import softmax as scipy_softmax
 
 import interp_assert as ia
-from interp_assert.engine import Evaluation
+from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.evaluate.quantities import apply_function
 from interp_assert.labels import Axis, Labelled, expand_labels
 from interp_assert.language import parse_expression
-from interp_assert.quantities import apply_function
-from interp_assert.subject import get_subject
+from interp_assert.loading.subject import get_subject
 
 RNG = np.random.default_rng(42)
 W = RNG.normal(size=(6, 4))

@@ -11,7 +11,7 @@ import pytest
 from conftest import save_checkpoint
 from test_sweeps import warm_heavy_modules
 
-from interp_assert.subject import clear_subjects
+from interp_assert.loading.subject import clear_subjects
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ("-p", "no:cacheprovider")

@@ -14,10 +14,10 @@ import yaml
 
 import interp_assert
 from interp_assert import Labelled, MemoryLimitError, QuantityError
-from interp_assert.engine import Evaluation
-from interp_assert.forward import CaptureSink
+from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.evaluate.forward import CaptureSink
+from interp_assert.evaluate.quantities.functions import apply_function
 from interp_assert.language import parse_expression
-from interp_assert.quantities.functions import apply_function
 from interp_assert.resources import (
     ENV_VAR,
     check_size,
@@ -120,7 +120,7 @@ def test_pairwise_cosine_table() -> None:
 def test_a_tensor_quantity_is_estimated_before_its_float64_copy() -> None:
     import torch
 
-    from interp_assert.quantities.base import as_labelled
+    from interp_assert.evaluate.quantities.base import as_labelled
 
     set_memory_limit(1000 * 40 * 8 - 1)
     with pytest.raises(MemoryLimitError, match=r"quantity 'W' \(a tensor of shape \(1000, 40\)"):
@@ -216,7 +216,7 @@ def test_pytest_option(pytester: pytest.Pytester, model_folder: Path) -> None:
 
 
 def test_cli_option(capsys: pytest.CaptureFixture[str]) -> None:
-    from interp_assert.cli import main
+    from interp_assert.drivers.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(["check", "--memory-limit", "lots", "specs"])

@@ -11,9 +11,15 @@ from pathlib import Path
 import pytest
 
 from interp_assert.errors import SpecError
-from interp_assert.spec import load_claim_file
-from interp_assert.subject import clear_subjects
-from interp_assert.sweep import expand_checkpoints, natural_key, step_of, sweep_labels, targets
+from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.loading.subject import clear_subjects
+from interp_assert.loading.targets import (
+    expand_checkpoints,
+    natural_key,
+    step_of,
+    sweep_labels,
+    targets,
+)
 
 STEPS = (0, 200, 1000, 2000, 5000)
 RUN = ("-p", "no:cacheprovider", "--interp-plots", "never")
@@ -54,12 +60,12 @@ def warm_heavy_modules(folder: Path) -> None:
     import xml.etree.ElementTree  # noqa: F401
 
     import hypothesis  # noqa: F401  (its pytest plugin imports it at the end of every run)
-    from interp_assert_plugins import _pytest_items, _pytest_session  # noqa: F401
 
-    from interp_assert.baseline import BaselineStore
-    from interp_assert.report import format_result
-    from interp_assert.results import summary_text, write_records
-    from interp_assert.sweep import draw_trajectories, run_claim
+    from interp_assert.drivers import pytest_items, pytest_session  # noqa: F401
+    from interp_assert.loading.targets import draw_trajectories, run_claim
+    from interp_assert.output.baseline import BaselineStore
+    from interp_assert.output.results import summary_text, write_records
+    from interp_assert.output.text import format_result
 
     save_sweep(folder / "ckpts", (0, 2000))
     path = folder / "w.claims.yaml"
@@ -80,7 +86,8 @@ def warm_heavy_modules(folder: Path) -> None:
     write_records(folder / "r.json", records)
     with contextlib.suppress(ImportError):
         import xdist.scheduler  # noqa: F401
-        from interp_assert_plugins import _pytest_xdist  # noqa: F401
+
+        from interp_assert.drivers import pytest_xdist  # noqa: F401
     with contextlib.suppress(ImportError):
         import pytest_html.extras  # noqa: F401
 
@@ -215,7 +222,7 @@ def test_one_checkpoint_in_memory_at_a_time(sweep_project: Path,
         SEEN = []
 
         def pytest_runtest_call(item):
-            pool = sys.modules["interp_assert.subject"]._POOL
+            pool = sys.modules["interp_assert.loading.subject"]._POOL
             SEEN.append(sorted(s.checkpoint.path.name for s in pool.values()
                                if s._checkpoint is not None))
 

@@ -63,8 +63,8 @@ def run_file(path: Path, plot_dir: Path | None = None) -> dict[str, ClaimResult]
 
 def quantity(folder: Path, definition: dict, name: str = "q") -> ia.Labelled:
     """Compute one table quantity through the engine."""
-    from interp_assert.engine import Evaluation
-    from interp_assert.spec import load_claim_file
+    from interp_assert.evaluate.evaluation import Evaluation
+    from interp_assert.loading.claim_file import load_claim_file
 
     path = folder / f"{name}.claims.yaml"
     path.write_text(json.dumps({"quantities": {name: definition}, "claims": []}),

@@ -21,10 +21,10 @@ import pytest
 import yaml
 from conftest import import_examples
 
-from interp_assert.engine import ClaimResult, Evaluation, evaluate_entry
+from interp_assert.evaluate.evaluation import ClaimResult, Evaluation, evaluate_entry
 from interp_assert.language import parse_expression
-from interp_assert.spec import load_claim_file
-from interp_assert.subject import get_subject
+from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.loading.subject import get_subject
 
 pytest.importorskip("transformer_lens", reason="transformer-lens is not installed")
 

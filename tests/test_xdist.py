@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import save_checkpoint
-from interp_assert_plugins._pytest_xdist import checkpoint_scope
 from test_sweeps import save_sweep, warm_heavy_modules
+
+from interp_assert.drivers.pytest_xdist import checkpoint_scope
 
 pytest.importorskip("xdist")
 
@@ -153,7 +154,7 @@ def test_report_from_workers_matches_a_serial_report(pytester: pytest.Pytester) 
 
 
 def test_scheduler_choice(pytester: pytest.Pytester) -> None:
-    from interp_assert_plugins._pytest_xdist import XdistHooks
+    from interp_assert.drivers.pytest_xdist import XdistHooks
 
     hooks = XdistHooks()
     for args, ours in ((["-n", "2"], True), (["-n", "2", "--dist", "loadgroup"], True),
@@ -186,8 +187,9 @@ def test_scopes() -> None:
 def test_reporting_modules_import_nothing_heavy() -> None:
     code = textwrap.dedent("""
         import json, sys
-        import interp_assert_plugins._pytest_session, interp_assert_plugins._pytest_xdist
-        import interp_assert.baseline, interp_assert.results, interp_assert.sweep
+        import interp_assert.drivers.pytest_session, interp_assert.drivers.pytest_xdist
+        import interp_assert.output.baseline, interp_assert.output.results
+        import interp_assert.loading.targets
         print(json.dumps(sorted(m for m in ("torch", "matplotlib", "pandas") if m in sys.modules)))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -42,10 +42,15 @@ def head_scores(patterns: np.ndarray, mask: np.ndarray, sep: np.ndarray
 
 def measure() -> dict[str, dict[str, float]]:
     """{head label: {target: score}} for every head of the model."""
-    from interp_assert.data import DatasetSpec
-    from interp_assert.forward import CaptureSink, run_forward
-    from interp_assert.subject import Subject, SubjectSpec
-    from interp_assert.text_data import TextDataset, load_tokenizer, read_sentences, tokenize
+    from interp_assert.evaluate.forward import CaptureSink, run_forward
+    from interp_assert.loading.data import DatasetSpec
+    from interp_assert.loading.subject import Subject, SubjectSpec
+    from interp_assert.loading.text_data import (
+        TextDataset,
+        load_tokenizer,
+        read_sentences,
+        tokenize,
+    )
 
     from .model import load, model_folder
 

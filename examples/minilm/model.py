@@ -21,6 +21,6 @@ def model_folder() -> Path:
 
 def load() -> Any:
     """Subject loader: the model as a Hugging Face adapter (eager attention)."""
-    from interp_assert_plugins.huggingface import load_model
+    from interp_assert.adapters.huggingface import load_model
 
     return load_model(model_folder())

@@ -29,17 +29,17 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 from lark import Tree
 
-from ..errors import InterpAssertError, QuantityError, UnknownNameError, did_you_mean
-from ..labels import Axis, Labelled, expand_labels
-from ..language import ast
-from ..verdict import Outcome, compare, expected_text, fmt
-from .base import Claim, Context, register_claim
-from .ranking import ranks
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.ranking import ranks
+from interp_assert.errors import InterpAssertError, QuantityError, UnknownNameError, did_you_mean
+from interp_assert.labels import Axis, Labelled, expand_labels
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..data import Dataset, DatasetSpec
+    from interp_assert.loading.data import Dataset, DatasetSpec
 
 PATTERN_HOOK = "hook_pattern"
 RELATIVE_TEXT = {
@@ -55,10 +55,10 @@ _HEAD_LIKE = re.compile(r"^(?:L\d+)?H\d+$")
 
 
 class _Evaluation(Context, Protocol):
-    """The parts of :class:`~interp_assert.engine.Evaluation` these claims read."""
+    """The parts of :class:`~interp_assert.evaluate.evaluation.Evaluation` these claims read."""
 
     file: Any
-    default_source: str | None
+    on: str | None
 
     def quantity(self, name: str) -> Labelled: ...
 
@@ -193,7 +193,7 @@ class PatternView:
     def sample_positions(self, label: str) -> np.ndarray | None:
         """Each sample's own index of ``label`` (-1 where absent) from the dataset's
         ``position:`` field, or None when there is no such field."""
-        from ..text_data import sample_positions
+        from interp_assert.loading.text_data import sample_positions
 
         if self.dataset is None:
             return None
@@ -254,7 +254,7 @@ class PatternView:
 
     def tokens(self, ev: _Evaluation) -> np.ndarray:
         """The input tokens of the dataset the pattern was computed on, (batch, position)."""
-        from ..data import load_dataset
+        from interp_assert.loading.data import load_dataset
 
         if not self.batched:
             raise QuantityError(f"pattern '{self.name}' has no batch axis; the induction target "
@@ -281,7 +281,7 @@ class PatternView:
 
 
 def _pattern_quantities(ev: _Evaluation) -> list[str]:
-    from ..quantities.behaviour import Activation
+    from interp_assert.evaluate.quantities.behaviour import Activation
 
     return [name for name, definition in ev.file.quantities.items()
             if isinstance(definition.kind, Activation)
@@ -290,7 +290,7 @@ def _pattern_quantities(ev: _Evaluation) -> list[str]:
 
 def _head_prefix(ev: _Evaluation, name: str) -> str:
     """'L1H' for a quantity of ``blocks.1.attn.hook_pattern``: its heads' label prefix."""
-    from ..quantities.behaviour import activation_axes
+    from interp_assert.evaluate.quantities.behaviour import activation_axes
 
     hook = str(ev.file.quantities[name].kind.config["activation"])
     labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
@@ -298,7 +298,7 @@ def _head_prefix(ev: _Evaluation, name: str) -> str:
 
 
 def _dataset_of(ev: _Evaluation, name: str) -> DatasetSpec:
-    from ..quantities.behaviour import ForwardQuantity
+    from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
 
     definition = ev.file.quantities.get(name)
     if definition is not None and isinstance(definition.kind, ForwardQuantity):
@@ -324,8 +324,8 @@ def _owner_heads(ev: _Evaluation, label: str) -> str | None:
 
 def is_head(ev: _Evaluation, label: str) -> bool:
     """Whether the lone subject of an attends-to claim names a head (else a query)."""
-    if ev.default_source:
-        view = _as_view(ev.value(ast.Ref(str(ev.default_source))), str(ev.default_source))
+    if ev.on:
+        view = _as_view(ev.value(ast.Ref(str(ev.on))), str(ev.on))
         if view.head_axis and label in view.heads:
             return True
         query = view.query_axis
@@ -337,8 +337,8 @@ def is_head(ev: _Evaluation, label: str) -> bool:
 
 def choose_pattern(ev: _Evaluation, head: str | None) -> str:
     """The claim's ``on:`` quantity, else the owner of the head, else the only pattern."""
-    if ev.default_source:
-        return str(ev.default_source)
+    if ev.on:
+        return str(ev.on)
     candidates = _pattern_quantities(ev)
     if head is not None:
         owner = _owner_heads(ev, head)
@@ -401,8 +401,8 @@ def _as_view(value: Labelled, name: str) -> PatternView:
 def _pattern_dataset(ev: _Evaluation, name: str) -> Dataset | None:
     """The dataset a batched pattern quantity was computed on, if one can be told: a forward
     quantity's own; for other quantities (expressions) the claim's, when it loads."""
-    from ..data import load_dataset
-    from ..quantities.behaviour import ForwardQuantity
+    from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
+    from interp_assert.loading.data import load_dataset
 
     definition = ev.file.quantities.get(name)
     if definition is not None and isinstance(definition.kind, ForwardQuantity):
@@ -416,7 +416,7 @@ def _pattern_dataset(ev: _Evaluation, name: str) -> Dataset | None:
 def pattern_view(ctx: Context, head: str | None) -> PatternView:
     """The pattern the claim reads, restricted to ``head`` when one is named, with its
     dataset's padding mask when it has one."""
-    from ..text_data import query_mask
+    from interp_assert.loading.text_data import query_mask
 
     ev = cast(_Evaluation, ctx)
     name = choose_pattern(ev, head)
@@ -473,7 +473,7 @@ def _best_note(view: PatternView, scores: np.ndarray, best: int) -> str:
 
 
 def _heatmap(ax: Axes, data: dict[str, Any], title: str) -> None:
-    from ..plotting import heatmap
+    from interp_assert.output.plotting import heatmap
 
     matrix = data["matrix"]
     top = float(np.nanmax(matrix)) if np.isfinite(matrix).any() else 1.0
@@ -629,7 +629,7 @@ attention_target: member ("," member)*                          -> attention_key
             real_key = (index >= 0) & selected[np.arange(n), np.clip(index, 0, None)]
             cells.update(modal_targets(np.where(pairs & real_key[:, None], index[:, None], -1),
                                        n_query))
-        from ..text_data import position_field
+        from interp_assert.loading.text_data import position_field
 
         for label in per_sample:
             view.notes.append(f"'{label}' is each sample's own position (dataset field "

@@ -9,23 +9,38 @@ is registered with :func:`register_claim`. Existing kinds never change when one 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from ..language import ast
-from ..verdict import Outcome
+from interp_assert.claims.outcome import Outcome
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..labels import Labelled
+    from interp_assert.labels import Labelled
 
 _REGISTRY: dict[str, type[Claim]] = {}
 _VERSION = 0
 
 
 class Context(Protocol):
-    """What a claim may ask of the evaluation: values of expressions and members."""
+    """All a claim kind sees of the evaluation: values by name, the dataset, the subject, the
+    layout, and a way to derive a context with other interventions or another dataset.
+
+    Claim kinds measure in ``evaluate`` only; ``plot`` draws what ``evaluate`` stored in the
+    outcome's ``plot_data``.
+    """
+
+    #: the claim's ``on:`` quantity (whose labels its members mean), if any
+    on: str | None
+    #: the claim's dataset name (None: the file's first dataset)
+    dataset: str | None
+    #: interventions applied to every forward pass read through this context
+    interventions: tuple[Any, ...]
+    #: folders searched for user code (``package.module:function`` or ``file.py:function``)
+    search_path: tuple[Path, ...]
 
     def value(self, node: ast.Node) -> Labelled: ...
 
@@ -36,6 +51,35 @@ class Context(Protocol):
     def members_source(self, members: ast.Members) -> Labelled | None: ...
 
     def owner_of(self, label: str) -> str | None: ...
+
+    def quantity(self, name: str) -> Labelled: ...
+
+    @property
+    def definitions(self) -> Mapping[str, Any]:
+        """The claim file's quantity definitions by name (read only)."""
+        ...
+
+    @property
+    def layout(self) -> Any:
+        """The claim file's ``layout:`` section (raw YAML), or None."""
+        ...
+
+    @property
+    def folder(self) -> Path:
+        """The claim file's folder (relative paths in quantities start here)."""
+        ...
+
+    @property
+    def subject(self) -> Any:
+        """The loaded subject: ``.model``, ``.checkpoint``, ``.weight(name)``."""
+        ...
+
+    def dataset_spec(self, name: str | None = None) -> Any: ...
+
+    def derive(self, *, dataset: str | None = None,
+               interventions: tuple[Any, ...] | None = None) -> Context:
+        """The same evaluation on another dataset and/or with other interventions."""
+        ...
 
 
 class Claim(ABC):
@@ -70,7 +114,7 @@ class Claim(ABC):
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         """Draw the diagnostic plot; the default shows the value against its bounds."""
-        from ..plotting import plot_value_against_bounds
+        from interp_assert.output.plotting import plot_value_against_bounds
 
         plot_value_against_bounds(self, outcome, ax)
 
@@ -94,4 +138,4 @@ def registry_version() -> int:
 
 
 def _load_builtin_kinds() -> None:
-    from . import builtin  # noqa: F401  (registers the built-in kinds on import)
+    from interp_assert.claims import builtin  # noqa: F401  (registers the built-in kinds on import)

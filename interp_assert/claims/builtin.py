@@ -1,8 +1,7 @@
 """Importing this module registers the built-in claim kinds."""
 
-from . import (  # noqa: F401  (each module registers its claim kinds)
+from interp_assert.claims import (  # noqa: F401  (each module registers its claim kinds)
     attention,
-    baseline,
     causal,
     circuit,
     cluster,
@@ -12,4 +11,5 @@ from . import (  # noqa: F401  (each module registers its claim kinds)
     monotone,
     ranking,
     trajectory,
+    within,
 )

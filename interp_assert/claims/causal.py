@@ -30,11 +30,13 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from lark import Tree
 
-from ..circuits import Layout, parse_head
-from ..data import DatasetSpec, load_dataset
-from ..errors import InterpAssertError, QuantityError
-from ..forward import Intervention
-from ..interventions import (
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.errors import InterpAssertError, QuantityError
+from interp_assert.evaluate.circuits import Layout, parse_head
+from interp_assert.evaluate.forward import Intervention
+from interp_assert.evaluate.interventions import (
     ABLATIONS,
     Component,
     ablation,
@@ -43,16 +45,14 @@ from ..interventions import (
     patching,
     random_sets,
 )
-from ..labels import Labelled, expand_labels
-from ..language import ast
-from ..verdict import Outcome, compare, expected_text, fmt
-from .base import Claim, Context, register_claim
-from .compare import evaluate_bounds
+from interp_assert.labels import Labelled, expand_labels
+from interp_assert.language import ast
+from interp_assert.loading.data import DatasetSpec, load_dataset
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..engine import Evaluation
+    from interp_assert.evaluate.evaluation import Evaluation
 
 _SHARED = r"""
 _causal_tail: causal_effect [causal_control]
@@ -90,7 +90,7 @@ class Metric:
         return self._masked(ev).compute(ev)
 
     def _masked(self, ev: Evaluation) -> Any:
-        from ..quantities.behaviour import MetricQuantity
+        from interp_assert.evaluate.quantities.behaviour import MetricQuantity
 
         if not isinstance(self.expr, ast.Ref):
             raise QuantityError(f"'{self}': 'on ... tokens' needs a metric name, not an "
@@ -354,7 +354,7 @@ class CausalClaim(Claim):
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         data = outcome.plot_data
         if "sweep" in data:
-            from ..plotting import heatmap
+            from interp_assert.output.plotting import heatmap
 
             grid, rows, cols = data["sweep"]()
             cells = [(rows.index(f"L{h[0]}"), h[1]) for h in

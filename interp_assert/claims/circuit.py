@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ..circuits import (
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.errors import QuantityError
+from interp_assert.evaluate.circuits import (
     CircuitWeights,
     congruence,
     energy_rank,
@@ -27,17 +31,13 @@ from ..circuits import (
     spectrum,
     weights_for,
 )
-from ..errors import QuantityError
-from ..labels import Axis, Labelled
-from ..language import ast
-from ..verdict import Outcome, compare, expected_text, fmt
-from .base import Claim, Context, register_claim
-from .compare import evaluate_bounds
+from interp_assert.labels import Axis, Labelled
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..engine import Evaluation
+    from interp_assert.evaluate.evaluation import Evaluation
 
 
 def _weights(ctx: Context) -> CircuitWeights:
@@ -61,7 +61,7 @@ def _pairs(table: Labelled) -> list[tuple[int, int]]:
 
 
 def _composition_plot(ax: Axes, data: dict[str, Any], title: str) -> None:
-    from ..plotting import heatmap
+    from interp_assert.output.plotting import heatmap
 
     labels = data["labels"]
     matrix = np.asarray(data["matrix"])

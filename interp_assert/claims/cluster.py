@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import QuantityError
-from ..language import ast
-from ..verdict import Outcome, compare, fmt
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, compare, fmt
+from interp_assert.errors import QuantityError
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -127,7 +127,7 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from matplotlib.patches import Rectangle
 
-        from ..plotting import heatmap
+        from interp_assert.output.plotting import heatmap
 
         data = outcome.plot_data
         n = data["n_members"]
@@ -154,7 +154,7 @@ def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:
 
 
 def _stack(a: Any, b: Any) -> Any:
-    from ..labels import Axis, Labelled
+    from interp_assert.labels import Axis, Labelled
 
     labels = tuple(a.labels_of(0) + b.labels_of(0))
     return Labelled(np.vstack([a.values, b.values]), (Axis(a.axes[0].name, labels), *a.axes[1:]))

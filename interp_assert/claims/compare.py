@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import QuantityError
-from ..language import ast
-from ..verdict import Outcome, compare, expected_text, fmt
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.errors import QuantityError
+from interp_assert.language import ast
 
 
 def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, float | None]:
@@ -81,7 +81,7 @@ class Compare(Claim):
 
 
 def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:
-    from ..stats import interval_for
+    from interp_assert.evaluate.stats import interval_for
 
     return interval_for(quantity.meta, comparison.confidence or 0.95)
 
@@ -113,7 +113,7 @@ AGG: /all|any|mean|max|min/"""
         return f"{self.how} of {self.members}{func} {self.comparison}"
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from ..quantities.functions import apply_function
+        from interp_assert.evaluate.quantities.functions import apply_function
 
         rows_q = ctx.members(self.members)
         labels = rows_q.labels_of(0) if rows_q.ndim else [str(self.members)]

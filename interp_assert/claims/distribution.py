@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InterpAssertError, QuantityError
-from ..labels import Labelled, singular
-from ..language import ast
-from ..quantities.functions import register_function
-from ..streaming import StreamingStats
-from ..verdict import Outcome, compare, fmt
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, compare, fmt
+from interp_assert.errors import InterpAssertError, QuantityError
+from interp_assert.evaluate.quantities.functions import register_function
+from interp_assert.evaluate.streaming import StreamingStats
+from interp_assert.labels import Labelled, singular
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -82,7 +82,7 @@ class Modes:
 
 @dataclass
 class Channel:
-    """One channel of a :class:`~interp_assert.streaming.StreamingStats`."""
+    """One channel of a :class:`~interp_assert.evaluate.streaming.StreamingStats`."""
 
     counts: np.ndarray
     edges: np.ndarray

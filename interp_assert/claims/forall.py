@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import QuantityError, SpecError
-from ..verdict import Outcome
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome
+from interp_assert.errors import QuantityError, SpecError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -184,7 +184,7 @@ FORALL_EXHAUSTIVE: /exhaustively\b/"""
         return {v: parse_strategy(texts[v]) for v in self.variables}
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from ..usercode import resolve_callable
+        from interp_assert.usercode import resolve_callable
 
         options = self._options(ctx)
         specs = self.strategies(options)

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import QuantityError
-from ..labels import Labelled
-from ..language import ast
-from ..verdict import Outcome, fmt
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, fmt
+from interp_assert.errors import QuantityError
+from interp_assert.labels import Labelled
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

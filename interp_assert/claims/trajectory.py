@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InterpAssertError, QuantityError
-from ..labels import Axis, Labelled
-from ..language import ast
-from ..verdict import Outcome, compare, expected_text, fmt
-from .base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.errors import InterpAssertError, QuantityError
+from interp_assert.labels import Axis, Labelled
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

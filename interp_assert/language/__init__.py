@@ -1,6 +1,6 @@
 """The claim language: grammar, syntax tree and parser."""
 
-from .ast import (
+from interp_assert.language.ast import (
     At,
     BinOp,
     Call,
@@ -14,7 +14,7 @@ from .ast import (
     Slice,
     Transpose,
 )
-from .parser import ParsedClaim, parse_claim, parse_expression
+from interp_assert.language.parser import ParsedClaim, parse_claim, parse_expression
 
 __all__ = [
     "At", "BinOp", "Call", "Comparison", "Index", "Members", "Neg", "Node", "Number", "ParsedClaim",

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
-from ..errors import ClaimSyntaxError, InterpAssertError
-from . import ast
+from interp_assert.errors import ClaimSyntaxError, InterpAssertError
+from interp_assert.language import ast
 
 if TYPE_CHECKING:
-    from ..claims.base import Claim
+    from interp_assert.claims.base import Claim
 
 _READABLE = {
     "CMP": "a comparison (>, >=, <, <=, ==)", "NAME": "a name", "NUMBER": "a number",
@@ -136,7 +136,7 @@ class _ToAst(Transformer):
 
     def members(self, *items: Any) -> ast.Members:
         *labels, source = items
-        from ..labels import expand_labels
+        from interp_assert.labels import expand_labels
 
         names: list[str] = []
         for text, column in labels:
@@ -194,7 +194,7 @@ def _grammar_text(kinds: dict[str, type[Claim]]) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _parsers(version: int) -> tuple[Lark, Lark]:
-    from ..claims.base import registered_kinds
+    from interp_assert.claims.base import registered_kinds
 
     kinds = registered_kinds()
     text = _grammar_text(kinds)
@@ -204,7 +204,7 @@ def _parsers(version: int) -> tuple[Lark, Lark]:
 
 
 def _kinds_and_version() -> tuple[dict[str, type[Claim]], int]:
-    from ..claims.base import registered_kinds, registry_version
+    from interp_assert.claims.base import registered_kinds, registry_version
 
     return registered_kinds(), registry_version()
 

@@ -1,0 +1,1 @@
+"""Model adapters (TransformerLens, Hugging Face): loaders that give claims hook points."""

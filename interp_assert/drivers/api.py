@@ -1,0 +1,130 @@
+"""The Python API: check claims from ordinary code and tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from interp_assert.errors import ClaimFailed, Location, SpecError
+from interp_assert.evaluate.evaluation import ClaimResult, evaluate_entry
+from interp_assert.evaluate.quantities.base import QuantityDef
+from interp_assert.labels import Labelled
+from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, check_names, load_claim_file
+from interp_assert.loading.subject import SubjectScope, SubjectSpec
+from interp_assert.output.text import format_result
+
+_CONSTANT_IDS = itertools.count()
+
+
+class Subject:
+    """A checkpoint (and optional loader) with named quantities, for :func:`check`.
+
+    Build one with :func:`subject` or take a claim file's with ``load(path).subject``.
+    """
+
+    def __init__(self, claim_file: ClaimFile) -> None:
+        self.claim_file = claim_file
+
+    def check(self, sentence: str, *, plot_dir: str | Path | None = None) -> ClaimResult:
+        return check(sentence, self, plot_dir=plot_dir)
+
+    def run(self, plot_dir: str | Path | None = None, plots: str = "failed") -> list[ClaimResult]:
+        """Evaluate every claim of the underlying claim file."""
+        folder = Path(plot_dir) if plot_dir is not None else None
+        return [evaluate_entry(self.claim_file, entry, plot_dir=folder, plots=plots)
+                for entry in self.claim_file.claims]
+
+
+def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
+            quantities: Mapping[str, Any] | None = None, allow_pickle: bool = False,
+            base_dir: str | Path = ".") -> Subject:
+    """Make a subject from Python.
+
+    ``quantities`` maps names to definitions exactly as in a claim file's ``quantities:``
+    section (``{"neurons": {"weight": "blocks.0.mlp.W_out", "labels": "N0..N255"}}``);
+    a definition may also be an already computed tensor, array or :class:`Labelled`, taken as
+    it is when ``subject()`` is called (call ``subject()`` again to see later changes).
+    """
+    base = Path(base_dir).resolve()
+    from interp_assert.loading.claim_file import default_search_path
+
+    quantities = dict(quantities or {})
+    constants = any(not isinstance(d, str | Mapping) for d in quantities.values())
+    spec = SubjectSpec(checkpoint=(base / checkpoint).resolve() if checkpoint else None,
+                       loader=loader, allow_pickle=allow_pickle,
+                       search_path=default_search_path(base / "<python>"),
+                       # values computed from Python-side constants stay with this subject
+                       scope=SubjectScope() if constants else None)
+    claim_file = ClaimFile(base / "<python>", spec, {}, [])
+    for name, definition in quantities.items():
+        location = Location("<python>", 1)
+        if isinstance(definition, str | Mapping):
+            claim_file.quantities[name] = QuantityDef.from_yaml(name, definition, location)
+        else:
+            claim_file.quantities[name] = _constant(name, definition, location)
+    return Subject(claim_file)
+
+
+def _constant(name: str, value: Any, location: Location) -> QuantityDef:
+    from interp_assert.evaluate.quantities.base import QuantityKind, as_labelled
+
+    converted = as_labelled(value, name)
+    # a snapshot: changing the tensor afterwards does not change this subject's value
+    labelled = Labelled(converted.values.copy(), converted.axes, name, converted.meta)
+    identity = f"value:{next(_CONSTANT_IDS)}"  # never reused, unlike id(value)
+
+    class Constant(QuantityKind):
+        key = "value"
+
+        def compute(self, ev: Any) -> Labelled:
+            return labelled
+
+        def fingerprint(self) -> str:
+            return identity
+
+    labels = {i: list(a.labels) for i, a in enumerate(labelled.axes) if a.labels is not None}
+    return QuantityDef(name, Constant(name, {}, location), None, labels, "", location)
+
+
+def load(path: str | Path) -> Subject:
+    """Load a claim file; ``load(path).run()`` evaluates its claims, ``.check(...)`` more."""
+    return Subject(load_claim_file(path))
+
+
+def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> ClaimResult:
+    """Check one claim sentence against ``on``; raise :class:`ClaimFailed` (an AssertionError)
+    with the full report when it does not hold, or the error when it cannot be evaluated."""
+    from interp_assert.errors import InterpAssertError
+    from interp_assert.language import parse_claim
+
+    if not isinstance(on, Subject):
+        raise TypeError("check(sentence, on): 'on' must come from interp_assert.subject() or "
+                        "interp_assert.load()")
+    location = Location("<check>", 1)
+    entry = ClaimEntry("check", sentence, "", location)
+    try:
+        entry.parsed = parse_claim(sentence)
+        check_names(entry.parsed, on.claim_file)
+    except InterpAssertError as exc:
+        exc.at(location)
+        raise
+    folder = Path(plot_dir) if plot_dir is not None else None
+    result = evaluate_entry(on.claim_file, entry, plot_dir=folder)
+    if result.error is not None:
+        raise result.error
+    if not result.passed:
+        raise ClaimFailed(format_result(result), result)
+    return result
+
+
+def validate(path: str | Path) -> list[str]:
+    """Problems found in a claim file without evaluating it (empty when none)."""
+    try:
+        claim_file = load_claim_file(path)
+    except SpecError as exc:
+        return [str(exc)]
+    problems = [str(e) for e in claim_file.quantity_errors.values()]
+    problems += [str(entry.error) for entry in claim_file.claims if entry.error is not None]
+    return problems

@@ -1,0 +1,216 @@
+"""pytest entry point of interp-assert (``pytest11``).
+
+Only wires options and hooks. It imports nothing heavy: the library is imported when the
+first claim file is collected, torch and matplotlib only when a claim is evaluated. The hooks
+that run for every test only look for attributes that claim items set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from interp_assert.drivers.pytest_session import ClaimSession
+
+DEFAULT_PATTERNS = ["*.claims.yaml", "*.claims.yml"]
+SESSION_KEY = pytest.StashKey["ClaimSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("interp-assert", "interpretability claims (interp-assert)")
+    group.addoption("--interp-artifacts", metavar="DIR", default=None,
+                    help="folder for plots and results (ini: interp_assert_artifacts; "
+                         "default .interp-assert)")
+    group.addoption("--interp-plots", choices=("failed", "all", "never"), default=None,
+                    help="which claims get a diagnostic plot (ini: interp_assert_plots; "
+                         "default failed)")
+    group.addoption("--interp-json", metavar="FILE", default=None,
+                    help="write every claim's result (per checkpoint) as JSON to FILE")
+    group.addoption("--interp-checkpoint", metavar="PATH", default=None,
+                    help="run every claim file against this checkpoint instead of its own "
+                         "(env: INTERP_ASSERT_CHECKPOINT)")
+    group.addoption("--interp-baseline", metavar="FILE", default=None,
+                    help="judge claims against the values recorded in FILE (the name "
+                         "'baseline' in a claim); a claim without a recorded value fails "
+                         "(ini: interp_assert_baseline)")
+    group.addoption("--interp-baseline-update", action="store_true", default=False,
+                    help="record the measured values of the claims that ran into the "
+                         "--interp-baseline file (others are kept)")
+    group.addoption("--interp-summary", action="store_true", default=False,
+                    help="print a table of every claim's value and verdict at the end "
+                         "(claims x checkpoints for sweeps)")
+    group.addoption("--interp-report", metavar="FILE", default=None,
+                    help="write the claims and their results as a document (HTML; Markdown "
+                         "for *.md) to FILE; every claim gets a plot")
+    group.addoption("--interp-memory-limit", metavar="SIZE", default=None,
+                    help="fail a quantity early, with its estimate, when it would need more "
+                         "memory than SIZE (512MB, 4GiB, 50%% of physical memory, none; ini: "
+                         "interp_assert_memory_limit; env: INTERP_ASSERT_MEMORY_LIMIT; "
+                         "default 50%%)")
+    parser.addini("interp_assert_memory_limit", "memory limit of one quantity (4GiB, 50%, none)",
+                  default="")
+    parser.addini("interp_assert_artifacts", "folder for interp-assert plots and results",
+                  default=".interp-assert")
+    parser.addini("interp_assert_plots", "failed, all or never", default="failed")
+    parser.addini("interp_assert_patterns", "glob patterns of claim files", type="args",
+                  default=DEFAULT_PATTERNS)
+    parser.addini("interp_assert_baseline", "baseline file (relative to the rootdir)",
+                  default="")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "interp_claim: an interp-assert claim (added to every "
+                                       "claim item)")
+    if config.getoption("interp_baseline_update") and not (
+            config.getoption("interp_baseline") or config.getini("interp_assert_baseline")):
+        raise pytest.UsageError("--interp-baseline-update needs --interp-baseline FILE")
+    _set_memory_limit(config)
+    if config.pluginmanager.hasplugin("xdist"):
+        from interp_assert.drivers.pytest_xdist import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(), "interp-assert-xdist")
+    if not _is_worker(config):
+        config.pluginmanager.register(_Reporting(config), "interp-assert-reporting")
+
+
+def _session(config: pytest.Config) -> ClaimSession:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        from interp_assert.drivers.pytest_session import ClaimSession
+
+        session = ClaimSession.from_config(config)
+        config.stash[SESSION_KEY] = session
+    return session
+
+
+def _set_memory_limit(config: pytest.Config) -> None:
+    """Only a run that sets a limit imports the library here (to refuse a bad value early)."""
+    limit = config.getoption("interp_memory_limit") or config.getini("interp_assert_memory_limit")
+    if not limit:
+        return
+    from interp_assert.resources import set_memory_limit
+
+    try:
+        set_memory_limit(limit)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--interp-memory-limit: {exc}") from None
+    config.add_cleanup(lambda: set_memory_limit(None))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    patterns = parent.config.getini("interp_assert_patterns") or DEFAULT_PATTERNS
+    if not any(file_path.match(pattern) for pattern in patterns):
+        return None
+    from interp_assert.drivers.pytest_items import ClaimFileCollector
+
+    _session(parent.config)
+    return ClaimFileCollector.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Attach a claim's record (and plot) to the report that concludes it, so that it reaches
+    the reporting process also from an xdist worker."""
+    outcome = yield
+    document = getattr(item, "interp_document", None)
+    if document is not None and call.when == "teardown":
+        outcome.get_result().interp_document = document
+    record = getattr(item, "interp_record", None)
+    if record is None:
+        return
+    report = outcome.get_result()
+    plot = getattr(item, "interp_plot", None)
+    if call.when == "call" or (call.when == "setup" and report.failed):
+        report.interp_result = record
+        if plot is not None and _html_active(item.config):
+            _add_html_plot(report, plot, record["name"])
+    elif call.when == "teardown" and plot is not None:
+        report.interp_plot = plot
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    release = getattr(item, "interp_release", None)
+    if release is not None:
+        release(nextitem)
+
+
+def _html_active(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+
+
+def _add_html_plot(report: pytest.TestReport, plot: str, name: str) -> None:
+    """The plot inline in pytest-html's report (pytest-html 4 ``extras``)."""
+    import base64
+
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - hasplugin said it is there
+        return
+    try:
+        content = base64.b64encode(Path(plot).read_bytes()).decode("ascii")
+    except OSError:
+        return
+    report.extras = [*getattr(report, "extras", []), extras.png(content, name=f"{name} plot")]
+
+
+class _Reporting:
+    """Gathers claim records from test reports in the reporting process (registered per
+    config: ``pytest_runtest_logreport`` does not receive the config)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "interp_result", None)
+        if record is not None:
+            _session(self.config).add(report.nodeid, record)
+        document = getattr(report, "interp_document", None)
+        if document is not None:
+            _session(self.config).add_document(report.nodeid, document)
+        plot = getattr(report, "interp_plot", None)
+        if plot is not None:
+            _junit_attachment(self.config, report, plot)
+
+
+def _junit_attachment(config: pytest.Config, report: pytest.TestReport, plot: str) -> None:
+    """``[[ATTACHMENT|/abs/plot.png]]`` in the testcase's system-out (Jenkins, GitLab, Azure)."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover - pytest internals moved
+        return
+    log_xml = config.stash.get(xml_key, None)
+    if log_xml is None:
+        return
+    line = f"[[ATTACHMENT|{plot}]]\n"
+    if log_xml.logging in ("system-out", "out-err", "all"):
+        report.sections.append(("Captured stdout interp-assert", line))
+        return
+    import xml.etree.ElementTree as ET
+
+    node = ET.Element("system-out")
+    node.text = line
+    log_xml.node_reporter(report).append(node)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _is_worker(session.config):
+        return
+    claim_session = session.config.stash.get(SESSION_KEY, None)
+    if claim_session is not None:
+        claim_session.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.report(terminalreporter)
+

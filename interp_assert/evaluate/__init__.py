@@ -1,0 +1,1 @@
+"""Step 4 of the pipeline: quantities, expressions and planned forward passes."""

@@ -1,0 +1,574 @@
+"""Evaluation: names resolved to quantities, labels and weights; claims measured and judged."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from interp_assert.claims.outcome import Outcome
+from interp_assert.errors import (
+    InterpAssertError,
+    Location,
+    QuantityError,
+    SpecError,
+    UnknownNameError,
+    did_you_mean,
+)
+from interp_assert.evaluate.circuits import call_context_function, circuit_quantity, is_circuit_name
+from interp_assert.evaluate.quantities.functions import apply_function, lookup
+from interp_assert.labels import Axis, Labelled
+from interp_assert.language import ast
+from interp_assert.language.parser import ParsedClaim
+from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, normalize_name
+from interp_assert.loading.data import DatasetSpec
+from interp_assert.loading.subject import Subject, SubjectSpec, get_subject
+from interp_assert.resources import array_bytes, check_size
+
+_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
+}
+
+
+class Evaluation:
+    """Evaluates expressions of one claim file against one subject (implements the claim
+    :class:`~interp_assert.claims.base.Context`)."""
+
+    def __init__(self, claim_file: ClaimFile, subject: Subject | None,
+                 on: str | None = None, dataset: str | None = None,
+                 interventions: tuple[Any, ...] = ()) -> None:
+        self.file = claim_file
+        self._subject = subject
+        self.on = on
+        self.dataset = dataset
+        self.interventions = interventions
+        self.search_path = claim_file.search_path
+        self._owners = claim_file.label_owners()
+        self._names = {normalize_name(n): n for n in claim_file.quantities}
+        self._stack: list[str] = []
+        self.used: list[str] = []
+        #: this claim's recorded value: what the name ``baseline`` means in its expressions
+        self.baseline: float | None = None
+
+    @property
+    def subject(self) -> Subject:
+        if self._subject is None:
+            raise InterpAssertError("this claim needs a subject (a checkpoint or loader)",
+                                    hint="add 'subject: checkpoint: path/to/model.pt' to the "
+                                         "claim file")
+        return self._subject
+
+    # -- the claim kinds' view (see claims.base.Context) -------------------------------------
+    @property
+    def definitions(self) -> Mapping[str, Any]:
+        return MappingProxyType(self.file.quantities)
+
+    @property
+    def layout(self) -> Any:
+        return self.file.raw.get("layout")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.file.path).resolve().parent
+
+    def derive(self, *, dataset: str | None = None,
+               interventions: tuple[Any, ...] | None = None) -> Evaluation:
+        """The same evaluation on another dataset and/or with other interventions (values
+        are cached per dataset and interventions, so nothing computed is shared wrongly)."""
+        other = Evaluation(self.file, self._subject, self.on,
+                           self.dataset if dataset is None else dataset,
+                           self.interventions if interventions is None else interventions)
+        other.baseline = self.baseline
+        other.used = self.used
+        return other
+
+    # -- quantities ------------------------------------------------------------------------
+    def quantity(self, name: str) -> Labelled:
+        """The named quantity, computed once per subject and definition."""
+        if name in self.file.quantity_errors:
+            raise self.file.quantity_errors[name]
+        definition = self.file.quantities[name]
+        if name in self._stack:
+            raise QuantityError("circular quantity definition: " + " -> ".join(
+                [*self._stack, name]), definition.location)
+        key = ("quantity", self.fingerprint(name), self.dataset, self.interventions)
+        cache = self._subject.cache if self._subject is not None else {}
+        if key not in cache:
+            self._stack.append(name)
+            try:
+                cache[key] = definition.to_labelled(definition.kind.compute(self))
+            except InterpAssertError as exc:
+                raise exc.at(definition.location) from None
+            finally:
+                self._stack.pop()
+        if name not in self.used:
+            self.used.append(name)
+        return cache[key].with_name(name)
+
+    def fingerprint(self, name: str, _trail: tuple[str, ...] = ()) -> str:
+        """Identity of quantity ``name``'s value (its cache key): its definition and, for an
+        expression, what each name in it means in this file, so that the same text over
+        differently defined quantities (another claim file, another subject()) never shares a
+        value."""
+        from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
+        from interp_assert.evaluate.quantities.builtin import CallQuantity
+
+        definition = self.file.quantities[name]
+        kind = definition.kind
+        parts = [kind.fingerprint(), repr(definition.axes), repr(definition.labels)]
+        if isinstance(kind, CallQuantity):  # 'file.py:f' is found through the search path
+            parts.append(f"search_path={self.search_path!r}")
+        layout = self.file.raw.get("layout")
+        if layout is not None and kind.key in ("expr", "circuit"):  # circuit names read it
+            parts.append(f"layout={layout!r}")
+        if isinstance(kind, ForwardQuantity):  # the dataset, not just its name
+            try:
+                spec = self.dataset_spec(kind.config.get("data"))
+            except InterpAssertError:  # computing the value reports it (nothing is cached)
+                parts.append("no dataset")
+            else:
+                parts.append(repr(dataclasses.replace(spec, search_path=(), location=None)))
+        if name not in _trail:  # a cycle is reported when the value is computed
+            for ref in sorted(kind.references()):
+                parts.append(f"{ref}={self._name_fingerprint(ref, (*_trail, name))}")
+        return "|".join(parts)
+
+    def _name_fingerprint(self, name: str, trail: tuple[str, ...]) -> str:
+        """What a name in an expression stands for, as part of a fingerprint."""
+        quantity = self._quantity_name(name)
+        if quantity is not None:
+            return f"({self.fingerprint(quantity, trail)})"
+        try:
+            owners = [self.owner_of(name)]
+        except InterpAssertError:  # declared by several quantities
+            owners = self._owners.get(name, [])
+        if owners and owners[0] is not None:
+            return "label of " + ", ".join(f"({self.fingerprint(o, trail)})" for o in owners)
+        if name == "baseline":
+            return f"baseline {self.baseline!r}"
+        return "weight"  # a weight or circuit of the subject, whose cache this is
+
+    def dataset_spec(self, name: str | None = None) -> DatasetSpec:
+        """A dataset of the file by name; by default the claim's, else the file's first."""
+        datasets = self.file.datasets
+        name = name or self.dataset
+        if name is None:
+            if not datasets:
+                raise SpecError("this claim needs data, but the claim file has no 'data:' "
+                                "section", hint="add 'data: {name: {generate: "
+                                "package.module:function, n: 1000, seed: 0}}'")
+            return next(iter(datasets.values()))
+        if name not in datasets:
+            raise UnknownNameError(f"unknown dataset '{name}'" + did_you_mean(name, datasets))
+        return datasets[name]
+
+    def _quantity_name(self, name: str) -> str | None:
+        if name in self.file.quantities:
+            return name
+        return self._names.get(normalize_name(name))
+
+    def owner_of(self, label: str) -> str | None:
+        owners = self._owners.get(label, [])
+        if self.on in owners:
+            return self.on
+        if len(owners) > 1:
+            raise UnknownNameError(
+                f"label '{label}' is declared by several quantities ({', '.join(owners)})",
+                hint=f"say which: '... of {owners[0]}', or set 'on: {owners[0]}' on the claim")
+        return owners[0] if owners else None
+
+    def resolve(self, name: str) -> Labelled:
+        """A name as a value: a quantity, a declared label (its row), or a weight."""
+        quantity = self._quantity_name(name)
+        if quantity is not None:
+            return self.quantity(quantity)
+        owner = self.owner_of(name)
+        if owner is not None:
+            whole = self.quantity(owner)
+            axis = whole.find_label(name)
+            return whole.take(axis, [whole.axes[axis].index_of(name)], keep=False).with_name(name)
+        if name == "baseline":
+            return self._baseline()
+        if self._subject is not None and ("." in name or self._subject.has_weight(name)):
+            return self._weight(name)
+        if self._subject is not None and is_circuit_name(name):  # W_OV, K-composition, ...
+            return circuit_quantity(self, name)
+        candidates = [*self.file.quantities, *self._owners]
+        if self._subject is not None:
+            with contextlib.suppress(InterpAssertError):
+                candidates += self._subject.weight_names()
+        raise UnknownNameError(f"unknown name '{name}' (not a quantity, label or weight)"
+                               + did_you_mean(name, candidates))
+
+    def _baseline(self) -> Labelled:
+        if self.baseline is None:
+            raise SpecError("'baseline' is this claim's recorded value, but no baseline file was "
+                            "given", hint="run with --interp-baseline FILE (record the values "
+                                          "with --interp-baseline-update)")
+        return Labelled(np.array(self.baseline), (), "baseline")
+
+    def _weight(self, name: str) -> Labelled:
+        key = ("weight", name)
+        cache = self.subject.cache
+        if key not in cache:
+            from interp_assert.evaluate.quantities.base import as_labelled
+
+            cache[key] = as_labelled(self.subject.weight(name), name)
+        return cache[key]
+
+    # -- expressions -----------------------------------------------------------------------
+    def value(self, node: ast.Node) -> Labelled:
+        """Evaluate an expression node."""
+        method = getattr(self, f"_eval_{type(node).__name__.lower()}", None)
+        if method is None:
+            raise QuantityError(f"cannot evaluate '{node}' here")
+        return method(node)
+
+    def scalar(self, node: ast.Node) -> float:
+        return self.value(node).scalar()
+
+    def _eval_number(self, node: ast.Number) -> Labelled:
+        return Labelled(np.array(node.value), (), str(node))
+
+    def _eval_ref(self, node: ast.Ref) -> Labelled:
+        return self.resolve(node.name)
+
+    def _eval_neg(self, node: ast.Neg) -> Labelled:
+        operand = self.value(node.operand)
+        return Labelled(-operand.values, operand.axes, f"-{operand.name}")
+
+    def _eval_transpose(self, node: ast.Transpose) -> Labelled:
+        return apply_function("transpose", [self.value(node.operand)])
+
+    def _eval_call(self, node: ast.Call) -> Labelled:
+        weighted = call_context_function(self, node)  # congruence(...): reads the weights
+        if weighted is not None:
+            return weighted
+        function = lookup(node.func)
+        args: list[Any] = []
+        for i, arg in enumerate(node.args):
+            if i in function.axis_params:
+                if not isinstance(arg, ast.Ref):
+                    raise QuantityError(f"argument {i + 1} of {node.func}() must be an axis name")
+                args.append(arg.name)
+            else:
+                args.append(self.value(arg))
+        result = apply_function(node.func, args)
+        return result.with_name(str(node))
+
+    def _eval_binop(self, node: ast.BinOp) -> Labelled:
+        left, right = self.value(node.left), self.value(node.right)
+        if node.op == "@":
+            return _matmul(left, right, str(node))
+        try:
+            check_size(array_bytes(np.broadcast_shapes(left.shape, right.shape)), f"'{node}'")
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                values = _BINARY[node.op](left.values, right.values)
+        except ValueError:
+            raise QuantityError(f"cannot combine shapes {left.shape} and {right.shape} in "
+                                f"'{node}'") from None
+        axes = left.axes if left.ndim >= right.ndim else right.axes
+        context = {**right.meta.get("context", {}), **left.meta.get("context", {})}
+        return Labelled(values, axes, str(node), {"context": context} if context else {})
+
+    def _eval_at(self, node: ast.At) -> Labelled:
+        whole = self.resolve(node.quantity)
+        axis = whole.find_label(node.label)
+        result = whole.take(axis, [whole.axes[axis].index_of(node.label)], keep=False)
+        if node.stratum is not None:
+            assert node.feature is not None
+            feature_axis = result.axis(node.feature)
+            index = result.axes[feature_axis].index_of(node.stratum)
+            result = result.take(feature_axis, [index], keep=False)
+        return result.with_name(str(node))
+
+    def _eval_index(self, node: ast.Index) -> Labelled:
+        target = self.value(node.target)
+        result = target
+        dropped = 0
+        for position, item in enumerate(node.items):
+            if isinstance(item, ast.Slice):
+                axis = position - dropped
+                start = _label_or_none(item.start)
+                stop = _label_or_none(item.stop)
+                size = result.shape[axis]
+                lo = result.axes[axis].index_of(start) if start is not None else 0
+                hi = result.axes[axis].index_of(stop) if stop is not None else size - 1
+                lo, hi = (lo + size if lo < 0 else lo), (hi + size if hi < 0 else hi)
+                if size and not (0 <= lo < size and 0 <= hi < size):
+                    raise QuantityError(f"slice '{item}' in '{node}' is outside the axis "
+                                        f"({size} positions)")
+                if hi < lo and size:
+                    raise QuantityError(f"slice '{item}' in '{node}' runs backwards (its end "
+                                        "comes before its start)",
+                                        hint="write the slice from its first to its last label")
+                result = result.take(axis, list(range(lo, hi + 1)))
+                continue
+            label = _label_text(item)
+            if label is None:
+                raise QuantityError(f"index '{item}' must be a label, a position or a slice")
+            axis = result.find_label(label) if len(node.items) == 1 else position - dropped
+            result = result.take(axis, [result.axes[axis].index_of(label)], keep=False)
+            dropped += 1
+        return result.with_name(str(node))
+
+    # -- members ---------------------------------------------------------------------------
+    def members(self, members: ast.Members) -> Labelled:
+        """The members as rows of one quantity, stacked along axis 0."""
+        if members.source is not None:
+            source = self.value(members.source)
+            axis = source.find_label(members.labels[0])
+            rows = source.select(list(members.labels), axis)
+            return _move_to_front(rows, axis)
+        if len(members.labels) == 1:
+            only = members.labels[0]
+            if self._quantity_name(only) is not None or (
+                    self.owner_of(only) is None and "." in only):
+                return self.resolve(only)
+        owners = {label: self.owner_of(label) for label in members.labels}
+        missing = [label for label, owner in owners.items() if owner is None]
+        if missing:
+            raise UnknownNameError(f"unknown label '{missing[0]}'"
+                                   + did_you_mean(missing[0], self._owners))
+        distinct = sorted(set(owners.values()))
+        if len(distinct) > 1:
+            raise UnknownNameError("members come from different quantities: " + ", ".join(
+                f"{label} ({owner})" for label, owner in owners.items()))
+        source = self.quantity(distinct[0])
+        axis = source.find_label(members.labels[0])
+        return _move_to_front(source.select(list(members.labels), axis), axis)
+
+    def members_source(self, members: ast.Members) -> Labelled | None:
+        if members.source is not None:
+            return self.value(members.source)
+        owner = self.owner_of(members.labels[0])
+        return self.quantity(owner) if owner else None
+
+
+def _move_to_front(value: Labelled, axis: int) -> Labelled:
+    if axis == 0:
+        return value
+    order = [axis] + [i for i in range(value.ndim) if i != axis]
+    return Labelled(np.transpose(value.values, order), tuple(value.axes[i] for i in order),
+                    value.name, value.meta)
+
+
+def _label_text(node: ast.Node | None) -> str | None:
+    if isinstance(node, ast.Ref):
+        return node.name
+    if isinstance(node, ast.Number):
+        return str(int(node.value)) if node.value == int(node.value) else str(node.value)
+    return None
+
+
+def _label_or_none(node: ast.Node | None) -> str | None:
+    return None if node is None else _label_text(node)
+
+
+def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:
+    try:
+        check_size(array_bytes(_matmul_shape(left.shape, right.shape)), f"'{name}'")
+        values = np.matmul(left.values, right.values)
+    except ValueError:
+        raise QuantityError(f"cannot multiply shapes {left.shape} @ {right.shape} in '{name}'",
+                            hint="transpose one side with .T, or check which axis is which"
+                            ) from None
+    if left.ndim == 1 and right.ndim == 1:
+        axes: tuple[Axis, ...] = ()
+    elif left.ndim == 1:
+        axes = right.axes[:-2] + right.axes[-1:]
+    elif right.ndim == 1:
+        axes = left.axes[:-1]
+    else:
+        batch = left.axes[:-2] if left.ndim >= right.ndim else right.axes[:-2]
+        axes = (*batch, left.axes[-2], right.axes[-1])
+    return Labelled(values, axes, name)
+
+
+def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``left @ right`` (ValueError where they do not multiply)."""
+    a = (1, *left) if len(left) == 1 else left
+    b = (*right, 1) if len(right) == 1 else right
+    if not a or not b or a[-1] != b[-2]:
+        raise ValueError("shapes do not multiply")
+    return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
+
+
+# -- claims ------------------------------------------------------------------------------------
+@dataclass
+class ClaimResult:
+    """The result of one claim on one subject: passed, failed, or an error."""
+
+    file: str
+    claim_id: str
+    sentence: str
+    why: str
+    location: Location
+    status: str
+    outcome: Outcome | None = None
+    error: InterpAssertError | None = None
+    plot: Path | None = None
+    subject: str | None = None
+    sha256: str | None = None
+    duration: float = 0.0
+    quantities: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def substitute(obj: Any, variable: str, value: int) -> Any:
+    """Replace ``{i}`` / ``{i+1}`` / ``{i-1}`` in every name and label of a claim."""
+    pattern = re.compile(r"\{" + re.escape(variable) + r"(?:([+-])(\d+))?\}")
+
+    def fill(text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            sign, amount = match.groups()
+            offset = int(amount) * (1 if sign == "+" else -1) if sign else 0
+            return str(value + offset)
+
+        return pattern.sub(repl, text)
+
+    if isinstance(obj, str):
+        return fill(obj)
+    if isinstance(obj, tuple):
+        return tuple(substitute(item, variable, value) for item in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
+                   for f in dataclasses.fields(obj) if f.init}
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
+    """The claim, or one instance per value of its ``for`` clause."""
+    if parsed.for_each is None:
+        return [(None, parsed.claim)]
+    each = parsed.for_each
+    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
+            for i in range(each.start, each.stop + 1)]
+
+
+def evaluate_parsed(parsed: ParsedClaim, evaluation: Evaluation) -> tuple[Any, Outcome]:
+    """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
+    results = [(tag, claim, claim.evaluate(evaluation)) for tag, claim in instances(parsed)]
+    if len(results) == 1:
+        return results[0][1], results[0][2]
+    failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
+    tag, claim, worst = (failing or results)[0]
+    rows = []
+    for instance_tag, _, outcome in results:
+        rows.append({"instance": instance_tag, "measured": outcome.measured,
+                     "holds": outcome.passed})
+    held = len(results) - len(failing)
+    measured = f"{held}/{len(results)} instances hold"
+    if failing:
+        measured += f"; first failing {tag}: {worst.measured}"
+    combined = Outcome(not failing, measured, f"every instance: {worst.expected}",
+                       value=float(held) / len(results), rows=rows, notes=worst.notes,
+                       plot_data=worst.plot_data, context=worst.context)
+    return claim, combined
+
+
+def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: SubjectSpec | None
+                   = None, plot_dir: Path | None = None, plots: str = "failed",
+                   baseline: float | None = None) -> ClaimResult:
+    """Evaluate one claim of a file; errors become results (one broken claim hides nothing).
+
+    ``baseline`` is the claim's recorded value, the meaning of the name ``baseline``."""
+    from interp_assert.output.plotting import save_plot
+
+    started = time.perf_counter()
+    spec = subject_spec or claim_file.subject
+    result = ClaimResult(str(claim_file.path), entry.id, entry.text, entry.why, entry.location,
+                         "error", subject=spec.label if spec else None)
+    if entry.error is not None or entry.parsed is None:
+        result.error = entry.error
+        return result
+    subject = get_subject(spec) if spec is not None else None
+    dataset = entry.options.get("data")
+    evaluation = Evaluation(claim_file, subject, entry.options.get("on"),
+                            str(dataset) if dataset is not None else None)
+    evaluation.baseline = baseline
+    if spec is not None:
+        plan(claim_file, spec, evaluation.dataset)
+    try:
+        with _lock(subject):
+            claim, outcome = evaluate_parsed(entry.parsed, evaluation)
+            result.sha256 = subject.sha256 if subject is not None else None
+    except InterpAssertError as exc:
+        result.error = _name_claim(exc, entry)
+    except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
+        result.error = _unexpected(exc, entry)
+    else:
+        result.outcome = outcome
+        result.status = "passed" if outcome.passed else "failed"
+        want_plot = plots == "all" or (plots == "failed" and not outcome.passed)
+        if want_plot and plot_dir is not None:
+            path = plot_dir / f"{_safe(entry.id)}.png"
+            try:
+                result.plot = save_plot(claim, outcome, path, title=f"{entry.id}: {entry.text}")
+            except Exception as exc:
+                outcome.notes.append(f"the plot could not be drawn: {type(exc).__name__}: {exc}")
+    if result.sha256 is None and subject is not None:
+        with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
+            result.sha256 = subject.sha256
+    result.quantities = evaluation.used
+    result.duration = time.perf_counter() - started
+    return result
+
+
+def plan(claim_file: ClaimFile, subject_spec: SubjectSpec, dataset: str | None = None) -> None:
+    """Register every forward-pass quantity of the file, so one pass serves them all."""
+    from interp_assert.evaluate.forward import register
+    from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
+
+    for definition in claim_file.quantities.values():
+        kind = definition.kind
+        if not isinstance(kind, ForwardQuantity):
+            continue
+        name = kind.config.get("data") or dataset
+        if name is None and not claim_file.datasets:
+            continue
+        spec = claim_file.datasets.get(name) if name else next(iter(claim_file.datasets.values()))
+        if spec is None:
+            continue
+        key, factory = kind.need(spec, claim_file.search_path)
+        register(subject_spec, spec, key, factory)
+
+
+def _lock(subject: Subject | None) -> Any:
+    import contextlib
+
+    return subject.lock if subject is not None else contextlib.nullcontext()
+
+
+def _name_claim(exc: InterpAssertError, entry: ClaimEntry) -> InterpAssertError:
+    """The error as this claim's: a copy (one error may be shared by several claims, e.g. a
+    broken checkpoint's) that names the claim and its place."""
+    named = exc.copy().at(entry.location)
+    if f"claim '{entry.id}'" not in named.message:
+        named.message = f"claim '{entry.id}': {named.message}"
+    return named
+
+
+def _unexpected(exc: Exception, entry: ClaimEntry) -> InterpAssertError:
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
+    error = InterpAssertError(
+        f"claim '{entry.id}': unexpected {type(exc).__name__}: {exc}", entry.location,
+        hint="this may be a bug in interp-assert; last frames:\n" + "".join(frames).rstrip())
+    return error
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-\[\]=]+", "_", name)

@@ -1,0 +1,333 @@
+"""Planned forward passes: every activation, distribution and metric that the claims of a run
+need on one (checkpoint, dataset) is read in a single pass, with all hooks attached at once.
+
+Quantities register what they will need (a :class:`Sink` factory) when their claim file is
+loaded; the first request on a (subject, dataset, interventions) triple runs one pass that
+feeds every registered sink, and the results are cached on the subject.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
+from interp_assert.evaluate.streaming import StreamingStats
+from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
+from interp_assert.loading.subject import Subject, SubjectSpec
+from interp_assert.workers import parallel_map
+
+
+class Sink(ABC):
+    """Consumes a forward pass batch by batch: a module's output (or input), or the logits."""
+
+    #: module path whose output it reads, or None for the model's output (logits)
+    hook: str | None = None
+    read_input: bool = False
+    #: set when the sink was dropped from its pass (it would exceed the memory limit)
+    error: QuantityError | None = None
+
+    @abstractmethod
+    def update(self, value: Any, batch: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def result(self) -> Any: ...
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        """Memory the sink will hold after a pass over ``total`` samples, estimated once it has
+        seen the first ``seen`` (what :func:`run_forward` checks against the memory limit)."""
+        return 0
+
+    def describe(self) -> str:
+        if self.hook is None:
+            return "the model output"
+        return f"the input of {self.hook}" if self.read_input else self.hook
+
+    def release(self) -> None:
+        """Free what the sink holds (it was dropped from its pass)."""
+        return None
+
+
+class KeepingSink(Sink):
+    """Keeps every batch's array and concatenates them at the end."""
+
+    parts: list[np.ndarray]
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        kept = sum(part.nbytes for part in self.parts)
+        return 2 * kept * total // max(seen, 1)  # the parts and their concatenation
+
+    def result(self) -> np.ndarray:
+        return np.concatenate(self.parts, axis=0)
+
+    def release(self) -> None:
+        self.parts = []
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, tuple | list):
+        value = value[0]
+    return value.detach().float().cpu().numpy()
+
+
+class CaptureSink(KeepingSink):
+    """Keeps the whole activation (float32), concatenated over batches."""
+
+    def __init__(self, hook: str, read_input: bool = False) -> None:
+        self.hook, self.read_input = hook, read_input
+        self.parts = []
+
+    def update(self, value: Any, batch: dict[str, Any]) -> None:
+        self.parts.append(_to_numpy(value))
+
+
+class DistributionSink(Sink):
+    """Streams per-channel statistics of an activation pooled over all but its last axis."""
+
+    def __init__(self, hook: str, read_input: bool = False, bins: int = 1024,
+                 thresholds: Sequence[float] = ()) -> None:
+        self.hook, self.read_input = hook, read_input
+        self.bins, self.thresholds = bins, tuple(thresholds)
+        self.stats: StreamingStats | None = None
+
+    def update(self, value: Any, batch: dict[str, Any]) -> None:
+        array = _to_numpy(value)
+        if self.stats is None:
+            self.stats = StreamingStats(array.shape[-1], self.bins, self.thresholds)
+        self.stats.update(array.reshape(-1, array.shape[-1]))
+
+    def result(self) -> StreamingStats:
+        assert self.stats is not None
+        return self.stats
+
+    def bytes_needed(self, seen: int, total: int) -> int:
+        if self.stats is None:
+            return 0
+        return self.stats.counts.nbytes + self.stats.below.nbytes  # fixed: does not grow
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """A change to the forward pass (ablation, patching): replaces a module's output."""
+
+    hook: str
+    key: Hashable
+    apply: Callable[[Any, dict[str, Any]], Any]
+
+    def __hash__(self) -> int:
+        return hash((self.hook, self.key))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Intervention) and (self.hook, self.key) == (other.hook,
+                                                                               other.key)
+
+
+PlanKey = tuple[SubjectSpec, DatasetSpec, tuple[Intervention, ...]]
+_PLANS: dict[PlanKey, dict[Hashable, Callable[[], Sink]]] = {}
+_PLAN_LOCK = threading.Lock()
+FORWARD_PASSES: list[PlanKey] = []  # a log of passes run (tests and benchmarks read it)
+
+
+def register(subject: SubjectSpec, dataset: DatasetSpec, key: Hashable,
+             factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> None:
+    """Announce that a sink will be requested, so the pass that serves others serves it too."""
+    with _PLAN_LOCK:
+        _PLANS.setdefault((subject, dataset, interventions), {}).setdefault(key, factory)
+
+
+def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
+            factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> Any:
+    """The result of sink ``key``, running (at most) one forward pass for everything planned."""
+    plan_key = (subject.spec, dataset_spec, interventions)
+    cache_key = ("forward", dataset_spec, interventions, key)
+    with subject.lock:
+        if cache_key in subject.cache:
+            return _unwrap(subject.cache[cache_key])
+        register(subject.spec, dataset_spec, key, factory, interventions)
+        with _PLAN_LOCK:
+            planned = dict(_PLANS.get(plan_key, {}))
+        missing: dict[Hashable, Sink] = {}
+        for k, make in planned.items():
+            if ("forward", dataset_spec, interventions, k) in subject.cache:
+                continue
+            try:
+                missing[k] = make()
+            except InterpAssertError as exc:  # one quantity's bad options break only its claims
+                subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
+        run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
+        FORWARD_PASSES.append(plan_key)
+        # the sinks' results (concatenations, mostly) are independent: computed side by side
+        results = parallel_map(_finish, missing.values())
+        for k, result in zip(missing, results):
+            subject.cache[("forward", dataset_spec, interventions, k)] = result
+        return _unwrap(subject.cache[cache_key])
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A cached sink result that is an error (each request raises a fresh copy of it)."""
+
+    error: InterpAssertError
+
+
+def _finish(sink: Sink) -> Any:
+    """A sink's result, or its error (which concerns only the claims that read this sink)."""
+    if sink.error is not None:
+        return _Refused(sink.error)
+    try:
+        return sink.result()
+    except InterpAssertError as exc:
+        return _Refused(exc)
+
+
+def _unwrap(cached: Any) -> Any:
+    if isinstance(cached, _Refused):
+        raise cached.error.copy()
+    return cached
+
+
+def over_memory_limit(sinks: Sequence[Sink], seen: int, dataset: Dataset) -> list[Sink]:
+    """The sinks to drop from a pass, largest first, so that what the others keep fits in the
+    memory limit; each gets its error. ``seen``: samples of the first batch."""
+    from interp_assert.resources import format_bytes, limit_error, memory_limit
+
+    limit = memory_limit()
+    if limit is None:
+        return []
+    needs = sorted(((sink.bytes_needed(seen, dataset.n), i) for i, sink in enumerate(sinks)),
+                   reverse=True)
+    whole = total = sum(need for need, _ in needs)
+    dropped = []
+    for need, i in needs:
+        if total <= limit:
+            break
+        total -= need
+        sink = sinks[i]
+        share = f" (the whole pass: {format_bytes(whole)})" if whole > need else ""
+        sink.error = limit_error(
+            f"keeping {sink.describe()} on dataset '{dataset.spec.name}' ({dataset.n} samples)",
+            need, limit, hint="use fewer samples (the dataset's 'n') or a 'distribution:' "
+                              "quantity, which streams statistics instead of keeping every value")
+        if share:
+            sink.error.message += share
+        dropped.append(sink)
+    return dropped
+
+
+def find_module(model: Any, path: str) -> Any:
+    """The submodule at a dotted path (TransformerLens hook names are submodule paths)."""
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        names = [name for name, _ in model.named_modules() if name]
+        raise QuantityError(f"the model has no module '{path}'" + did_you_mean(path, names),
+                            hint="hook points: " + ", ".join(n for n in names if "hook" in n)[:300]
+                            ) from None
+
+
+def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
+                 virtual: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any]]:
+    """Call the model on one batch: (logits, values of virtual hook points).
+
+    An adapter model may define ``interp_forward(batch, hooks) -> {"logits": ..., name: ...}``
+    to take over the call and provide hook points that are not modules (e.g. a Hugging Face
+    model's attention patterns from ``output_attentions``).
+    """
+    if hasattr(model, "interp_forward"):
+        out = model.interp_forward(batch, virtual)
+        return out["logits"], {k: v for k, v in out.items() if k != "logits"}
+    inputs = batch[dataset.spec.input]
+    output = model(_to_device(inputs, dataset.spec.device))
+    if hasattr(output, "logits"):
+        return output.logits, {}
+    if isinstance(output, tuple | list):
+        return output[0], {}
+    return output, {}
+
+
+def has_module(model: Any, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _to_device(value: Any, device: str) -> Any:
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        value = torch.as_tensor(np.asarray(value))
+    return value.to(device)
+
+
+def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
+                interventions: tuple[Intervention, ...] = ()) -> None:
+    """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
+    import torch
+
+    model = subject.model
+    if model is None:
+        raise QuantityError("activations and metrics need a model: add 'loader:' to the subject",
+                            hint="a loader is a function 'package.module:load' that returns "
+                                 "the model built from the checkpoint")
+    current: dict[str, Any] = {}
+    handles = []
+    try:
+        for intervention in interventions:
+            module = find_module(model, intervention.hook)
+            handles.append(module.register_forward_hook(
+                lambda _m, _args, out, _i=intervention: _i.apply(out, current)))
+        groups: dict[tuple[str, bool], list[Sink]] = {}
+        virtual_sinks: dict[str, list[Sink]] = {}
+        adapter = hasattr(model, "interp_forward")
+        for sink in sinks:
+            if sink.hook is None:
+                continue
+            if adapter and not sink.read_input and not has_module(model, sink.hook):
+                virtual_sinks.setdefault(sink.hook, []).append(sink)
+            else:
+                groups.setdefault((sink.hook, sink.read_input), []).append(sink)
+        virtual = frozenset(virtual_sinks)
+        for (hook, read_input), group in groups.items():
+            module = find_module(model, hook)
+            if read_input:
+                handles.append(module.register_forward_pre_hook(
+                    lambda _m, args, _g=group: _feed(_g, args[0], current)))
+            else:
+                handles.append(module.register_forward_hook(
+                    lambda _m, _args, out, _g=group: _feed(_g, out, current)))
+        output_sinks = [s for s in sinks if s.hook is None]
+        with torch.inference_mode():
+            for number, batch in enumerate(dataset.batches()):
+                current.clear()
+                current.update(batch)
+                logits, values = model_output(model, batch, dataset, virtual)
+                for sink in output_sinks:
+                    sink.update(logits, batch)
+                for hook, group in virtual_sinks.items():
+                    if hook not in values:
+                        raise QuantityError(f"the model adapter provided no hook point '{hook}'"
+                                            + did_you_mean(hook, values))
+                    for sink in group:
+                        sink.update(values[hook], batch)
+                if number == 0:  # the first batch tells how much the whole pass will keep
+                    for sink in over_memory_limit(sinks, len(batch["_index"]), dataset):
+                        sink.release()
+                        for group in (*groups.values(), *virtual_sinks.values(), output_sinks):
+                            if sink in group:
+                                group.remove(sink)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _feed(sinks: list[Sink], value: Any, batch: dict[str, Any]) -> None:
+    """A hook's body: feeds the sinks and returns None, so the module's output stays as it is."""
+    for sink in sinks:
+        sink.update(value, batch)

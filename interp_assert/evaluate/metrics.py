@@ -1,0 +1,303 @@
+"""Behaviour metrics computed from logits during the planned forward pass.
+
+Each metric is a :class:`~interp_assert.evaluate.forward.Sink` on the model output. Rates carry
+their counts (``successes``/``trials``: Wilson intervals); means carry per-sample values
+(``samples``: bootstrap intervals). By default the logits at position p predict the token at
+p + 1 (causal language models); ``predict: same`` reads the logits at p itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from interp_assert.errors import SpecError, did_you_mean
+from interp_assert.evaluate.forward import Sink
+from interp_assert.labels import Axis, Labelled, expand_labels
+from interp_assert.loading.data import Dataset
+from interp_assert.usercode import call_user, resolve_callable
+
+METRICS: dict[str, type[Metric]] = {}
+
+
+def register_metric(cls: type[Metric]) -> type[Metric]:
+    """Class decorator adding a built-in metric (its ``name`` is used as ``metric: name``)."""
+    METRICS[cls.name] = cls
+    return cls
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Metric(Sink):
+    """Base of metrics: reads answer positions and targets from the dataset."""
+
+    name: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset({"answer", "predict", "targets"})
+    hook = None
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        self.config = dict(config)
+        self.dataset = dataset
+        answer = self.config.get("answer")
+        self.answer_labels = expand_labels(answer) if answer is not None else None
+        self.answer_index = ([dataset.position_index(label) for label in self.answer_labels]
+                             if self.answer_labels else None)
+        self.shift = 0 if self.config.get("predict", "next") == "same" else 1
+
+    def targets_and_logits(self, logits: Any, batch: dict[str, Any]) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+        """[batch, answer] target ids and [batch, answer, vocab] logits that predict them."""
+        if self.answer_index is None:
+            raise SpecError(f"metric '{self.name}' needs 'answer:' (the answer position labels)")
+        tokens = _numpy(batch[self.config.get("targets", self.dataset.spec.input)])
+        index = np.array(self.answer_index)
+        predicting = index - self.shift
+        if predicting.min() < 0:
+            raise SpecError(f"metric '{self.name}': answer position {self.answer_labels[0]} "
+                            "has no earlier position to predict it from",
+                            hint="use 'predict: same' for models that predict in place")
+        return tokens[:, index], _numpy(logits.float())[:, predicting]
+
+    def context(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.spec.describe(), "samples": self.dataset.n}
+
+
+@register_metric
+class ExactMatch(Metric):
+    """Fraction of samples whose every answer token is the argmax prediction."""
+
+    name = "exact_match"
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.correct = self.total = 0
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        targets, answer_logits = self.targets_and_logits(logits, batch)
+        right = np.all(answer_logits.argmax(-1) == targets, axis=1)
+        self.correct += int(right.sum())
+        self.total += right.size
+
+    def result(self) -> Labelled:
+        value = self.correct / self.total if self.total else float("nan")
+        return Labelled(np.array(value), (), self.name,
+                        {"successes": np.array(self.correct), "trials": np.array(self.total),
+                         "context": self.context()})
+
+
+@register_metric
+class PositionError(Metric):
+    """Error rate per answer position; with ``by: feature`` split into without/with."""
+
+    name = "position_error"
+    options = Metric.options | {"by"}
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        width = len(self.answer_labels or [])
+        self.by = self.config.get("by")
+        strata = 2 if self.by else 1
+        self.errors = np.zeros((width, strata), dtype=np.int64)
+        self.counts = np.zeros((width, strata), dtype=np.int64)
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        targets, answer_logits = self.targets_and_logits(logits, batch)
+        wrong = answer_logits.argmax(-1) != targets
+        if self.by:
+            feature = _numpy(batch[self.by]) if self.by in batch else None
+            if feature is None:
+                raise SpecError(f"metric '{self.name}': dataset has no field '{self.by}'"
+                                + did_you_mean(self.by, batch))
+            if feature.shape[1] != wrong.shape[1]:
+                feature = feature[:, np.array(self.answer_index)]
+            stratum = (feature != 0).astype(np.int64)
+        else:
+            stratum = np.zeros_like(wrong, dtype=np.int64)
+        for s in range(self.errors.shape[1]):
+            mask = stratum == s
+            self.errors[:, s] += np.sum(wrong & mask, axis=0)
+            self.counts[:, s] += np.sum(mask, axis=0)
+
+    def result(self) -> Labelled:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = self.errors / self.counts
+        meta = {"successes": self.errors, "trials": self.counts, "context": self.context()}
+        answer_axis = Axis("answer", tuple(self.answer_labels or ()))
+        if self.by:
+            return Labelled(rate, (answer_axis, Axis(self.by, ("without", "with"))), self.name,
+                            meta)
+        return Labelled(rate[:, 0], (answer_axis,), self.name,
+                        {**meta, "successes": self.errors[:, 0], "trials": self.counts[:, 0]})
+
+
+@register_metric
+class TokenAccuracy(Metric):
+    """Fraction of answer tokens predicted right."""
+
+    name = "token_accuracy"
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.correct = self.total = 0
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        targets, answer_logits = self.targets_and_logits(logits, batch)
+        right = answer_logits.argmax(-1) == targets
+        self.correct += int(right.sum())
+        self.total += right.size
+
+    def result(self) -> Labelled:
+        return Labelled(np.array(self.correct / self.total if self.total else np.nan), (),
+                        self.name, {"successes": np.array(self.correct),
+                                    "trials": np.array(self.total), "context": self.context()})
+
+
+@register_metric
+class ErrorDirection(Metric):
+    """Among wrong answer tokens, the fraction with (prediction - target) mod m = each offset."""
+
+    name = "error_direction"
+    options = Metric.options | {"modulus"}
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.modulus = int(self.config.get("modulus", 10))
+        self.histogram = np.zeros(self.modulus, dtype=np.int64)
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        targets, answer_logits = self.targets_and_logits(logits, batch)
+        predictions = answer_logits.argmax(-1)
+        wrong = predictions != targets
+        offsets = (predictions[wrong] - targets[wrong]) % self.modulus
+        self.histogram += np.bincount(offsets, minlength=self.modulus)[: self.modulus]
+
+    def result(self) -> Labelled:
+        total = self.histogram.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = self.histogram / total
+        labels = tuple(str(i) for i in range(self.modulus))
+        return Labelled(values, (Axis("offset", labels),), self.name,
+                        {"successes": self.histogram,
+                         "trials": np.full(self.modulus, total), "context": self.context()})
+
+
+@register_metric
+class Loss(Metric):
+    """Mean cross-entropy (nats) on the answer positions, or where a boolean field is true
+    (``mask: repeated``; ``mask: not repeated`` for the complement)."""
+
+    name = "loss"
+    options = Metric.options | {"mask"}
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        self.per_sample: list[np.ndarray] = []
+        mask = str(self.config.get("mask", "")).strip()
+        self.negate = mask.startswith("not ")
+        self.mask = mask[4:].strip() if self.negate else mask or None
+        if self.mask is None and self.answer_index is None:
+            raise SpecError("metric 'loss' needs 'answer:' positions or a 'mask:' field")
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        array = _numpy(logits.float())
+        tokens = _numpy(batch[self.config.get("targets", self.dataset.spec.input)])
+        log_probs = array - _logsumexp(array)
+        if self.mask is not None:
+            mask = _numpy(batch[self.mask]).astype(bool)
+            if self.negate:
+                mask = ~mask
+            mask[:, : self.shift] = False  # no earlier position predicts the first token(s)
+            positions = np.arange(tokens.shape[1])
+            source = np.clip(positions - self.shift, 0, None)
+            picked = np.take_along_axis(log_probs[:, source], tokens[..., None], axis=-1)[..., 0]
+            losses = np.where(mask, -picked, 0.0)
+            counts = mask.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.per_sample.append(np.where(counts > 0, losses.sum(axis=1) / counts, np.nan))
+        else:
+            targets, _ = self.targets_and_logits(logits, batch)
+            index = np.array(self.answer_index) - self.shift
+            picked = np.take_along_axis(log_probs[:, index], targets[..., None], axis=-1)[..., 0]
+            self.per_sample.append(-picked.mean(axis=1))
+
+    def result(self) -> Labelled:
+        samples = np.concatenate(self.per_sample)
+        samples = samples[np.isfinite(samples)] if np.isfinite(samples).any() else samples
+        return Labelled(np.array(samples.mean() if samples.size else np.nan), (), self.name,
+                        {"samples": samples, "context": self.context()})
+
+
+def _logsumexp(array: np.ndarray) -> np.ndarray:
+    top = array.max(axis=-1, keepdims=True)
+    return top + np.log(np.sum(np.exp(array - top), axis=-1, keepdims=True))
+
+
+@register_metric
+class LogitDifference(Metric):
+    """Mean of logit[correct] - logit[incorrect] at ``position``; the token ids per sample come
+    from the dataset fields named by ``correct`` and ``incorrect``."""
+
+    name = "logit_diff"
+    options = Metric.options | {"position", "correct", "incorrect"}
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        for key in ("position", "correct", "incorrect"):
+            if key not in self.config:
+                raise SpecError(f"metric 'logit_diff' needs '{key}:'")
+        self.position = dataset.position_index(str(self.config["position"]))
+        self.values: list[np.ndarray] = []
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        array = _numpy(logits.float())[:, self.position]
+        correct = _numpy(batch[self.config["correct"]]).astype(np.int64).reshape(-1, 1)
+        incorrect = _numpy(batch[self.config["incorrect"]]).astype(np.int64).reshape(-1, 1)
+        diff = (np.take_along_axis(array, correct, 1) - np.take_along_axis(array, incorrect, 1))
+        self.values.append(diff[:, 0])
+
+    def result(self) -> Labelled:
+        samples = np.concatenate(self.values)
+        return Labelled(np.array(samples.mean()), (), self.name,
+                        {"samples": samples, "context": self.context()})
+
+
+class CustomMetric(Metric):
+    """A user callable ``f(logits, batch) -> per-sample values``; the metric is their mean."""
+
+    name = "custom"
+    options = Metric.options | {"args"}
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset, reference: str,
+                 search_path: Any) -> None:
+        super().__init__(config, dataset)
+        self.reference = reference
+        self.function = resolve_callable(reference, search_path, "metric")
+        self.values: list[np.ndarray] = []
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        out = call_user(self.function, f"metric '{self.reference}'", logits, batch,
+                        **dict(self.config.get("args") or {}))
+        self.values.append(np.atleast_1d(_numpy(out)).astype(np.float64).reshape(-1))
+
+    def result(self) -> Labelled:
+        samples = np.concatenate(self.values)
+        return Labelled(np.array(samples.mean()), (), self.reference,
+                        {"samples": samples, "context": self.context()})
+
+
+def make_metric(reference: str, config: Mapping[str, Any], dataset: Dataset,
+                search_path: Any) -> Metric:
+    """A built-in metric by name, or a custom one by 'module:function'."""
+    if ":" in reference:
+        return CustomMetric(config, dataset, reference, search_path)
+    if reference not in METRICS:
+        raise SpecError(f"unknown metric '{reference}'" + did_you_mean(reference, METRICS),
+                        hint="built-in metrics: " + ", ".join(sorted(METRICS))
+                        + "; or 'package.module:function'")
+    return METRICS[reference](config, dataset)

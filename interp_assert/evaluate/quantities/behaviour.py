@@ -1,0 +1,176 @@
+"""Quantities read from forward passes on a dataset: ``activation``, ``distribution``, ``metric``.
+
+All of them register a sink with the planner, so one forward pass per (checkpoint, dataset)
+serves every claim that needs it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import abstractmethod
+from collections.abc import Callable, Hashable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from interp_assert.errors import SpecError
+from interp_assert.evaluate.forward import CaptureSink, DistributionSink, Sink, request
+from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
+from interp_assert.labels import Axis, Labelled
+from interp_assert.loading.data import DatasetSpec, load_dataset
+
+if TYPE_CHECKING:
+    from interp_assert.evaluate.evaluation import Evaluation
+
+_LAYER = re.compile(r"(?:blocks|layers?|layer|h)\.(\d+)\.")
+
+
+def activation_axes(hook: str, shape: tuple[int, ...],
+                    positions: tuple[str, ...] | None) -> tuple[Axis, ...]:
+    """Axis names and labels following TransformerLens's hook conventions.
+
+    Heads are labelled L{layer}H{head}, MLP neurons L{layer}N{i}, positions by the dataset.
+    """
+    match = _LAYER.search(hook + ".")
+    layer = match.group(1) if match else None
+    suffix = hook.rsplit(".", 1)[-1]
+
+    def pos_axis(name: str, size: int) -> Axis:
+        labels = positions if positions is not None and len(positions) == size else None
+        return Axis(name, labels)
+
+    def heads(size: int) -> Axis:
+        prefix = f"L{layer}H" if layer is not None else "H"
+        return Axis("head", tuple(f"{prefix}{h}" for h in range(size)))
+
+    if suffix in ("hook_pattern", "hook_attn_scores") and len(shape) == 4:
+        return (Axis("batch"), heads(shape[1]), pos_axis("query", shape[2]),
+                pos_axis("key", shape[3]))
+    if suffix in ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result") and len(shape) == 4:
+        return (Axis("batch"), pos_axis("pos", shape[1]), heads(shape[2]), Axis("d_head"))
+    if suffix in ("hook_pre", "hook_post", "hook_pre_linear") and len(shape) == 3:
+        prefix = f"L{layer}N" if layer is not None else "N"
+        return (Axis("batch"), pos_axis("pos", shape[1]),
+                Axis("neuron", tuple(f"{prefix}{i}" for i in range(shape[2]))))
+    axes = [Axis("batch")]
+    if len(shape) >= 3:
+        axes.append(pos_axis("pos", shape[1]))
+        axes += [Axis("d_model" if i == len(shape) - 1 else f"dim{i}")
+                 for i in range(2, len(shape))]
+    else:
+        axes += [Axis(f"dim{i}") for i in range(1, len(shape))]
+    return tuple(axes)
+
+
+class ForwardQuantity(QuantityKind):
+    """Base of quantities measured during the planned forward pass."""
+
+    options = frozenset({"data"})
+
+    def dataset(self, ev: Evaluation) -> DatasetSpec:
+        return ev.dataset_spec(self.config.get("data"))
+
+    @abstractmethod
+    def need(self, dataset: DatasetSpec, search_path: tuple[Path, ...]
+             ) -> tuple[Hashable, Callable[[], Sink]]:
+        """The sink this quantity reads, as (key, factory)."""
+
+    def read(self, ev: Evaluation) -> tuple[Any, DatasetSpec]:
+        dataset = self.dataset(ev)
+        key, factory = self.need(dataset, ev.search_path)
+        return request(ev.subject, dataset, key, factory, ev.interventions), dataset
+
+    def context(self, dataset: DatasetSpec) -> dict[str, Any]:
+        return {"dataset": dataset.describe(), "samples": load_dataset(dataset).n}
+
+
+@register_quantity
+class Activation(ForwardQuantity):
+    """A module's output (``input: true``: its input) over the dataset, captured by a forward
+    hook: ``activation: blocks.1.attn.hook_pattern``. Axis names follow TransformerLens."""
+
+    key = "activation"
+    options = frozenset({"data", "input"})
+
+    def need(self, dataset: DatasetSpec, search_path: tuple[Path, ...]
+             ) -> tuple[Hashable, Callable[[], Sink]]:
+        hook, read_input = self.config["activation"], bool(self.config.get("input", False))
+        return ("capture", hook, read_input), lambda: CaptureSink(hook, read_input)
+
+    def compute(self, ev: Evaluation) -> Labelled:
+        array, dataset = self.read(ev)
+        positions = load_dataset(dataset).positions  # a text dataset derives them from tokens
+        axes = activation_axes(self.config["activation"], array.shape, positions)
+        return Labelled(array, axes, self.name, {"context": self.context(dataset)},
+                        keep_float32=True)
+
+
+@register_quantity
+class Distribution(ForwardQuantity):
+    """Streaming per-channel statistics of an activation, pooled over batch and positions:
+    ``distribution: blocks.0.mlp.hook_post``. Its value is the per-channel mean; distribution
+    claims read the histograms, moments and peaks."""
+
+    key = "distribution"
+    options = frozenset({"data", "input", "bins", "thresholds"})
+
+    def validate(self) -> None:
+        bins = self.config.get("bins", 1024)
+        if not isinstance(bins, int) or bins < 8 or bins % 2:
+            raise SpecError(f"quantity '{self.name}': 'bins' must be an even number >= 8",
+                            self.location)
+
+    def need(self, dataset: DatasetSpec, search_path: tuple[Path, ...]
+             ) -> tuple[Hashable, Callable[[], Sink]]:
+        hook, read_input = self.config["distribution"], bool(self.config.get("input", False))
+        bins = int(self.config.get("bins", 1024))
+        thresholds = tuple(float(t) for t in self.config.get("thresholds", ()))
+        return (("distribution", hook, read_input, bins, thresholds),
+                lambda: DistributionSink(hook, read_input, bins, thresholds))
+
+    def compute(self, ev: Evaluation) -> Labelled:
+        stats, dataset = self.read(ev)
+        hook = self.config["distribution"]
+        axis = activation_axes(hook, (1, 1, stats.channels), None)[-1]
+        return Labelled(stats.mean(), (axis,), self.name,
+                        {"stats": stats, "context": {**self.context(dataset),
+                                                     "values per channel": int(stats.n)}})
+
+
+@register_quantity
+class MetricQuantity(ForwardQuantity):
+    """A behaviour metric (``metric: exact_match`` ... or ``metric: package.module:function``)
+    computed from the logits of the planned forward pass."""
+
+    key = "metric"
+
+    @classmethod
+    def allowed_options(cls, raw: Mapping[str, Any]) -> frozenset[str]:
+        from interp_assert.evaluate.metrics import METRICS, CustomMetric
+
+        metric = METRICS.get(str(raw.get("metric", "")), CustomMetric)
+        return metric.options | {"data"}
+
+    def validate(self) -> None:
+        from interp_assert.evaluate.metrics import METRICS
+
+        name = self.config["metric"]
+        if not isinstance(name, str) or (":" not in name and name not in METRICS):
+            from interp_assert.errors import did_you_mean
+
+            raise SpecError(f"quantity '{self.name}': unknown metric '{name}'"
+                            + did_you_mean(str(name), METRICS), self.location,
+                            hint="built-in metrics: " + ", ".join(sorted(METRICS)))
+
+    def need(self, dataset: DatasetSpec, search_path: tuple[Path, ...]
+             ) -> tuple[Hashable, Callable[[], Sink]]:
+        from interp_assert.evaluate.metrics import make_metric
+
+        config = {k: v for k, v in self.config.items() if k not in ("metric", "data")}
+        frozen = tuple(sorted((k, repr(v)) for k, v in config.items()))
+        reference = self.config["metric"]
+        return (("metric", reference, frozen),
+                lambda: make_metric(reference, config, load_dataset(dataset), search_path))
+
+    def compute(self, ev: Evaluation) -> Labelled:
+        value, _dataset = self.read(ev)
+        return Labelled(value.values, value.axes, self.name, dict(value.meta))

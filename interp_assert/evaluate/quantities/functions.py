@@ -1,0 +1,232 @@
+"""Functions usable in expressions (``norm``, ``cos``, ``softmax``, ``svd_s`` ...).
+
+Each takes and returns :class:`Labelled` values and works along the last axis unless told
+otherwise; add one with :func:`register_function`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from interp_assert.errors import QuantityError, UnknownNameError, did_you_mean
+from interp_assert.labels import Axis, Labelled
+from interp_assert.resources import array_bytes, check_size
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function of labelled values; ``axis_params`` are positions taking an axis name."""
+
+    impl: Callable[..., Labelled]
+    arity: tuple[int, int]
+    axis_params: frozenset[int] = frozenset()
+    doc: str = ""
+
+
+FUNCTIONS: dict[str, Function] = {}
+
+
+def register_function(name: str, arity: tuple[int, int] = (1, 1),
+                      axis_params: tuple[int, ...] = ()) -> Callable:
+    """Decorator registering ``impl`` as expression function ``name``."""
+
+    def decorate(impl: Callable[..., Labelled]) -> Callable[..., Labelled]:
+        FUNCTIONS[name] = Function(impl, arity, frozenset(axis_params),
+                                   (impl.__doc__ or "").strip())
+        return impl
+
+    return decorate
+
+
+def lookup(name: str) -> Function:
+    if name not in FUNCTIONS:
+        raise UnknownNameError(f"unknown function '{name}'" + did_you_mean(name, FUNCTIONS))
+    return FUNCTIONS[name]
+
+
+def apply_function(name: str, args: list[Labelled | str]) -> Labelled:
+    """Call function ``name``; axis parameters are passed as axis-name strings."""
+    function = lookup(name)
+    low, high = function.arity
+    if not low <= len(args) <= high:
+        count = str(low) if low == high else f"{low} to {high}"
+        raise QuantityError(f"{name}() takes {count} argument(s), got {len(args)}")
+    return function.impl(*args)
+
+
+def _reduce_last(x: Labelled, values: np.ndarray) -> Labelled:
+    return Labelled(values, x.axes[:-1], x.name)
+
+
+def _elementwise(x: Labelled, values: np.ndarray) -> Labelled:
+    return Labelled(values, x.axes, x.name)
+
+
+def _axis_index(x: Labelled, axis: str | None) -> int:
+    return x.ndim - 1 if axis is None else x.axis(axis)
+
+
+@register_function("norm", (1, 2), axis_params=(1,))
+def norm(x: Labelled, axis: str | None = None) -> Labelled:
+    """Euclidean norm along the last axis (or the named axis)."""
+    i = _axis_index(x, axis)
+    return Labelled(np.linalg.norm(x.values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+
+
+def _unit_rows(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return values / np.linalg.norm(values, axis=-1, keepdims=True)
+
+
+@register_function("cos", (1, 2))
+def cos(a: Labelled, b: Labelled | None = None) -> Labelled:
+    """Cosine similarity: two vectors give a number, rows of matrices give a pairwise table,
+    and one matrix gives its rows' pairwise table."""
+    if b is None:
+        b = a
+    ua, ub = _unit_rows(a.values), _unit_rows(b.values)
+    if a.ndim == 1 and b.ndim == 1:
+        return Labelled(np.dot(ua, ub), (), "cos")
+    if a.ndim == 1:
+        return Labelled(ub @ ua, b.axes[:-1], "cos")
+    if b.ndim == 1:
+        return Labelled(ua @ ub, a.axes[:-1], "cos")
+    if a.ndim == 2 and b.ndim == 2:
+        check_size(array_bytes((a.shape[0], b.shape[0])),
+                   f"cos() of {a.shape[0]} x {b.shape[0]} rows (a pairwise table)",
+                   hint="select the rows you need first (index the quantity by their labels)")
+        second = b.axes[0]
+        if second.name == a.axes[0].name:
+            second = Axis(second.name + "_2", second.labels)
+        return Labelled(ua @ ub.T, (a.axes[0], second), "cos")
+    raise QuantityError(f"cos() takes vectors or matrices, got shapes {a.shape} and {b.shape}")
+
+
+@register_function("unit")
+def unit(x: Labelled) -> Labelled:
+    """Rows scaled to unit norm."""
+    return _elementwise(x, _unit_rows(x.values))
+
+
+@register_function("dot", (2, 2))
+def dot(a: Labelled, b: Labelled) -> Labelled:
+    """Inner product along the last axis (broadcast over the others)."""
+    return _reduce_last(a if a.ndim >= b.ndim else b, np.sum(a.values * b.values, axis=-1))
+
+
+@register_function("orthogonalize", (2, 2))
+def orthogonalize(a: Labelled, b: Labelled) -> Labelled:
+    """``a`` minus its projection onto ``b`` (row by row): the part of a that is not b."""
+    ub = _unit_rows(b.values)
+    projection = np.sum(a.values * ub, axis=-1, keepdims=True) * ub
+    return _elementwise(a, a.values - projection)
+
+
+@register_function("softmax")
+def softmax(x: Labelled) -> Labelled:
+    """Softmax along the last axis."""
+    shifted = x.values - np.max(x.values, axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return _elementwise(x, e / np.sum(e, axis=-1, keepdims=True))
+
+
+@register_function("sigmoid")
+def sigmoid(x: Labelled) -> Labelled:
+    """Logistic sigmoid, element-wise."""
+    return _elementwise(x, 1.0 / (1.0 + np.exp(-x.values)))
+
+
+@register_function("layer_norm")
+def layer_norm(x: Labelled) -> Labelled:
+    """Parameter-free layer norm along the last axis (centre, scale to unit variance, eps 1e-5)."""
+    centred = x.values - np.mean(x.values, axis=-1, keepdims=True)
+    scale = np.sqrt(np.mean(centred**2, axis=-1, keepdims=True) + 1e-5)
+    return _elementwise(x, centred / scale)
+
+
+FUNCTIONS["ln"] = FUNCTIONS["layer_norm"]
+
+for _name, _ufunc in {"abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+                      "relu": lambda v: np.maximum(v, 0.0)}.items():
+    register_function(_name)(lambda x, _f=_ufunc: _elementwise(x, _f(x.values)))
+
+
+def _reduction(np_func: Callable[..., np.ndarray], accumulates: bool) -> Callable[..., Labelled]:
+    def reduce(x: Labelled, axis: str | None = None) -> Labelled:
+        # sums of float32 activations accumulate in float64
+        options = {"dtype": np.float64} if accumulates else {}
+        if axis is None:
+            return Labelled(np_func(x.values, **options), (), x.name)
+        i = x.axis(axis)
+        return Labelled(np_func(x.values, axis=i, **options), x.axes[:i] + x.axes[i + 1:],
+                        x.name)
+
+    return reduce
+
+
+for _name, (_np, _accumulates) in {"mean": (np.mean, True), "sum": (np.sum, True),
+                                   "max": (np.max, False), "min": (np.min, False),
+                                   "std": (np.std, True), "var": (np.var, True)}.items():
+    register_function(_name, (1, 2), axis_params=(1,))(_reduction(_np, _accumulates))
+
+
+@register_function("transpose")
+def transpose(x: Labelled) -> Labelled:
+    """Swap the last two axes."""
+    if x.ndim < 2:
+        return x
+    return Labelled(np.swapaxes(x.values, -1, -2), (*x.axes[:-2], x.axes[-1], x.axes[-2]), x.name)
+
+
+def _svd(x: Labelled) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if x.ndim < 2:
+        raise QuantityError(f"svd needs a matrix, got shape {x.shape}")
+    return np.linalg.svd(x.values, full_matrices=False)
+
+
+@register_function("svd_s")
+def svd_s(x: Labelled) -> Labelled:
+    """Singular values (descending) of the last two axes, labelled S0, S1, ..."""
+    s = _svd(x)[1]
+    labels = tuple(f"S{i}" for i in range(s.shape[-1]))
+    return Labelled(s, (*x.axes[:-2], Axis("singular", labels)), x.name)
+
+
+FUNCTIONS["singular_values"] = FUNCTIONS["svd_s"]
+
+
+@register_function("svd_u")
+def svd_u(x: Labelled) -> Labelled:
+    """Left singular vectors as rows: [..., S_i, rows-space]."""
+    u = np.swapaxes(_svd(x)[0], -1, -2)
+    labels = tuple(f"S{i}" for i in range(u.shape[-2]))
+    return Labelled(u, (*x.axes[:-2], Axis("singular", labels), x.axes[-2]), x.name)
+
+
+@register_function("svd_v")
+def svd_v(x: Labelled) -> Labelled:
+    """Right singular vectors as rows: [..., S_i, column-space]."""
+    vh = _svd(x)[2]
+    labels = tuple(f"S{i}" for i in range(vh.shape[-2]))
+    return Labelled(vh, (*x.axes[:-2], Axis("singular", labels), x.axes[-1]), x.name)
+
+
+@register_function("effective_rank", (2, 2))
+def effective_rank(x: Labelled, energy: Labelled) -> Labelled:
+    """Smallest k whose top-k singular values hold ``energy`` of the squared total."""
+    s = _svd(x)[1]
+    fraction = float(energy.scalar())
+    cumulative = np.cumsum(s**2, axis=-1) / np.sum(s**2, axis=-1, keepdims=True)
+    return Labelled(1 + np.sum(cumulative < fraction - 1e-12, axis=-1), x.axes[:-2], x.name)
+
+
+@register_function("kurtosis", (1, 2), axis_params=(1,))
+def kurtosis(x: Labelled, axis: str | None = None) -> Labelled:
+    """Excess kurtosis (Fisher) along the last (or named) axis."""
+    from scipy.stats import kurtosis as scipy_kurtosis
+
+    i = _axis_index(x, axis)
+    return Labelled(scipy_kurtosis(x.values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)

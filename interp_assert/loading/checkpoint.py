@@ -1,0 +1,177 @@
+"""Loading checkpoints safely: ``torch.load(weights_only=True)`` unless the claim file opts in."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_assert.errors import CheckpointError, did_you_mean
+
+STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
+SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the raw object, its state dict, metadata and identity."""
+
+    path: Path
+    raw: Any
+    state_dict: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _sha256: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file, computed once."""
+        if self._sha256 is None:
+            self._sha256 = file_sha256(self.path)
+        return self._sha256
+
+    def tensor(self, name: str) -> Any:
+        """The tensor called ``name``; a missing name is reported with its near matches."""
+        if name in self.state_dict:
+            return self.state_dict[name]
+        raise CheckpointError(
+            f"checkpoint {self.path.name} has no tensor '{name}'"
+            + did_you_mean(name, self.state_dict),
+            hint=f"it holds {len(self.state_dict)} tensors, e.g. "
+                 + ", ".join(list(self.state_dict)[:4]))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:
+    """Load ``path`` (.pt/.pth/.bin/.ckpt via torch, .safetensors via safetensors).
+
+    Without ``allow_pickle`` only tensors and plain containers are unpickled
+    (``weights_only=True``); a checkpoint that needs more is refused with the way to opt in.
+    """
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}",
+                              hint="check 'subject: checkpoint:' (paths are relative to the "
+                                   "claim file)")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path is a folder: {path}",
+                              hint="name the checkpoint file (or use a loader for model folders)")
+    if path.suffix == ".safetensors":
+        raw = _load_safetensors(path)
+    else:
+        raw = _load_torch(path, allow_pickle)
+    state_dict, metadata = split_state_dict(raw, path)
+    return Checkpoint(path, raw, state_dict, metadata)
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {exc}") from None
+
+
+def _load_torch(path: Path, allow_pickle: bool) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as exc:
+        if not _looks_serialized(path):  # garbage, not a pickle that needs trusting
+            raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
+                                  "corrupt?): neither a zip archive nor a pickle") from None
+        if allow_pickle:
+            raise CheckpointError(f"{path.name} could not be unpickled: "
+                                  f"{_plain(str(exc))[:300]}") from None
+        raise CheckpointError(
+            f"{path.name} needs full unpickling, which can run arbitrary code; refused "
+            f"({_refusal_reason(str(exc))})",
+            hint="if you trust this file, set 'allow_pickle: true' under 'subject:' in the "
+                 "claim file") from None
+    except Exception as exc:  # truncated, corrupt, or garbage read as a pickle
+        detail = f"{type(exc).__name__}: {_first_sentence(exc)}"
+        damaged = isinstance(exc, RuntimeError | EOFError | zipfile.BadZipFile | OSError
+                              | ValueError)
+        if not damaged and not _looks_serialized(path):  # KeyError, struct.error ...
+            detail = "neither a zip archive nor a pickle"
+        elif not damaged and allow_pickle:  # e.g. a pickled class that no longer imports
+            raise CheckpointError(f"{path.name} could not be unpickled: {detail}") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or "
+                              f"corrupt?): {detail}") from None
+
+
+def _first_sentence(exc: BaseException) -> str:
+    """The first sentence of an exception's first line (torch appends long advice)."""
+    line = _plain(str(exc)).strip().split("\n")[0]
+    return re.split(r"(?<=[^.])\. (?=[A-Z])", line, maxsplit=1)[0][:300]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain(text: str) -> str:
+    """``text`` without terminal escape codes (torch bolds parts of its messages)."""
+    return _ANSI.sub("", text)
+
+
+def _refusal_reason(message: str) -> str:
+    """The useful line of torch's weights-only refusal (which global was not allowed)."""
+    text = _plain(message)
+    match = re.search(r"WeightsUnpickler error: ([^\n]*?)(?:\. |\n|$)", text)
+    return (match.group(1) if match else text.split("\n")[0])[:300]
+
+
+def _looks_serialized(path: Path) -> bool:
+    """Whether the file starts like something torch.load reads: a zip archive or a pickle
+    (protocol 2+ starts with 0x80, as does torch's legacy format)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(4)
+    except OSError:
+        return False
+    return header.startswith(b"PK") or header[:1] == b"\x80"
+
+
+def _is_tensor_mapping(value: Any) -> bool:
+    import torch
+
+    return (isinstance(value, Mapping) and len(value) > 0
+            and all(isinstance(v, torch.Tensor) for v in value.values()))
+
+
+def split_state_dict(raw: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Find the state dict inside a checkpoint object; the rest is metadata."""
+    import torch
+
+    if isinstance(raw, torch.nn.Module):
+        return dict(raw.state_dict()), {}
+    if _is_tensor_mapping(raw):
+        return dict(raw), {}
+    if isinstance(raw, Mapping):
+        for key in STATE_DICT_KEYS:
+            value = raw.get(key)
+            if isinstance(value, torch.nn.Module):
+                value = value.state_dict()
+            if _is_tensor_mapping(value):
+                return dict(value), {k: v for k, v in raw.items() if k != key}
+        tensors = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors, {k: v for k, v in raw.items() if k not in tensors}
+    raise CheckpointError(
+        f"{path.name} holds no state dict (a {type(raw).__name__}"
+        + (f" with keys {list(raw)[:6]}" if isinstance(raw, Mapping) else "") + ")",
+        hint="save a dict of tensors, or a dict with 'model_state_dict' / 'state_dict' / "
+             "'model'")

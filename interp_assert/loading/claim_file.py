@@ -1,0 +1,534 @@
+"""Claim files: YAML with a subject, quantities and claims, read with line numbers kept."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from interp_assert.errors import (
+    ClaimSyntaxError,
+    InterpAssertError,
+    Location,
+    SpecError,
+    UnknownNameError,
+    did_you_mean,
+)
+from interp_assert.language import ast
+from interp_assert.language.parser import ParsedClaim, parse_claim
+from interp_assert.loading.subject import SubjectSpec
+from interp_assert.usercode import project_root
+
+SUFFIXES = (".claims.yaml", ".claims.yml")
+TOP_LEVEL_KEYS = frozenset({"subject", "quantities", "claims", "data", "description", "title",
+                            "defaults", "baseline", "metrics", "layout"})
+SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle", "python_path",
+                          "device", "description"})
+CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
+                        "plot", "skip", "holds_from", "strategies", "max_examples",
+                        "exhaustive"})
+STATUSES = ("holds", "open")
+_COMPONENT = re.compile(r"^L\d+[HN]\d+$")
+
+
+class _Map(dict):
+    """A YAML mapping that remembers where its keys and values start."""
+
+    key_marks: dict[Any, yaml.Mark]
+    value_nodes: dict[Any, yaml.Node]
+    mark: yaml.Mark
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    """SafeLoader that records marks and rejects duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Map:
+        self.flatten_mapping(node)
+        result = _Map()
+        result.key_marks, result.value_nodes, result.mark = {}, {}, node.start_mark
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in result:
+                raise SpecError(f"duplicate key '{key}'", _location(self.name, key_node.start_mark),
+                                hint="each key may appear once in a mapping; rename or merge")
+            result[key] = self.construct_object(value_node, deep=True)
+            result.key_marks[key] = key_node.start_mark
+            result.value_nodes[key] = value_node
+        return result
+
+
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                _LocatingLoader.construct_mapping)
+# YAML 1.1 reads on/off/yes/no as booleans ("on: pattern" would become True); only true/false
+# are booleans in claim files.
+_LocatingLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_LocatingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def _location(path: str, mark: yaml.Mark | None) -> Location | None:
+    return Location(path, mark.line + 1, mark.column + 1) if mark is not None else None
+
+
+def key_location(path: str, mapping: Any, key: Any) -> Location | None:
+    marks = getattr(mapping, "key_marks", {})
+    return _location(path, marks.get(key) or getattr(mapping, "mark", None))
+
+
+def check_keys(mapping: Mapping, allowed: frozenset[str] | set[str], what: str,
+               location: Location | None) -> None:
+    """Raise a did-you-mean error for the first unknown key."""
+    for key in mapping:
+        if key not in allowed:
+            where = key_location(location.path, mapping, key) if location else None
+            raise SpecError(f"unknown key '{key}' in {what}" + did_you_mean(str(key), allowed),
+                            where or location,
+                            hint="allowed keys: " + ", ".join(sorted(allowed)))
+
+
+@dataclass
+class ClaimEntry:
+    """One claim of a file: its text, documentation, place, and parse result or error."""
+
+    id: str
+    text: str
+    why: str
+    location: Location
+    tags: list[str] = field(default_factory=list)
+    status: str = "holds"
+    requires: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    parsed: ParsedClaim | None = None
+    error: InterpAssertError | None = None
+
+
+@dataclass
+class ClaimFile:
+    """A parsed claim file. File-level problems raise; claim-level ones stay on the claim."""
+
+    path: Path
+    subject: SubjectSpec | None
+    quantities: dict[str, Any]
+    claims: list[ClaimEntry]
+    quantity_errors: dict[str, InterpAssertError] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    description: str = ""
+    datasets: dict[str, Any] = field(default_factory=dict)
+    #: a sweep (``subject: checkpoints:``) in natural order; ``subject.checkpoint`` is its last
+    checkpoints: tuple[Path, ...] = ()
+
+    @property
+    def search_path(self) -> tuple[Path, ...]:
+        return self.subject.search_path if self.subject else default_search_path(self.path)
+
+    def label_owners(self) -> dict[str, list[str]]:
+        """Declared label -> quantities that declare it."""
+        owners: dict[str, list[str]] = {}
+        for name, definition in self.quantities.items():
+            for label in definition.known_labels():
+                owners.setdefault(label, []).append(name)
+        return owners
+
+
+def default_search_path(path: Path) -> tuple[Path, ...]:
+    folder = path.resolve().parent
+    root = project_root(folder)
+    return (folder, root) if root != folder else (folder,)
+
+
+def is_claim_file(path: Path, suffixes: tuple[str, ...] = SUFFIXES) -> bool:
+    return path.name.endswith(suffixes)
+
+
+def load_claim_file(path: str | Path) -> ClaimFile:
+    """Read and parse a claim file. Raises :class:`SpecError` for problems with the whole file;
+    a broken claim or quantity keeps its error and the others stay usable."""
+    from interp_assert.evaluate.quantities.base import QuantityDef
+
+    path = Path(path)
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read claim file: {exc.strerror}", Location(shown, 1)) from None
+    try:
+        raw = yaml.load(text, Loader=_make_loader(shown))  # a SafeLoader subclass
+    except SpecError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, shown) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
+    if not isinstance(raw, Mapping):
+        raise SpecError("a claim file must be a mapping with 'subject', 'quantities' and "
+                        "'claims'", Location(shown, 1))
+    file_location = Location(shown, 1)
+    check_keys(raw, TOP_LEVEL_KEYS, "the claim file", file_location)
+    sweep = _sweep(raw, path, shown)
+    subject = _subject(raw, path, shown, sweep[-1] if sweep else None)
+    quantities: dict[str, Any] = {}
+    quantity_errors: dict[str, InterpAssertError] = {}
+    raw_quantities = raw.get("quantities") or {}
+    if not isinstance(raw_quantities, Mapping):
+        raise SpecError("'quantities' must be a mapping of name -> definition",
+                        key_location(shown, raw, "quantities"))
+    for name, definition in raw_quantities.items():
+        where = key_location(shown, raw_quantities, name)
+        try:
+            quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where)
+        except InterpAssertError as exc:
+            quantity_errors[str(name)] = exc.at(where)
+    from interp_assert.loading.data import parse_datasets
+
+    search_path = subject.search_path if subject else default_search_path(path)
+    datasets = parse_datasets(raw.get("data"), path.resolve().parent, search_path, shown)
+    claim_file = ClaimFile(path, subject, quantities, [], quantity_errors, dict(raw),
+                           str(raw.get("title", "")), str(raw.get("description", "")),
+                           datasets, sweep)
+    _check_cycles(claim_file)
+    claim_file.claims = _claims(raw, shown, claim_file)
+    return claim_file
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
+    """Invalid YAML, placed where it went wrong; what was open there (a quoted text, a ``[``
+    list) is named with where it started, and is the place when the file ended inside it."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    message = f"invalid YAML: {exc.problem or exc.context}"
+    if exc.problem and exc.context and context is not None and context != mark:
+        message += (f" ({exc.context} that starts at line {context.line + 1}, column "
+                    f"{context.column + 1})")
+        if "end of stream" in exc.problem or "<stream end>" in exc.problem:
+            mark = context
+    return SpecError(message, _location(shown, mark),
+                     hint="check indentation and quoting near this place")
+
+
+def _make_loader(name: str) -> type[_LocatingLoader]:
+    class Loader(_LocatingLoader):
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.name = name
+
+    return Loader
+
+
+def _subject(raw: Mapping, path: Path, shown: str,
+             last: Path | None = None) -> SubjectSpec | None:
+    spec = raw.get("subject")
+    where = key_location(shown, raw, "subject")
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = {"checkpoint": spec}
+    if not isinstance(spec, Mapping):
+        raise SpecError("'subject' must be a checkpoint path or a mapping", where)
+    check_keys(spec, SUBJECT_KEYS, "'subject'", where)
+    base = path.resolve().parent
+    search = list(default_search_path(path))
+    extra = spec.get("python_path", [])
+    for entry in [extra] if isinstance(extra, str) else extra:
+        search.insert(0, (base / entry).resolve())
+    checkpoint = spec.get("checkpoint")
+    if checkpoint is not None and not isinstance(checkpoint, str):
+        raise SpecError("'subject: checkpoint' must be a path", where)
+    if spec.get("checkpoints") is not None:
+        if checkpoint is not None:
+            raise SpecError("'subject' has both 'checkpoint' and 'checkpoints'", where,
+                            hint="keep 'checkpoints:' for a sweep, 'checkpoint:' for one file")
+        checkpoint = str(last)
+    allow_pickle = spec.get("allow_pickle", False)
+    if not isinstance(allow_pickle, bool):
+        raise SpecError("'subject: allow_pickle' must be true or false", where)
+    return SubjectSpec(
+        checkpoint=(base / checkpoint).resolve() if checkpoint else None,
+        loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
+        device=str(spec.get("device", "cpu")), location=where)
+
+
+def _sweep(raw: Mapping, path: Path, shown: str) -> tuple[Path, ...]:
+    """The checkpoints of ``subject: checkpoints:`` (paths or globs), naturally ordered."""
+    from interp_assert.loading.targets import expand_checkpoints
+
+    spec = raw.get("subject")
+    value = spec.get("checkpoints") if isinstance(spec, Mapping) else None
+    if value is None:
+        return ()
+    where = key_location(shown, spec, "checkpoints")
+    patterns = [value] if isinstance(value, str) else value
+    if not isinstance(patterns, list) or not patterns or not all(
+            isinstance(p, str) for p in patterns):
+        raise SpecError("'subject: checkpoints' must be a glob or a list of paths", where)
+    try:
+        return expand_checkpoints(patterns, path.resolve().parent)
+    except ValueError as exc:
+        raise SpecError(str(exc), where, hint="paths and globs are relative to the claim "
+                                              "file's folder") from None
+
+
+def _check_cycles(claim_file: ClaimFile) -> None:
+    """Quantities defined in terms of each other get an error naming the cycle."""
+    graph = {name: q.kind.references() & set(claim_file.quantities)
+             for name, q in claim_file.quantities.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                for member in cycle:
+                    claim_file.quantity_errors.setdefault(member, SpecError(
+                        "circular quantity definition: " + " -> ".join(cycle),
+                        claim_file.quantities[member].location,
+                        hint="define one of them without referring back"))
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in graph:
+        if name not in state:
+            visit(name, [name])
+
+
+def slugify(text: str) -> str:
+    normalized = unicodedata.normalize("NFKD", text).replace("·", "").replace("≥", " ge ")
+    normalized = normalized.replace("≤", " le ").replace(">=", " ge ").replace("<=", " le ")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", normalized).strip("-").lower()
+    return slug[:60] or "claim"
+
+
+def _claims(raw: Mapping, shown: str, claim_file: ClaimFile) -> list[ClaimEntry]:
+    items = raw.get("claims")
+    where = key_location(shown, raw, "claims")
+    if items is None:
+        raise SpecError("the claim file has no 'claims'", Location(shown, 1),
+                        hint="add a 'claims:' list of '- id: ..., claim: ..., why: ...'")
+    if isinstance(items, Mapping):
+        items = [_from_mapping_form(key, value, items) for key, value in items.items()]
+    if not isinstance(items, list):
+        raise SpecError("'claims' must be a list", where)
+    entries: list[ClaimEntry] = []
+    seen: dict[str, Location] = {}
+    for position, item in enumerate(items):
+        entry = _claim_entry(item, position, shown, where, claim_file)
+        if entry.id in seen:
+            entry.error = SpecError(f"duplicate claim id '{entry.id}' (first at {seen[entry.id]})",
+                                    entry.location, hint="give every claim a unique 'id'")
+            entry.id = f"{entry.id}~{position}"
+        seen.setdefault(entry.id, entry.location)
+        entries.append(entry)
+    return entries
+
+
+def _from_mapping_form(key: Any, value: Any, parent: Any) -> Any:
+    """``claims: {my-id: sentence}`` or ``{my-id: {claim: ..., why: ...}}`` as list items."""
+    if isinstance(value, str):
+        item = _Map(id=key, claim=value)
+        item.key_marks, item.mark = {}, parent.key_marks[key]
+        item.value_nodes = {"claim": parent.value_nodes[key]}
+        return item
+    if isinstance(value, _Map) and "id" not in value:
+        item = _Map(id=key, **value)
+        item.key_marks, item.value_nodes, item.mark = value.key_marks, value.value_nodes, value.mark
+        return item
+    return value
+
+
+def _sentence_location(shown: str, node: yaml.Node | None, fallback: Location | None) -> Location:
+    if node is None:
+        return fallback or Location(shown, 1)
+    mark = node.start_mark
+    offset = 1 if getattr(node, "style", None) in ("'", '"') else 0
+    if getattr(node, "style", None) in ("|", ">"):
+        return _block_location(shown, mark)
+    return Location(shown, mark.line + 1, mark.column + 1 + offset)
+
+
+def _block_location(shown: str, mark: Any) -> Location:
+    """Where a block scalar's (``claim: >`` / ``|``) text starts: its first non-blank line
+    after the indicator, at that line's indentation."""
+    lines = (mark.buffer or "").split("\n") if isinstance(mark.buffer, str) else []
+    for number in range(mark.line + 1, len(lines)):
+        content = lines[number].rstrip("\0")
+        if content.strip():
+            return Location(shown, number + 1, len(content) - len(content.lstrip(" ")) + 1)
+    return Location(shown, mark.line + 2, 1)
+
+
+def _column_location(shown: str, node: yaml.Node | None, text: str, column: int,
+                     start: Location) -> Location:
+    """Where column ``column`` (1-based) of the sentence ``text`` is in the file, also when the
+    sentence spans several lines (a block scalar ``claim: >``, or a folded plain or quoted
+    one): each source line's text is found in the sentence in turn."""
+    fallback = Location(shown, start.line, start.column + column - 1)
+    mark, end = getattr(node, "start_mark", None), getattr(node, "end_mark", None)
+    if mark is None or end is None or not isinstance(mark.buffer, str):
+        return fallback
+    style = getattr(node, "style", None)
+    if end.line == mark.line and style not in ("|", ">"):
+        return fallback
+    quote = 1 if style in ("'", '"') else 0
+    lines = mark.buffer.split("\n")
+    pieces: list[tuple[int, int, str]] = []  # (0-based line, 0-based column, text)
+    for number in range(mark.line, min(end.line, len(lines) - 1) + 1):
+        line = lines[number].rstrip("\0")
+        low, high = 0, len(line)
+        if number == mark.line:
+            if style in ("|", ">"):  # the indicator line holds no text of the sentence
+                continue
+            low = mark.column + quote
+        if number == end.line:
+            high = min(high, end.column - quote)
+        piece = line[low:high]
+        if piece.strip():
+            pieces.append((number, low + len(piece) - len(piece.lstrip()), piece.strip()))
+    offset, found, place = column - 1, 0, None
+    for number, first, piece in pieces:
+        at = text.find(piece, found)
+        if at < 0:  # escapes in a quoted scalar: the text differs from the source
+            return fallback
+        if place is not None and offset < at:
+            break
+        place = (number, first + offset - at)
+        found = at + len(piece)
+    if place is None:
+        return fallback
+    return Location(shown, place[0] + 1, max(place[1], 0) + 1)
+
+
+def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
+                 claim_file: ClaimFile) -> ClaimEntry:
+    if isinstance(item, str):
+        item = {"claim": item}
+    if not isinstance(item, Mapping) or "claim" not in item:
+        location = _location(shown, getattr(item, "mark", None)) or where or Location(shown, 1)
+        text = str(item)
+        claim_id = str(item.get("id") or f"claim-{position + 1}") if isinstance(
+            item, Mapping) else f"claim-{position + 1}"
+        entry = ClaimEntry(claim_id, text, "", location)
+        entry.error = SpecError(f"claim '{claim_id}' has no 'claim:' sentence", location,
+                                hint="write '- id: my-claim\\n  claim: exact-match >= 99%'")
+        misspelt = [key for key in item if key not in CLAIM_KEYS
+                    and did_you_mean(str(key), ["claim"])] if isinstance(item, Mapping) else []
+        if misspelt:  # 'clam:' for 'claim:'
+            entry.error = SpecError(
+                f"unknown key '{misspelt[0]}' in claim '{claim_id}'; did you mean 'claim'?",
+                key_location(shown, item, misspelt[0]) or location,
+                hint="allowed keys: " + ", ".join(sorted(CLAIM_KEYS)))
+        return entry
+    nodes = getattr(item, "value_nodes", {})
+    text = item["claim"]
+    location = _sentence_location(shown, nodes.get("claim"), _location(
+        shown, getattr(item, "mark", None)))
+    claim_id = str(item.get("id") or slugify(str(text)))
+    entry = ClaimEntry(claim_id, str(text), str(item.get("why", "") or "").strip(), location)
+    try:
+        check_keys(item, CLAIM_KEYS, f"claim '{claim_id}'", location)
+        entry.tags = _string_list(item.get("tags"), "tags", claim_id, location)
+        entry.requires = _string_list(item.get("requires"), "requires", claim_id, location)
+        entry.status = str(item.get("status", "holds"))
+        if entry.status not in STATUSES:
+            raise SpecError(f"claim '{claim_id}': status must be one of {STATUSES}"
+                            + did_you_mean(entry.status, STATUSES), location)
+        entry.options = {k: v for k, v in item.items()
+                         if k in ("data", "on", "plot", "skip", "holds_from", "strategies",
+                                   "max_examples", "exhaustive")}
+        holds_from = entry.options.get("holds_from")
+        if holds_from is not None and (isinstance(holds_from, bool)
+                                       or not isinstance(holds_from, int)):
+            raise SpecError(f"claim '{claim_id}': 'holds_from' must be a step number", location)
+        if not isinstance(text, str):
+            raise SpecError(f"claim '{claim_id}': the sentence must be text", location)
+        entry.parsed = parse_claim(text)
+        check_names(entry.parsed, claim_file)
+    except ClaimSyntaxError as exc:
+        if exc.location is None:  # in the sentence (not in a quantity it uses)
+            exc.location = _column_location(shown, nodes.get("claim"), text, exc.column,
+                                            location)
+        exc.message = f"claim '{claim_id}': {exc.message}"
+        entry.error = exc
+    except InterpAssertError as exc:
+        entry.error = exc.at(location)
+        if f"claim '{claim_id}'" not in exc.message:
+            exc.message = f"claim '{claim_id}': {exc.message}"
+    return entry
+
+
+def _string_list(value: Any, key: str, claim_id: str, location: Location) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
+        return [str(v) for v in value]
+    raise SpecError(f"claim '{claim_id}': '{key}' must be a name or a list of names", location)
+
+
+def normalize_name(name: str) -> str:
+    """Spelling-insensitive key: 'A·V', 'A.V' and 'AV' are the same quantity."""
+    return name.replace("·", "").replace(".", "").replace("⋅", "")
+
+
+def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
+    """Statically check member labels against the labels the file declares, and report a
+    quantity the claim uses (directly or through other quantities) whose definition is
+    broken with that quantity's own error (not as an unknown name)."""
+    owners = claim_file.label_owners()
+    quantity_keys = {normalize_name(n) for n in claim_file.quantities}
+    if claim_file.quantity_errors:
+        _check_broken_quantities(parsed, claim_file, owners)
+    for node in parsed.claim.expressions():
+        if not isinstance(node, ast.Members) or node.source is not None:
+            continue
+        for label in node.labels:
+            if "{" in label or label in owners or normalize_name(label) in quantity_keys:
+                continue
+            if "." in label:  # a weight name; checked against the checkpoint when evaluated
+                continue
+            if _COMPONENT.match(label):  # L1H2, L0N7: heads and neurons known from the model
+                continue
+            raise UnknownNameError(f"unknown label '{label}'"
+                                   + did_you_mean(label, [*owners, *claim_file.quantities]),
+                                   hint=_declared_labels(claim_file))
+
+
+def _declared_labels(claim_file: ClaimFile) -> str:
+    """``declared labels: neurons: N0..N15; A·V: 0..9`` (empty when the file declares none)."""
+    ranges = [f"{name}: {labels[0]}..{labels[-1]}"
+              for name, definition in claim_file.quantities.items()
+              for labels in definition.labels.values() if labels]
+    return "declared labels: " + "; ".join(ranges) if ranges else ""
+
+
+def _check_broken_quantities(parsed: ParsedClaim, claim_file: ClaimFile,
+                             owners: dict[str, list[str]]) -> None:
+    from interp_assert.evaluate.quantities.builtin import referenced_names
+
+    healthy = {normalize_name(n): n for n in claim_file.quantities}
+    broken = {normalize_name(n): n for n in claim_file.quantity_errors}
+    pending = [name for node in parsed.claim.expressions() for name in referenced_names(node)]
+    seen: set[str] = set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        quantity = name if name in claim_file.quantities else healthy.get(normalize_name(name))
+        if quantity is None and name not in owners:
+            quantity = name if name in claim_file.quantity_errors else broken.get(
+                normalize_name(name))
+        if quantity is None:
+            continue
+        if quantity in claim_file.quantity_errors:  # a copy: each claim names itself in it
+            raise claim_file.quantity_errors[quantity].copy()
+        pending.extend(sorted(claim_file.quantities[quantity].kind.references()))

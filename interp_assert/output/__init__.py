@@ -1,0 +1,1 @@
+"""Step 7 of the pipeline: text, JSON, documents, baselines, plots and trajectories."""

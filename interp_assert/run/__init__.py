@@ -1,0 +1,1 @@
+"""The one runner: claim files and targets in, judged results out."""
