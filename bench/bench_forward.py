@@ -97,9 +97,8 @@ def bench_overhead(n: int, repeats: int, distribution: bool) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from examples.adder.data import generate
     from interp_assert.evaluate import forward, stats
-    from interp_assert.evaluate.evaluation import evaluate_entry
-    from interp_assert.loading.claim_file import load_claim_file
     from interp_assert.loading.subject import get_subject
+    from interp_assert.run.runner import Runner, RunOptions, load_claim_file
 
     folder = Path(tempfile.mkdtemp())
     path = folder / "bench.claims.yaml"
@@ -117,9 +116,10 @@ def bench_overhead(n: int, repeats: int, distribution: bool) -> dict[str, Any]:
         forward.FORWARD_PASSES.clear()
         stats._BOOTSTRAPS.clear()  # each repeat computes its intervals afresh
         started = time.perf_counter()
-        results = [evaluate_entry(claim_file, e, plots="never") for e in claim_file.claims]
+        runner = Runner(RunOptions(plots="never"))
+        results = list(runner.run(runner.checks(claim_file)))
         ours.append(time.perf_counter() - started)
-        assert all(r.status == "passed" for r in results), [
+        assert all(r.status == "holds" for r in results), [
             (r.claim_id, r.outcome.measured if r.outcome else str(r.error)) for r in results]
         assert len(forward.FORWARD_PASSES) == 1, forward.FORWARD_PASSES
     # each repeat times both, one after the other: the median of the per-repeat ratios is
@@ -135,15 +135,15 @@ MEMORY_SCRIPT = """
 import json, resource, sys, tracemalloc
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from interp_assert.evaluate.evaluation import evaluate_entry
-from interp_assert.loading.claim_file import load_claim_file
 from interp_assert.loading.subject import get_subject
+from interp_assert.run.runner import Runner, RunOptions, load_claim_file
 path = Path({path!r})
 cf = load_claim_file(path)
 get_subject(cf.subject).model
 tracemalloc.start()
-result = evaluate_entry(cf, cf.claims[0], plots="never")
-assert result.status == "passed", result.error
+runner = Runner(RunOptions(plots="never"))
+result = next(iter(runner.run(runner.checks(cf)[:1])))
+assert result.status == "holds", result.error
 _, peak = tracemalloc.get_traced_memory()
 print(json.dumps({{"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                   "traced_peak": peak}}))

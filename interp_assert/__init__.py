@@ -18,7 +18,7 @@ _EXPORTS = {
     "validate": "interp_assert.drivers.api",
     "Claim": "interp_assert.claims.base", "register_claim": "interp_assert.claims.base",
     "Context": "interp_assert.claims.base",
-    "ClaimResult": "interp_assert.evaluate.evaluation",
+    "ClaimResult": "interp_assert.judge.verdict", "Verdict": "interp_assert.judge.verdict",
     "CheckpointError": "interp_assert.errors", "ClaimFailed": "interp_assert.errors",
     "ClaimSyntaxError": "interp_assert.errors", "InterpAssertError": "interp_assert.errors",
     "QuantityError": "interp_assert.errors", "SpecError": "interp_assert.errors",
@@ -29,7 +29,8 @@ _EXPORTS = {
     "register_quantity": "interp_assert.evaluate.quantities",
     "format_result": "interp_assert.output.text",
     "MemoryLimitError": "interp_assert.resources", "set_memory_limit": "interp_assert.resources",
-    "load_claim_file": "interp_assert.loading.claim_file",
+    "load_claim_file": "interp_assert.run.runner", "Runner": "interp_assert.run.runner",
+    "RunOptions": "interp_assert.run.runner",
     "Outcome": "interp_assert.claims.outcome",
 }
 
@@ -63,9 +64,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         UnknownNameError,
         UserCodeError,
     )
-    from interp_assert.evaluate.evaluation import ClaimResult
     from interp_assert.evaluate.quantities import QuantityKind, register_function, register_quantity
+    from interp_assert.judge.verdict import ClaimResult, Verdict
     from interp_assert.labels import Axis, Labelled
-    from interp_assert.loading.claim_file import load_claim_file
     from interp_assert.output.text import format_result
     from interp_assert.resources import MemoryLimitError, set_memory_limit
+    from interp_assert.run.runner import Runner, RunOptions, load_claim_file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,3 +216,33 @@ def _take_meta(item: Any, shape: tuple[int, ...], axis: int, indices: Sequence[i
             axis == len(shape) - 1:
         return item.take(list(indices))
     return item
+
+
+def as_labelled(value: Any, name: str) -> Labelled:
+    """Turn tensors, arrays, numbers, mappings and pandas objects into :class:`Labelled`."""
+    if isinstance(value, Labelled):
+        return value.with_name(name)
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        from interp_assert.resources import array_bytes, check_size
+
+        check_size(array_bytes(tuple(value.shape)), f"quantity '{name}' (a tensor of shape "
+                   f"{tuple(value.shape)}, as float64)")
+        return Labelled(value.detach().cpu().double().numpy(), name=name)
+    module = type(value).__module__
+    if module.startswith("pandas"):
+        if hasattr(value, "columns"):
+            return Labelled(value.to_numpy(dtype=float),
+                            (Axis(str(value.index.name or "row"), tuple(map(str, value.index))),
+                             Axis(str(value.columns.name or "column"),
+                                  tuple(map(str, value.columns)))), name)
+        return Labelled(value.to_numpy(dtype=float),
+                        (Axis(str(value.index.name or "row"), tuple(map(str, value.index))),),
+                        name)
+    if isinstance(value, Mapping):
+        return Labelled(np.array([float(v) for v in value.values()]),
+                        (Axis("key", tuple(map(str, value))),), name)
+    try:
+        return Labelled(np.asarray(value, dtype=np.float64), name=name)
+    except (TypeError, ValueError) as exc:
+        raise QuantityError(f"quantity '{name}' returned a {type(value).__name__}, which is not "
+                            f"numeric ({exc})") from None

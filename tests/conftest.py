@@ -161,3 +161,28 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_entries(claim_file: Any, entries: Any = None, subject: Any = None,
+                plot_dir: Path | None = None, plots: str = "failed") -> dict[str, Any]:
+    """Results by claim id of ``entries`` (default: every claim of the file) on the file's
+    target, or on ``subject`` (a SubjectSpec), through the runner as every driver does."""
+    from interp_assert.loading.targets import Target
+    from interp_assert.run.runner import Check, Runner, RunOptions
+
+    options = RunOptions(plots=plots if plot_dir is not None else "never",
+                         plot_folder=plot_dir, flat_plots=True)
+    runner = Runner(options)
+    target = Target(subject or claim_file.subject)
+    checks = [Check(claim_file, entry, target) for entry in (entries or claim_file.claims)]
+    return {result.claim_id: result for result in runner.run(checks)}
+
+
+def run_plotting_pass_fail(claim_file: Any, plot_dir: Path | None) -> dict[str, Any]:
+    """Every claim's result; only ``*-pass`` / ``*-fail`` claims draw their plot."""
+    shown = [e for e in claim_file.claims if e.id.endswith(("-pass", "-fail"))]
+    rest = [e for e in claim_file.claims if e not in shown]
+    results = run_entries(claim_file, shown, plot_dir=plot_dir, plots="all") if shown else {}
+    if rest:
+        results.update(run_entries(claim_file, rest))
+    return {e.id: results[e.id] for e in claim_file.claims}

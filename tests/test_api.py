@@ -39,7 +39,7 @@ class TestCheck:
     def test_pass_returns_the_result(self, neurons_subject):
         result = ia.check("N0, N1, N3 cluster with cos > 0.9", neurons_subject)
         assert isinstance(result, ia.ClaimResult)
-        assert result.passed and result.status == "passed"
+        assert result.passed and result.status == "holds"
         assert result.error is None
         assert result.outcome.passed
         assert result.quantities == ["neurons"]
@@ -58,7 +58,7 @@ class TestCheck:
         assert report[2].startswith("  does not hold: measured min pairwise cos ")
         assert "expected every pair cos > 0.9" in report[2]
         assert report[4].split() == ["a", "b", "cos", "holds"]
-        assert failure.result.status == "failed"
+        assert failure.result.status == "fails"
 
     def test_plain_assert_semantics(self, neurons_subject):
         with pytest.raises(AssertionError, match="does not hold"):
@@ -151,7 +151,7 @@ class TestLoadRun:
         assert isinstance(subject, ia.Subject)
         assert [c.id for c in subject.claim_file.claims] == ["aligned", "mixed", "mono"]
         results = subject.run()
-        assert [r.status for r in results] == ["passed", "failed", "passed"]
+        assert [r.status for r in results] == ["holds", "fails", "holds"]
         assert [r.claim_id for r in results] == ["aligned", "mixed", "mono"]
         assert all(r.plot is None for r in results)  # no plot_dir, no plots
         w = tiny_state_dict()["blocks.0.mlp.W_out"].double()

@@ -17,9 +17,9 @@ import yaml
 
 import interp_assert
 from interp_assert import Axis, ClaimFailed, ClaimSyntaxError, Labelled, UnknownNameError
+from interp_assert.claims import parse_claim
 from interp_assert.claims.attention import AttendsTo, TopSources
-from interp_assert.evaluate.evaluation import ClaimResult
-from interp_assert.language import parse_claim
+from interp_assert.judge.verdict import ClaimResult
 
 ROOT = Path(__file__).parents[1]
 POSITIONS = "X0..X9, +, Y0..Y9, =, A0..A10"
@@ -200,7 +200,7 @@ def test_for_each_instances(world: dict[str, Any]) -> None:
     assert results["verbatim"].passed == all(s >= 0.3 for s in scores)
     assert results["low"].passed
     high = results["high"]
-    assert high.status == "failed" and high.outcome is not None
+    assert high.status == "fails" and high.outcome is not None
     assert high.outcome.measured.startswith("9/10 instances hold")
 
 
@@ -221,7 +221,7 @@ def test_top_k_sources(world: dict[str, Any]) -> None:
     results = run(write_file(world, "topk", claims))
     assert results["top2"].passed
     third = results["third"]
-    assert third.status == "failed" and third.outcome is not None
+    assert third.status == "fails" and third.outcome is not None
     assert third.outcome.value == 3.0
     assert [(r["key"], r["rank"], r["holds"]) for r in third.outcome.rows] == [
         (order[0], 1, True), (order[2], 3, False)]
@@ -229,7 +229,7 @@ def test_top_k_sources(world: dict[str, Any]) -> None:
         float(rows[1][LABELS.index(order[2])]), rel=1e-6)
     assert results["third3"].passed
     assert results["best"].passed
-    assert results["masked"].status == "failed"  # a key after the query has weight 0
+    assert results["masked"].status == "fails"  # a key after the query has weight 0
     assert results["verbatim"].passed == verbatim_holds
 
 
@@ -294,7 +294,7 @@ def test_induction_target(world: dict[str, Any]) -> None:
     verbatim = results["verbatim"]
     assert verbatim.passed == (expected["ind1"] >= 0.5)
     none = results["none"]  # query 0 has no earlier token: NaN, which never passes
-    assert none.status == "failed" and none.outcome is not None
+    assert none.status == "fails" and none.outcome is not None
     assert any("no (sample, query) pair" in note for note in none.outcome.notes)
 
 
@@ -309,7 +309,7 @@ def test_failing_claims_write_plots(world: dict[str, Any], tmp_path: Path) -> No
     results = run(write_file(world, "plots", claims, quantities, data), plot_dir=tmp_path)
     for name in ("top", "induction"):
         result = results[name]
-        assert result.status == "failed", result.error
+        assert result.status == "fails", result.error
         assert result.plot is not None and result.plot.read_bytes()[:4] == b"\x89PNG"
         assert result.outcome is not None and not result.outcome.notes, result.outcome.notes
     assert results["holds"].passed and results["holds"].plot is None
@@ -333,7 +333,7 @@ def test_pattern_quantity_without_head_axis(world: dict[str, Any]) -> None:
     check_pair(results, "expr", ref_previous(p1[:, 2]))
     check_pair(results, "avg", float(p1[:, 0, a, x].mean()))
     for name in ("nan-best", "nan-below", "nan-top"):  # NaN never passes
-        assert results[name].status == "failed", results[name].error
+        assert results[name].status == "fails", results[name].error
 
 
 # ---- selection and errors -------------------------------------------------------------------
@@ -537,7 +537,7 @@ def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_pa
                                       f"{order[1]}"},
                {"id": "not-top", "claim": f"L1H2: top-2 sources of 4 include {order[2]}"}]
     results = run(write_bert_file(bert, "padded", claims))
-    assert results["top"].passed and results["not-top"].status == "failed"
+    assert results["top"].passed and results["not-top"].status == "fails"
     weights = [r["weight"] for r in results["top"].outcome.rows]
     assert weights == pytest.approx(sorted(row)[::-1][:2], abs=2e-6)
     for prefix, value in expected.items():
@@ -558,7 +558,7 @@ def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_pa
         {"id": "sep", "claim": 'L1H2 attends to "[SEP]" >= 2'},
         {"id": "next", "claim": "L0H1 attends to the next token >= 2"}]), plot_dir=tmp_path)
     for result in plotted.values():
-        assert result.status == "failed" and result.plot is not None
+        assert result.status == "fails" and result.plot is not None
         assert result.plot.read_bytes()[:4] == b"\x89PNG"
         assert np.isfinite(result.outcome.plot_data["matrix"]).all()
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import save_checkpoint, tiny_state_dict
 from test_sweeps import warm_heavy_modules
 
+from interp_assert.claims import parse_claim
 from interp_assert.claims.within import Within
-from interp_assert.language import parse_claim
 from interp_assert.loading.subject import clear_subjects
 from interp_assert.output.baseline import SCHEMA, BaselineEntry, BaselineStore
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_entries
 
-from interp_assert.evaluate.evaluation import evaluate_entry
-from interp_assert.language import parse_claim
-from interp_assert.loading.claim_file import ClaimEntry, load_claim_file
+from interp_assert.claims import parse_claim
+from interp_assert.loading.claim_file import ClaimEntry
 from interp_assert.output.text import format_result
+from interp_assert.run.runner import load_claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDER = ROOT / "specs" / "adder.claims.yaml"
@@ -33,8 +34,7 @@ def run(path: Path, tmp_path: Path, checkpoint: Path | None = None,
                            options={"on": on} if on else {})
         entry.parsed = parse_claim(sentence)
         entries = [entry]
-    return {e.id: evaluate_entry(claim_file, e, spec, plot_dir=tmp_path, plots="failed")
-            for e in entries}
+    return run_entries(claim_file, entries, spec, plot_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_adder_weight_claims_match_numpy(adder_results: dict) -> None:
 def test_falsified_variants_fail_with_table_and_plot(sentence: str, on: str | None,
                                                      tmp_path: Path) -> None:
     result = run(ADDER, tmp_path, sentence=sentence, on=on)["variant"]
-    assert result.status == "failed", format_result(result)
+    assert result.status == "fails", format_result(result)
     report = format_result(result)
     assert "measured" in report and "expected" in report and "✗" in report
     assert result.plot is not None and result.plot.exists() and result.plot.stat().st_size > 1000
@@ -106,7 +106,7 @@ def test_falsified_variants_fail_with_table_and_plot(sentence: str, on: str | No
 def test_under_trained_adder_fails_exact_match(tmp_path: Path) -> None:
     early = ROOT / "examples/adder/checkpoints/adder_early.pt"
     results = run(ADDER, tmp_path, checkpoint=early)
-    assert results["exact-match"].status == "failed"
+    assert results["exact-match"].status == "fails"
     assert results["exact-match"].outcome.value < 0.99
     assert results["exact-match"].plot.exists()
 
@@ -121,5 +121,5 @@ def test_induction_claims_hold_on_trained_and_fail_untrained(tmp_path: Path) -> 
                      "repeated-tokens-predictable", "k-composition-top-pair",
                      "induction-heads-needed"):
         result = untrained[claim_id]
-        assert result.status == "failed", format_result(result)
+        assert result.status == "fails", format_result(result)
         assert result.plot is not None and result.plot.exists()

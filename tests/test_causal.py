@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import import_examples
+from conftest import import_examples, run_plotting_pass_fail
 
 from interp_assert import ClaimSyntaxError
-from interp_assert.evaluate.evaluation import ClaimResult, evaluate_entry
+from interp_assert.claims import parse_claim
 from interp_assert.evaluate.interventions import random_sets, resample_order
-from interp_assert.language import parse_claim
-from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.judge.verdict import ClaimResult
+from interp_assert.run.runner import load_claim_file
 
 ROOT = Path(__file__).parents[1]
 N, HEADS = 24, 3
@@ -73,9 +73,7 @@ def write(world: dict[str, Any], name: str, claims: list[dict[str, Any]]) -> Pat
 def run(path: Path, plots: Path | None = None) -> dict[str, ClaimResult]:
     """Evaluate every claim; only ``*-pass`` / ``*-fail`` claims draw their plot."""
     claim_file = load_claim_file(path)
-    return {e.id: evaluate_entry(claim_file, e, plot_dir=plots,
-                                 plots="all" if e.id.endswith(("-pass", "-fail")) else "never")
-            for e in claim_file.claims}
+    return run_plotting_pass_fail(claim_file, plots)
 
 
 # ---- the reference -------------------------------------------------------------------------

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from conftest import run_plotting_pass_fail
 
 import interp_assert
 from interp_assert import ClaimSyntaxError
-from interp_assert.evaluate.evaluation import ClaimResult, Evaluation, evaluate_entry
-from interp_assert.language import parse_claim, parse_expression
-from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.claims import parse_claim
+from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.judge.verdict import ClaimResult
+from interp_assert.language import parse_expression
 from interp_assert.loading.subject import get_subject
+from interp_assert.run.runner import load_claim_file
 
 ROOT = Path(__file__).parents[1]
 LAYERS, HEADS, D_MODEL, D_HEAD, D_MLP, VOCAB = 3, 3, 16, 4, 24, 20
@@ -69,10 +72,7 @@ def write(world: dict[str, Any], name: str, claims: list[dict[str, Any]],
 def run(path: Path, plots: Path | None = None) -> dict[str, ClaimResult]:
     """Evaluate every claim; only ``*-pass`` / ``*-fail`` claims draw their plot."""
     claim_file = load_claim_file(path)
-    results = [evaluate_entry(claim_file, entry, plot_dir=plots,
-                              plots="all" if entry.id.endswith(("-pass", "-fail")) else "never")
-               for entry in claim_file.claims]
-    return {r.claim_id: r for r in results}
+    return run_plotting_pass_fail(claim_file, plots)
 
 
 def value(path: Path, text: str) -> np.ndarray:

@@ -11,6 +11,7 @@ import scipy.stats
 
 import interp_assert as ia
 from interp_assert import ClaimFailed, ClaimResult, Labelled, QuantityError
+from interp_assert.claims import parse_claim
 from interp_assert.claims.distribution import (
     DistributionClaim,
     channels_of,
@@ -18,7 +19,6 @@ from interp_assert.claims.distribution import (
 )
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.labels import Axis
-from interp_assert.language import parse_claim
 
 N = 20_000
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from interp_assert.loading.claim_file import load_claim_file
-from interp_assert.output.document import build_sections, write_document
+from interp_assert.drivers.cli import main
+from interp_assert.run.runner import load_claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "specs" / "gates.claims.yaml"  # a quick claim file: tables only, no model
@@ -20,8 +20,10 @@ SPEC = ROOT / "specs" / "gates.claims.yaml"  # a quick claim file: tables only, 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report")
-    sections = build_sections([SPEC], folder / "artifacts")
-    return write_document(sections, folder / "report.html", title="Bundled claims")
+    output = folder / "report.html"
+    assert main(["report", str(SPEC), "-o", str(output), "--artifacts",
+                 str(folder / "artifacts"), "--title", "Bundled claims"]) == 0
+    return output
 
 
 def test_report_has_every_claim_hypothesis_and_plot(report: Path) -> None:
@@ -37,8 +39,10 @@ def test_report_has_every_claim_hypothesis_and_plot(report: Path) -> None:
 
 
 def test_markdown_report_links_plots(report: Path, tmp_path: Path) -> None:
-    sections = build_sections([SPEC], tmp_path / "artifacts")
-    markdown = write_document(sections, tmp_path / "report.md", "markdown").read_text()
+    output = tmp_path / "report.md"
+    assert main(["report", str(SPEC), "-o", str(output), "--format", "markdown",
+                 "--artifacts", str(tmp_path / "artifacts")]) == 0
+    markdown = output.read_text()
     links = re.findall(r"!\[plot of [^\]]+\]\(([^)]+)\)", markdown)
     assert len(links) == len(load_claim_file(SPEC).claims)
     assert all((tmp_path / link).exists() for link in links)

@@ -39,7 +39,7 @@ def test_failure_report_and_plot(results: tuple[Path, dict], claim_id: str) -> N
     path, by_id = results
     result = by_id[claim_id]
     report = format_result(result)
-    assert result.status == "failed", report
+    assert result.status == "fails", report
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1)
                 if text.strip() == f"- id: {claim_id}") + 1
     assert f"{path.name}:{line}:" in report

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import run_entries
 
+from interp_assert.claims import parse_claim
 from interp_assert.claims.forall import domain, parse_strategy
 from interp_assert.errors import SpecError
-from interp_assert.evaluate.evaluation import evaluate_entry
-from interp_assert.language.parser import parse_claim
-from interp_assert.loading.claim_file import load_claim_file
+from interp_assert.run.runner import load_claim_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "examples" / "adder" / "checkpoints"
@@ -56,10 +56,10 @@ def test_finds_and_shrinks_a_counterexample_on_the_early_checkpoint(tmp_path: Pa
     max_examples: 100
 """)
     claim_file = load_claim_file(path)
-    results = [evaluate_entry(claim_file, claim_file.claims[0], plot_dir=tmp_path,
-                              plots="failed") for _ in range(2)]
+    results = [run_entries(claim_file, plot_dir=tmp_path)[claim_file.claims[0].id]
+               for _ in range(2)]
     result = results[0]
-    assert result.status == "failed", result.error
+    assert result.status == "fails", result.error
     assert result.outcome is not None
     # shrunk to a tiny sum, and the same one every run (derandomized, no database)
     assert result.outcome.measured == "fails for a=1, b=0 (minimal counterexample)"
@@ -77,14 +77,14 @@ def test_exhaustive_two_digit_sums(tmp_path: Path) -> None:
     exhaustive: true
 """
     trained = load_claim_file(_file(tmp_path, "adder.pt", claims))
-    result = evaluate_entry(trained, trained.claims[0])
+    result = next(iter(run_entries(trained).values()))
     # measured: adder.pt (trained on uniform 10-digit operands) gets 76 of the 10,000
     # two-digit sums wrong (0.76%, first a=8, b=38): short operands are rare in training
-    assert result.status == "failed"
+    assert result.status == "fails"
     assert result.outcome is not None
     assert result.outcome.measured.startswith("fails for 76 of 10,000 inputs (0.76%)")
     early = load_claim_file(_file(tmp_path, "adder_early.pt", claims))
-    result = evaluate_entry(early, early.claims[0])
-    assert result.status == "failed"
+    result = next(iter(run_entries(early).values()))
+    assert result.status == "fails"
     assert result.outcome is not None and "of 10,000 inputs" in result.outcome.measured
     assert 0.0 < result.outcome.value < 1.0  # type: ignore[operator]

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interp_assert import ClaimSyntaxError
+from interp_assert.claims import parse_claim
 from interp_assert.claims.cluster import Cluster
 from interp_assert.claims.compare import Aggregate, Compare
 from interp_assert.claims.monotone import Monotone
@@ -22,7 +23,6 @@ from interp_assert.language import (
     Ref,
     Slice,
     Transpose,
-    parse_claim,
     parse_expression,
 )
 from interp_assert.language.ast import BinOp

@@ -217,7 +217,7 @@ class TestLabels:
               - mean(norm(neurons[N0:N3])) > 0
         """)
         results = ia.load(path).run()
-        assert [r.status for r in results] == ["passed", "passed", "passed"], [
+        assert [r.status for r in results] == ["holds", "holds", "holds"], [
             str(r.error) for r in results]
 
     def test_label_count_mismatch(self, tmp_path):
@@ -460,4 +460,4 @@ def test_expression_cache_across_claim_files(tmp_path):
               - n ≈ {expected} ± 0.001
         """)
     statuses = [r.status for name in "ab" for r in ia.load(tmp_path / f"{name}.claims.yaml").run()]
-    assert statuses == ["passed", "passed"]
+    assert statuses == ["holds", "holds"]

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from interp_assert.errors import SpecError
-from interp_assert.loading.claim_file import load_claim_file
 from interp_assert.loading.subject import clear_subjects
 from interp_assert.loading.targets import (
     expand_checkpoints,
@@ -20,6 +19,7 @@ from interp_assert.loading.targets import (
     sweep_labels,
     targets,
 )
+from interp_assert.run.runner import load_claim_file
 
 STEPS = (0, 200, 1000, 2000, 5000)
 RUN = ("-p", "no:cacheprovider", "--interp-plots", "never")
@@ -62,25 +62,22 @@ def warm_heavy_modules(folder: Path) -> None:
     import hypothesis  # noqa: F401  (its pytest plugin imports it at the end of every run)
 
     from interp_assert.drivers import pytest_items, pytest_session  # noqa: F401
-    from interp_assert.loading.targets import draw_trajectories, run_claim
-    from interp_assert.output.baseline import BaselineStore
     from interp_assert.output.results import summary_text, write_records
     from interp_assert.output.text import format_result
+    from interp_assert.output.trajectories import draw_trajectories
+    from interp_assert.run.runner import Runner, RunOptions
 
     save_sweep(folder / "ckpts", (0, 2000))
     path = folder / "w.claims.yaml"
     path.write_text(SWEEP.replace("holds_from: 2000", "holds_from: 1"), encoding="utf-8")
-    claim_file = load_claim_file(path)
-    store = BaselineStore.load(folder / "b.json")
+    runner = Runner(RunOptions(root=folder, plots="all", artifacts=folder,
+                               baseline=folder / "b.json", record_command=lambda check: "x"))
     records = []
-    for target in targets(claim_file):
-        for entry in claim_file.claims:
-            result, _ = run_claim(claim_file, entry, target, plot_dir=folder, plots="all",
-                                  baselines=store, record_command="x")
-            format_result(result)
-            records.append({"file": "w", "id": entry.id, "name": target.name(entry.id),
-                            "label": target.label, "step": target.step, "claim": "",
-                            "value": 0.5, "verdict": "holds"})
+    for result in runner.run(runner.checks(runner.load(path))):
+        format_result(result)
+        records.append({"file": "w", "id": result.claim_id, "name": result.name,
+                        "label": result.label, "step": result.step, "claim": "",
+                        "value": 0.5, "verdict": "holds"})
     draw_trajectories(records, folder)
     summary_text(records)
     write_records(folder / "r.json", records)

@@ -13,7 +13,7 @@ import scipy.stats
 
 import interp_assert as ia
 from interp_assert import ClaimResult, QuantityError, SpecError
-from interp_assert.language import parse_claim
+from interp_assert.claims import parse_claim
 
 GROUPS = 4
 PER_GROUP = 60
@@ -64,7 +64,7 @@ def run_file(path: Path, plot_dir: Path | None = None) -> dict[str, ClaimResult]
 def quantity(folder: Path, definition: dict, name: str = "q") -> ia.Labelled:
     """Compute one table quantity through the engine."""
     from interp_assert.evaluate.evaluation import Evaluation
-    from interp_assert.loading.claim_file import load_claim_file
+    from interp_assert.run.runner import load_claim_file
 
     path = folder / f"{name}.claims.yaml"
     path.write_text(json.dumps({"quantities": {name: definition}, "claims": []}),

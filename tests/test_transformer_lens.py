@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import import_examples
+from conftest import import_examples, run_entries
 
-from interp_assert.evaluate.evaluation import ClaimResult, Evaluation, evaluate_entry
+from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.judge.verdict import ClaimResult
 from interp_assert.language import parse_expression
-from interp_assert.loading.claim_file import load_claim_file
 from interp_assert.loading.subject import get_subject
+from interp_assert.run.runner import load_claim_file
 
 pytest.importorskip("transformer_lens", reason="transformer-lens is not installed")
 
@@ -117,8 +118,7 @@ def value(path: Path, text: str) -> np.ndarray:
 
 def run(path: Path, plots: Path | None = None) -> dict[str, ClaimResult]:
     claim_file = load_claim_file(path)
-    return {e.id: evaluate_entry(claim_file, e, plot_dir=plots, plots="failed")
-            for e in claim_file.claims}
+    return run_entries(claim_file, plot_dir=plots)
 
 
 def _numpy(tensor: Any) -> np.ndarray:

@@ -473,7 +473,7 @@ def _best_note(view: PatternView, scores: np.ndarray, best: int) -> str:
 
 
 def _heatmap(ax: Axes, data: dict[str, Any], title: str) -> None:
-    from interp_assert.output.plotting import heatmap
+    from interp_assert.claims.plots import heatmap
 
     matrix = data["matrix"]
     top = float(np.nanmax(matrix)) if np.isfinite(matrix).any() else 1.0

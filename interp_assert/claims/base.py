@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from interp_assert.labels import Labelled
+    from interp_assert.language.parser import ParsedClaim
 
 _REGISTRY: dict[str, type[Claim]] = {}
-_VERSION = 0
 
 
 class Context(Protocol):
@@ -112,18 +112,21 @@ class Claim(ABC):
                 if value.upper is not None:
                     yield value.upper
 
+    def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """Quantities this claim reads beyond the names in its sentence (for the plan: a kind
+        that picks a quantity itself, such as an attention pattern, names it here)."""
+        return set()
+
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         """Draw the diagnostic plot; the default shows the value against its bounds."""
-        from interp_assert.output.plotting import plot_value_against_bounds
+        from interp_assert.claims.plots import plot_value_against_bounds
 
         plot_value_against_bounds(self, outcome, ax)
 
 
 def register_claim(cls: type[Claim]) -> type[Claim]:
     """Class decorator adding a claim kind to the language."""
-    global _VERSION
     _REGISTRY[cls.kind] = cls
-    _VERSION += 1
     return cls
 
 
@@ -132,9 +135,11 @@ def registered_kinds() -> dict[str, type[Claim]]:
     return dict(_REGISTRY)
 
 
-def registry_version() -> int:
-    _load_builtin_kinds()
-    return _VERSION
+def parse_claim(text: str) -> ParsedClaim:
+    """Parse a sentence with every registered claim kind (built-in ones included)."""
+    from interp_assert.language.parser import parse_claim as parse_with
+
+    return parse_with(text, registered_kinds())
 
 
 def _load_builtin_kinds() -> None:

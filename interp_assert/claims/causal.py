@@ -354,7 +354,7 @@ class CausalClaim(Claim):
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         data = outcome.plot_data
         if "sweep" in data:
-            from interp_assert.output.plotting import heatmap
+            from interp_assert.claims.plots import heatmap
 
             grid, rows, cols = data["sweep"]()
             cells = [(rows.index(f"L{h[0]}"), h[1]) for h in

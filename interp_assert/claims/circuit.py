@@ -61,7 +61,7 @@ def _pairs(table: Labelled) -> list[tuple[int, int]]:
 
 
 def _composition_plot(ax: Axes, data: dict[str, Any], title: str) -> None:
-    from interp_assert.output.plotting import heatmap
+    from interp_assert.claims.plots import heatmap
 
     labels = data["labels"]
     matrix = np.asarray(data["matrix"])

@@ -127,7 +127,7 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from matplotlib.patches import Rectangle
 
-        from interp_assert.output.plotting import heatmap
+        from interp_assert.claims.plots import heatmap
 
         data = outcome.plot_data
         n = data["n_members"]

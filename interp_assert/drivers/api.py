@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from interp_assert.errors import ClaimFailed, Location, SpecError
-from interp_assert.evaluate.evaluation import ClaimResult, evaluate_entry
-from interp_assert.evaluate.quantities.base import QuantityDef
+from interp_assert.judge.verdict import ClaimResult, Verdict
 from interp_assert.labels import Labelled
-from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, check_names, load_claim_file
+from interp_assert.language.parser import parse_claim
+from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, check_names
+from interp_assert.loading.quantity_def import QuantityDef
 from interp_assert.loading.subject import SubjectScope, SubjectSpec
+from interp_assert.loading.targets import Target
 from interp_assert.output.text import format_result
+from interp_assert.plan.plan import Plan
+from interp_assert.run.runner import Check, Runner, RunOptions, builtin_kinds, load_claim_file
 
 _CONSTANT_IDS = itertools.count()
 
@@ -26,15 +30,30 @@ class Subject:
 
     def __init__(self, claim_file: ClaimFile) -> None:
         self.claim_file = claim_file
+        #: plans every forward quantity once, so that all checks share one pass
+        self.plan = Plan.build_all(claim_file, claim_file.subject) if claim_file.subject else None
 
     def check(self, sentence: str, *, plot_dir: str | Path | None = None) -> ClaimResult:
         return check(sentence, self, plot_dir=plot_dir)
 
-    def run(self, plot_dir: str | Path | None = None, plots: str = "failed") -> list[ClaimResult]:
-        """Evaluate every claim of the underlying claim file."""
-        folder = Path(plot_dir) if plot_dir is not None else None
-        return [evaluate_entry(self.claim_file, entry, plot_dir=folder, plots=plots)
-                for entry in self.claim_file.claims]
+    def run(self, plot_dir: str | Path | None = None, plots: str = "failed", *,
+            artifacts: str | Path | None = None, json: str | Path | None = None,
+            root: str | Path | None = None) -> list[ClaimResult]:
+        """Evaluate every claim of the claim file on every target (as ``pytest`` and
+        ``interp-assert check`` do). Plots go flat into ``plot_dir``, or under ``artifacts``
+        as the other drivers lay them out (none with neither); ``json`` writes the results
+        file the other drivers write."""
+        options = RunOptions(root=Path(root).resolve() if root else Path.cwd(),
+                             plots=plots if plot_dir or artifacts else "never",
+                             json=Path(json) if json else None)
+        if artifacts is not None:
+            options.artifacts = Path(artifacts)
+        elif plot_dir is not None:
+            options.plot_folder, options.flat_plots = Path(plot_dir), True
+        runner = Runner(options)
+        results = list(runner.run(runner.checks(self.claim_file)))
+        runner.finish([runner.record(r) for r in results])
+        return results
 
 
 def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
@@ -58,17 +77,20 @@ def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
                        # values computed from Python-side constants stay with this subject
                        scope=SubjectScope() if constants else None)
     claim_file = ClaimFile(base / "<python>", spec, {}, [])
+    kinds = builtin_kinds()
     for name, definition in quantities.items():
         location = Location("<python>", 1)
         if isinstance(definition, str | Mapping):
-            claim_file.quantities[name] = QuantityDef.from_yaml(name, definition, location)
+            claim_file.quantities[name] = QuantityDef.from_yaml(name, definition, location,
+                                                                kinds.quantities)
         else:
             claim_file.quantities[name] = _constant(name, definition, location)
     return Subject(claim_file)
 
 
 def _constant(name: str, value: Any, location: Location) -> QuantityDef:
-    from interp_assert.evaluate.quantities.base import QuantityKind, as_labelled
+    from interp_assert.evaluate.quantities.base import QuantityKind
+    from interp_assert.labels import as_labelled
 
     converted = as_labelled(value, name)
     # a snapshot: changing the tensor afterwards does not change this subject's value
@@ -97,7 +119,6 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> 
     """Check one claim sentence against ``on``; raise :class:`ClaimFailed` (an AssertionError)
     with the full report when it does not hold, or the error when it cannot be evaluated."""
     from interp_assert.errors import InterpAssertError
-    from interp_assert.language import parse_claim
 
     if not isinstance(on, Subject):
         raise TypeError("check(sentence, on): 'on' must come from interp_assert.subject() or "
@@ -105,16 +126,21 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> 
     location = Location("<check>", 1)
     entry = ClaimEntry("check", sentence, "", location)
     try:
-        entry.parsed = parse_claim(sentence)
+        entry.parsed = parse_claim(sentence, builtin_kinds().claims)
         check_names(entry.parsed, on.claim_file)
     except InterpAssertError as exc:
         exc.at(location)
         raise
-    folder = Path(plot_dir) if plot_dir is not None else None
-    result = evaluate_entry(on.claim_file, entry, plot_dir=folder)
+    options = RunOptions(plots="failed" if plot_dir is not None else "never",
+                         plot_folder=Path(plot_dir) if plot_dir is not None else None,
+                         flat_plots=True)
+    runner = Runner(options)
+    if on.plan is not None:
+        runner.plan.add(on.plan)
+    result = runner.result(Check(on.claim_file, entry, Target(on.claim_file.subject)))
     if result.error is not None:
         raise result.error
-    if not result.passed:
+    if result.verdict is not Verdict.HOLDS:
         raise ClaimFailed(format_result(result), result)
     return result
 

@@ -16,22 +16,20 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
 from interp_assert.errors import InterpAssertError
+from interp_assert.loading.claim_file import SUFFIXES
+from interp_assert.output.results import summary_text
+from interp_assert.output.text import format_result
 from interp_assert.resources import parse_size, set_memory_limit
-
-if TYPE_CHECKING:
-    from interp_assert.loading.claim_file import ClaimEntry, ClaimFile
-    from interp_assert.loading.targets import Target
+from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 BAR_WIDTH = 24
 
 
 def _claim_files(paths: Sequence[str]) -> list[Path]:
-    from interp_assert.loading.claim_file import SUFFIXES
-
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -62,80 +60,82 @@ class Progress:
             print("\r" + " " * 100 + "\r", end="", file=self.stream, flush=True)
 
 
-def _record_command(path: Path, name: str, args: argparse.Namespace,
-                    claim_file: ClaimFile) -> str:
-    words = ["interp-assert", "check", str(path), "--baseline", args.baseline,
-             "--baseline-update", "--select", name]
-    if args.checkpoint and claim_file.subject is None:
-        words += ["--checkpoint", args.checkpoint]
-    return shlex.join(words)
+def _options(args: argparse.Namespace, plots: str) -> RunOptions:
+    """The run's options from the command line (paths relative to the current folder)."""
+    options = RunOptions(
+        root=Path.cwd(), artifacts=Path(args.artifacts), plots=plots,
+        checkpoint=Path(args.checkpoint).resolve() if args.checkpoint else None,
+        baseline=Path(args.baseline) if args.baseline else None,
+        baseline_shown=args.baseline or "", baseline_update=args.baseline_update,
+        json=Path(args.json) if args.json else None)
+
+    def record_command(check: Check) -> str:
+        words = ["interp-assert", "check", str(check.claim_file.path), "--baseline",
+                 args.baseline, "--baseline-update", "--select", check.name]
+        if args.checkpoint and check.claim_file.subject is None:
+            words += ["--checkpoint", args.checkpoint]
+        return shlex.join(words)
+
+    options.record_command = record_command
+    return options
+
+
+def _selected(check: Check, select: list[str] | None) -> bool:
+    return not select or bool({check.name, check.entry.id, check.target.label} & set(select))
+
+
+def _load_all(runner: Runner, files: Sequence[Path]) -> tuple[list[Check], int]:
+    """Every check of the files; a file that cannot be read is reported and counted."""
+    checks: list[Check] = []
+    broken = 0
+    for path in files:
+        try:
+            checks.extend(runner.checks(runner.load(path)))
+        except InterpAssertError as exc:
+            print(f"ERROR {exc}", file=sys.stderr)
+            broken += 1
+    return checks, broken
 
 
 def check_command(args: argparse.Namespace) -> int:
-    """Evaluate every claim of the given files and print the reports."""
-    from interp_assert.loading.claim_file import load_claim_file
-    from interp_assert.loading.subject import clear_subjects
-    from interp_assert.loading.targets import (
-        draw_trajectories,
-        file_stem,
-        run_claim,
-        targets,
-        trajectories,
-    )
-    from interp_assert.output.results import record, relative, summary_text, write_records
-    from interp_assert.output.text import format_result
+    """Evaluate every claim of the given files, print the reports and the summary."""
+    return _run(args, args.plots, document=None)
 
+
+def report_command(args: argparse.Namespace) -> int:
+    """Evaluate the claim files and write them as one document (HTML or Markdown)."""
+    output = Path(args.output or ("report.md" if args.format == "markdown" else "report.html"))
+    return _run(args, "all", document=output)
+
+
+def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     files = _claim_files(args.paths)
     if not files:
         print("interp-assert: no claim files found", file=sys.stderr)
         return EXIT_ERROR
-    root = Path.cwd()
-    override = Path(args.checkpoint).resolve() if args.checkpoint else None
-    baselines = None
     if args.baseline_update and not args.baseline:
         print("interp-assert: --baseline-update needs --baseline FILE", file=sys.stderr)
         return EXIT_ERROR
-    if args.baseline:
-        from interp_assert.output.baseline import BaselineStore
-
-        try:
-            baselines = BaselineStore.load(Path(args.baseline), args.baseline)
-        except InterpAssertError as exc:
-            print(f"ERROR {exc}", file=sys.stderr)
-            return EXIT_ERROR
-    broken = 0
-    work: list[tuple[Path, ClaimFile, Target, ClaimEntry]] = []
-    for path in files:
-        try:
-            claim_file = load_claim_file(path)
-        except InterpAssertError as exc:
-            print(f"ERROR {exc}", file=sys.stderr)
-            broken += 1
-            continue
-        for target in targets(claim_file, override):
-            for entry in claim_file.claims:
-                name = target.name(entry.id)
-                if not args.select or {name, entry.id, target.label} & set(args.select):
-                    work.append((path, claim_file, target, entry))
-    progress = Progress(len(work), sys.stderr, sys.stderr.isatty() and not args.quiet)
-    records: list[dict[str, Any]] = []
-    reports: list[str] = []
-    for index, (path, claim_file, target, entry) in enumerate(work):
-        if target.label is not None and index and work[index - 1][2] != target:
-            clear_subjects()  # a sweep moved on: free the previous checkpoint's memory
-        name = target.name(entry.id)
-        progress.step(f"{path.name}::{name}")
-        plot_dir = Path(args.artifacts) / "plots" / file_stem(relative(path, root))
-        result, recorded = run_claim(
-            claim_file, entry, target, plot_dir=plot_dir / target.label if target.label
-            else plot_dir, plots=args.plots, baselines=baselines, update=args.baseline_update,
-            record_command=_record_command(path, name, args, claim_file) if baselines else "")
-        item = record(result, root, name=name, label=target.label, step=target.step,
-                      holds_from=entry.options.get("holds_from"),
-                      expect_failure=target.expects_failure(entry), baseline=recorded,
-                      baseline_used=baselines is not None)
-        records.append(item)
-        if item["verdict"] in ("fails", "error") or args.verbose:
+    options = _options(args, plots)
+    if document is not None:
+        options.report, options.report_title = document, args.title
+        options.report_latest_only = not args.all_checkpoints
+    runner = Runner(options)
+    try:
+        runner.baselines()  # a broken baseline file stops the run before any work
+    except InterpAssertError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    checks, broken = _load_all(runner, files)
+    checks = [c for c in checks if _selected(c, args.select)]
+    if document is not None and not args.all_checkpoints:
+        checks = _latest_targets(checks)
+    progress = Progress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
+    records, reports = [], []
+    for check, result in zip(checks, runner.run(checks)):
+        progress.step(f"{check.claim_file.path.name}::{check.name}")
+        records.append(runner.record(result))
+        if result.judgement.fails_run or args.verbose:
             reports.append(format_result(result))
     progress.close()
     for text in reports:
@@ -143,50 +143,22 @@ def check_command(args: argparse.Namespace) -> int:
         print()
     if records:
         print(summary_text(records))
-    found = (trajectories(records) if args.plots == "never"
-             else draw_trajectories(records, Path(args.artifacts)))
-    if any(t.plot is not None for t in found):
-        print(f"trajectories plotted in {Path(args.artifacts) / 'trajectories'}")
-    if baselines is not None and args.baseline_update:
-        from interp_assert.output.baseline import BaselineStore
-
-        baselines = BaselineStore.load(Path(args.baseline), args.baseline)  # what is there now
-        changed = baselines.update(records, root)
-        baselines.save()
-        print(f"baseline {args.baseline}: {changed} of {len(records)} values recorded or changed")
-    if args.json:
-        write_records(Path(args.json), records, found, root)
-    tally = {v: sum(r["verdict"] == v for r in records) for v in ("holds", "fails", "error",
-                                                                    "xfail", "xpass")}
-    errors = tally["error"] + broken
-    line = f"{tally['holds']} passed, {tally['fails']} failed, {errors} errors"
-    if tally["xfail"] or tally["xpass"]:
-        line += f", {tally['xfail']} xfailed, {tally['xpass']} xpassed"
-    print(line)
-    if errors:
-        return EXIT_ERROR
-    return EXIT_FAILED if tally["fails"] else EXIT_OK
-
-
-def report_command(args: argparse.Namespace) -> int:
-    """Evaluate the claim files and write them as one HTML (or Markdown) document."""
-    from interp_assert.output.document import build_sections, write_document
-
-    files = _claim_files(args.paths)
-    if not files:
-        print("interp-assert: no claim files found", file=sys.stderr)
-        return EXIT_ERROR
     try:
-        sections = build_sections(files, Path(args.artifacts), args.all_checkpoints)
-    except InterpAssertError as exc:
+        for message in runner.finish(records):
+            print(message)
+    except (InterpAssertError, OSError) as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return EXIT_ERROR
-    output = Path(args.output or ("report.md" if args.format == "markdown" else "report.html"))
-    write_document(sections, output, "markdown" if args.format == "markdown" else "html",
-                   args.title)
-    count = sum(len(s.results) for s in sections)
-    print(f"report of {count} claims in {len(files)} files written to {output}")
-    return EXIT_OK
+    print(tally_line(records, broken))
+    return exit_code(records, broken)
+
+
+def _latest_targets(checks: list[Check]) -> list[Check]:
+    """Only each claim file's last target (a document shows a sweep's latest checkpoint)."""
+    last = {}
+    for check in checks:
+        last[id(check.claim_file)] = check.target
+    return [c for c in checks if c.target == last[id(c.claim_file)]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,16 +166,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check claim files (or folders of them)")
     check.add_argument("paths", nargs="+")
-    check.add_argument("--checkpoint", help="run the claims against this checkpoint instead")
-    check.add_argument("--json", help="write JSON results to this file")
-    check.add_argument("--baseline", metavar="FILE",
-                       help="judge claims against the values recorded in FILE; a claim "
-                            "without a recorded value fails")
-    check.add_argument("--baseline-update", action="store_true",
-                       help="record the measured values of the claims that ran into FILE")
-    check.add_argument("--select", action="append", metavar="NAME",
-                       help="only this claim id, check name (claim-id[step_5000]) or "
-                            "checkpoint label (step_5000); repeatable")
     check.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
     check.add_argument("--plots", choices=("failed", "all", "never"), default="failed")
     check.add_argument("-v", "--verbose", action="store_true", help="report passing claims too")
@@ -218,8 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--all-checkpoints", action="store_true",
                         help="one section per checkpoint of a sweep (default: the latest)")
     report.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
-    report.set_defaults(run=report_command)
+    report.set_defaults(run=report_command, plots="all", verbose=False, quiet=False)
     for command in (check, report):
+        command.add_argument("--checkpoint", help="run the claims against this checkpoint "
+                                                  "instead")
+        command.add_argument("--json", help="write JSON results to this file")
+        command.add_argument("--baseline", metavar="FILE",
+                             help="judge claims against the values recorded in FILE; a claim "
+                                  "without a recorded value fails")
+        command.add_argument("--baseline-update", action="store_true",
+                             help="record the measured values of the claims that ran into FILE")
+        command.add_argument("--select", action="append", metavar="NAME",
+                             help="only this claim id, check name (claim-id[step_5000]) or "
+                                  "checkpoint label (step_5000); repeatable")
         command.add_argument("--memory-limit", metavar="SIZE", type=_memory_limit,
                              help="fail a quantity early when it would need more memory than "
                                   "SIZE (512MB, 4GiB, 50%%, none; default 50%% of physical "

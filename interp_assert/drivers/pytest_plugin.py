@@ -67,11 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("interp_baseline_update") and not (
             config.getoption("interp_baseline") or config.getini("interp_assert_baseline")):
         raise pytest.UsageError("--interp-baseline-update needs --interp-baseline FILE")
+    _check_plots(config)
     _set_memory_limit(config)
     if config.pluginmanager.hasplugin("xdist"):
         from interp_assert.drivers.pytest_xdist import XdistHooks
 
-        config.pluginmanager.register(XdistHooks(), "interp-assert-xdist")
+        config.pluginmanager.register(XdistHooks(config), "interp-assert-xdist")
     if not _is_worker(config):
         config.pluginmanager.register(_Reporting(config), "interp-assert-reporting")
 
@@ -84,6 +85,13 @@ def _session(config: pytest.Config) -> ClaimSession:
         session = ClaimSession.from_config(config)
         config.stash[SESSION_KEY] = session
     return session
+
+
+def _check_plots(config: pytest.Config) -> None:
+    plots = config.getoption("interp_plots") or config.getini("interp_assert_plots")
+    if plots not in ("failed", "all", "never"):
+        raise pytest.UsageError(f"interp_assert_plots must be failed, all or never, not "
+                                f"{plots!r}")
 
 
 def _set_memory_limit(config: pytest.Config) -> None:
@@ -114,20 +122,27 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     return ClaimFileCollector.from_parent(parent, path=file_path)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Plan the forward passes of the claims that will run: after ``-k``, ``-m``, ``--lf``
+    and every other deselection, so deselected claims register nothing."""
+    claim_session = session.config.stash.get(SESSION_KEY, None)
+    if claim_session is None:
+        return
+    checks = [item.check for item in session.items if hasattr(item, "interp_release")]
+    claim_session.runner.prepare(checks)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Attach a claim's record (and plot) to the report that concludes it, so that it reaches
     the reporting process also from an xdist worker."""
     outcome = yield
-    document = getattr(item, "interp_document", None)
-    if document is not None and call.when == "teardown":
-        outcome.get_result().interp_document = document
     record = getattr(item, "interp_record", None)
     if record is None:
         return
     report = outcome.get_result()
     plot = getattr(item, "interp_plot", None)
-    if call.when == "call" or (call.when == "setup" and report.failed):
+    if call.when == "call" or (call.when == "setup" and not report.passed):
         report.interp_result = record
         if plot is not None and _html_active(item.config):
             _add_html_plot(report, plot, record["name"])
@@ -172,32 +187,13 @@ class _Reporting:
         record = getattr(report, "interp_result", None)
         if record is not None:
             _session(self.config).add(report.nodeid, record)
-        document = getattr(report, "interp_document", None)
-        if document is not None:
-            _session(self.config).add_document(report.nodeid, document)
         plot = getattr(report, "interp_plot", None)
         if plot is not None:
-            _junit_attachment(self.config, report, plot)
-
-
-def _junit_attachment(config: pytest.Config, report: pytest.TestReport, plot: str) -> None:
-    """``[[ATTACHMENT|/abs/plot.png]]`` in the testcase's system-out (Jenkins, GitLab, Azure)."""
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # pragma: no cover - pytest internals moved
-        return
-    log_xml = config.stash.get(xml_key, None)
-    if log_xml is None:
-        return
-    line = f"[[ATTACHMENT|{plot}]]\n"
-    if log_xml.logging in ("system-out", "out-err", "all"):
-        report.sections.append(("Captured stdout interp-assert", line))
-        return
-    import xml.etree.ElementTree as ET
-
-    node = ET.Element("system-out")
-    node.text = line
-    log_xml.node_reporter(report).append(node)
+            # JUnit attachment: junitxml writes a report's captured stdout sections into the
+            # testcase's system-out (with junit_logging = system-out or all), where Jenkins,
+            # GitLab and Azure read [[ATTACHMENT|path]] lines
+            report.sections.append(("Captured stdout interp-assert",
+                                    f"[[ATTACHMENT|{plot}]]\n"))
 
 
 @pytest.hookimpl(tryfirst=True)

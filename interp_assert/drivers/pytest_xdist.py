@@ -50,11 +50,15 @@ def dist_chosen(config: pytest.Config) -> bool:
                for word in map(str, words))
 
 
+def _patterns(config: pytest.Config) -> list[str]:
+    return list(config.getini("interp_assert_patterns") or DEFAULT_PATTERNS)
+
+
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's loadscope scheduler with :func:`checkpoint_scope` as its scope."""
     from xdist.scheduler import LoadScopeScheduling
 
-    patterns = list(config.getini("interp_assert_patterns") or DEFAULT_PATTERNS)
+    patterns = _patterns(config)
 
     class CheckpointScheduling(LoadScopeScheduling):
         """Whole checkpoints (or claim files) per worker; other tests one by one."""
@@ -88,6 +92,20 @@ def make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 class XdistHooks:
     """Registered only when pytest-xdist is installed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport,
+                               sched: Any) -> None:
+        """A claim whose worker died gets an error record, so the results name it."""
+        from interp_assert.drivers.pytest_plugin import _session
+
+        path = PurePosixPath(crashitem.partition("::")[0])
+        if any(path.match(pattern) for pattern in _patterns(self.config)):
+            _session(self.config).crashed(
+                crashitem, f"the process evaluating it died ({report.longrepr})")
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

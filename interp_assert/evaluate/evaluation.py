@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
-import time
-import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from interp_assert.claims.outcome import Outcome
 from interp_assert.errors import (
     InterpAssertError,
-    Location,
     QuantityError,
     SpecError,
     UnknownNameError,
@@ -28,11 +22,13 @@ from interp_assert.evaluate.circuits import call_context_function, circuit_quant
 from interp_assert.evaluate.quantities.functions import apply_function, lookup
 from interp_assert.labels import Axis, Labelled
 from interp_assert.language import ast
-from interp_assert.language.parser import ParsedClaim
-from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, normalize_name
+from interp_assert.loading.claim_file import ClaimFile, normalize_name
 from interp_assert.loading.data import DatasetSpec
-from interp_assert.loading.subject import Subject, SubjectSpec, get_subject
+from interp_assert.loading.subject import Subject
 from interp_assert.resources import array_bytes, check_size
+
+if TYPE_CHECKING:
+    from interp_assert.plan.plan import RunPlan
 
 _BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power,
@@ -56,6 +52,8 @@ class Evaluation:
         self._names = {normalize_name(n): n for n in claim_file.quantities}
         self._stack: list[str] = []
         self.used: list[str] = []
+        #: the run's plan: which sinks each forward pass serves (None: only what is asked)
+        self.plan: RunPlan | None = None
         #: this claim's recorded value: what the name ``baseline`` means in its expressions
         self.baseline: float | None = None
 
@@ -89,6 +87,7 @@ class Evaluation:
                            self.interventions if interventions is None else interventions)
         other.baseline = self.baseline
         other.used = self.used
+        other.plan = self.plan
         return other
 
     # -- quantities ------------------------------------------------------------------------
@@ -220,7 +219,7 @@ class Evaluation:
         key = ("weight", name)
         cache = self.subject.cache
         if key not in cache:
-            from interp_assert.evaluate.quantities.base import as_labelled
+            from interp_assert.labels import as_labelled
 
             cache[key] = as_labelled(self.subject.weight(name), name)
         return cache[key]
@@ -401,174 +400,3 @@ def _matmul_shape(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, .
     if not a or not b or a[-1] != b[-2]:
         raise ValueError("shapes do not multiply")
     return (*np.broadcast_shapes(a[:-2], b[:-2]), a[-2], b[-1])
-
-
-# -- claims ------------------------------------------------------------------------------------
-@dataclass
-class ClaimResult:
-    """The result of one claim on one subject: passed, failed, or an error."""
-
-    file: str
-    claim_id: str
-    sentence: str
-    why: str
-    location: Location
-    status: str
-    outcome: Outcome | None = None
-    error: InterpAssertError | None = None
-    plot: Path | None = None
-    subject: str | None = None
-    sha256: str | None = None
-    duration: float = 0.0
-    quantities: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "passed"
-
-
-def substitute(obj: Any, variable: str, value: int) -> Any:
-    """Replace ``{i}`` / ``{i+1}`` / ``{i-1}`` in every name and label of a claim."""
-    pattern = re.compile(r"\{" + re.escape(variable) + r"(?:([+-])(\d+))?\}")
-
-    def fill(text: str) -> str:
-        def repl(match: re.Match[str]) -> str:
-            sign, amount = match.groups()
-            offset = int(amount) * (1 if sign == "+" else -1) if sign else 0
-            return str(value + offset)
-
-        return pattern.sub(repl, text)
-
-    if isinstance(obj, str):
-        return fill(obj)
-    if isinstance(obj, tuple):
-        return tuple(substitute(item, variable, value) for item in obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
-                   for f in dataclasses.fields(obj) if f.init}
-        return dataclasses.replace(obj, **changes)
-    return obj
-
-
-def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
-    """The claim, or one instance per value of its ``for`` clause."""
-    if parsed.for_each is None:
-        return [(None, parsed.claim)]
-    each = parsed.for_each
-    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
-            for i in range(each.start, each.stop + 1)]
-
-
-def evaluate_parsed(parsed: ParsedClaim, evaluation: Evaluation) -> tuple[Any, Outcome]:
-    """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
-    results = [(tag, claim, claim.evaluate(evaluation)) for tag, claim in instances(parsed)]
-    if len(results) == 1:
-        return results[0][1], results[0][2]
-    failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
-    tag, claim, worst = (failing or results)[0]
-    rows = []
-    for instance_tag, _, outcome in results:
-        rows.append({"instance": instance_tag, "measured": outcome.measured,
-                     "holds": outcome.passed})
-    held = len(results) - len(failing)
-    measured = f"{held}/{len(results)} instances hold"
-    if failing:
-        measured += f"; first failing {tag}: {worst.measured}"
-    combined = Outcome(not failing, measured, f"every instance: {worst.expected}",
-                       value=float(held) / len(results), rows=rows, notes=worst.notes,
-                       plot_data=worst.plot_data, context=worst.context)
-    return claim, combined
-
-
-def evaluate_entry(claim_file: ClaimFile, entry: ClaimEntry, subject_spec: SubjectSpec | None
-                   = None, plot_dir: Path | None = None, plots: str = "failed",
-                   baseline: float | None = None) -> ClaimResult:
-    """Evaluate one claim of a file; errors become results (one broken claim hides nothing).
-
-    ``baseline`` is the claim's recorded value, the meaning of the name ``baseline``."""
-    from interp_assert.output.plotting import save_plot
-
-    started = time.perf_counter()
-    spec = subject_spec or claim_file.subject
-    result = ClaimResult(str(claim_file.path), entry.id, entry.text, entry.why, entry.location,
-                         "error", subject=spec.label if spec else None)
-    if entry.error is not None or entry.parsed is None:
-        result.error = entry.error
-        return result
-    subject = get_subject(spec) if spec is not None else None
-    dataset = entry.options.get("data")
-    evaluation = Evaluation(claim_file, subject, entry.options.get("on"),
-                            str(dataset) if dataset is not None else None)
-    evaluation.baseline = baseline
-    if spec is not None:
-        plan(claim_file, spec, evaluation.dataset)
-    try:
-        with _lock(subject):
-            claim, outcome = evaluate_parsed(entry.parsed, evaluation)
-            result.sha256 = subject.sha256 if subject is not None else None
-    except InterpAssertError as exc:
-        result.error = _name_claim(exc, entry)
-    except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
-        result.error = _unexpected(exc, entry)
-    else:
-        result.outcome = outcome
-        result.status = "passed" if outcome.passed else "failed"
-        want_plot = plots == "all" or (plots == "failed" and not outcome.passed)
-        if want_plot and plot_dir is not None:
-            path = plot_dir / f"{_safe(entry.id)}.png"
-            try:
-                result.plot = save_plot(claim, outcome, path, title=f"{entry.id}: {entry.text}")
-            except Exception as exc:
-                outcome.notes.append(f"the plot could not be drawn: {type(exc).__name__}: {exc}")
-    if result.sha256 is None and subject is not None:
-        with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
-            result.sha256 = subject.sha256
-    result.quantities = evaluation.used
-    result.duration = time.perf_counter() - started
-    return result
-
-
-def plan(claim_file: ClaimFile, subject_spec: SubjectSpec, dataset: str | None = None) -> None:
-    """Register every forward-pass quantity of the file, so one pass serves them all."""
-    from interp_assert.evaluate.forward import register
-    from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
-
-    for definition in claim_file.quantities.values():
-        kind = definition.kind
-        if not isinstance(kind, ForwardQuantity):
-            continue
-        name = kind.config.get("data") or dataset
-        if name is None and not claim_file.datasets:
-            continue
-        spec = claim_file.datasets.get(name) if name else next(iter(claim_file.datasets.values()))
-        if spec is None:
-            continue
-        key, factory = kind.need(spec, claim_file.search_path)
-        register(subject_spec, spec, key, factory)
-
-
-def _lock(subject: Subject | None) -> Any:
-    import contextlib
-
-    return subject.lock if subject is not None else contextlib.nullcontext()
-
-
-def _name_claim(exc: InterpAssertError, entry: ClaimEntry) -> InterpAssertError:
-    """The error as this claim's: a copy (one error may be shared by several claims, e.g. a
-    broken checkpoint's) that names the claim and its place."""
-    named = exc.copy().at(entry.location)
-    if f"claim '{entry.id}'" not in named.message:
-        named.message = f"claim '{entry.id}': {named.message}"
-    return named
-
-
-def _unexpected(exc: Exception, entry: ClaimEntry) -> InterpAssertError:
-    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
-    error = InterpAssertError(
-        f"claim '{entry.id}': unexpected {type(exc).__name__}: {exc}", entry.location,
-        hint="this may be a bug in interp-assert; last frames:\n" + "".join(frames).rstrip())
-    return error
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-\[\]=]+", "_", name)

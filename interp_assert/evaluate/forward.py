@@ -1,26 +1,29 @@
 """Planned forward passes: every activation, distribution and metric that the claims of a run
 need on one (checkpoint, dataset) is read in a single pass, with all hooks attached at once.
 
-Quantities register what they will need (a :class:`Sink` factory) when their claim file is
-loaded; the first request on a (subject, dataset, interventions) triple runs one pass that
-feeds every registered sink, and the results are cached on the subject.
+The run's plan (:mod:`interp_assert.plan`) says which sinks the selected claims read; the
+first request on a (subject, dataset, interventions) triple runs one pass that feeds every
+planned sink, and the results are cached on the subject. A sink that raises, or whose hook
+never fires, fails only the claims that read it.
 """
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
-from interp_assert.loading.subject import Subject, SubjectSpec
+from interp_assert.loading.subject import Subject
 from interp_assert.workers import parallel_map
+
+if TYPE_CHECKING:
+    from interp_assert.plan.plan import RunPlan
 
 
 class Sink(ABC):
@@ -29,8 +32,10 @@ class Sink(ABC):
     #: module path whose output it reads, or None for the model's output (logits)
     hook: str | None = None
     read_input: bool = False
-    #: set when the sink was dropped from its pass (it would exceed the memory limit)
-    error: QuantityError | None = None
+    #: set when the sink was dropped from its pass (over the memory limit, or it raised)
+    error: InterpAssertError | None = None
+    #: whether its hook gave it a value in the pass (a hook that never fires is an error)
+    fired: bool = False
 
     @abstractmethod
     def update(self, value: Any, batch: dict[str, Any]) -> None: ...
@@ -127,30 +132,27 @@ class Intervention:
                                                                                other.key)
 
 
-PlanKey = tuple[SubjectSpec, DatasetSpec, tuple[Intervention, ...]]
-_PLANS: dict[PlanKey, dict[Hashable, Callable[[], Sink]]] = {}
-_PLAN_LOCK = threading.Lock()
-FORWARD_PASSES: list[PlanKey] = []  # a log of passes run (tests and benchmarks read it)
+FORWARD_PASSES: list[tuple[Any, ...]] = []  # a log of passes run (tests and benchmarks read it)
 
 
-def register(subject: SubjectSpec, dataset: DatasetSpec, key: Hashable,
+def announce(plan: RunPlan | None, subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
              factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> None:
-    """Announce that a sink will be requested, so the pass that serves others serves it too."""
-    with _PLAN_LOCK:
-        _PLANS.setdefault((subject, dataset, interventions), {}).setdefault(key, factory)
+    """Add a sink to the plan of its pass before requesting it, so that one pass serves
+    several sinks requested one after another (a claim reading several components)."""
+    if plan is not None:
+        plan.sinks((subject.spec, dataset_spec, interventions), key, factory)
 
 
-def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
+def request(plan: RunPlan | None, subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
             factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> Any:
-    """The result of sink ``key``, running (at most) one forward pass for everything planned."""
-    plan_key = (subject.spec, dataset_spec, interventions)
+    """The result of sink ``key``, running (at most) one forward pass for everything the run
+    planned on this (subject, dataset, interventions)."""
+    pass_key = (subject.spec, dataset_spec, interventions)
     cache_key = ("forward", dataset_spec, interventions, key)
     with subject.lock:
         if cache_key in subject.cache:
             return _unwrap(subject.cache[cache_key])
-        register(subject.spec, dataset_spec, key, factory, interventions)
-        with _PLAN_LOCK:
-            planned = dict(_PLANS.get(plan_key, {}))
+        planned = plan.sinks(pass_key, key, factory) if plan is not None else {key: factory}
         missing: dict[Hashable, Sink] = {}
         for k, make in planned.items():
             if ("forward", dataset_spec, interventions, k) in subject.cache:
@@ -160,7 +162,7 @@ def request(subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
             except InterpAssertError as exc:  # one quantity's bad options break only its claims
                 subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
         run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
-        FORWARD_PASSES.append(plan_key)
+        FORWARD_PASSES.append(pass_key)
         # the sinks' results (concatenations, mostly) are independent: computed side by side
         results = parallel_map(_finish, missing.values())
         for k, result in zip(missing, results):
@@ -179,10 +181,33 @@ def _finish(sink: Sink) -> Any:
     """A sink's result, or its error (which concerns only the claims that read this sink)."""
     if sink.error is not None:
         return _Refused(sink.error)
+    if sink.hook is not None and not sink.fired:
+        return _Refused(_never_fired(sink))
     try:
         return sink.result()
     except InterpAssertError as exc:
         return _Refused(exc)
+    except Exception as exc:
+        return _Refused(QuantityError(f"reading {sink.describe()} failed: "
+                                      f"{type(exc).__name__}: {exc}"))
+
+
+def _never_fired(sink: Sink) -> QuantityError:
+    """Why a hooked module gave nothing: the model never called it in the pass."""
+    hint = ("the module exists but the model's forward pass never called it; check that this "
+            "hook point is computed for this model")
+    name = sink.hook.rsplit(".", 1)[-1] if sink.hook else ""
+    if name in _OPTIONAL_TL_HOOKS:
+        hint = (f"TransformerLens computes {name} only when the model's config sets "
+                f"{_OPTIONAL_TL_HOOKS[name]}=True; set it in the loader, or read another hook")
+    return QuantityError(f"hook '{sink.hook}' never fired during the forward pass", hint=hint)
+
+
+#: TransformerLens hook points that exist but fire only when a config flag is set
+_OPTIONAL_TL_HOOKS = {"hook_result": "use_attn_result", "hook_q_input": "use_split_qkv_input",
+                      "hook_k_input": "use_split_qkv_input",
+                      "hook_v_input": "use_split_qkv_input",
+                      "hook_attn_in": "use_attn_in", "hook_mlp_in": "use_hook_mlp_in"}
 
 
 def _unwrap(cached: Any) -> Any:
@@ -295,7 +320,12 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
                 groups.setdefault((sink.hook, sink.read_input), []).append(sink)
         virtual = frozenset(virtual_sinks)
         for (hook, read_input), group in groups.items():
-            module = find_module(model, hook)
+            try:
+                module = find_module(model, hook)
+            except QuantityError as exc:  # only the sinks of this hook fail
+                for sink in group:
+                    sink.error = exc
+                continue
             if read_input:
                 handles.append(module.register_forward_pre_hook(
                     lambda _m, args, _g=group: _feed(_g, args[0], current)))
@@ -308,14 +338,15 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
                 current.clear()
                 current.update(batch)
                 logits, values = model_output(model, batch, dataset, virtual)
-                for sink in output_sinks:
-                    sink.update(logits, batch)
+                _feed(output_sinks, logits, batch)
                 for hook, group in virtual_sinks.items():
-                    if hook not in values:
-                        raise QuantityError(f"the model adapter provided no hook point '{hook}'"
-                                            + did_you_mean(hook, values))
+                    if hook in values:
+                        _feed(group, values[hook], batch)
+                        continue
                     for sink in group:
-                        sink.update(values[hook], batch)
+                        sink.error = sink.error or QuantityError(
+                            f"the model adapter provided no hook point '{hook}'"
+                            + did_you_mean(hook, values))
                 if number == 0:  # the first batch tells how much the whole pass will keep
                     for sink in over_memory_limit(sinks, len(batch["_index"]), dataset):
                         sink.release()
@@ -328,6 +359,18 @@ def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
 
 
 def _feed(sinks: list[Sink], value: Any, batch: dict[str, Any]) -> None:
-    """A hook's body: feeds the sinks and returns None, so the module's output stays as it is."""
+    """A hook's body: feeds the sinks and returns None, so the module's output stays as it is.
+    A sink that raises keeps its error and is fed no more; the others go on."""
     for sink in sinks:
-        sink.update(value, batch)
+        if sink.error is not None:
+            continue
+        sink.fired = True
+        try:
+            sink.update(value, batch)
+        except InterpAssertError as exc:
+            sink.error = exc
+        except Exception as exc:
+            sink.error = QuantityError(f"reading {sink.describe()} failed: "
+                                       f"{type(exc).__name__}: {exc}")
+        if sink.error is not None:
+            sink.release()

@@ -19,7 +19,7 @@ import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuits import Layout, parse_head, parse_neuron, weights_for
-from interp_assert.evaluate.forward import Intervention, KeepingSink, register, request
+from interp_assert.evaluate.forward import Intervention, KeepingSink, announce, request
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
 if TYPE_CHECKING:
@@ -91,9 +91,9 @@ def activations(ev: Evaluation, dataset: DatasetSpec, parts: Sequence[Component]
     """Each component's clean activation ``[sample, pos, ...]`` on ``dataset`` (one pass)."""
     subject = ev.subject
     for part in parts:
-        register(subject.spec, dataset, _sink_key(part), lambda p=part: SliceSink(p))
-    return {part.label: request(subject, dataset, _sink_key(part), lambda p=part: SliceSink(p))
-            for part in parts}
+        announce(ev.plan, subject, dataset, _sink_key(part), lambda p=part: SliceSink(p))
+    return {part.label: request(ev.plan, subject, dataset, _sink_key(part),
+                                lambda p=part: SliceSink(p)) for part in parts}
 
 
 @dataclass(frozen=True)

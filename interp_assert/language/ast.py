@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from importlib import resources
+from typing import Any
 
 UNIT_SCALE = {"%": 0.01, "points": 0.01, "point": 0.01, "pp": 0.01, "nats": 1.0, "nat": 1.0}
 
@@ -219,3 +220,22 @@ class Comparison:
         if self.confidence is not None:
             text += f" with {format_unscaled(self.confidence, 0.01)}% confidence"
         return text
+
+
+def referenced_names(node: Any) -> list[str]:
+    """Every name an expression (or member list) refers to."""
+    if isinstance(node, Ref):
+        return [node.name]
+    if isinstance(node, At):
+        return [node.quantity]
+    if isinstance(node, Members):
+        names = list(node.labels)
+        return names + (referenced_names(node.source) if node.source is not None else [])
+    names: list[str] = []
+    for child in vars(node).values() if hasattr(node, "__dict__") else ():
+        if isinstance(child, tuple):
+            for item in child:
+                names.extend(referenced_names(item))
+        elif isinstance(child, Node):
+            names.extend(referenced_names(child))
+    return names

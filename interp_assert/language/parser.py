@@ -1,9 +1,12 @@
-"""Parse claim sentences and expressions with a lark grammar assembled from the kind registry."""
+"""Parse claim sentences and expressions with a lark grammar assembled from the claim kinds
+it is handed."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
@@ -71,7 +74,7 @@ def _col(token: Token) -> int:
 class _ToAst(Transformer):
     """Turns parse trees into :mod:`ast` nodes and claim objects."""
 
-    def __init__(self, kinds: dict[str, type[Claim]]) -> None:
+    def __init__(self, kinds: Kinds) -> None:
         super().__init__()
         self._kinds = kinds
 
@@ -185,48 +188,51 @@ def _scaled(text: str, unit: str | None) -> float:
         return float(text) * scale
 
 
-def _grammar_text(kinds: dict[str, type[Claim]]) -> str:
+Kinds = Mapping[str, "type[Claim]"]
+#: the claim rule of a grammar without claim kinds (expressions only): matches nothing
+_NO_CLAIMS = 'claim: "\\u0000"'
+
+
+def _grammar_text(kinds: Kinds) -> str:
     base = resources.files(__package__).joinpath("grammar.lark").read_text(encoding="utf-8")
+    if not kinds:
+        return f"{base}\n{_NO_CLAIMS}\n"
     alternatives = " | ".join(kinds)
     fragments = "\n".join(kind.grammar for kind in kinds.values())
     return f"{base}\nclaim: {alternatives}\n{fragments}\n"
 
 
 @functools.lru_cache(maxsize=8)
-def _parsers(version: int) -> tuple[Lark, Lark]:
-    from interp_assert.claims.base import registered_kinds
-
-    kinds = registered_kinds()
-    text = _grammar_text(kinds)
+def _parser(kinds: tuple[tuple[str, type[Claim]], ...], start: str) -> Lark:
+    """A lark parser for the grammar with these claim kinds (cached per set of kinds)."""
     options = dict(parser="earley", lexer="dynamic", ambiguity="resolve",
                    propagate_positions=True, maybe_placeholders=True)
-    return Lark(text, start="start", **options), Lark(text, start="expr", **options)
+    return Lark(_grammar_text(dict(kinds)), start=start, **options)
 
 
-def _kinds_and_version() -> tuple[dict[str, type[Claim]], int]:
-    from interp_assert.claims.base import registered_kinds, registry_version
+def parse_claim(text: str, kinds: Kinds) -> ParsedClaim:
+    """Parse one claim sentence with the grammar of ``kinds`` (claim rule name -> class,
+    handed in by the caller: the language never imports the claim kinds); raises
+    :class:`ClaimSyntaxError` with a column on failure."""
+    return copy.deepcopy(_parse_claim(text, tuple(kinds.items())))
 
-    return registered_kinds(), registry_version()
 
-
-def parse_claim(text: str) -> ParsedClaim:
-    """Parse one claim sentence; raises :class:`ClaimSyntaxError` with a column on failure."""
-    kinds, version = _kinds_and_version()
-    claim_parser, _ = _parsers(version)
-    tree = _parse(claim_parser, text)
-    claim, for_each = _transform(tree, kinds, text)
+@functools.lru_cache(maxsize=4096)
+def _parse_claim(text: str, kinds: tuple[tuple[str, type[Claim]], ...]) -> ParsedClaim:
+    """Sentences repeat (templates, sweeps, the same claim in several files): each is parsed
+    once; callers get a deep copy, so nothing they change is shared."""
+    tree = _parse(_parser(kinds, "start"), text)
+    claim, for_each = _transform(tree, dict(kinds), text)
     claim.sentence = text
     return ParsedClaim(claim, for_each, text)
 
 
 def parse_expression(text: str) -> ast.Node:
-    """Parse a quantity expression such as ``norm(W_out) @ W_U``."""
-    kinds, version = _kinds_and_version()
-    _, expr_parser = _parsers(version)
-    return _transform(_parse(expr_parser, text), kinds, text)
+    """Parse a quantity expression such as ``norm(W_out) @ W_U`` (no claim kinds needed)."""
+    return _transform(_parse(_parser((), "expr"), text), {}, text)
 
 
-def _transform(tree: Tree, kinds: dict[str, type[Claim]], text: str) -> Any:
+def _transform(tree: Tree, kinds: Kinds, text: str) -> Any:
     try:
         return _ToAst(kinds).transform(tree)
     except ClaimSyntaxError as exc:

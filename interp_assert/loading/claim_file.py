@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from interp_assert.errors import (
     ClaimSyntaxError,
     InterpAssertError,
@@ -20,8 +18,19 @@ from interp_assert.errors import (
     did_you_mean,
 )
 from interp_assert.language import ast
+from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
+from interp_assert.loading.quantity_def import QuantityDef
 from interp_assert.loading.subject import SubjectSpec
+from interp_assert.loading.yaml_source import (
+    LocatedMap,
+    check_keys,
+    column_location,
+    key_location,
+    mark_location,
+    read_yaml,
+    sentence_location,
+)
 from interp_assert.usercode import project_root
 
 SUFFIXES = (".claims.yaml", ".claims.yml")
@@ -34,64 +43,6 @@ CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "dat
                         "exhaustive"})
 STATUSES = ("holds", "open")
 _COMPONENT = re.compile(r"^L\d+[HN]\d+$")
-
-
-class _Map(dict):
-    """A YAML mapping that remembers where its keys and values start."""
-
-    key_marks: dict[Any, yaml.Mark]
-    value_nodes: dict[Any, yaml.Node]
-    mark: yaml.Mark
-
-
-class _LocatingLoader(yaml.SafeLoader):
-    """SafeLoader that records marks and rejects duplicate keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> _Map:
-        self.flatten_mapping(node)
-        result = _Map()
-        result.key_marks, result.value_nodes, result.mark = {}, {}, node.start_mark
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in result:
-                raise SpecError(f"duplicate key '{key}'", _location(self.name, key_node.start_mark),
-                                hint="each key may appear once in a mapping; rename or merge")
-            result[key] = self.construct_object(value_node, deep=True)
-            result.key_marks[key] = key_node.start_mark
-            result.value_nodes[key] = value_node
-        return result
-
-
-_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                _LocatingLoader.construct_mapping)
-# YAML 1.1 reads on/off/yes/no as booleans ("on: pattern" would become True); only true/false
-# are booleans in claim files.
-_LocatingLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_LocatingLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"))
-
-
-def _location(path: str, mark: yaml.Mark | None) -> Location | None:
-    return Location(path, mark.line + 1, mark.column + 1) if mark is not None else None
-
-
-def key_location(path: str, mapping: Any, key: Any) -> Location | None:
-    marks = getattr(mapping, "key_marks", {})
-    return _location(path, marks.get(key) or getattr(mapping, "mark", None))
-
-
-def check_keys(mapping: Mapping, allowed: frozenset[str] | set[str], what: str,
-               location: Location | None) -> None:
-    """Raise a did-you-mean error for the first unknown key."""
-    for key in mapping:
-        if key not in allowed:
-            where = key_location(location.path, mapping, key) if location else None
-            raise SpecError(f"unknown key '{key}' in {what}" + did_you_mean(str(key), allowed),
-                            where or location,
-                            hint="allowed keys: " + ", ".join(sorted(allowed)))
 
 
 @dataclass
@@ -149,25 +100,25 @@ def is_claim_file(path: Path, suffixes: tuple[str, ...] = SUFFIXES) -> bool:
     return path.name.endswith(suffixes)
 
 
-def load_claim_file(path: str | Path) -> ClaimFile:
+@dataclass(frozen=True)
+class Kinds:
+    """The claim kinds (grammar rule -> class) and quantity kinds (YAML key -> class) a claim
+    file may use. The runner hands them in: loading never imports the kinds themselves."""
+
+    claims: Mapping[str, type]
+    quantities: Mapping[str, type]
+
+
+def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     """Read and parse a claim file. Raises :class:`SpecError` for problems with the whole file;
     a broken claim or quantity keeps its error and the others stay usable."""
-    from interp_assert.evaluate.quantities.base import QuantityDef
-
     path = Path(path)
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"cannot read claim file: {exc.strerror}", Location(shown, 1)) from None
-    try:
-        raw = yaml.load(text, Loader=_make_loader(shown))  # a SafeLoader subclass
-    except SpecError:
-        raise
-    except yaml.MarkedYAMLError as exc:
-        raise _yaml_error(exc, shown) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
+    raw = read_yaml(text, shown)
     if not isinstance(raw, Mapping):
         raise SpecError("a claim file must be a mapping with 'subject', 'quantities' and "
                         "'claims'", Location(shown, 1))
@@ -184,7 +135,8 @@ def load_claim_file(path: str | Path) -> ClaimFile:
     for name, definition in raw_quantities.items():
         where = key_location(shown, raw_quantities, name)
         try:
-            quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where)
+            quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where,
+                                                          kinds.quantities)
         except InterpAssertError as exc:
             quantity_errors[str(name)] = exc.at(where)
     from interp_assert.loading.data import parse_datasets
@@ -195,31 +147,8 @@ def load_claim_file(path: str | Path) -> ClaimFile:
                            str(raw.get("title", "")), str(raw.get("description", "")),
                            datasets, sweep)
     _check_cycles(claim_file)
-    claim_file.claims = _claims(raw, shown, claim_file)
+    claim_file.claims = _claims(raw, shown, claim_file, kinds)
     return claim_file
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
-    """Invalid YAML, placed where it went wrong; what was open there (a quoted text, a ``[``
-    list) is named with where it started, and is the place when the file ended inside it."""
-    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
-    message = f"invalid YAML: {exc.problem or exc.context}"
-    if exc.problem and exc.context and context is not None and context != mark:
-        message += (f" ({exc.context} that starts at line {context.line + 1}, column "
-                    f"{context.column + 1})")
-        if "end of stream" in exc.problem or "<stream end>" in exc.problem:
-            mark = context
-    return SpecError(message, _location(shown, mark),
-                     hint="check indentation and quoting near this place")
-
-
-def _make_loader(name: str) -> type[_LocatingLoader]:
-    class Loader(_LocatingLoader):
-        def __init__(self, stream: Any) -> None:
-            super().__init__(stream)
-            self.name = name
-
-    return Loader
 
 
 def _subject(raw: Mapping, path: Path, shown: str,
@@ -307,7 +236,7 @@ def slugify(text: str) -> str:
     return slug[:60] or "claim"
 
 
-def _claims(raw: Mapping, shown: str, claim_file: ClaimFile) -> list[ClaimEntry]:
+def _claims(raw: Mapping, shown: str, claim_file: ClaimFile, kinds: Kinds) -> list[ClaimEntry]:
     items = raw.get("claims")
     where = key_location(shown, raw, "claims")
     if items is None:
@@ -320,98 +249,43 @@ def _claims(raw: Mapping, shown: str, claim_file: ClaimFile) -> list[ClaimEntry]
     entries: list[ClaimEntry] = []
     seen: dict[str, Location] = {}
     for position, item in enumerate(items):
-        entry = _claim_entry(item, position, shown, where, claim_file)
+        entry = _claim_entry(item, position, shown, where, claim_file, kinds)
         if entry.id in seen:
             entry.error = SpecError(f"duplicate claim id '{entry.id}' (first at {seen[entry.id]})",
                                     entry.location, hint="give every claim a unique 'id'")
             entry.id = f"{entry.id}~{position}"
         seen.setdefault(entry.id, entry.location)
         entries.append(entry)
+    for entry in entries:
+        unknown = [r for r in entry.requires if r not in seen]
+        if unknown and entry.error is None:
+            entry.error = SpecError(
+                f"claim '{entry.id}' requires '{unknown[0]}', which is not a claim of "
+                f"{Path(shown).name}" + did_you_mean(unknown[0], seen), entry.location,
+                hint="'requires' names other claims of the same file by their 'id'")
     return entries
 
 
 def _from_mapping_form(key: Any, value: Any, parent: Any) -> Any:
     """``claims: {my-id: sentence}`` or ``{my-id: {claim: ..., why: ...}}`` as list items."""
     if isinstance(value, str):
-        item = _Map(id=key, claim=value)
+        item = LocatedMap(id=key, claim=value)
         item.key_marks, item.mark = {}, parent.key_marks[key]
         item.value_nodes = {"claim": parent.value_nodes[key]}
         return item
-    if isinstance(value, _Map) and "id" not in value:
-        item = _Map(id=key, **value)
+    if isinstance(value, LocatedMap) and "id" not in value:
+        item = LocatedMap(id=key, **value)
         item.key_marks, item.value_nodes, item.mark = value.key_marks, value.value_nodes, value.mark
         return item
     return value
 
 
-def _sentence_location(shown: str, node: yaml.Node | None, fallback: Location | None) -> Location:
-    if node is None:
-        return fallback or Location(shown, 1)
-    mark = node.start_mark
-    offset = 1 if getattr(node, "style", None) in ("'", '"') else 0
-    if getattr(node, "style", None) in ("|", ">"):
-        return _block_location(shown, mark)
-    return Location(shown, mark.line + 1, mark.column + 1 + offset)
-
-
-def _block_location(shown: str, mark: Any) -> Location:
-    """Where a block scalar's (``claim: >`` / ``|``) text starts: its first non-blank line
-    after the indicator, at that line's indentation."""
-    lines = (mark.buffer or "").split("\n") if isinstance(mark.buffer, str) else []
-    for number in range(mark.line + 1, len(lines)):
-        content = lines[number].rstrip("\0")
-        if content.strip():
-            return Location(shown, number + 1, len(content) - len(content.lstrip(" ")) + 1)
-    return Location(shown, mark.line + 2, 1)
-
-
-def _column_location(shown: str, node: yaml.Node | None, text: str, column: int,
-                     start: Location) -> Location:
-    """Where column ``column`` (1-based) of the sentence ``text`` is in the file, also when the
-    sentence spans several lines (a block scalar ``claim: >``, or a folded plain or quoted
-    one): each source line's text is found in the sentence in turn."""
-    fallback = Location(shown, start.line, start.column + column - 1)
-    mark, end = getattr(node, "start_mark", None), getattr(node, "end_mark", None)
-    if mark is None or end is None or not isinstance(mark.buffer, str):
-        return fallback
-    style = getattr(node, "style", None)
-    if end.line == mark.line and style not in ("|", ">"):
-        return fallback
-    quote = 1 if style in ("'", '"') else 0
-    lines = mark.buffer.split("\n")
-    pieces: list[tuple[int, int, str]] = []  # (0-based line, 0-based column, text)
-    for number in range(mark.line, min(end.line, len(lines) - 1) + 1):
-        line = lines[number].rstrip("\0")
-        low, high = 0, len(line)
-        if number == mark.line:
-            if style in ("|", ">"):  # the indicator line holds no text of the sentence
-                continue
-            low = mark.column + quote
-        if number == end.line:
-            high = min(high, end.column - quote)
-        piece = line[low:high]
-        if piece.strip():
-            pieces.append((number, low + len(piece) - len(piece.lstrip()), piece.strip()))
-    offset, found, place = column - 1, 0, None
-    for number, first, piece in pieces:
-        at = text.find(piece, found)
-        if at < 0:  # escapes in a quoted scalar: the text differs from the source
-            return fallback
-        if place is not None and offset < at:
-            break
-        place = (number, first + offset - at)
-        found = at + len(piece)
-    if place is None:
-        return fallback
-    return Location(shown, place[0] + 1, max(place[1], 0) + 1)
-
-
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
-                 claim_file: ClaimFile) -> ClaimEntry:
+                 claim_file: ClaimFile, kinds: Kinds) -> ClaimEntry:
     if isinstance(item, str):
         item = {"claim": item}
     if not isinstance(item, Mapping) or "claim" not in item:
-        location = _location(shown, getattr(item, "mark", None)) or where or Location(shown, 1)
+        location = mark_location(shown, getattr(item, "mark", None)) or where or Location(shown, 1)
         text = str(item)
         claim_id = str(item.get("id") or f"claim-{position + 1}") if isinstance(
             item, Mapping) else f"claim-{position + 1}"
@@ -428,7 +302,7 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
         return entry
     nodes = getattr(item, "value_nodes", {})
     text = item["claim"]
-    location = _sentence_location(shown, nodes.get("claim"), _location(
+    location = sentence_location(shown, nodes.get("claim"), mark_location(
         shown, getattr(item, "mark", None)))
     claim_id = str(item.get("id") or slugify(str(text)))
     entry = ClaimEntry(claim_id, str(text), str(item.get("why", "") or "").strip(), location)
@@ -449,11 +323,11 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
             raise SpecError(f"claim '{claim_id}': 'holds_from' must be a step number", location)
         if not isinstance(text, str):
             raise SpecError(f"claim '{claim_id}': the sentence must be text", location)
-        entry.parsed = parse_claim(text)
+        entry.parsed = parse_claim(text, kinds.claims)
         check_names(entry.parsed, claim_file)
     except ClaimSyntaxError as exc:
         if exc.location is None:  # in the sentence (not in a quantity it uses)
-            exc.location = _column_location(shown, nodes.get("claim"), text, exc.column,
+            exc.location = column_location(shown, nodes.get("claim"), text, exc.column,
                                             location)
         exc.message = f"claim '{claim_id}': {exc.message}"
         entry.error = exc
@@ -512,7 +386,6 @@ def _declared_labels(claim_file: ClaimFile) -> str:
 
 def _check_broken_quantities(parsed: ParsedClaim, claim_file: ClaimFile,
                              owners: dict[str, list[str]]) -> None:
-    from interp_assert.evaluate.quantities.builtin import referenced_names
 
     healthy = {normalize_name(n): n for n in claim_file.quantities}
     broken = {normalize_name(n): n for n in claim_file.quantity_errors}

@@ -92,7 +92,7 @@ class Dataset:
 def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
                    shown: str) -> dict[str, DatasetSpec]:
     """Read the ``data:`` section; the first (or the one with ``default: true``) is default."""
-    from interp_assert.loading.claim_file import check_keys, key_location
+    from interp_assert.loading.yaml_source import check_keys, key_location
 
     if raw is None:
         return {}

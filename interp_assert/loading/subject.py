@@ -179,3 +179,23 @@ def clear_subjects() -> None:
         _POOL.clear()
     with _CHECKPOINTS_LOCK:
         _CHECKPOINTS.clear()
+
+
+def subject_summary(spec: SubjectSpec) -> dict[str, str]:
+    """What a document shows of a subject: checkpoint, loader, sha256, size and step."""
+    out = {"checkpoint": str(spec.checkpoint or "—")}
+    if spec.loader:
+        out["loader"] = spec.loader
+    try:
+        checkpoint = get_subject(spec).checkpoint
+        if checkpoint is not None:
+            out["sha256"] = checkpoint.sha256
+            tensors = checkpoint.state_dict
+            params = sum(int(t.numel()) for t in tensors.values() if hasattr(t, "numel"))
+            out["model"] = f"{len(tensors)} tensors, {params:,} parameters"
+            step = checkpoint.metadata.get("step")
+            if step is not None:
+                out["training step"] = str(step)
+    except InterpAssertError as exc:  # a broken checkpoint still gets its document
+        out["model"] = f"could not be loaded: {exc}"
+    return out

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_assert.errors import InterpAssertError
+from interp_assert.output.files import write_json
 
 SCHEMA = "interp-assert/baseline/1"
 
@@ -120,6 +121,30 @@ class BaselineStore:
 
     def save(self) -> None:
         """Write the file atomically, keys sorted."""
-        from interp_assert.output.results import write_json
-
         write_json(self.path, self.as_dict())
+
+
+#: how long an update waits for another process's update of the same file
+LOCK_TIMEOUT = 600.0
+
+
+def record_values(path: Path, shown: str, records: Iterable[dict[str, Any]],
+                  root: Path) -> tuple[int, int]:
+    """Record the measured values of ``records`` in the baseline file at ``path``: read,
+    update and write under a file lock, so that concurrent updaters (CLI runs, pytest runs,
+    xdist controllers) never lose each other's entries. Returns (changed, records)."""
+    from filelock import FileLock, Timeout
+
+    records = list(records)
+    lock = FileLock(str(path.with_name(f".{path.name}.lock")), timeout=LOCK_TIMEOUT)
+    try:
+        with lock:
+            store = BaselineStore.load(path, shown)  # what is there now, others' entries too
+            changed = store.update(records, root)
+            store.save()
+    except Timeout:
+        raise InterpAssertError(f"baseline {shown}: another run held its lock for "
+                                f"{LOCK_TIMEOUT:.0f} s; not updated",
+                                hint="run the update again when the other run has finished"
+                                ) from None
+    return changed, len(records)

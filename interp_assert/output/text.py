@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from interp_assert.claims.outcome import fmt
-from interp_assert.evaluate.evaluation import ClaimResult
+from interp_assert.judge.verdict import WORDS, ClaimResult, Verdict
 
 MAX_ROWS = 30
 
@@ -45,10 +45,15 @@ def format_result(result: ClaimResult) -> str:
     if result.error is not None:
         lines.append(f"  error: {result.error}")
         return "\n".join(lines)
+    if result.verdict is Verdict.SKIPPED:
+        lines.append(f"  skipped: {result.judgement.reason}")
+        return "\n".join(lines)
     outcome = result.outcome
     assert outcome is not None
-    verdict = "holds" if outcome.passed else "does not hold"
-    lines.append(f"  {verdict}: measured {outcome.measured}; expected {outcome.expected}")
+    lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
+                 f"{outcome.expected}")
+    if result.judgement.reason:
+        lines.append(f"  {result.judgement.reason}")
     for key, value in outcome.context.items():
         lines.append(f"  {key}: {value}")
     for note in outcome.notes:
@@ -61,17 +66,3 @@ def format_result(result: ClaimResult) -> str:
         lines.append("")
         lines.append(f"  plot: {result.plot}")
     return "\n".join(lines)
-
-
-def summary_table(results: list[ClaimResult]) -> str:
-    """One line per claim: file, id, checkpoint, value, verdict."""
-    from tabulate import tabulate
-
-    rows = []
-    for result in results:
-        value = result.outcome.value if result.outcome is not None else None
-        verdict = {"passed": "holds", "failed": "FAILS", "error": "ERROR"}.get(result.status,
-                                                                               result.status)
-        rows.append([result.file, result.claim_id, result.subject or "", fmt(value), verdict])
-    return tabulate(rows, headers=["file", "claim", "checkpoint", "value", "verdict"],
-                    tablefmt="simple", disable_numparse=True)

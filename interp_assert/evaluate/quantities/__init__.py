@@ -2,14 +2,13 @@
 
 from interp_assert.evaluate.quantities.base import (
     QUANTITY_KINDS,
-    QuantityDef,
     QuantityKind,
-    as_labelled,
+    quantity_kinds,
     register_quantity,
 )
 from interp_assert.evaluate.quantities.functions import FUNCTIONS, apply_function, register_function
 
 __all__ = [
-    "FUNCTIONS", "QUANTITY_KINDS", "QuantityDef", "QuantityKind", "apply_function",
-    "as_labelled", "register_function", "register_quantity",
+    "FUNCTIONS", "QUANTITY_KINDS", "QuantityKind", "apply_function", "quantity_kinds",
+    "register_function", "register_quantity",
 ]

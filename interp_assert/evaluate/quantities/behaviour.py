@@ -77,7 +77,7 @@ class ForwardQuantity(QuantityKind):
     def read(self, ev: Evaluation) -> tuple[Any, DatasetSpec]:
         dataset = self.dataset(ev)
         key, factory = self.need(dataset, ev.search_path)
-        return request(ev.subject, dataset, key, factory, ev.interventions), dataset
+        return request(ev.plan, ev.subject, dataset, key, factory, ev.interventions), dataset
 
     def context(self, dataset: DatasetSpec) -> dict[str, Any]:
         return {"dataset": dataset.describe(), "samples": load_dataset(dataset).n}

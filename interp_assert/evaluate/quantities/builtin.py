@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from interp_assert.errors import ClaimSyntaxError, SpecError
 from interp_assert.evaluate.quantities import behaviour, circuit, table  # noqa: F401  (registers forward-pass, circuit, table)
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
-from interp_assert.language import ast
+from interp_assert.language.ast import referenced_names
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
 if TYPE_CHECKING:
@@ -60,25 +60,6 @@ class Expression(QuantityKind):
 
     def compute(self, ev: Evaluation) -> Any:
         return ev.value(self.tree)
-
-
-def referenced_names(node: Any) -> list[str]:
-    """Every name an expression (or member list) refers to."""
-    if isinstance(node, ast.Ref):
-        return [node.name]
-    if isinstance(node, ast.At):
-        return [node.quantity]
-    if isinstance(node, ast.Members):
-        names = list(node.labels)
-        return names + (referenced_names(node.source) if node.source is not None else [])
-    names: list[str] = []
-    for child in vars(node).values() if hasattr(node, "__dict__") else ():
-        if isinstance(child, tuple):
-            for item in child:
-                names.extend(referenced_names(item))
-        elif isinstance(child, ast.Node):
-            names.extend(referenced_names(child))
-    return names
 
 
 @register_quantity

@@ -1,0 +1,111 @@
+"""Measuring one claim in a context: its template instances (``for i in 0..9``) evaluated and
+combined, and any exception turned into an error that names the claim and its place."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from interp_assert.claims.outcome import Outcome
+from interp_assert.errors import InterpAssertError, Location
+
+if TYPE_CHECKING:
+    from interp_assert.claims.base import Claim, Context
+    from interp_assert.language.parser import ParsedClaim
+
+
+@dataclass
+class Measured:
+    """What measuring a claim gave: the claim object used (for its plot) and its outcome, or
+    the error that stopped it."""
+
+    claim: Claim | None = None
+    outcome: Outcome | None = None
+    error: InterpAssertError | None = None
+    #: the quantities read, in order
+    used: list[str] = field(default_factory=list)
+
+
+def substitute(obj: Any, variable: str, value: int) -> Any:
+    """Replace ``{i}`` / ``{i+1}`` / ``{i-1}`` in every name and label of a claim."""
+    pattern = re.compile(r"\{" + re.escape(variable) + r"(?:([+-])(\d+))?\}")
+
+    def fill(text: str) -> str:
+        def repl(match: re.Match[str]) -> str:
+            sign, amount = match.groups()
+            offset = int(amount) * (1 if sign == "+" else -1) if sign else 0
+            return str(value + offset)
+
+        return pattern.sub(repl, text)
+
+    if isinstance(obj, str):
+        return fill(obj)
+    if isinstance(obj, tuple):
+        return tuple(substitute(item, variable, value) for item in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
+                   for f in dataclasses.fields(obj) if f.init}
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
+    """The claim, or one instance per value of its ``for`` clause."""
+    if parsed.for_each is None:
+        return [(None, parsed.claim)]
+    each = parsed.for_each
+    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
+            for i in range(each.start, each.stop + 1)]
+
+
+def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
+    """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
+    results = [(tag, claim, claim.evaluate(ctx)) for tag, claim in instances(parsed)]
+    if len(results) == 1:
+        return results[0][1], results[0][2]
+    failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
+    tag, claim, worst = (failing or results)[0]
+    rows = []
+    for instance_tag, _, outcome in results:
+        rows.append({"instance": instance_tag, "measured": outcome.measured,
+                     "holds": outcome.passed})
+    held = len(results) - len(failing)
+    measured = f"{held}/{len(results)} instances hold"
+    if failing:
+        measured += f"; first failing {tag}: {worst.measured}"
+    combined = Outcome(not failing, measured, f"every instance: {worst.expected}",
+                       value=float(held) / len(results), rows=rows, notes=worst.notes,
+                       plot_data=worst.plot_data, context=worst.context)
+    return claim, combined
+
+
+def measure(parsed: ParsedClaim, ctx: Context, claim_id: str, location: Location) -> Measured:
+    """Measure a claim; every exception becomes an error on this claim (one broken claim
+    never breaks a run)."""
+    try:
+        claim, outcome = evaluate_parsed(parsed, ctx)
+    except InterpAssertError as exc:
+        return Measured(error=name_claim(exc, claim_id, location))
+    except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
+        return Measured(error=unexpected(exc, claim_id, location))
+    return Measured(claim, outcome)
+
+
+def name_claim(exc: InterpAssertError, claim_id: str, location: Location) -> InterpAssertError:
+    """The error as this claim's: a copy (one error may be shared by several claims, e.g. a
+    broken checkpoint's) that names the claim and its place."""
+    named = exc.copy().at(location)
+    if f"claim '{claim_id}'" not in named.message:
+        named.message = f"claim '{claim_id}': {named.message}"
+    return named
+
+
+def unexpected(exc: BaseException, claim_id: str, location: Location) -> InterpAssertError:
+    """An exception nobody anticipated, with its last frames."""
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
+    return InterpAssertError(
+        f"claim '{claim_id}': unexpected {type(exc).__name__}: {exc}", location,
+        hint="this may be a bug in interp-assert; last frames:\n" + "".join(frames).rstrip())

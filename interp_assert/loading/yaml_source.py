@@ -1,0 +1,171 @@
+"""YAML of claim files read with places kept: every mapping remembers where its keys and
+values start, so that errors name file, line and column; duplicate keys and YAML 1.1's
+``on``/``yes`` booleans are refused. Also the helpers that place a claim sentence's column in
+the file (sentences may span several lines)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from interp_assert.errors import Location, SpecError, did_you_mean
+
+
+class LocatedMap(dict):
+    """A YAML mapping that remembers where its keys and values start."""
+
+    key_marks: dict[Any, yaml.Mark]
+    value_nodes: dict[Any, yaml.Node]
+    mark: yaml.Mark
+
+
+class _LocatingLoader(yaml.SafeLoader):
+    """SafeLoader that records marks and rejects duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LocatedMap:
+        self.flatten_mapping(node)
+        result = LocatedMap()
+        result.key_marks, result.value_nodes, result.mark = {}, {}, node.start_mark
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in result:
+                raise SpecError(f"duplicate key '{key}'",
+                                mark_location(self.name, key_node.start_mark),
+                                hint="each key may appear once in a mapping; rename or merge")
+            result[key] = self.construct_object(value_node, deep=True)
+            result.key_marks[key] = key_node.start_mark
+            result.value_nodes[key] = value_node
+        return result
+
+
+_LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                _LocatingLoader.construct_mapping)
+# YAML 1.1 reads on/off/yes/no as booleans ("on: pattern" would become True); only true/false
+# are booleans in claim files.
+_LocatingLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_LocatingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
+def mark_location(path: str, mark: yaml.Mark | None) -> Location | None:
+    return Location(path, mark.line + 1, mark.column + 1) if mark is not None else None
+
+
+def key_location(path: str, mapping: Any, key: Any) -> Location | None:
+    marks = getattr(mapping, "key_marks", {})
+    return mark_location(path, marks.get(key) or getattr(mapping, "mark", None))
+
+
+def check_keys(mapping: Mapping, allowed: frozenset[str] | set[str], what: str,
+               location: Location | None) -> None:
+    """Raise a did-you-mean error for the first unknown key."""
+    for key in mapping:
+        if key not in allowed:
+            where = key_location(location.path, mapping, key) if location else None
+            raise SpecError(f"unknown key '{key}' in {what}" + did_you_mean(str(key), allowed),
+                            where or location,
+                            hint="allowed keys: " + ", ".join(sorted(allowed)))
+
+
+def read_yaml(text: str, shown: str) -> Any:
+    """Parse ``text`` (the file ``shown``) with places kept; invalid YAML is a SpecError at
+    the place it went wrong."""
+    try:
+        return yaml.load(text, Loader=_make_loader(shown))  # a SafeLoader subclass
+    except SpecError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, shown) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
+    """Invalid YAML, placed where it went wrong; what was open there (a quoted text, a ``[``
+    list) is named with where it started, and is the place when the file ended inside it."""
+    mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+    message = f"invalid YAML: {exc.problem or exc.context}"
+    if exc.problem and exc.context and context is not None and context != mark:
+        message += (f" ({exc.context} that starts at line {context.line + 1}, column "
+                    f"{context.column + 1})")
+        if "end of stream" in exc.problem or "<stream end>" in exc.problem:
+            mark = context
+    return SpecError(message, mark_location(shown, mark),
+                     hint="check indentation and quoting near this place")
+
+
+def _make_loader(name: str) -> type[_LocatingLoader]:
+    class Loader(_LocatingLoader):
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            self.name = name
+
+    return Loader
+
+
+def sentence_location(shown: str, node: yaml.Node | None, fallback: Location | None) -> Location:
+    if node is None:
+        return fallback or Location(shown, 1)
+    mark = node.start_mark
+    offset = 1 if getattr(node, "style", None) in ("'", '"') else 0
+    if getattr(node, "style", None) in ("|", ">"):
+        return _block_location(shown, mark)
+    return Location(shown, mark.line + 1, mark.column + 1 + offset)
+
+
+def _block_location(shown: str, mark: Any) -> Location:
+    """Where a block scalar's (``claim: >`` / ``|``) text starts: its first non-blank line
+    after the indicator, at that line's indentation."""
+    lines = (mark.buffer or "").split("\n") if isinstance(mark.buffer, str) else []
+    for number in range(mark.line + 1, len(lines)):
+        content = lines[number].rstrip("\0")
+        if content.strip():
+            return Location(shown, number + 1, len(content) - len(content.lstrip(" ")) + 1)
+    return Location(shown, mark.line + 2, 1)
+
+
+def column_location(shown: str, node: yaml.Node | None, text: str, column: int,
+                     start: Location) -> Location:
+    """Where column ``column`` (1-based) of the sentence ``text`` is in the file, also when the
+    sentence spans several lines (a block scalar ``claim: >``, or a folded plain or quoted
+    one): each source line's text is found in the sentence in turn."""
+    fallback = Location(shown, start.line, start.column + column - 1)
+    mark, end = getattr(node, "start_mark", None), getattr(node, "end_mark", None)
+    if mark is None or end is None or not isinstance(mark.buffer, str):
+        return fallback
+    style = getattr(node, "style", None)
+    if end.line == mark.line and style not in ("|", ">"):
+        return fallback
+    quote = 1 if style in ("'", '"') else 0
+    lines = mark.buffer.split("\n")
+    pieces: list[tuple[int, int, str]] = []  # (0-based line, 0-based column, text)
+    for number in range(mark.line, min(end.line, len(lines) - 1) + 1):
+        line = lines[number].rstrip("\0")
+        low, high = 0, len(line)
+        if number == mark.line:
+            if style in ("|", ">"):  # the indicator line holds no text of the sentence
+                continue
+            low = mark.column + quote
+        if number == end.line:
+            high = min(high, end.column - quote)
+        piece = line[low:high]
+        if piece.strip():
+            pieces.append((number, low + len(piece) - len(piece.lstrip()), piece.strip()))
+    offset, found, place = column - 1, 0, None
+    for number, first, piece in pieces:
+        at = text.find(piece, found)
+        if at < 0:  # escapes in a quoted scalar: the text differs from the source
+            return fallback
+        if place is not None and offset < at:
+            break
+        place = (number, first + offset - at)
+        found = at + len(piece)
+    if place is None:
+        return fallback
+    return Location(shown, place[0] + 1, max(place[1], 0) + 1)

@@ -1,0 +1,72 @@
+"""Files the tool writes: atomically (a temp file renamed into place), under names derived
+from claim files and claim ids, with paths shown relative to the run's root."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+def relative(path: Path | str, root: Path | None) -> str:
+    """``path`` relative to ``root`` when inside it, as a POSIX string."""
+    path = Path(path)
+    if root is not None:
+        try:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.as_posix()
+
+
+def write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write a file atomically: ``fill`` writes into a temp file in the same folder, which is
+    then renamed over ``path``.
+
+    An interrupted or failed write (Ctrl-C, a full disk, a killed process before the rename)
+    leaves the earlier file as it was, and no temp file behind. The file gets the permissions
+    of a plain ``open(path, "w")`` (0o666 less the umask), not mkstemp's 0o600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    handle = os.open(tmp, flags, 0o666)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            fill(stream)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` atomically (see :func:`write_atomically`)."""
+    write_atomically(path, lambda stream: stream.write(text.encode("utf-8")))
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Save a matplotlib figure as PNG atomically (see :func:`write_atomically`)."""
+    write_atomically(path, lambda stream: figure.savefig(stream, format="png"))
+    return path
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (see :func:`write_text`), sorted and indented."""
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def file_stem(file: str) -> str:
+    """Folder name for a claim file's artifacts: its relative path with '/' as '__'."""
+    return file.replace("/", "__").removesuffix(".yaml").removesuffix(".yml")
+
+
+def safe_name(name: str) -> str:
+    """A claim id as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.\-\[\]=]+", "_", name)

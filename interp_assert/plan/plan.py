@@ -1,0 +1,133 @@
+"""Plans: which forward-pass sinks the selected claims of a run will read.
+
+A :class:`Plan` is built once per (claim file, target) from the claims that will run: a
+deselected claim, a claim with an error and a quantity no selected claim uses register
+nothing. The run owns a :class:`RunPlan` holding every plan; the forward pass for a
+(subject, dataset, interventions) key serves the sinks of all plans sharing that key, so claim
+files on one checkpoint and dataset still share one pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from interp_assert.errors import InterpAssertError
+from interp_assert.language.ast import referenced_names
+
+if TYPE_CHECKING:
+    from interp_assert.loading.claim_file import ClaimEntry, ClaimFile
+    from interp_assert.loading.data import DatasetSpec
+    from interp_assert.loading.subject import SubjectSpec
+
+#: (subject spec, dataset spec, interventions): one forward pass
+PassKey = tuple[Any, Any, tuple[Any, ...]]
+SinkFactory = Callable[[], Any]
+
+
+def quantities_read(claim_file: ClaimFile, entry: ClaimEntry) -> set[str]:
+    """The quantities a claim reads: the names in its sentence (quantities, or the quantities
+    declaring its labels), its ``on:`` quantity, what its kind says it reads beyond its
+    sentence, and, transitively, what those quantities are computed from."""
+    if entry.parsed is None:
+        return set()
+    definitions = claim_file.quantities
+    normalized = {_normal(name): name for name in definitions}
+    owners = claim_file.label_owners()
+    names: set[str] = set()
+    for node in entry.parsed.claim.expressions():
+        names.update(referenced_names(node))
+    names.update(entry.parsed.claim.planned_quantities(definitions))
+    if entry.options.get("on"):
+        names.add(str(entry.options["on"]))
+    found: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        matches = ([name] if name in definitions else [normalized[_normal(name)]]
+                   if _normal(name) in normalized else owners.get(name, []))
+        for match in matches:
+            if match not in found:
+                found.add(match)
+                pending.extend(definitions[match].kind.references())
+    return found
+
+
+def _normal(name: str) -> str:
+    return name.replace("·", "").replace(".", "").replace("⋅", "")
+
+
+@dataclass
+class Plan:
+    """One claim file on one target: the sinks its selected claims read, per forward pass."""
+
+    subject: SubjectSpec
+    #: pass key -> sink key -> factory
+    passes: dict[PassKey, dict[Hashable, SinkFactory]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, claim_file: ClaimFile, subject: SubjectSpec,
+              entries: Iterable[ClaimEntry]) -> Plan:
+        """The plan of ``entries`` (the claims of ``claim_file`` that will run)."""
+        plan = cls(subject)
+        for entry in entries:
+            dataset = entry.options.get("data")
+            for name in sorted(quantities_read(claim_file, entry)):
+                plan._add(claim_file, name, str(dataset) if dataset is not None else None)
+        return plan
+
+    @classmethod
+    def build_all(cls, claim_file: ClaimFile, subject: SubjectSpec) -> Plan:
+        """Every forward quantity of ``claim_file``: for the Python API, whose sentences are
+        not known in advance (each ``check`` still shares the one pass)."""
+        plan = cls(subject)
+        for name in claim_file.quantities:
+            plan._add(claim_file, name, None)
+        return plan
+
+    def _add(self, claim_file: ClaimFile, name: str, claim_dataset: str | None) -> None:
+        need = getattr(claim_file.quantities[name].kind, "need", None)
+        if need is None:  # not read from a forward pass
+            return
+        spec = _dataset(claim_file, claim_file.quantities[name].kind.config.get("data")
+                        or claim_dataset)
+        if spec is None:  # evaluating it reports the missing dataset
+            return
+        try:
+            key, factory = need(spec, claim_file.search_path)
+        except InterpAssertError:  # reported on the claims that read it
+            return
+        self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
+
+
+def _dataset(claim_file: ClaimFile, name: str | None) -> DatasetSpec | None:
+    datasets: Mapping[str, DatasetSpec] = claim_file.datasets
+    if name is None:
+        return next(iter(datasets.values()), None)
+    return datasets.get(name)
+
+
+class RunPlan:
+    """Every plan of one run, merged by forward pass. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._passes: dict[PassKey, dict[Hashable, SinkFactory]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, plan: Plan) -> None:
+        with self._lock:
+            for key, sinks in plan.passes.items():
+                merged = self._passes.setdefault(key, {})
+                for sink_key, factory in sinks.items():
+                    merged.setdefault(sink_key, factory)
+
+    def sinks(self, key: PassKey, wanted: Hashable, factory: SinkFactory
+              ) -> dict[Hashable, SinkFactory]:
+        """The sinks the pass ``key`` serves: every planned one, and ``wanted`` (a sink no
+        plan foresaw is added, so a later pass on the same key serves it too)."""
+        with self._lock:
+            sinks = self._passes.setdefault(key, {})
+            sinks.setdefault(wanted, factory)
+            return dict(sinks)

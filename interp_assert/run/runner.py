@@ -1,0 +1,387 @@
+"""The one runner: claim files, targets and options in; judged results out.
+
+Every driver (the pytest plugin, ``interp-assert check`` and ``report``, ``--interp-report``,
+the Python API) is a thin layer over :class:`Runner`, and nothing else loops over claims:
+
+1. :meth:`Runner.load` reads a claim file with the registered claim and quantity kinds;
+2. :meth:`Runner.checks` lists its checks: one per claim and target (checkpoint);
+3. :meth:`Runner.prepare` plans the forward passes of the checks that will run (deselected
+   claims and unused quantities register nothing);
+4. :meth:`Runner.result` evaluates a check once (its ``requires`` first), has the judge decide
+   its verdict, and draws its plot when one is wanted;
+5. :meth:`Runner.finish` writes what a run leaves behind, once: trajectories, the baseline
+   update (under a file lock), the JSON results and the document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interp_assert.claims.base import registered_kinds
+from interp_assert.claims.measure import Measured, measure
+from interp_assert.errors import InterpAssertError
+from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.evaluate.quantities.base import quantity_kinds
+from interp_assert.judge.verdict import (
+    WORDS,
+    ClaimResult,
+    Relations,
+    Verdict,
+    judge,
+    requirement_met,
+)
+from interp_assert.language.ast import referenced_names
+from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, Kinds
+from interp_assert.loading.claim_file import load_claim_file as _load
+from interp_assert.loading.subject import clear_subjects, get_subject, subject_summary
+from interp_assert.loading.targets import Target, targets
+from interp_assert.output.baseline import BaselineStore, record_values
+from interp_assert.output.document import FileHeader, sections, write_document
+from interp_assert.output.files import file_stem, relative, safe_name
+from interp_assert.output.plotting import save_plot
+from interp_assert.output.results import record, write_records
+from interp_assert.output.trajectories import draw_trajectories, trajectories
+from interp_assert.plan.plan import Plan, RunPlan
+
+PLOT_POLICIES = ("failed", "all", "never")
+
+
+def builtin_kinds() -> Kinds:
+    """Every registered claim and quantity kind, the built-in ones included."""
+    return Kinds(registered_kinds(), quantity_kinds())
+
+
+def load_claim_file(path: str | Path) -> ClaimFile:
+    """Read a claim file with every registered kind (see :class:`Runner` to check it)."""
+    return _load(path, builtin_kinds())
+
+
+@dataclass
+class RunOptions:
+    """What a run is asked to do; every driver fills this in from its own options."""
+
+    #: paths in results, baselines and reports are relative to this folder
+    root: Path = field(default_factory=Path.cwd)
+    artifacts: Path = Path(".interp-assert")
+    #: which claims get a plot: failed, all or never
+    plots: str = "failed"
+    #: where plots go (default ``<artifacts>/plots/<claim file>/[<checkpoint>/]``); with
+    #: ``flat_plots`` they go straight into it, named after the claim
+    plot_folder: Path | None = None
+    flat_plots: bool = False
+    #: check every claim file against this checkpoint instead of its own
+    checkpoint: Path | None = None
+    baseline: Path | None = None
+    baseline_shown: str = ""
+    baseline_update: bool = False
+    #: the command that records one check's baseline value (drivers phrase their own)
+    record_command: Callable[[Check], str] | None = None
+    json: Path | None = None
+    report: Path | None = None
+    report_title: str = "Claims"
+    #: a sweep's document shows only its latest checkpoint
+    report_latest_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.plots not in PLOT_POLICIES:
+            raise InterpAssertError(f"plots must be one of {', '.join(PLOT_POLICIES)}, not "
+                                    f"{self.plots!r}")
+        if self.baseline_update and self.baseline is None:
+            raise InterpAssertError("updating the baseline needs a baseline file")
+
+
+@dataclass(frozen=True, eq=False)
+class Check:
+    """One claim of a claim file on one target: the unit every driver runs and reports."""
+
+    claim_file: ClaimFile
+    entry: ClaimEntry
+    target: Target
+
+    @property
+    def name(self) -> str:
+        """``claim-id`` or ``claim-id[step_5000]``."""
+        return self.target.name(self.entry.id)
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (str(self.claim_file.path), self.entry.id, self.target.label)
+
+
+class Runner:
+    """Runs checks: each evaluated at most once, judged once, its plot drawn at most once."""
+
+    def __init__(self, options: RunOptions | None = None, kinds: Kinds | None = None) -> None:
+        self.options = options or RunOptions()
+        self.kinds = kinds or builtin_kinds()
+        self.plan = RunPlan()
+        self._planned: set[tuple[str, str, str | None]] = set()
+        self._results: dict[tuple[str, str, str | None], ClaimResult] = {}
+        self._files: dict[Path, ClaimFile] = {}
+        self._baselines: BaselineStore | None = None
+
+    # -- loading ---------------------------------------------------------------------------
+    def load(self, path: str | Path) -> ClaimFile:
+        """A claim file, read once per runner (SpecError for problems with the whole file)."""
+        key = Path(path).resolve()
+        if key not in self._files:
+            self._files[key] = _load(path, self.kinds)
+        return self._files[key]
+
+    def checks(self, claim_file: ClaimFile) -> list[Check]:
+        """Every claim on every target, target after target (a sweep in step order)."""
+        return [Check(claim_file, entry, target)
+                for target in targets(claim_file, self.options.checkpoint)
+                for entry in claim_file.claims]
+
+    def baselines(self) -> BaselineStore | None:
+        """The baseline file, read once (an unreadable one raises InterpAssertError)."""
+        if self.options.baseline is None:
+            return None
+        if self._baselines is None:
+            self._baselines = BaselineStore.load(self.options.baseline,
+                                                 self.options.baseline_shown or None)
+        return self._baselines
+
+    # -- planning and running --------------------------------------------------------------
+    def prepare(self, checks: Iterable[Check]) -> None:
+        """Plan the forward passes of the checks that will run (each check once)."""
+        groups: dict[tuple[int, Target], tuple[ClaimFile, list[ClaimEntry]]] = {}
+        for check in checks:
+            if check.key in self._planned or check.target.spec is None:
+                continue
+            self._planned.add(check.key)
+            group = groups.setdefault((id(check.claim_file), check.target),
+                                      (check.claim_file, []))
+            group[1].append(check.entry)
+        for (_, target), (claim_file, entries) in groups.items():
+            self.plan.add(Plan.build(claim_file, target.spec, entries))
+
+    def run(self, checks: Iterable[Check]) -> Iterator[ClaimResult]:
+        """Plan ``checks``, then yield each one's result in order; a sweep's checkpoint is
+        forgotten when the run moves on to the next one, so memory does not grow with it."""
+        checks = list(checks)
+        self.prepare(checks)
+        for index, check in enumerate(checks):
+            yield self.result(check)
+            self.release(check, checks[index + 1] if index + 1 < len(checks) else None)
+
+    @staticmethod
+    def release(check: Check, following: Check | None) -> None:
+        """After the last check on a sweep's checkpoint, free the loaded checkpoints."""
+        if check.target.label is not None and (following is None
+                                               or following.target.spec != check.target.spec):
+            clear_subjects()
+
+    def result(self, check: Check, _trail: tuple[str, ...] = ()) -> ClaimResult:
+        """The judged result of ``check`` (evaluated once per runner)."""
+        if check.key not in self._results:
+            self.prepare([check])
+            self._results[check.key] = self._evaluate(check, _trail)
+        return self._results[check.key]
+
+    def _requirement(self, check: Check, trail: tuple[str, ...]) -> str | None:
+        """Why a claim it requires does not count as holding, or None."""
+        entries = {entry.id: entry for entry in check.claim_file.claims}
+        for required in check.entry.requires:
+            if required in trail or required == check.entry.id:
+                return f"requires '{required}', which requires it back (a cycle)"
+            other = Check(check.claim_file, entries[required], check.target)
+            self.prepare([other])
+            needed = self.result(other, (*trail, check.entry.id))
+            if not requirement_met(needed):
+                what = {Verdict.ERROR: "errored", Verdict.SKIPPED: "was skipped"}.get(
+                    needed.verdict, "does not hold")
+                return f"requires '{required}', which {what}"
+        return None
+
+    def _evaluate(self, check: Check, trail: tuple[str, ...]) -> ClaimResult:
+        started = time.perf_counter()
+        entry, target = check.entry, check.target
+        requirement = None if entry.error is not None else self._requirement(check, trail)
+        measured, recorded, missing = Measured(), None, None
+        if requirement is None:
+            measured, recorded, missing = self._measure_with_baseline(check)
+        reason = (f"claimed to hold from step {entry.options['holds_from']}; this is step "
+                  f"{target.step}") if target.expects_failure(entry) else None
+        relations = Relations(requirement, entry.status == "open", reason, missing)
+        result = ClaimResult(
+            str(check.claim_file.path), entry.id, entry.text, entry.why, entry.location,
+            judge(measured.outcome, measured.error, relations), measured.outcome,
+            measured.error, subject=target.spec.label if target.spec else None,
+            name=check.name, label=target.label, step=target.step,
+            holds_from=entry.options.get("holds_from"), baseline=recorded,
+            baseline_used=self.options.baseline is not None and requirement is None)
+        if target.spec is not None and entry.error is None:
+            with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
+                result.sha256 = get_subject(target.spec).sha256
+        result.quantities = list(measured.used)
+        self._plot(check, measured, result)
+        result.duration = time.perf_counter() - started
+        return result
+
+    def _measure_with_baseline(self, check: Check) -> tuple[Measured, Any, str | None]:
+        """Measure a check, judged against its recorded baseline value when a baseline is in
+        use; a missing value fails it with the command that records it (unless recording:
+        then a claim relative to ``baseline`` is judged against the value it measures now)."""
+        store = self.baselines()
+        if store is None:
+            return self._measure(check, None), None, None
+        recorded = store.get(check.claim_file.path, check.name)
+        value = recorded.value if recorded is not None else math.nan
+        if recorded is None and self.options.baseline_update and _uses_baseline(check.entry):
+            first = self._measure(check, value)
+            if first.outcome is not None and first.outcome.value is not None:
+                value = first.outcome.value
+        measured = self._measure(check, value)
+        missing = None
+        if measured.outcome is not None and recorded is not None:
+            measured.outcome.notes.append(recorded.describe(measured.outcome.value))
+        elif recorded is None and not self.options.baseline_update:
+            command = (self.options.record_command(check) if self.options.record_command
+                       else store.command_hint(check.name))
+            missing = (f"no baseline value for '{check.name}' in {store.shown}; record it "
+                       f"with: {command}")
+        return measured, recorded, missing
+
+    def _measure(self, check: Check, baseline: float | None) -> Measured:
+        entry, spec = check.entry, check.target.spec
+        if entry.error is not None or entry.parsed is None:
+            return Measured(error=entry.error)
+        subject = get_subject(spec) if spec is not None else None
+        dataset = entry.options.get("data")
+        evaluation = Evaluation(check.claim_file, subject, entry.options.get("on"),
+                                str(dataset) if dataset is not None else None)
+        evaluation.baseline = baseline
+        evaluation.plan = self.plan
+        lock = subject.lock if subject is not None else contextlib.nullcontext()
+        with lock:
+            measured = measure(entry.parsed, evaluation, entry.id, entry.location)
+        measured.used = evaluation.used
+        return measured
+
+    def _plot(self, check: Check, measured: Measured, result: ClaimResult) -> None:
+        """Draw the plot when the policy wants one: every claim (``all``), or a claim whose
+        verdict fails the run (``failed``); expected failures only with ``all``."""
+        policy = self.options.plots
+        if measured.outcome is None or measured.claim is None or policy == "never" or (
+                policy == "failed" and not result.judgement.fails_run):
+            return
+        path = self.plot_path(check)
+        try:
+            result.plot = save_plot(measured.claim, measured.outcome, path,
+                                    f"{check.name}: {check.entry.text}",
+                                    WORDS[result.verdict].table)
+        except Exception as exc:
+            measured.outcome.notes.append(f"the plot could not be drawn: "
+                                          f"{type(exc).__name__}: {exc}")
+
+    def plot_path(self, check: Check) -> Path:
+        """Where a check's plot goes (the one place this is decided)."""
+        options = self.options
+        folder = options.plot_folder or options.artifacts / "plots"
+        if not options.flat_plots:
+            folder = folder / file_stem(relative(check.claim_file.path, options.root))
+            if check.target.label:
+                folder = folder / check.target.label
+        return folder / f"{safe_name(check.name)}.png"
+
+    def crashed(self, check: Check, message: str) -> ClaimResult:
+        """The result of a check whose process died while evaluating it."""
+        error = InterpAssertError(f"claim '{check.entry.id}': {message}", check.entry.location,
+                                  hint="the claim's user code (or the library under it) "
+                                       "killed the process; run it alone to see why")
+        target = check.target
+        result = ClaimResult(str(check.claim_file.path), check.entry.id, check.entry.text,
+                             check.entry.why, check.entry.location, judge(None, error),
+                             error=error, subject=target.spec.label if target.spec else None,
+                             name=check.name, label=target.label, step=target.step,
+                             holds_from=check.entry.options.get("holds_from"))
+        self._results[check.key] = result
+        return result
+
+    def record(self, result: ClaimResult) -> dict[str, Any]:
+        """The JSON record of a result (what xdist workers send and every output reads)."""
+        return record(result, self.options.root)
+
+    # -- the end of a run ------------------------------------------------------------------
+    def finish(self, records: Iterable[dict[str, Any]], interrupted: bool = False) -> list[str]:
+        """Write what the run leaves: trajectories, the baseline update (never after an
+        interruption), the JSON results and the document. Returns the lines to show."""
+        options, records = self.options, list(records)
+        messages: list[str] = []
+        if not records:
+            return messages
+        if options.plots == "never":
+            found = trajectories(records)
+        else:
+            found = draw_trajectories(records, options.artifacts)
+            if any(t.plot is not None for t in found):
+                messages.append(f"trajectories plotted in {options.artifacts / 'trajectories'}")
+        if options.baseline_update and options.baseline is not None:
+            shown = options.baseline_shown or str(options.baseline)
+            if interrupted:
+                messages.append(f"baseline {shown} not updated: the run was interrupted (run "
+                                "it again to record the values)")
+            else:
+                changed, total = record_values(options.baseline, shown, records, options.root)
+                messages.append(f"baseline {shown}: {changed} of {total} values recorded or "
+                                "changed")
+        if options.json is not None:
+            write_records(options.json, records, found, options.root)
+            messages.append(f"results written to {options.json}")
+        if options.report is not None:
+            self.write_report(records, options.report)
+            messages.append(f"report written to {options.report}")
+        return messages
+
+    def write_report(self, records: list[dict[str, Any]], output: Path) -> None:
+        """The document of ``records`` (HTML, or Markdown for ``*.md``)."""
+        headers = {}
+        for file in sorted({item["file"] for item in records}):
+            try:
+                claim_file = self.load(self.options.root / file)
+            except InterpAssertError:
+                continue
+            labels = {item.get("label") for item in records if item["file"] == file}
+            subjects = {t.label: subject_summary(t.spec) for t in targets(
+                claim_file, self.options.checkpoint) if t.label in labels and t.spec}
+            headers[file] = FileHeader(claim_file.title, claim_file.description,
+                                       tuple(e.id for e in claim_file.claims), subjects)
+        markdown = output.suffix.lower() in (".md", ".markdown")
+        write_document(sections(records, headers, self.options.report_latest_only),
+                       self.options.root, output, markdown, self.options.report_title)
+
+
+def _uses_baseline(entry: ClaimEntry) -> bool:
+    """Whether the claim's sentence refers to ``baseline`` (its recorded value)."""
+    if entry.parsed is None:
+        return False
+    return any("baseline" in referenced_names(node) for node in entry.parsed.claim.expressions())
+
+
+def exit_code(records: Iterable[dict[str, Any]], broken_files: int = 0) -> int:
+    """0 when no verdict fails the run, 1 when some claim fails, 2 on any error."""
+    records = list(records)
+    if broken_files or any(item["verdict"] == Verdict.ERROR.value for item in records):
+        return 2
+    return 1 if any(item["fails_run"] for item in records) else 0
+
+
+def tally_line(records: Iterable[dict[str, Any]], broken_files: int = 0) -> str:
+    """``3 passed, 1 failed, 0 errors`` (and skipped, xfailed, xpassed when there are any)."""
+    counts = {verdict: 0 for verdict in Verdict}
+    for item in records:
+        counts[Verdict(item["verdict"])] += 1
+    counts[Verdict.ERROR] += broken_files
+    parts = [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.HOLDS, Verdict.FAILS,
+                                                        Verdict.ERROR)]
+    parts += [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.SKIPPED, Verdict.XFAIL,
+                                                         Verdict.XPASS) if counts[v]]
+    return ", ".join(parts)
