@@ -12,11 +12,8 @@ import scipy.stats
 import interp_assert as ia
 from interp_assert import ClaimFailed, ClaimResult, Labelled, QuantityError
 from interp_assert.claims import parse_claim
-from interp_assert.claims.distribution import (
-    DistributionClaim,
-    channels_of,
-    samples_to_stats,
-)
+from interp_assert.claims.distribution import DistributionClaim
+from interp_assert.evaluate.channel_stats import channels_of, samples_to_stats
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.labels import Axis
 
