@@ -41,6 +41,8 @@ class Context(Protocol):
     interventions: tuple[Any, ...]
     #: folders searched for user code (``package.module:function`` or ``file.py:function``)
     search_path: tuple[Path, ...]
+    #: the run's plan: opaque to claim kinds, handed on to the evaluate functions they call
+    plan: Any
 
     def value(self, node: ast.Node) -> Labelled: ...
 

@@ -19,34 +19,29 @@ for patching, *before* is the metric on the target dataset and ``recovers`` is
 (patched − target) / (source − target). Random controls ablate (or patch) seeded random sets of
 as many components of the same kind (from every layer, the claimed ones excluded); each draw
 must satisfy the control's comparison.
+
+The measurement the two kinds share lives in :mod:`interp_assert.claims.causal_base`.
 """
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-from lark import Tree
-
-from interp_assert.claims.base import Claim, Context, register_claim
-from interp_assert.claims.compare import evaluate_bounds
-from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
-from interp_assert.errors import InterpAssertError, QuantityError
-from interp_assert.evaluate.circuits import Layout, parse_head
-from interp_assert.evaluate.forward import Intervention
-from interp_assert.evaluate.interventions import (
-    ABLATIONS,
-    Component,
-    ablation,
-    component,
-    component_pool,
-    patching,
-    random_sets,
+from interp_assert.claims.base import Context, register_claim
+from interp_assert.claims.causal_base import (
+    SHARED_GRAMMAR,
+    CausalClaim,
+    control_from,
+    effect_from,
+    parts_of,
+    positions_of,
 )
-from interp_assert.labels import Labelled, expand_labels
+from interp_assert.errors import QuantityError
+from interp_assert.evaluate.forward import Intervention
+from interp_assert.evaluate.interventions import ABLATIONS, Component, ablation, patching
 from interp_assert.language import ast
+<<<<<<< HEAD
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
 if TYPE_CHECKING:
@@ -380,6 +375,9 @@ class CausalClaim(Claim):
         ax.set_ylabel(data["change"])
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
+=======
+from interp_assert.loading.data import DatasetSpec
+>>>>>>> split-circ
 
 
 @register_claim
@@ -390,7 +388,7 @@ class Ablate(CausalClaim):
     kind = "ablate"
     grammar = r"""ablate: "ablate" causal_parts [causal_at] [ablate_how] ":" _causal_tail
 ablate_how: "(" ABLATION ["over" NAME] ["," "seed" INT] ")"
-ABLATION: /(zero|mean|resample)\b/""" + _SHARED
+ABLATION: /(zero|mean|resample)\b/""" + SHARED_GRAMMAR
 
     how: str = "mean"
     over: str | None = None
@@ -399,8 +397,8 @@ ABLATION: /(zero|mean|resample)\b/""" + _SHARED
     def build(cls, children: list[Any]) -> Ablate:
         parts, at, how_tree, effect, control = children
         how, over, seed = ("mean", None, None) if how_tree is None else how_tree.children
-        made = cls(parts=_parts(parts), effect=_effect(effect), positions=_positions(at),
-                   control=_control(control), seed=int(seed) if seed is not None else None,
+        made = cls(parts=parts_of(parts), effect=effect_from(effect), positions=positions_of(at),
+                   control=control_from(control), seed=int(seed) if seed is not None else None,
                    how=str(how), over=str(over) if over is not None else None)
         if made.effect is not None and made.effect.change == "recovers":
             raise QuantityError("'recovers' belongs to patching ('patch X from A into B: ...')")
@@ -413,31 +411,31 @@ ABLATION: /(zero|mean|resample)\b/""" + _SHARED
         control = f" {self.control}" if self.control else ""
         return f"ablate {', '.join(self.parts)}{at} ({options}): {self.effect}{control}"
 
-    def datasets(self, ev: Evaluation) -> tuple[DatasetSpec, DatasetSpec | None]:
-        return self._metric_dataset(ev), None
+    def datasets(self, ctx: Context) -> tuple[DatasetSpec, DatasetSpec | None]:
+        return self._metric_dataset(ctx), None
 
-    def _metric_dataset(self, ev: Evaluation) -> DatasetSpec:
+    def _metric_dataset(self, ctx: Context) -> DatasetSpec:
         """The claim's dataset, or the one a single metric quantity is pinned to."""
         assert self.effect is not None
         expr = self.effect.metric.expr
-        definition = ev.file.quantities.get(expr.name) if isinstance(expr, ast.Ref) else None
+        definition = ctx.definitions.get(expr.name) if isinstance(expr, ast.Ref) else None
         pinned = getattr(definition.kind, "config", {}).get("data") if definition else None
-        return ev.dataset_spec(str(pinned) if pinned else None)
+        return ctx.dataset_spec(str(pinned) if pinned else None)
 
-    def intervene(self, ev: Evaluation, parts: list[Component],
+    def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:
         if self.how not in ABLATIONS:
             raise QuantityError(f"unknown ablation '{self.how}'")
-        target = self._metric_dataset(ev)
-        reference = ev.dataset_spec(self.over) if self.over else target
-        return ablation(ev, parts, self.how, target, reference, positions, self.seed or 0)
+        target = self._metric_dataset(ctx)
+        reference = ctx.dataset_spec(self.over) if self.over else target
+        return ablation(ctx, parts, self.how, target, reference, positions, self.seed or 0)
 
-    def describe(self, ev: Evaluation) -> str:
+    def describe(self, ctx: Context) -> str:
         where = f"at {', '.join(self.positions)}" if self.positions else "at all positions"
         how = {"zero": "zero-ablated", "mean": "mean-ablated", "resample": "resample-ablated"}
         reference = ""
         if self.how != "zero":
-            spec = ev.dataset_spec(self.over) if self.over else self._metric_dataset(ev)
+            spec = ctx.dataset_spec(self.over) if self.over else self._metric_dataset(ctx)
             reference = f" (reference {spec.name}"
             reference += f", seed {self.seed or 0})" if self.how == "resample" else ")"
         return f"{', '.join(self.parts)} {how[self.how]} {where}{reference}"
@@ -458,8 +456,8 @@ patch: "patch" causal_parts [causal_at] "from" NAME "into" NAME ":" _causal_tail
     @classmethod
     def build(cls, children: list[Any]) -> Patch:
         parts, at, source, target, effect, control = children
-        return cls(parts=_parts(parts), effect=_effect(effect), positions=_positions(at),
-                   control=_control(control), source=str(source), target=str(target))
+        return cls(parts=parts_of(parts), effect=effect_from(effect), positions=positions_of(at),
+                   control=control_from(control), source=str(source), target=str(target))
 
     def __str__(self) -> str:
         at = f" at {', '.join(self.positions)}" if self.positions else ""
@@ -467,26 +465,26 @@ patch: "patch" causal_parts [causal_at] "from" NAME "into" NAME ":" _causal_tail
         return (f"patch {', '.join(self.parts)}{at} from {self.source} into {self.target}: "
                 f"{self.effect}{control}")
 
-    def datasets(self, ev: Evaluation) -> tuple[DatasetSpec, DatasetSpec | None]:
-        return ev.dataset_spec(self.target), ev.dataset_spec(self.source)
+    def datasets(self, ctx: Context) -> tuple[DatasetSpec, DatasetSpec | None]:
+        return ctx.dataset_spec(self.target), ctx.dataset_spec(self.source)
 
-    def intervene(self, ev: Evaluation, parts: list[Component],
+    def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:
-        self._check_metric(ev)
-        return patching(ev, parts, ev.dataset_spec(self.source), ev.dataset_spec(self.target),
+        self._check_metric(ctx)
+        return patching(ctx, parts, ctx.dataset_spec(self.source), ctx.dataset_spec(self.target),
                         positions)
 
-    def _check_metric(self, ev: Evaluation) -> None:
+    def _check_metric(self, ctx: Context) -> None:
         assert self.effect is not None
         expr = self.effect.metric.expr
-        if isinstance(expr, ast.Ref) and expr.name in ev.file.quantities:
-            config = getattr(ev.file.quantities[expr.name].kind, "config", {})
+        if isinstance(expr, ast.Ref) and expr.name in ctx.definitions:
+            config = getattr(ctx.definitions[expr.name].kind, "config", {})
             if "data" in config:
                 raise QuantityError(f"metric '{expr.name}' is pinned to dataset "
                                     f"'{config['data']}', but patching measures it on both "
                                     f"'{self.source}' and '{self.target}'",
                                     hint="remove 'data:' from the metric quantity")
 
-    def describe(self, ev: Evaluation) -> str:
+    def describe(self, ctx: Context) -> str:
         where = f"at {', '.join(self.positions)}" if self.positions else "at all positions"
         return f"{', '.join(self.parts)} patched {where} from {self.source} into {self.target}"

@@ -4,26 +4,25 @@ A component is a head ``L{l}H{h}`` (its slice of ``blocks.{l}.attn.hook_z``), an
 ``L{l}N{i}`` (its slice of ``blocks.{l}.mlp.hook_post``) or any hooked module by dotted path
 (its whole output). Its activation is replaced by zero, by its mean over a reference dataset
 (per position), by its value on another input of the reference dataset (resampling, seeded),
-or, for patching, by its value on the same sample of another dataset.
+or, for patching, by its value on the same sample of another dataset. A causal claim's effect is
+the change of a metric under such an intervention (:func:`effect_of`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError
-from interp_assert.evaluate.circuits import Layout, parse_head, parse_neuron, weights_for
+from interp_assert.evaluate.circuit_layout import Layout, parse_head, parse_neuron
+from interp_assert.evaluate.circuit_weights import WeightContext, weights_for
 from interp_assert.evaluate.forward import Intervention, KeepingSink, announce, request
 from interp_assert.loading.data import DatasetSpec, load_dataset
-
-if TYPE_CHECKING:
-    from interp_assert.evaluate.evaluation import Evaluation
 
 ABLATIONS = ("zero", "mean", "resample")
 
@@ -86,13 +85,13 @@ def _sink_key(part: Component) -> Hashable:
     return ("component", part.hook, part.kind, part.index)
 
 
-def activations(ev: Evaluation, dataset: DatasetSpec, parts: Sequence[Component]
+def activations(ctx: WeightContext, dataset: DatasetSpec, parts: Sequence[Component]
                 ) -> dict[str, np.ndarray]:
     """Each component's clean activation ``[sample, pos, ...]`` on ``dataset`` (one pass)."""
-    subject = ev.subject
+    subject = ctx.subject
     for part in parts:
-        announce(ev.plan, subject, dataset, _sink_key(part), lambda p=part: SliceSink(p))
-    return {part.label: request(ev.plan, subject, dataset, _sink_key(part),
+        announce(ctx.plan, subject, dataset, _sink_key(part), lambda p=part: SliceSink(p))
+    return {part.label: request(ctx.plan, subject, dataset, _sink_key(part),
                                 lambda p=part: SliceSink(p)) for part in parts}
 
 
@@ -151,12 +150,12 @@ def resample_order(n: int, n_source: int, seed: int, same: bool) -> np.ndarray:
     return rng.integers(0, n_source, size=n)
 
 
-def ablation(ev: Evaluation, parts: Sequence[Component], how: str, target: DatasetSpec,
+def ablation(ctx: WeightContext, parts: Sequence[Component], how: str, target: DatasetSpec,
              reference: DatasetSpec, positions: tuple[int, ...] | None, seed: int
              ) -> tuple[Intervention, ...]:
     """Interventions ablating ``parts`` while running ``target`` (means and resampled values
     come from ``reference``)."""
-    sources = activations(ev, reference, parts) if how != "zero" else {}
+    sources = activations(ctx, reference, parts) if how != "zero" else {}
     interventions = []
     for part in parts:
         source = order = None
@@ -173,7 +172,7 @@ def ablation(ev: Evaluation, parts: Sequence[Component], how: str, target: Datas
     return tuple(interventions)
 
 
-def patching(ev: Evaluation, parts: Sequence[Component], source: DatasetSpec,
+def patching(ctx: WeightContext, parts: Sequence[Component], source: DatasetSpec,
              target: DatasetSpec, positions: tuple[int, ...] | None
              ) -> tuple[Intervention, ...]:
     """Interventions writing each part's activation on ``source`` sample i into the run of
@@ -184,20 +183,20 @@ def patching(ev: Evaluation, parts: Sequence[Component], source: DatasetSpec,
                             f"samples, '{target.name}' {n_target}",
                             hint="generate both with the same n (sample i of one is the "
                                  "counterpart of sample i of the other)")
-    sources = activations(ev, source, parts)
+    sources = activations(ctx, source, parts)
     return tuple(Intervention(part.hook, ("patch", part.label, positions, source),
                               Replacement(part, "patch", positions, sources[part.label]).apply)
                  for part in parts)
 
 
-def component_pool(ev: Evaluation, kind: str) -> list[str]:
+def component_pool(ctx: WeightContext, kind: str) -> list[str]:
     """Every head (or neuron) label of the model, from its weights or its ``cfg``."""
     try:
-        weights = weights_for(ev)
+        weights = weights_for(ctx)
         return list(weights.head_labels() if kind == "head" else weights.neuron_labels())
     except InterpAssertError:
         pass
-    cfg = getattr(ev.subject.model, "cfg", None)
+    cfg = getattr(ctx.subject.model, "cfg", None)
     layers = getattr(cfg, "n_layers", None)
     width = getattr(cfg, "n_heads" if kind == "head" else "d_mlp", None)
     if not layers or not width:
@@ -225,3 +224,40 @@ def random_sets(pool: Sequence[str], exclude: Sequence[str], size: int, draws: i
         if labels not in chosen:
             chosen.append(labels)
     return chosen
+
+
+def effect_of(change: str, before: float, after: float, source: float | None = None) -> float:
+    """The effect of an intervention on a metric (``change`` singular or plural)."""
+    verb = change.rstrip("s") if change != "changes" else "change"
+    if verb == "drop":
+        return before - after
+    if verb == "rise":
+        return after - before
+    if verb == "change":
+        return abs(after - before)
+    if verb == "recover":
+        if source is None:
+            raise QuantityError("'recovers' compares a patched run with its source and target; "
+                                "use it with 'patch ... from SOURCE into TARGET'")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float((after - before) / (source - before)) if source != before \
+                else float("nan")
+    raise QuantityError(f"unknown change '{change}'")
+
+
+def head_grid(pool: Sequence[str], effect: Callable[[str], float]
+              ) -> tuple[np.ndarray, list[str], list[str]]:
+    """``effect(label)`` of each head of ``pool`` as a ``[layer, head]`` grid, with its row and
+    column labels; NaN where the effect cannot be measured."""
+    heads = [parse_head(label) for label in pool]
+    layers = sorted({h[0] for h in heads if h is not None})
+    width = 1 + max(h[1] for h in heads if h is not None)
+    grid = np.full((len(layers), width), np.nan)
+    for label, head in zip(pool, heads):
+        if head is None:
+            continue
+        try:
+            grid[layers.index(head[0]), head[1]] = effect(label)
+        except InterpAssertError:
+            continue
+    return grid, [f"L{layer}" for layer in layers], [f"H{h}" for h in range(width)]

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from interp_assert.errors import SpecError, did_you_mean
-from interp_assert.evaluate.circuits import CIRCUIT_NAMES, weights_for
+from interp_assert.evaluate.circuit_layout import CIRCUIT_NAMES
+from interp_assert.evaluate.circuit_weights import weights_for
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
 from interp_assert.labels import Axis, Labelled
 

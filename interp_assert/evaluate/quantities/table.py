@@ -118,7 +118,7 @@ class Table(QuantityKind):
         return f"table:{path}:{version}:{sorted(self.config.items())!r}"
 
     def compute(self, ev: Evaluation) -> Labelled:
-        path = self._path(Path(ev.file.path).parent)
+        path = self._path(ev.folder)
         frame = read_cached(path, self.name, self.location)
         config = self.config
         column = config["column"]
