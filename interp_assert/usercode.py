@@ -127,6 +127,8 @@ def call_user(function: Callable, what: str, /, *args: Any, **kwargs: Any) -> An
         return function(*args, **kwargs)
     except UserCodeError:
         raise
+    except SystemExit as exc:  # sys.exit() in user code ends that claim, never the run
+        raise user_code_error(exc, f"{what} called sys.exit({exc.code!r})") from None
     except Exception as exc:
         raise user_code_error(exc, f"{what} raised") from None
 

@@ -108,7 +108,7 @@ def passes_and_fails(prefix: str, sentence: str, value: float) -> list[dict[str,
 
 
 def check_pair(results: dict[str, ClaimResult], prefix: str, value: float) -> None:
-    for suffix, status in (("pass", "passed"), ("fail", "failed")):
+    for suffix, status in (("pass", "holds"), ("fail", "fails")):
         result = results[f"{prefix}-{suffix}"]
         assert result.error is None, str(result.error)
         assert result.status == status, (prefix, result.outcome)
@@ -479,7 +479,7 @@ def ref_real(pattern: np.ndarray, mask: np.ndarray, keys: Any,
 
 def check_close(results: dict[str, ClaimResult], prefix: str, value: float) -> None:
     """Like check_pair, to float32 precision (batches of 2 against one batch of 5)."""
-    for suffix, status in (("pass", "passed"), ("fail", "failed")):
+    for suffix, status in (("pass", "holds"), ("fail", "fails")):
         result = results[f"{prefix}-{suffix}"]
         assert result.error is None, str(result.error)
         assert result.outcome is not None

@@ -205,7 +205,7 @@ def test_patching_matches_reference(world: dict[str, Any], tmp_path: Path) -> No
         {"id": "unpaired", "claim": "patch L1H0 from small into rep: loss recovers ≥ 0"},
     ]
     results = run(write(world, "patch", claims), tmp_path)
-    for name, status in (("patch-pass", "passed"), ("patch-fail", "failed")):
+    for name, status in (("patch-pass", "holds"), ("patch-fail", "fails")):
         result = results[name]
         assert result.error is None, str(result.error)
         assert result.status == status
@@ -243,7 +243,7 @@ def test_random_controls(world: dict[str, Any], tmp_path: Path) -> None:
                                 "of the same size change by ≥ 0"},
     ]
     results = run(write(world, "controls", claims), tmp_path)
-    for name, status in (("ctl-pass", "passed"), ("ctl-fail", "failed")):
+    for name, status in (("ctl-pass", "holds"), ("ctl-fail", "fails")):
         assert results[name].error is None, str(results[name].error)
         assert results[name].status == status
         assert results[name].plot is not None and results[name].plot.exists()

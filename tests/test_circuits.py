@@ -106,7 +106,7 @@ def ref_composition(sd: dict[str, np.ndarray], mode: str) -> np.ndarray:
 
 def check_pair(results: dict[str, ClaimResult], prefix: str) -> None:
     """``{prefix}-pass`` holds, ``{prefix}-fail`` fails, both with a plot PNG."""
-    for suffix, status in (("pass", "passed"), ("fail", "failed")):
+    for suffix, status in (("pass", "holds"), ("fail", "fails")):
         result = results[f"{prefix}-{suffix}"]
         assert result.error is None, str(result.error)
         assert result.status == status, (prefix, suffix, result.outcome)

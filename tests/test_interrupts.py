@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from conftest import claim_file_text, save_checkpoint, tiny_state_dict, write_claims
 
-from interp_assert.output import results
+from interp_assert.output import files
 from interp_assert.output.baseline import BaselineEntry, BaselineStore
 from interp_assert.output.document import write_document
 
@@ -246,7 +246,11 @@ def test_killed_xdist_worker_fails_its_claim_and_keeps_its_baseline(project: Pat
         + [("other.claims.yaml", n) for n in ("first", "last")])
     assert all(new[file][name]["sha256"] == sha for file, name in updated)
     data = json.loads((project / "results.json").read_text(encoding="utf-8"))
-    assert sorted((r["file"], r["name"]) for r in data["results"]) == sorted(updated)
+    # the results name every claim: the crashed one too, as an error
+    fatal = ("other.claims.yaml", "fatal")
+    assert sorted((r["file"], r["name"]) for r in data["results"]) == sorted([*updated, fatal])
+    (crashed,) = [r for r in data["results"] if (r["file"], r["name"]) == fatal]
+    assert crashed["verdict"] == "error" and "crashed while running" in crashed["error"]
     assert temp_files(project) == []
 
 
@@ -308,7 +312,7 @@ def siblings(path: Path) -> list[str]:
 def test_failed_rename_keeps_the_old_json_and_no_temp_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[BaseException]) -> None:
     path = tmp_path / "results.json"
-    results.write_json(path, {"run": 1})
+    files.write_json(path, {"run": 1})
     old = path.read_bytes()
     seen: list[list[str]] = []
 
@@ -318,7 +322,7 @@ def test_failed_rename_keeps_the_old_json_and_no_temp_file(
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(error):
-        results.write_json(path, {"run": 2})
+        files.write_json(path, {"run": 2})
     monkeypatch.undo()
     # the new content was complete in a temp file next to it; that is gone again
     assert len(seen) == 1 and len(seen[0]) == 2 and seen[0][0].endswith(".tmp")
@@ -328,7 +332,7 @@ def test_failed_rename_keeps_the_old_json_and_no_temp_file(
 def test_interrupt_while_writing_keeps_the_old_json(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "results.json"
-    results.write_json(path, {"run": 1, "values": list(range(100))})
+    files.write_json(path, {"run": 1, "values": list(range(100))})
     old = path.read_bytes()
     fdopen = os.fdopen
     torn: list[int] = []
@@ -353,13 +357,13 @@ def test_interrupt_while_writing_keeps_the_old_json(tmp_path: Path,
 
     monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: Torn(fdopen(*args, **kwargs)))
     with pytest.raises(KeyboardInterrupt):
-        results.write_json(path, {"run": 2, "values": list(range(1000))})
+        files.write_json(path, {"run": 2, "values": list(range(1000))})
     monkeypatch.undo()
     assert len(torn) == 1 and torn[0] > 0  # a partial temp file existed ...
     assert path.read_bytes() == old and siblings(path) == ["results.json"]  # ... and is gone
     # serialization fails before any file is opened
     with pytest.raises(TypeError):
-        results.write_json(path, {"run": 3, "bad": object()})
+        files.write_json(path, {"run": 3, "bad": object()})
     assert path.read_bytes() == old and siblings(path) == ["results.json"]
 
 
@@ -369,7 +373,7 @@ def test_interrupted_plot_save_keeps_the_old_plot(tmp_path: Path) -> None:
     path = tmp_path / "claim.png"
     figure = Figure()
     figure.add_subplot().plot([0, 1], [1, 0])
-    results.save_figure(figure, path)
+    files.save_figure(figure, path)
     old = path.read_bytes()
     assert old.startswith(b"\x89PNG")
 
@@ -379,7 +383,7 @@ def test_interrupted_plot_save_keeps_the_old_plot(tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        results.save_figure(Interrupting(), path)
+        files.save_figure(Interrupting(), path)
     assert path.read_bytes() == old and siblings(path) == ["claim.png"]
 
 
@@ -408,8 +412,8 @@ def test_failed_baseline_save_keeps_every_earlier_entry(tmp_path: Path,
 def test_failed_report_write_keeps_the_old_report(tmp_path: Path, name: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / name
-    fmt = "html" if name.endswith(".html") else "markdown"
-    write_document([], path, fmt, title="Earlier")
+    markdown = name.endswith(".md")
+    write_document([], tmp_path, path, markdown, title="Earlier")
     old = path.read_bytes()
 
     def fail(src: Any, dst: Any) -> None:
@@ -417,7 +421,7 @@ def test_failed_report_write_keeps_the_old_report(tmp_path: Path, name: str,
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(KeyboardInterrupt):
-        write_document([], path, fmt, title="Later")
+        write_document([], tmp_path, path, markdown, title="Later")
     monkeypatch.undo()
     assert path.read_bytes() == old and siblings(path) == [name]
 
@@ -426,7 +430,7 @@ def test_failed_report_write_keeps_the_old_report(tmp_path: Path, name: str,
 def test_written_files_get_the_permissions_of_a_plain_write(tmp_path: Path) -> None:
     plain = tmp_path / "plain.json"
     plain.write_text("{}", encoding="utf-8")
-    results.write_json(tmp_path / "results.json", {})
-    write_document([], tmp_path / "report.html")
+    files.write_json(tmp_path / "results.json", {})
+    write_document([], tmp_path, tmp_path / "report.html")
     for name in ("results.json", "report.html"):
         assert (tmp_path / name).stat().st_mode == plain.stat().st_mode, name

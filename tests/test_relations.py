@@ -69,4 +69,4 @@ def test_interp_report_option(pytester: pytest.Pytester, project: Path) -> None:
         assert f'id="{claim_id}"' in page
     assert page.count("<img ") == 5  # every evaluated claim is plotted; the skipped one not
     assert "requires &#x27;mixed&#x27;, which does not hold" in page
-    assert "open, but now holds" in page
+    assert "status: open, but the claim now holds" in page

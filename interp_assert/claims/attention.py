@@ -25,13 +25,20 @@ The scores are computed in :mod:`interp_assert.evaluate.attention_scores` on the
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from lark import Tree
 
-from interp_assert.claims.attention_pattern import is_head, pattern_tokens, pattern_view
+from interp_assert.claims.attention_pattern import (
+    is_head,
+    pattern_tokens,
+    pattern_view,
+    planned_patterns,
+)
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.claims.ranking import ranks
@@ -60,6 +67,9 @@ RELATIVE_TEXT = {
 }
 _RELATIVE_RULES = {f"attention_{kind}": kind for kind in RELATIVE_TEXT}
 _KEYWORDS = frozenset({"itself", "the"})
+
+#: a label that names a head (L1H0), for planning which pattern a claim reads
+HEAD_LABEL = re.compile(r"^L\d+H\d+$")
 
 
 # ---- claim text helpers ---------------------------------------------------------------------
@@ -162,6 +172,14 @@ attention_target: member ("," member)*                          -> attention_key
         target = RELATIVE_TEXT[self.relative] if self.relative else _keys_text(self.keys)
         return (f"{_head_text(self.head)}{_quote(self.subject)} attends to {target} "
                 f"{self.comparison}")
+
+    def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """The pattern quantities of its head (a lone head-like subject counts as one)."""
+        head = self.head
+        if head is None and HEAD_LABEL.match(self.subject):
+            head = self.subject
+        found = planned_patterns(definitions, head)
+        return found or planned_patterns(definitions, None)
 
     def roles(self, ctx: Context) -> tuple[str | None, str | None]:
         """(head, query): a lone subject may be a head (then every query counts)."""
@@ -299,6 +317,9 @@ ATTENTION_TOP: /top-[1-9]\d*\b/"""
     def __str__(self) -> str:
         return (f"{_head_text(self.head)}top-{self.k} sources of {_quote(self.query)} include "
                 f"{_keys_text(self.keys)}")
+
+    def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        return planned_patterns(definitions, self.head) or planned_patterns(definitions, None)
 
     def evaluate(self, ctx: Context) -> Outcome:
         view = pattern_view(ctx, self.head)

@@ -5,7 +5,8 @@ dataset it was computed on and that dataset's padding mask.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -120,6 +121,24 @@ def choose_pattern(ctx: Context, head: str | None) -> str:
                              f"or set 'on: {candidates[0]}' on the claim")
 
 
+def planned_patterns(definitions: Mapping[str, Any], head: str | None) -> set[str]:
+    """The pattern quantities a claim on ``head`` may read (for the plan): those whose heads
+    carry its label prefix, or every pattern quantity when no head is named."""
+    from interp_assert.evaluate.quantities.behaviour import Activation, activation_axes
+
+    found = set()
+    for name, definition in definitions.items():
+        hook = str(definition.kind.config.get("activation", "")) if isinstance(
+            definition.kind, Activation) else ""
+        if not hook.endswith(PATTERN_HOOK):
+            continue
+        labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
+        prefix = labels[0][:-1] if labels else ""
+        if head is None or (head.startswith(prefix) and head[len(prefix):].isdigit()):
+            found.add(name)
+    return found
+
+
 def pattern_view(ctx: Context, head: str | None) -> PatternView:
     """The pattern the claim reads, restricted to ``head`` when one is named, with its
     dataset's padding mask when it has one."""
@@ -135,4 +154,5 @@ def pattern_tokens(ctx: Context, view: PatternView) -> np.ndarray:
     return view.tokens(lambda: _dataset_of(ctx, view.name))
 
 
-__all__ = ["PATTERN_HOOK", "choose_pattern", "is_head", "pattern_tokens", "pattern_view"]
+__all__ = ["PATTERN_HOOK", "choose_pattern", "is_head", "pattern_tokens", "pattern_view",
+           "planned_patterns"]

@@ -114,6 +114,11 @@ class Claim(ABC):
                 if value.upper is not None:
                     yield value.upper
 
+    def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:  # noqa: B027
+        """Measure what only the plot needs, into ``outcome.plot_data`` (default: nothing).
+        The runner calls it in the evaluation, only when a plot will be drawn, so costly
+        evidence (a sweep over every head) is paid for only then; ``plot`` just draws."""
+
     def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
         """Quantities this claim reads beyond the names in its sentence (for the plan: a kind
         that picks a quantity itself, such as an attention pattern, names it here)."""

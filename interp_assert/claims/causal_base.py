@@ -4,6 +4,7 @@ intervention on a set of components."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from interp_assert.evaluate.interventions import (
 )
 from interp_assert.labels import Labelled, expand_labels
 from interp_assert.language import ast
+from interp_assert.language.ast import referenced_names
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
 if TYPE_CHECKING:
@@ -251,9 +253,6 @@ class CausalClaim(Claim):
                                      "bound": bound, "upper": upper, "change": change}
         if self.control is not None:
             plot_data["control_bound"] = evaluate_bounds(ctx, self.control.comparison)
-        if self.control is None and all(parse_head(label) for label in self.parts) and \
-                self._sweepable(ctx):
-            plot_data["sweep"] = self._sweep(ctx)
         return Outcome(passed, measured, expected, value=main.effect, rows=rows,
                        context=context, plot_data=plot_data)
 
@@ -284,6 +283,16 @@ class CausalClaim(Claim):
                 f"{fmt(float(values.mean()))}, sd {fmt(float(values.std()))}, range "
                 f"[{fmt(float(values.min()))}, {fmt(float(values.max()))}]")
         return ok, effects, text
+
+    def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """The metric's quantities: its clean pass is planned like any other."""
+        return set(referenced_names(self.effect.metric.expr)) if self.effect else set()
+
+    def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:
+        """For a head claim, the effect of each head alone (only when a plot is drawn)."""
+        if self.control is None and all(parse_head(label) for label in self.parts) and \
+                self._sweepable(ctx):
+            outcome.plot_data["sweep"] = self._sweep(ctx)
 
     def _sweepable(self, ctx: Context) -> bool:
         try:

@@ -27,6 +27,8 @@ class Measured:
     error: InterpAssertError | None = None
     #: the quantities read, in order
     used: list[str] = field(default_factory=list)
+    #: the context it was measured in (for :meth:`Claim.plot_evidence`)
+    context: Context | None = None
 
 
 def substitute(obj: Any, variable: str, value: int) -> Any:
@@ -91,7 +93,7 @@ def measure(parsed: ParsedClaim, ctx: Context, claim_id: str, location: Location
         return Measured(error=name_claim(exc, claim_id, location))
     except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
         return Measured(error=unexpected(exc, claim_id, location))
-    return Measured(claim, outcome)
+    return Measured(claim, outcome, context=ctx)
 
 
 def name_claim(exc: InterpAssertError, claim_id: str, location: Location) -> InterpAssertError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +38,27 @@ class Subject:
 
     def run(self, plot_dir: str | Path | None = None, plots: str = "failed", *,
             artifacts: str | Path | None = None, json: str | Path | None = None,
-            root: str | Path | None = None) -> list[ClaimResult]:
+            root: str | Path | None = None, select: Iterable[str] | None = None,
+            baseline: str | Path | None = None) -> list[ClaimResult]:
         """Evaluate every claim of the claim file on every target (as ``pytest`` and
         ``interp-assert check`` do). Plots go flat into ``plot_dir``, or under ``artifacts``
         as the other drivers lay them out (none with neither); ``json`` writes the results
-        file the other drivers write."""
+        file the other drivers write. ``select`` keeps only these claim ids, check names or
+        checkpoint labels; ``baseline`` judges against a baseline file."""
         options = RunOptions(root=Path(root).resolve() if root else Path.cwd(),
                              plots=plots if plot_dir or artifacts else "never",
-                             json=Path(json) if json else None)
+                             json=Path(json) if json else None,
+                             baseline=Path(baseline) if baseline else None,
+                             baseline_shown=str(baseline) if baseline else "")
         if artifacts is not None:
             options.artifacts = Path(artifacts)
         elif plot_dir is not None:
             options.plot_folder, options.flat_plots = Path(plot_dir), True
         runner = Runner(options)
-        results = list(runner.run(runner.checks(self.claim_file)))
+        chosen = set(select) if select is not None else None
+        checks = [c for c in runner.checks(self.claim_file) if chosen is None
+                  or {c.name, c.entry.id, c.target.label} & chosen]
+        results = list(runner.run(checks))
         runner.finish([runner.record(r) for r in results])
         return results
 

@@ -147,6 +147,9 @@ class ClaimResult:
     baseline: Any = None
     #: a baseline file was in use for this claim
     baseline_used: bool = False
+    #: what to do about the verdict, in the driver's words (shown in reports, not recorded:
+    #: the JSON results are the same whichever driver ran)
+    advice: str = ""
 
     def __post_init__(self) -> None:
         self.name = self.name or self.claim_id

@@ -53,7 +53,8 @@ def format_result(result: ClaimResult) -> str:
     lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
                  f"{outcome.expected}")
     if result.judgement.reason:
-        lines.append(f"  {result.judgement.reason}")
+        lines.append(f"  {result.judgement.reason}" + (f"; {result.advice}"
+                                                       if result.advice else ""))
     for key, value in outcome.context.items():
         lines.append(f"  {key}: {value}")
     for note in outcome.notes:

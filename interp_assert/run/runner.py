@@ -205,9 +205,11 @@ class Runner:
         started = time.perf_counter()
         entry, target = check.entry, check.target
         requirement = None if entry.error is not None else self._requirement(check, trail)
-        measured, recorded, missing = Measured(), None, None
+        measured, recorded, missing, advice = Measured(), None, None, ""
         if requirement is None:
             measured, recorded, missing = self._measure_with_baseline(check)
+            if missing is not None:
+                advice = f"record it with: {self._record_command(check)}"
         reason = (f"claimed to hold from step {entry.options['holds_from']}; this is step "
                   f"{target.step}") if target.expects_failure(entry) else None
         relations = Relations(requirement, entry.status == "open", reason, missing)
@@ -217,7 +219,8 @@ class Runner:
             measured.error, subject=target.spec.label if target.spec else None,
             name=check.name, label=target.label, step=target.step,
             holds_from=entry.options.get("holds_from"), baseline=recorded,
-            baseline_used=self.options.baseline is not None and requirement is None)
+            baseline_used=self.options.baseline is not None and requirement is None,
+            advice=advice)
         if target.spec is not None and entry.error is None:
             with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
                 result.sha256 = get_subject(target.spec).sha256
@@ -244,11 +247,15 @@ class Runner:
         if measured.outcome is not None and recorded is not None:
             measured.outcome.notes.append(recorded.describe(measured.outcome.value))
         elif recorded is None and not self.options.baseline_update:
-            command = (self.options.record_command(check) if self.options.record_command
-                       else store.command_hint(check.name))
-            missing = (f"no baseline value for '{check.name}' in {store.shown}; record it "
-                       f"with: {command}")
+            missing = f"no baseline value for '{check.name}' in {store.shown}"
         return measured, recorded, missing
+
+    def _record_command(self, check: Check) -> str:
+        """How to record a check's baseline value, in the words of the driver."""
+        if self.options.record_command is not None:
+            return self.options.record_command(check)
+        store = self.baselines()
+        return store.command_hint(check.name) if store is not None else ""
 
     def _measure(self, check: Check, baseline: float | None) -> Measured:
         entry, spec = check.entry, check.target.spec
@@ -275,6 +282,10 @@ class Runner:
             return
         path = self.plot_path(check)
         try:
+            if measured.context is not None:
+                subject = check.target.spec and get_subject(check.target.spec)
+                with subject.lock if subject else contextlib.nullcontext():
+                    measured.claim.plot_evidence(measured.outcome, measured.context)
             result.plot = save_plot(measured.claim, measured.outcome, path,
                                     f"{check.name}: {check.entry.text}",
                                     WORDS[result.verdict].table)
@@ -375,13 +386,16 @@ def exit_code(records: Iterable[dict[str, Any]], broken_files: int = 0) -> int:
 
 
 def tally_line(records: Iterable[dict[str, Any]], broken_files: int = 0) -> str:
-    """``3 passed, 1 failed, 0 errors`` (and skipped, xfailed, xpassed when there are any)."""
+    """``3 passed, 1 failed, 0 errors``, then skipped, and xfailed and xpassed, when there
+    are any (pytest's words)."""
     counts = {verdict: 0 for verdict in Verdict}
     for item in records:
         counts[Verdict(item["verdict"])] += 1
     counts[Verdict.ERROR] += broken_files
     parts = [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.HOLDS, Verdict.FAILS,
                                                         Verdict.ERROR)]
-    parts += [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.SKIPPED, Verdict.XFAIL,
-                                                         Verdict.XPASS) if counts[v]]
+    if counts[Verdict.SKIPPED]:
+        parts.append(f"{counts[Verdict.SKIPPED]} {WORDS[Verdict.SKIPPED].tally}")
+    if counts[Verdict.XFAIL] or counts[Verdict.XPASS]:
+        parts += [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.XFAIL, Verdict.XPASS)]
     return ", ".join(parts)
