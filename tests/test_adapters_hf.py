@@ -25,7 +25,7 @@ from interp_assert.drivers import api
 from interp_assert.errors import QuantityError, SpecError
 from interp_assert.evaluate.forward import CaptureSink, Sink, run_forward
 from interp_assert.loading.data import DatasetSpec
-from interp_assert.loading.subject import Subject, SubjectSpec
+from interp_assert.loading.subject import LoadedSubject, SubjectSpec
 from interp_assert.loading.text_data import (
     TextDataset,
     load_tokenizer,
@@ -77,7 +77,7 @@ def text_dataset(sentences: list[str], tokenizer: Any, batch_size: int = 2) -> T
 
 def capture(model: Any, dataset: TextDataset, hooks: list[str]) -> dict[str | None, np.ndarray]:
     """Run the planned forward pass through the adapter; {hook: captured array}."""
-    subject = Subject(SubjectSpec())
+    subject = LoadedSubject(SubjectSpec())
     subject._model, subject._model_loaded = model, True
     sinks: list[Sink] = [CaptureSink(hook) for hook in hooks]
     sinks.append(LogitSink())
@@ -189,7 +189,7 @@ def test_sentences_file_and_spec_positions(tmp_path: Path, tiny_bert: Path) -> N
 
 
 def test_claim_file_with_a_hugging_face_subject(tmp_path: Path, tiny_bert: Path) -> None:
-    """Subject from a weights file, a sentence dataset through the generator form,
+    """LoadedSubject from a weights file, a sentence dataset through the generator form,
     activation, weight and attention claims, evaluated end to end."""
     text = "\\n".join(SENTENCES)
     path = write_claims(tmp_path / "bert.claims.yaml", f"""

@@ -25,7 +25,7 @@ from interp_assert.drivers import api
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.forward import CaptureSink, Sink, run_forward
 from interp_assert.loading.data import Dataset, DatasetSpec
-from interp_assert.loading.subject import Subject, SubjectSpec
+from interp_assert.loading.subject import LoadedSubject, SubjectSpec
 
 TOLERANCE = 1e-5
 CONFIG = TinyConfig(n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=32, d_vocab=11, n_ctx=12)
@@ -52,8 +52,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[TinyTransformer, Pat
     return model, path
 
 
-def subject_of(path: Path) -> Subject:
-    return Subject(SubjectSpec(checkpoint=path, loader=f"{tl.__name__}:load_hooked"))
+def subject_of(path: Path) -> LoadedSubject:
+    return LoadedSubject(SubjectSpec(checkpoint=path, loader=f"{tl.__name__}:load_hooked"))
 
 
 def tokens_dataset(n: int = 7, batch_size: int = 3) -> Dataset:
@@ -63,7 +63,7 @@ def tokens_dataset(n: int = 7, batch_size: int = 3) -> Dataset:
                    {"tokens": tokens}, n)
 
 
-def capture(subject: Subject, dataset: Dataset, hooks: list[str]) -> dict[str | None, Any]:
+def capture(subject: LoadedSubject, dataset: Dataset, hooks: list[str]) -> dict[str | None, Any]:
     sinks: list[Sink] = [CaptureSink(hook) for hook in hooks]
     sinks.append(LogitSink())
     run_forward(subject, dataset, sinks)
@@ -99,7 +99,7 @@ def test_weights_by_transformer_lens_names(tiny: tuple[TinyTransformer, Path]) -
     original, path = tiny
     # from the checkpoint's state dict, and from the model when there is no checkpoint
     from_file = subject_of(path)
-    wrapped = Subject(SubjectSpec())
+    wrapped = LoadedSubject(SubjectSpec())
     wrapped._model, wrapped._model_loaded = tl.wrap(from_file.model.model), True
     reference = original.state_dict()
     for name in ("blocks.0.attn.W_Q", "blocks.1.attn.W_K", "blocks.0.attn.W_V",
@@ -188,7 +188,7 @@ def test_bridge_of_a_hugging_face_folder_matches_its_attentions(tmp_path: Path) 
     transformers.GPT2LMHeadModel(config).save_pretrained(tmp_path)
     reference = transformers.GPT2LMHeadModel.from_pretrained(
         tmp_path, attn_implementation="eager").eval()
-    subject = Subject(SubjectSpec(checkpoint=tmp_path / "model.safetensors",
+    subject = LoadedSubject(SubjectSpec(checkpoint=tmp_path / "model.safetensors",
                                   loader=f"{tl.__name__}:load_bridge"))
     dataset = Dataset(DatasetSpec("gpt", generate="test", batch_size=2),
                       {"tokens": torch.randint(0, 50, (3, 10))}, 3)

@@ -125,10 +125,10 @@ def verdicts(path: Path) -> dict[str, str]:
     return {r["name"]: r["verdict"] for r in json.loads(path.read_text())["results"]}
 
 
-def test_every_driver_reaches_the_same_verdicts_and_json(project: Path,
-                                                         pytester: pytest.Pytester) -> None:
-    pytest_args = ["-p", "no:cacheprovider", "-rsxX", "--interp-plots=all", "--interp-artifacts=.ia",
-                   "--interp-baseline=base.json", "-k", "not deselected"]
+def test_every_driver_reaches_the_same_verdicts_and_json(
+        project: Path, pytester: pytest.Pytester) -> None:
+    pytest_args = ["-p", "no:cacheprovider", "-rsxX", "--interp-plots=all",
+                   "--interp-artifacts=.ia", "--interp-baseline=base.json", "-k", "not deselected"]
     serial = pytester.runpytest_subprocess(*pytest_args, "--interp-json=serial.json")
     serial.assert_outcomes(passed=4, failed=3, errors=3, skipped=3, xfailed=2)
     xdist = pytester.runpytest_subprocess(*pytest_args, "-n", "2", "--interp-json=xdist.json")

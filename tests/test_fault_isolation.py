@@ -172,14 +172,14 @@ def test_a_never_firing_transformer_lens_hook_names_its_flag(tmp_path: Path) -> 
 
     from interp_assert.evaluate.forward import CaptureSink, _finish, _Refused, run_forward
     from interp_assert.loading.data import Dataset, DatasetSpec
-    from interp_assert.loading.subject import Subject, SubjectSpec
+    from interp_assert.loading.subject import LoadedSubject, SubjectSpec
 
     tiny, _ = import_examples()
     torch.manual_seed(0)
     config = tiny.TinyConfig(n_layers=1, d_model=16, n_heads=2, d_head=8, d_mlp=32,
                              d_vocab=11, n_ctx=12)
     tiny.save_checkpoint(tmp_path / "tiny.pt", tiny.TinyTransformer(config).eval(), step=0)
-    subject = Subject(SubjectSpec(checkpoint=tmp_path / "tiny.pt", loader=(
+    subject = LoadedSubject(SubjectSpec(checkpoint=tmp_path / "tiny.pt", loader=(
         "interp_assert.adapters.transformer_lens:load_hooked")))
     tokens = torch.randint(0, 11, (5, 12), generator=torch.Generator().manual_seed(1))
     dataset = Dataset(DatasetSpec("tokens", generate="test", batch_size=2), {"tokens": tokens}, 5)

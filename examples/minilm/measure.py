@@ -44,7 +44,7 @@ def measure() -> dict[str, dict[str, float]]:
     """{head label: {target: score}} for every head of the model."""
     from interp_assert.evaluate.forward import CaptureSink, run_forward
     from interp_assert.loading.data import DatasetSpec
-    from interp_assert.loading.subject import Subject, SubjectSpec
+    from interp_assert.loading.subject import LoadedSubject, SubjectSpec
     from interp_assert.loading.text_data import (
         TextDataset,
         load_tokenizer,
@@ -59,7 +59,7 @@ def measure() -> dict[str, dict[str, float]]:
     fields, labels = tokenize(texts, load_tokenizer(model_folder()))
     dataset = TextDataset(DatasetSpec("sentences", generate="measure", batch_size=16),
                           fields, len(texts), labels)
-    subject = Subject(SubjectSpec(loader="examples.minilm.model:load"))
+    subject = LoadedSubject(SubjectSpec(loader="examples.minilm.model:load"))
     layers = model.n_layers
     sinks = [CaptureSink(f"blocks.{layer}.attn.hook_pattern") for layer in range(layers)]
     subject._model, subject._model_loaded = model, True

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from interp_assert.labels import Labelled
-    from interp_assert.language.parser import ParsedClaim
 
 _REGISTRY: dict[str, type[Claim]] = {}
 
@@ -138,16 +137,6 @@ def register_claim(cls: type[Claim]) -> type[Claim]:
 
 
 def registered_kinds() -> dict[str, type[Claim]]:
-    _load_builtin_kinds()
+    """The claim kinds registered so far (``claims.builtin.all_kinds`` adds the built-in
+    ones first)."""
     return dict(_REGISTRY)
-
-
-def parse_claim(text: str) -> ParsedClaim:
-    """Parse a sentence with every registered claim kind (built-in ones included)."""
-    from interp_assert.language.parser import parse_claim as parse_with
-
-    return parse_with(text, registered_kinds())
-
-
-def _load_builtin_kinds() -> None:
-    from interp_assert.claims import builtin  # noqa: F401  (registers the built-in kinds on import)

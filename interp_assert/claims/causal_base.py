@@ -51,7 +51,7 @@ MAX_SWEEP = 64  # the plot of a head claim sweeps every head when the model has 
 
 
 @dataclass(frozen=True)
-class Metric:
+class MeasuredMetric:
     """The measured expression, optionally restricted to tokens where a field is (not) true."""
 
     expr: ast.Node
@@ -93,7 +93,7 @@ class Metric:
 class Effect:
     """``METRIC drops by ≥ 30 points`` / ``rises by`` / ``changes by`` / ``recovers ≥ 80%``."""
 
-    metric: Metric
+    metric: MeasuredMetric
     change: str  # drops, rises, changes, recovers
     comparison: ast.Comparison
 
@@ -131,7 +131,7 @@ def effect_from(tree: Tree) -> Effect:
     """The :class:`Effect` of a ``causal_effect`` tree."""
     metric_tree, change, comparison = tree.children
     expr, negate, mask = metric_tree.children
-    metric = Metric(expr, str(mask) if mask is not None else None, negate is not None)
+    metric = MeasuredMetric(expr, str(mask) if mask is not None else None, negate is not None)
     return Effect(metric, str(change), comparison)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from interp_assert.drivers.pytest_plugin import _session
+from interp_assert.drivers.pytest_session import session_of as _session
 from interp_assert.errors import InterpAssertError
 from interp_assert.judge.verdict import ClaimResult, Verdict
 from interp_assert.output.text import format_result

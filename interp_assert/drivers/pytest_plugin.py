@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from interp_assert.drivers.pytest_keys import DEFAULT_PATTERNS, SESSION_KEY, claim_patterns
+
 if TYPE_CHECKING:
     from interp_assert.drivers.pytest_session import ClaimSession
 
-DEFAULT_PATTERNS = ["*.claims.yaml", "*.claims.yml"]
-SESSION_KEY = pytest.StashKey["ClaimSession"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,13 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _session(config: pytest.Config) -> ClaimSession:
-    session = config.stash.get(SESSION_KEY, None)
-    if session is None:
-        from interp_assert.drivers.pytest_session import ClaimSession
+    from interp_assert.drivers.pytest_session import session_of
 
-        session = ClaimSession.from_config(config)
-        config.stash[SESSION_KEY] = session
-    return session
+    return session_of(config)
 
 
 def _check_plots(config: pytest.Config) -> None:
@@ -113,7 +109,7 @@ def _is_worker(config: pytest.Config) -> bool:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
-    patterns = parent.config.getini("interp_assert_patterns") or DEFAULT_PATTERNS
+    patterns = claim_patterns(parent.config)
     if not any(file_path.match(pattern) for pattern in patterns):
         return None
     from interp_assert.drivers.pytest_items import ClaimFileCollector

@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interp_assert.drivers.pytest_keys import SESSION_KEY
 from interp_assert.errors import InterpAssertError
 from interp_assert.output.results import summary_text
 from interp_assert.run.runner import Check, Runner, RunOptions
 
 if TYPE_CHECKING:
     import pytest
+
+
+def session_of(config: pytest.Config) -> ClaimSession:
+    """The run's session, made on first use (when the first claim file is collected)."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        session = config.stash[SESSION_KEY] = ClaimSession.from_config(config)
+    return session
 
 
 @dataclass

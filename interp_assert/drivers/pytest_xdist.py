@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from interp_assert.drivers.pytest_plugin import DEFAULT_PATTERNS
+from interp_assert.drivers.pytest_keys import claim_patterns
 
 
 def checkpoint_scope(nodeid: str, patterns: list[str]) -> str:
@@ -50,15 +50,11 @@ def dist_chosen(config: pytest.Config) -> bool:
                for word in map(str, words))
 
 
-def _patterns(config: pytest.Config) -> list[str]:
-    return list(config.getini("interp_assert_patterns") or DEFAULT_PATTERNS)
-
-
 def make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist's loadscope scheduler with :func:`checkpoint_scope` as its scope."""
     from xdist.scheduler import LoadScopeScheduling
 
-    patterns = _patterns(config)
+    patterns = claim_patterns(config)
 
     class CheckpointScheduling(LoadScopeScheduling):
         """Whole checkpoints (or claim files) per worker; other tests one by one."""
@@ -100,11 +96,11 @@ class XdistHooks:
     def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport,
                                sched: Any) -> None:
         """A claim whose worker died gets an error record, so the results name it."""
-        from interp_assert.drivers.pytest_plugin import _session
+        from interp_assert.drivers.pytest_session import session_of
 
         path = PurePosixPath(crashitem.partition("::")[0])
-        if any(path.match(pattern) for pattern in _patterns(self.config)):
-            _session(self.config).crashed(
+        if any(path.match(pattern) for pattern in claim_patterns(self.config)):
+            session_of(self.config).crashed(
                 crashitem, f"the process evaluating it died ({report.longrepr})")
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)

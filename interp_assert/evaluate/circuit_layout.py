@@ -3,7 +3,7 @@ and the claim file's ``layout:`` section that maps a custom model's parameters o
 
 Per-layer weights are stacked over layers as in TransformerLens (``W_Q`` is
 ``[layer, head, d_model, d_head]``, ``W_O`` ``[layer, head, d_head, d_model]``); see
-:mod:`interp_assert.evaluate.circuits` for every name and its axes.
+:mod:`interp_assert.evaluate.circuit_names` for every name and its axes.
 """
 
 from __future__ import annotations

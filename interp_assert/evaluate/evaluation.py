@@ -18,13 +18,17 @@ from interp_assert.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from interp_assert.evaluate.circuits import call_context_function, circuit_quantity, is_circuit_name
+from interp_assert.evaluate.circuit_names import (
+    call_context_function,
+    circuit_quantity,
+    is_circuit_name,
+)
 from interp_assert.evaluate.quantities.functions import apply_function, lookup
 from interp_assert.labels import Axis, Labelled
 from interp_assert.language import ast
 from interp_assert.loading.claim_file import ClaimFile, normalize_name
 from interp_assert.loading.data import DatasetSpec
-from interp_assert.loading.subject import Subject
+from interp_assert.loading.subject import LoadedSubject
 from interp_assert.resources import array_bytes, check_size
 
 if TYPE_CHECKING:
@@ -39,7 +43,7 @@ class Evaluation:
     """Evaluates expressions of one claim file against one subject (implements the claim
     :class:`~interp_assert.claims.base.Context`)."""
 
-    def __init__(self, claim_file: ClaimFile, subject: Subject | None,
+    def __init__(self, claim_file: ClaimFile, subject: LoadedSubject | None,
                  on: str | None = None, dataset: str | None = None,
                  interventions: tuple[Any, ...] = ()) -> None:
         self.file = claim_file
@@ -58,7 +62,7 @@ class Evaluation:
         self.baseline: float | None = None
 
     @property
-    def subject(self) -> Subject:
+    def subject(self) -> LoadedSubject:
         if self._subject is None:
             raise InterpAssertError("this claim needs a subject (a checkpoint or loader)",
                                     hint="add 'subject: checkpoint: path/to/model.pt' to the "

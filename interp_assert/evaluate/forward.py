@@ -19,7 +19,7 @@ import numpy as np
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
-from interp_assert.loading.subject import Subject
+from interp_assert.loading.subject import LoadedSubject
 from interp_assert.workers import parallel_map
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class Intervention:
 FORWARD_PASSES: list[tuple[Any, ...]] = []  # a log of passes run (tests and benchmarks read it)
 
 
-def announce(plan: RunPlan | None, subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
+def announce(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetSpec, key: Hashable,
              factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> None:
     """Add a sink to the plan of its pass before requesting it, so that one pass serves
     several sinks requested one after another (a claim reading several components)."""
@@ -143,7 +143,7 @@ def announce(plan: RunPlan | None, subject: Subject, dataset_spec: DatasetSpec, 
         plan.sinks((subject.spec, dataset_spec, interventions), key, factory)
 
 
-def request(plan: RunPlan | None, subject: Subject, dataset_spec: DatasetSpec, key: Hashable,
+def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetSpec, key: Hashable,
             factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> Any:
     """The result of sink ``key``, running (at most) one forward pass for everything the run
     planned on this (subject, dataset, interventions)."""
@@ -291,7 +291,7 @@ def _to_device(value: Any, device: str) -> Any:
     return value.to(device)
 
 
-def run_forward(subject: Subject, dataset: Dataset, sinks: list[Sink],
+def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                 interventions: tuple[Intervention, ...] = ()) -> None:
     """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
     import torch

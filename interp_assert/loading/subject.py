@@ -15,11 +15,11 @@ from interp_assert.usercode import accepts, call_user, resolve_callable
 
 class SubjectScope:
     """Subjects private to one owner (a ``subject()`` holding Python-side values): specs in
-    different scopes never share a :class:`Subject` (nor its cached values), and the scope's
-    subjects go away with it. Checkpoint files are still loaded once per process."""
+    different scopes never share a :class:`LoadedSubject` (nor its cached values), and the
+    scope's subjects go away with it. Checkpoint files are still loaded once per process."""
 
     def __init__(self) -> None:
-        self.subjects: dict[SubjectSpec, Subject] = {}
+        self.subjects: dict[SubjectSpec, LoadedSubject] = {}
 
     def __reduce__(self) -> tuple[type[SubjectScope], tuple[()]]:
         return SubjectScope, ()  # a copy elsewhere starts empty
@@ -27,7 +27,7 @@ class SubjectScope:
 
 @dataclass(frozen=True)
 class SubjectSpec:
-    """Where a subject comes from; equal specs share one loaded :class:`Subject`."""
+    """Where a subject comes from; equal specs share one loaded :class:`LoadedSubject`."""
 
     checkpoint: Path | None = None
     loader: str | None = None
@@ -43,7 +43,7 @@ class SubjectSpec:
         return self.checkpoint.name if self.checkpoint else (self.loader or "subject")
 
 
-class Subject:
+class LoadedSubject:
     """Lazily loaded checkpoint, model and cached quantities for one :class:`SubjectSpec`."""
 
     def __init__(self, spec: SubjectSpec) -> None:
@@ -132,20 +132,21 @@ class Subject:
                               + did_you_mean(name, self.weight_names()))
 
 
-_POOL: dict[SubjectSpec, Subject] = {}
+_POOL: dict[SubjectSpec, LoadedSubject] = {}
 _POOL_LOCK = threading.Lock()
 #: (resolved path, allow_pickle) -> ((mtime_ns, size), the loaded checkpoint or its error)
 _CHECKPOINTS: dict[tuple[Path, bool], tuple[tuple[int, int], Checkpoint | CheckpointError]] = {}
 _CHECKPOINTS_LOCK = threading.Lock()
 
 
-def get_subject(spec: SubjectSpec) -> Subject:
-    """The process-wide :class:`Subject` for ``spec`` (loaded at most once), or its scope's."""
+def get_subject(spec: SubjectSpec) -> LoadedSubject:
+    """The process-wide :class:`LoadedSubject` for ``spec`` (loaded at most once), or its
+    scope's."""
     pool = spec.scope.subjects if spec.scope is not None else _POOL
     with _POOL_LOCK:
         subject = pool.get(spec)
         if subject is None:
-            subject = pool[spec] = Subject(spec)
+            subject = pool[spec] = LoadedSubject(spec)
         return subject
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_assert.claims.base import registered_kinds
+from interp_assert.claims.builtin import all_kinds
 from interp_assert.claims.measure import Measured, measure
 from interp_assert.errors import InterpAssertError
 from interp_assert.evaluate.evaluation import Evaluation
@@ -54,7 +54,7 @@ PLOT_POLICIES = ("failed", "all", "never")
 
 def builtin_kinds() -> Kinds:
     """Every registered claim and quantity kind, the built-in ones included."""
-    return Kinds(registered_kinds(), quantity_kinds())
+    return Kinds(all_kinds(), quantity_kinds())
 
 
 def load_claim_file(path: str | Path) -> ClaimFile:

@@ -3,7 +3,7 @@
 ``ov: {circuit: W_OV}``, ``k-comp: {circuit: K-composition}``, or ``hn: {circuit: head-neuron,
 directions: 3}`` (head→neuron scores, the best of each head's top 3 output directions). The same
 names also work directly in expressions (``W_OV[L0H0]``); see
-:mod:`interp_assert.evaluate.circuits`.
+:mod:`interp_assert.evaluate.circuit_names`.
 """
 
 from __future__ import annotations
