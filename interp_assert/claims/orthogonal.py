@@ -72,8 +72,10 @@ class Orthogonal(Claim):
 
         data = outcome.plot_data
         cells = [cell for i, j in data["failing"] for cell in ((i, j), (j, i))]
-        heatmap(ax, data["overlap"], data["labels"], data["labels"], vmin=0, vmax=1,
-                cmap="Greys", outline=cells, outline_color="red",
+        pairs = np.array(data["overlap"], dtype=float)
+        np.fill_diagonal(pairs, np.nan)  # a member with itself is not a pair
+        heatmap(ax, pairs, data["labels"], data["labels"], vmin=0, vmax=1,
+                cmap="Blues", outline=cells, outline_color="red",
                 annotate=len(data["labels"]) <= 12)
         ax.legend(handles=[Patch(fill=False, edgecolor="red", label="|cos| over the tolerance")],
                   loc="upper right", fontsize=8)

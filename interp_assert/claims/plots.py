@@ -32,7 +32,12 @@ def heatmap(ax: Axes, matrix: np.ndarray, rows: list[str], cols: list[str], *,
     if annotate and small:
         for i in range(matrix.shape[0]):
             for j in range(matrix.shape[1]):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6)
+                if np.isnan(matrix[i, j]):
+                    continue
+                # light text on the dark half of the colour scale, dark text on the light half
+                dark = sum(image.cmap(image.norm(matrix[i, j]))[:3]) < 1.5
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
 
 
 def plot_value_against_bounds(claim: Any, outcome: Outcome, ax: Axes) -> None:
