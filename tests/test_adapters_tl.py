@@ -202,3 +202,93 @@ def test_bridge_of_a_hugging_face_folder_matches_its_attentions(tmp_path: Path) 
     assert got["blocks.1.attn.hook_z"].shape == (3, 10, 2, 8)
     assert np.abs(got[None] - out.logits.numpy()).max() <= TOLERANCE
     assert tuple(subject.weight("blocks.1.attn.W_O").shape) == (2, 8, 16)
+
+
+# ---- a bridge's own parameters --------------------------------------------------------------
+ATTN_ONLY = {"n_layers": 2, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": None,
+             "d_vocab": 11, "n_ctx": 12, "act_fn": "relu", "normalization_type": "LN",
+             "positional_embedding_type": "standard"}
+
+
+def bridge_checkpoint(config: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
+    """A bridge built from ``config`` with random weights, and the checkpoint its own
+    ``tl_parameters()`` make (config + TransformerLens-format state dict)."""
+    try:
+        tl.bridge_class()
+    except ImportError as exc:
+        pytest.skip(f"TransformerLens without TransformerBridge: {exc}")
+    torch.manual_seed(seed)
+    bridge = tl.build_hooked(tl.tl_config(config)).eval()
+    with torch.no_grad():  # non-trivial biases and norms, so that every weight matters
+        for param in bridge.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    state = {k: v.detach().clone() for k, v in bridge.tl_parameters().items()}
+    return bridge, {"config": dict(config), "state_dict": state}
+
+
+@pytest.mark.parametrize("d_mlp", [None, 32], ids=["attn-only", "mlp"])
+def test_tl_parameters_round_trip_through_load_hooked(tmp_path: Path, d_mlp: int | None
+                                                      ) -> None:
+    bridge, checkpoint = bridge_checkpoint({**ATTN_ONLY, "d_mlp": d_mlp}, seed=4)
+    if d_mlp is None:  # what made load_hooked refuse it: zero placeholders for the MLP
+        zeros = [k for k in checkpoint["state_dict"] if ".mlp." in k]
+        assert zeros and all(not checkpoint["state_dict"][k].any() for k in zeros)
+    path = tmp_path / "bridge.pt"
+    torch.save(checkpoint, path)
+    subject = subject_of(path)
+    dataset = tokens_dataset()
+    got = capture(subject, dataset, ["blocks.1.attn.hook_z", "blocks.0.attn.hook_pattern"])
+    tokens = dataset.fields["tokens"]
+    with torch.inference_mode():
+        logits, cache = bridge.run_with_cache(tokens)
+    assert np.abs(got[None] - logits.numpy()).max() <= TOLERANCE
+    for hook in ("blocks.1.attn.hook_z", "blocks.0.attn.hook_pattern"):
+        assert np.abs(got[hook] - cache[hook].numpy()).max() <= TOLERANCE, hook
+    loaded = subject.model.model.tl_parameters()
+    for name, value in checkpoint["state_dict"].items():
+        assert torch.equal(loaded[name].detach(), value), name
+
+
+def test_non_zero_weights_the_config_lacks_are_refused() -> None:
+    _bridge, checkpoint = bridge_checkpoint(ATTN_ONLY, seed=5)
+    checkpoint["state_dict"]["blocks.0.mlp.W_in"] = torch.ones(16, 64)
+    with pytest.raises(KeyError, match=r"unexpected \['blocks\.0\.mlp\.in\.weight'\].*non-zero"):
+        tl.load_hooked(checkpoint)
+
+
+def test_a_failed_load_is_what_every_claim_reports(tmp_path: Path) -> None:
+    """Each claim that needs the model reports the loader's error, not "add 'loader:'"."""
+    _bridge, checkpoint = bridge_checkpoint(ATTN_ONLY, seed=6)
+    checkpoint["state_dict"]["blocks.1.mlp.W_out"] = torch.ones(64, 16)
+    torch.save(checkpoint, tmp_path / "broken.pt")
+    (tmp_path / "tokens_gen.py").write_text(
+        "import torch\n\n\n"
+        "def generate(n, seed):\n"
+        "    g = torch.Generator().manual_seed(seed)\n"
+        "    return {'tokens': torch.randint(0, 11, (n, 12), generator=g)}\n", encoding="utf-8")
+    claims = write_claims(tmp_path / "broken.claims.yaml", """
+        subject:
+          checkpoint: broken.pt
+          loader: interp_assert.adapters.transformer_lens:load_hooked
+        data:
+          seqs: {generate: "tokens_gen.py:generate", n: 4, seed: 3}
+        quantities:
+          attn0: {activation: blocks.0.attn.hook_pattern}
+          attn1: {activation: blocks.1.attn.hook_pattern}
+        claims:
+          - id: first
+            claim: "L0H1: 3 attends to 0..3 ≥ 0.9999"
+          - id: second
+            claim: "L1H0: 3 attends to 0..3 ≥ 0.9999"
+          - id: third
+            claim: "max(attn1) ≤ 1"
+        """)
+    results = {r.claim_id: r for r in api.load(claims).run()}
+    assert {r.status for r in results.values()} == {"error"}
+    for name, result in results.items():
+        message = str(result.error)
+        assert "add 'loader:'" not in message, name
+        assert "blocks.1.mlp.out.weight" in message and "load_hooked" in message, (name,
+                                                                                   message)
+        others = {"first", "second", "third"} - {name}
+        assert not any(f"claim '{other}'" in message for other in others), message

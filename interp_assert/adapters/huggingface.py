@@ -20,6 +20,15 @@ and every module by its own dotted path (``encoder.layer.0.attention.output.dens
 ordinary forward hooks. The logits are the model's when it has a head, else its last hidden
 state. Batches may carry ``attention_mask`` and ``token_type_ids`` (a sentence dataset makes
 both); they are passed to the model.
+
+Weights missing from the checkpoint are never read silently (transformers would initialise
+them randomly and only print a load report). When the class ``config.json`` names has a head
+(``BertForMaskedLM``) whose weights the checkpoint lacks, the bare class (the class of its
+``base_model``, e.g. ``BertModel``) is loaded from the folder instead: hidden states,
+attentions and modules are read as usual, and anything that reads the logits (a metric, a
+loss) is an error naming the missing head weights. A missing pooler is dropped (the adapter
+never reads ``pooler_output``); any other missing weight is a load error naming it.
+See docs/definitions_adapters.md.
 """
 
 from __future__ import annotations
@@ -66,19 +75,16 @@ class HFModel(WrappedModel):
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any = None,
-                 input_key: str | None = None) -> None:
+                 input_key: str | None = None, missing_head: tuple[str, ...] = (),
+                 head_class: str | None = None) -> None:
         super().__init__()
         force_eager(model)
         self.model = model
         self.tokenizer = tokenizer
         self.input_key = input_key
-
-    # -- the wrapped model's names --------------------------------------------------------
-
-
-
-
-
+        #: weights of the config's head that the checkpoint lacks (the bare model was built)
+        self.missing_head = tuple(missing_head)
+        self.head_class = head_class
 
     @property
     def n_layers(self) -> int:
@@ -125,8 +131,10 @@ class HFModel(WrappedModel):
                             output_attentions="attn.hook_pattern" in kinds,
                             output_hidden_states=bool(kinds - {"attn.hook_pattern"}))
         logits = getattr(output, "logits", None)
-        out: dict[str, Any] = {"logits": logits if logits is not None
-                               else output.last_hidden_state}
+        if logits is None:
+            logits = (MissingHead(self.head_class or "its head", self.missing_head)
+                      if self.missing_head else output.last_hidden_state)
+        out: dict[str, Any] = {"logits": logits}
         for hook, (layer, kind) in wanted.items():
             out[hook] = self._value(output, layer, kind)
         return out
@@ -146,6 +154,36 @@ class HFModel(WrappedModel):
 
     def weight_names(self) -> list[str]:
         return [name for name, _ in self.named_parameters()]
+
+
+class MissingHead:
+    """Stands in for the logits of a model built without its head (the checkpoint lacks the
+    head's weights): any use of it raises a QuantityError naming the missing weights, so only
+    the claims that read logits (metrics, losses) fail, each with that error."""
+
+    def __init__(self, head_class: str, missing: tuple[str, ...]) -> None:
+        object.__setattr__(self, "_error", (head_class, missing))
+
+    def _fail(self, *_args: Any, **_kwargs: Any) -> Any:
+        head_class, missing = object.__getattribute__(self, "_error")
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more"
+                                          if len(missing) > 8 else "")
+        raise QuantityError(
+            f"the logits need the head of {head_class}, but the checkpoint has no weights "
+            f"for it ({shown}); transformers would have initialised them randomly",
+            hint="read hidden states or attentions (the bare model was built for those), or "
+                 "use a checkpoint that holds the head's weights")
+
+    def __getattr__(self, name: str) -> Any:
+        return self._fail()
+
+    __getitem__ = __array__ = __len__ = __iter__ = __float__ = __bool__ = _fail
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        head = next(a for a in (*args, *(kwargs or {}).values()) if isinstance(a, cls))
+        return head._fail()
 
 
 def _accepts(function: Any, name: str) -> bool:
@@ -180,16 +218,50 @@ def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
             names = getattr(config, "architectures", None) or []
             model_class = getattr(transformers, names[0], None) if names else None
             model_class = model_class or transformers.AutoModel
-        model = model_class.from_pretrained(folder, attn_implementation="eager",
-                                            local_files_only=True)
+        model, missing = _from_folder(model_class, folder)
+        named, missing_head = type(model).__name__, head_weights(model, missing)
+        if missing_head:  # build the bare class; what reads logits is an error (MissingHead)
+            model, missing = _from_folder(type(model.base_model), folder)
+        refuse_missing(model, missing, folder)
         if tokenizer is None and any(folder.glob("tokenizer*")):
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder,
                                                                    local_files_only=True)
-        return HFModel(model.eval(), tokenizer, input_key)
+        return HFModel(model.eval(), tokenizer, input_key, missing_head,
+                       named if missing_head else None)
     if isinstance(source, nn.Module) and hasattr(source, "config"):
         return HFModel(source, tokenizer, input_key)
     raise TypeError(f"load_model needs a model folder or a transformers model, not "
                     f"{type(source).__name__}")
+
+
+def _from_folder(model_class: Any, folder: Path) -> tuple[nn.Module, list[str]]:
+    """``model_class`` loaded from ``folder`` (eager attention, local files only), and the
+    names of the weights the checkpoint lacks (transformers initialised them randomly)."""
+    model, info = model_class.from_pretrained(folder, attn_implementation="eager",
+                                              local_files_only=True, output_loading_info=True)
+    return model, sorted(info.get("missing_keys", ()))
+
+
+def head_weights(model: nn.Module, missing: list[str]) -> tuple[str, ...]:
+    """The missing weights outside the model's base model (``base_model_prefix``): its head's.
+    Empty for a bare model (its own base model)."""
+    if getattr(model, "base_model", model) is model:
+        return ()
+    prefix = f"{model.base_model_prefix}."
+    return tuple(k for k in missing if not k.startswith(prefix))
+
+
+def refuse_missing(model: nn.Module, missing: list[str], folder: Path) -> None:
+    """Drop a pooler whose weights are missing (its output is never read; it would be
+    random); any other missing weight is an error naming it."""
+    if missing and all(k.startswith("pooler.") for k in missing) and hasattr(model, "pooler"):
+        model.pooler = None
+        return
+    if missing:
+        raise ValueError(f"the checkpoint in {folder} lacks weights of {type(model).__name__} "
+                         f"({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); "
+                         "transformers would initialise them randomly. Use the model class "
+                         "the checkpoint was saved from (load_model(folder, model_class=...))")
 
 
 def load(checkpoint: Any = None, path: Path | None = None) -> HFModel:

@@ -17,9 +17,13 @@ Hook names are activation quantities (``activation: blocks.0.attn.hook_pattern``
 are submodules, so ordinary forward hooks read them (the bridge's aliases resolve to the same
 HookPoint modules). A bridge hook point that reshapes what its hooks see (``hook_q``,
 ``hook_k``, ``hook_v``, ``hook_z``: flat in the module, [batch, pos, head, d_head] for hooks)
-is read through ``run_with_cache(names_filter=...)`` instead, so every hook has
-TransformerLens's shape. Weights ``W_Q W_K W_V W_O W_in W_out W_E W_U`` (and the biases) are
-weight quantities by their TransformerLens names (``blocks.0.attn.W_Q``).
+is offered as a :class:`ConvertedHook`, whose hooks are added with TransformerLens's own
+``HookPoint.add_hook``: reads and interventions (ablation, patching) see and return
+TransformerLens's shape, exactly as ``run_with_hooks`` hooks do. A ``tl_parameters()``
+checkpoint of a bridge loads with ``load_hooked`` (its all-zero placeholders for weights the
+model lacks are dropped). Weights ``W_Q W_K W_V W_O W_in W_out W_E W_U`` (and the biases) are
+weight quantities by their TransformerLens names (``blocks.0.attn.W_Q``). See
+docs/definitions_adapters.md.
 """
 
 from __future__ import annotations
@@ -75,6 +79,44 @@ def bridge_class() -> Any:
     return TransformerBridge
 
 
+class _LensRemover:
+    """Removes a hook added with ``HookPoint.add_hook``: its torch handle and its entry."""
+
+    def __init__(self, point: Any, handle: Any) -> None:
+        self.point, self.handle = point, handle
+
+    def remove(self) -> None:
+        self.handle.hook.remove()
+        if self.handle in self.point.fwd_hooks:
+            self.point.fwd_hooks.remove(self.handle)
+
+
+class ConvertedHook(nn.Module):
+    """A bridge HookPoint with a ``hook_conversion``, as a module whose forward (pre-)hooks go
+    through TransformerLens's ``HookPoint.add_hook``: a hook ``f(module, args, output)`` sees
+    the converted value (what ``run_with_hooks`` hooks see), and a value it returns is
+    converted back, as for ``run_with_hooks``. A pre-hook sees the value before the point's
+    other hooks (the input of the identity HookPoint)."""
+
+    def __init__(self, point: Any) -> None:
+        super().__init__()
+        object.__setattr__(self, "point", point)  # not a child module: names stay the model's
+
+    def register_forward_hook(self, hook: Any, *args: Any, **kwargs: Any) -> _LensRemover:
+        def lens_hook(value: Any, hook: Any = None) -> Any:
+            return module_hook(self, (value,), value)
+
+        module_hook = hook
+        return _LensRemover(self.point, self.point.add_hook(lens_hook))
+
+    def register_forward_pre_hook(self, hook: Any, *args: Any, **kwargs: Any) -> _LensRemover:
+        def lens_hook(value: Any, hook: Any = None) -> None:
+            module_hook(self, (value,))
+
+        module_hook = hook
+        return _LensRemover(self.point, self.point.add_hook(lens_hook, prepend=True))
+
+
 # ---- the adapter ----------------------------------------------------------------------------
 class TLModel(WrappedModel):
     """A TransformerLens model with interp-assert's adapter protocol (``interp_forward``).
@@ -96,12 +138,13 @@ class TLModel(WrappedModel):
 
     # -- names ---------------------------------------------------------------------------------
     def get_submodule(self, target: str) -> nn.Module:
-        """The module at ``target``; a hook point whose hooks see a reshaped value is not
-        offered as a module, so that :meth:`interp_forward` reads it through the cache."""
+        """The module at ``target``. A bridge hook point whose hooks see a reshaped value
+        (``hook_z``: flat in the module, [batch, pos, head, d_head] for hooks) is offered as a
+        :class:`ConvertedHook`, whose forward hooks go through TransformerLens's own
+        ``add_hook``: they see, and may return, the value in TransformerLens's shape."""
         module = self.model.get_submodule(target)
         if getattr(module, "hook_conversion", None) is not None:
-            raise AttributeError(f"hook point '{target}' reshapes its value for hooks; it is "
-                                 "read through run_with_cache")
+            return ConvertedHook(module)
         return module
 
     def get_parameter(self, target: str) -> torch.Tensor:
@@ -239,21 +282,33 @@ def build_hooked(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tenso
     cfg = TransformerBridgeConfig.from_dict(dict(config))
     model = bridge.boot_native(cfg)
     if state_dict is not None:
-        converted = convert_tl_checkpoint(dict(state_dict), cfg)
-        result = model.load_state_dict(converted, strict=False)
-        missing = [k for k in result.missing_keys if not k.endswith(_DERIVED_BUFFERS)]
-        if missing or result.unexpected_keys:
-            raise KeyError(f"the state dict does not fit the config: missing {missing[:6]}, "
-                           f"unexpected {list(result.unexpected_keys)[:6]}")
+        _load_checked(model, convert_tl_checkpoint(dict(state_dict), cfg))
     return model
 
 
 def _load_legacy(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    result = model.load_state_dict(dict(state_dict), strict=False)
+    _load_checked(model, dict(state_dict))
+
+
+def _load_checked(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load ``state_dict`` into ``model``, refusing missing weights and unexpected ones.
+
+    A weight the model does not have whose tensor is all zeros is a placeholder, and is
+    dropped: ``TransformerBridge.tl_parameters()`` exports zeros for every weight a model
+    lacks (the MLP of an attention-only model, absent biases), and a zero MLP or bias computes
+    what its absence computes. A non-zero weight the model does not have is an error."""
+    own = set(model.state_dict())
+    placeholders = [k for k, v in state_dict.items()
+                    if k not in own and isinstance(v, torch.Tensor) and not bool(v.any())]
+    result = model.load_state_dict({k: v for k, v in state_dict.items()
+                                    if k not in placeholders}, strict=False)
     missing = [k for k in result.missing_keys if not k.endswith(_DERIVED_BUFFERS)]
-    if missing or result.unexpected_keys:
-        raise KeyError(f"the state dict does not fit the config: missing {missing[:6]}, "
-                       f"unexpected {list(result.unexpected_keys)[:6]}")
+    problems = [f"missing {missing[:6]}"] if missing else []
+    if result.unexpected_keys:
+        problems.append(f"unexpected {list(result.unexpected_keys)[:6]} (non-zero weights "
+                        "that the config's model does not have)")
+    if problems:
+        raise KeyError("the state dict does not fit the config: " + "; ".join(problems))
 
 
 def load_hooked(checkpoint: Any) -> TLModel:

@@ -296,7 +296,10 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
     """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
     import torch
 
-    model = subject.model
+    model = subject.model  # a loader that failed raises its own error here
+    if model is None and subject.spec.loader:
+        raise QuantityError(f"the subject's loader '{subject.spec.loader}' returned None",
+                            hint="the loader must return the model it built")
     if model is None:
         raise QuantityError("activations and metrics need a model: add 'loader:' to the subject",
                             hint="a loader is a function 'package.module:load' that returns "

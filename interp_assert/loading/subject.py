@@ -52,6 +52,7 @@ class LoadedSubject:
         self._model: Any = None
         self._model_loaded = False
         self._failure: InterpAssertError | None = None
+        self._model_failure: InterpAssertError | None = None
         self.cache: dict[Any, Any] = {}
         self.lock = threading.RLock()
 
@@ -72,21 +73,31 @@ class LoadedSubject:
 
     @property
     def model(self) -> Any:
-        """The model built by the loader, or None without a loader."""
+        """The model built by the loader, or None without a loader. A loader that failed
+        raises its error again on every later access (not None: the subject has a loader)."""
+        if self._model_failure is not None:
+            raise self._model_failure.copy()
         if not self._model_loaded:
             self._model_loaded = True
             if self.spec.loader:
-                loader = resolve_callable(self.spec.loader, self.spec.search_path, "loader")
-                checkpoint = self.checkpoint
-                args = [checkpoint.raw] if checkpoint is not None else []
-                kwargs = {"path": self.spec.checkpoint} if accepts(loader, "path") else {}
-                model = call_user(loader, f"loader '{self.spec.loader}'", *args, **kwargs)
-                if hasattr(model, "eval"):
-                    model.eval()
-                if hasattr(model, "to") and self.spec.device != "cpu":
-                    model = model.to(self.spec.device)
-                self._model = model
+                try:
+                    self._model = self._load_model(self.spec.loader)
+                except InterpAssertError as exc:
+                    self._model_failure = exc.copy()  # untouched by what claims add to exc
+                    raise
         return self._model
+
+    def _load_model(self, name: str) -> Any:
+        loader = resolve_callable(name, self.spec.search_path, "loader")
+        checkpoint = self.checkpoint
+        args = [checkpoint.raw] if checkpoint is not None else []
+        kwargs = {"path": self.spec.checkpoint} if accepts(loader, "path") else {}
+        model = call_user(loader, f"loader '{name}'", *args, **kwargs)
+        if hasattr(model, "eval"):
+            model.eval()
+        if hasattr(model, "to") and self.spec.device != "cpu":
+            model = model.to(self.spec.device)
+        return model
 
     @property
     def sha256(self) -> str | None:
