@@ -123,25 +123,37 @@ def ref_previous(pattern: np.ndarray) -> float:
 
 
 def ref_first(pattern: np.ndarray) -> float:
+    """Every query, query 0 included (a causal query 0 puts all its weight on key 0)."""
     return float(np.mean([pattern[b, q, 0] for b in range(pattern.shape[0])
-                          for q in range(1, pattern.shape[1])]))
+                          for q in range(pattern.shape[1])]))
 
 
 def ref_itself(pattern: np.ndarray) -> float:
+    """Every query, query 0 included."""
     return float(np.mean([pattern[b, q, q] for b in range(pattern.shape[0])
-                          for q in range(1, pattern.shape[1])]))
+                          for q in range(pattern.shape[1])]))
 
 
-def ref_induction(pattern: np.ndarray, tokens: np.ndarray, only: int | None = None) -> float:
-    """Mean weight on j+1, j the latest earlier occurrence of the query's token (j+1 != q)."""
+def induction_key_list(tokens: np.ndarray, b: int, q: int, latest: bool = False) -> list[int]:
+    """The induction keys of (b, q): j+1 for every earlier occurrence j of the query's token
+    with j+1 != q; with ``latest`` only the latest occurrence, and none if its j+1 is q."""
+    earlier = [j for j in range(q) if tokens[b, j] == tokens[b, q]]
+    if latest:
+        return [earlier[-1] + 1] if earlier and earlier[-1] + 1 != q else []
+    return [j + 1 for j in earlier if j + 1 != q]
+
+
+def ref_induction(pattern: np.ndarray, tokens: np.ndarray, only: int | None = None,
+                  latest: bool = False) -> float:
+    """Mean over the queries with induction keys of the summed weight on them."""
     values = []
     for b in range(tokens.shape[0]):
         for q in range(tokens.shape[1]):
             if only is not None and q != only:
                 continue
-            earlier = [j for j in range(q) if tokens[b, j] == tokens[b, q]]
-            if earlier and earlier[-1] + 1 != q:
-                values.append(pattern[b, q, earlier[-1] + 1])
+            keys = induction_key_list(tokens, b, q, latest)
+            if keys:
+                values.append(sum(pattern[b, q, k] for k in keys))
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -261,6 +273,16 @@ def test_relative_targets(world: dict[str, Any]) -> None:
     results = run(write_file(world, "relative", claims))
     for prefix, value in expected.items():
         check_pair(results, prefix, value)
+    # query 0 counts for itself and the first token (48 x 33 pairs), not for the previous token
+    assert "(1584 sample-query pairs)" in results["itself0-pass"].outcome.measured
+    assert "(1584 sample-query pairs)" in results["first0-pass"].outcome.measured
+    assert "(1536 sample-query pairs)" in results["previous0-pass"].outcome.measured
+    assert any("query 0 counts (48 of 1584" in note for note in
+               results["itself0-pass"].outcome.notes)
+    # the old definition (queries >= 1) gives another number: the claims above tell them apart
+    for h in range(N_HEADS):
+        old = float(p1[:, h, 1:, 0].mean())
+        assert abs(old - expected[f"first{h}"]) > 1e-3
     following = results["next"]
     assert following.passed and following.outcome is not None
     assert following.outcome.value == 0.0
@@ -283,6 +305,10 @@ def test_induction_target(world: dict[str, Any]) -> None:
     expected["query"] = max(ref_induction(pattern[:, h], tokens, only=30) for h in range(3))
     claims += passes_and_fails("query", "30 attends to the token after the previous occurrence",
                                expected["query"])
+    for h in range(N_HEADS):
+        expected[f"latest{h}"] = ref_induction(pattern[:, h], tokens, latest=True)
+        claims += passes_and_fails(f"latest{h}", f"L1H{h} attends to the token after the latest "
+                                   "previous occurrence", expected[f"latest{h}"])
     claims += [{"id": "verbatim",
                 "claim": "L1H1 attends to the token after the previous occurrence ≥ 0.5"},
                {"id": "none", "claim": "0 attends to the induction target >= 0"}]
@@ -296,6 +322,45 @@ def test_induction_target(world: dict[str, Any]) -> None:
     none = results["none"]  # query 0 has no earlier token: NaN, which never passes
     assert none.status == "fails" and none.outcome is not None
     assert any("no (sample, query) pair" in note for note in none.outcome.notes)
+    # the data has queries with several earlier occurrences: summed and latest differ
+    several = sum(len(induction_key_list(tokens, b, q)) > 1 for b in range(tokens.shape[0])
+                  for q in range(tokens.shape[1]))
+    assert several > 50
+    assert all(abs(expected[f"ind{h}"] - expected[f"latest{h}"]) > 1e-3 for h in range(N_HEADS))
+
+
+def test_induction_keys_with_padding() -> None:
+    """The key sets against the loop reference, on random tokens with a small vocabulary
+    (many repeats) and random right padding whose pad id repeats."""
+    from interp_assert.evaluate.attention_scores import (
+        induction_keys,
+        mask_keys,
+        relative_keys,
+        set_scores,
+    )
+
+    rng = np.random.default_rng(0)
+    n, length = 6, 12
+    tokens = rng.integers(0, 4, size=(n, length))
+    lengths = rng.integers(3, length + 1, size=n)
+    mask = np.arange(length)[None, :] < lengths[:, None]
+    tokens[~mask] = 0  # padding repeats, and equals a real token
+    pattern = rng.random((n, 2, length, length))
+    for latest in (False, True):
+        keys = induction_keys(tokens, mask, latest=latest)
+        for b in range(n):
+            for q in range(length):
+                real = tokens[b, :lengths[b]]
+                want = (induction_key_list(real[None], 0, q, latest) if q < lengths[b] else [])
+                assert sorted(np.flatnonzero(keys[b, q])) == sorted(want), (latest, b, q)
+        scores, count = set_scores(pattern, mask_keys(keys, mask))
+        values = [[sum(pattern[b, h, q, k] for k in np.flatnonzero(keys[b, q]))
+                   for b in range(n) for q in range(length) if keys[b, q].any()]
+                  for h in range(2)]
+        assert count == len(values[0]) > 0
+        assert scores == pytest.approx([np.mean(v) for v in values])
+    itself = mask_keys(relative_keys("itself", length, length), mask)
+    assert set_scores(pattern, itself)[1] == int(mask.sum())  # every real query, 0 included
 
 
 def test_failing_claims_write_plots(world: dict[str, Any], tmp_path: Path) -> None:
@@ -351,6 +416,8 @@ def test_unknown_names_and_missing_patterns(world: dict[str, Any]) -> None:
               {"id": "as-query", "claim": "A4 attends to X4 >= 0.1", "on": "pattern1"},
               {"id": "head-query", "claim": "L1H0 attends to X4 >= 0", "on": "pattern1"},
               {"id": "relative-0", "claim": "L1H0: X0 attends to the previous token >= 0"},
+              {"id": "relative-last", "claim": "L1H0: A10 attends to the next token >= 0"},
+              {"id": "itself-0", "claim": "L1H0: X0 attends to itself >= 0"},
               {"id": "several", "claim": "A4 attends to X4 >= 0.1"}]
     results = run(write_file(world, "errors", claims))
     assert isinstance(results["key"].error, UnknownNameError)
@@ -369,6 +436,11 @@ def test_unknown_names_and_missing_patterns(world: dict[str, Any]) -> None:
     assert head_query.outcome.value == pytest.approx(
         float(world["sums"][1][:, 0, :, LABELS.index("X4")].mean()), rel=1e-6)
     assert "first position" in _error(results["relative-0"])
+    assert "last position" in _error(results["relative-last"])
+    # query 0 has itself and the first token as targets
+    assert results["itself-0"].passed and results["itself-0"].outcome is not None
+    assert results["itself-0"].outcome.value == pytest.approx(
+        float(world["sums"][1][:, 0, 0, 0].mean()), rel=1e-6)
     assert "several attention patterns" in _error(results["several"])
     assert "on:" in _error(results["several"])
     none = run(write_file(world, "nopattern", [{"id": "x", "claim": "A4 attends to X4 >= 0.1"}],
@@ -443,6 +515,7 @@ def bert(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tokens = [tokenizer.convert_ids_to_tokens(row) for row in encoded["input_ids"].tolist()]
     return {"folder": folder, "patterns": [a.double().numpy() for a in out.attentions],
             "mask": encoded["attention_mask"].numpy().astype(bool),
+            "tokens": encoded["input_ids"].numpy(),
             "sep": np.array([row.index("[SEP]") for row in tokens])}
 
 
@@ -490,7 +563,7 @@ def check_close(results: dict[str, ClaimResult], prefix: str, value: float) -> N
 def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_path: Path
                                                     ) -> None:
     p0, p1 = bert["patterns"]
-    mask, sep = bert["mask"], bert["sep"]
+    mask, sep, tokens = bert["mask"], bert["sep"], bert["tokens"]
     assert (~mask).any() and len(set(sep)) > 1  # padding, and [SEP] moves
     previous = {h: ref_real(p1[:, h], mask, lambda b, q: [q - 1] if q >= 1 else [])
                 for h in range(4)}
@@ -498,7 +571,10 @@ def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_pa
     expected = {
         "previous": previous[1],
         "next": ref_real(p0[:, 2], mask, lambda b, q: [q + 1]),
-        "itself": ref_real(p0[:, 3], mask, lambda b, q: [q] if q >= 1 else []),
+        "itself": ref_real(p0[:, 3], mask, lambda b, q: [q]),
+        "first": ref_real(p1[:, 0], mask, lambda b, q: [0]),
+        "induction": ref_real(p1[:, 1], mask, lambda b, q: induction_key_list(
+            np.where(mask, tokens, -1), b, q) if mask[b, q] else []),
         # a lone head on explicit keys: every real query; [SEP] is each sentence's own
         "sep": ref_real(p1[:, 2], mask, lambda b, q: [sep[b]]),
         "cls": ref_real(p0[:, 1], mask, lambda b, q: [0]),
@@ -515,6 +591,8 @@ def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_pa
         "previous": "L1H1 attends to the previous token",
         "next": "L0H2 attends to the next token",
         "itself": "L0H3 attends to itself",
+        "first": "L1H0 attends to the first token",
+        "induction": "L1H1 attends to the token after the previous occurrence",
         "sep": 'L1H2 attends to "[SEP]"',
         "cls": 'L0H1 attends to "[CLS]"',
         "both": 'L0H3 attends to "[CLS]", "[SEP]"',
@@ -547,6 +625,9 @@ def test_padding_per_sample_keys_and_the_next_token(bert: dict[str, Any], tmp_pa
     measured = results["sep-pass"].outcome.measured
     pairs = int(mask.sum())
     assert f"({pairs} sample-query pairs; padding left out)" in measured
+    # a bidirectional model: itself counts every real query, [CLS] included
+    assert (f"({pairs} sample-query pairs; padding left out)"
+            in results["itself-pass"].outcome.measured)
     assert any("position:[SEP]" in note for note in results["sep-pass"].outcome.notes)
     assert f"({pairs - len(sep)} sample-query pairs" in results["next-pass"].outcome.measured
     # padding matters: averaging over every position, padding included, gives another number
@@ -578,6 +659,7 @@ SENTENCES = [
     "A4 attends to itself < 0.2",
     "L1H1 attends to the token after the previous occurrence ≥ 0.5",
     "L1H1 attends to the induction target >= 50%",
+    "L1H1 attends to the token after the latest previous occurrence ≥ 0.5",
     "L1H0: A4 attends to X4 ≥ 0.3",
     'L1H0: "=" attends to X0..X3, "+" ≈ 0.5 ± 0.1',
 ]
@@ -600,6 +682,8 @@ def test_parsed_fields() -> None:
     assert alias == parse_claim("L1H1 attends to the token after the previous occurrence ≥ 0.5"
                                 ).claim
     assert isinstance(alias, AttendsTo) and alias.relative == "induction"
+    latest = parse_claim("L1H1 attends to the token after the latest previous occurrence ≥ 0.5")
+    assert isinstance(latest.claim, AttendsTo) and latest.claim.relative == "induction_latest"
     top = parse_claim("top-3 sources of A4 include X4, Y4").claim
     assert top == TopSources(None, 3, "A4", ("X4", "Y4"))
     following = parse_claim("L1H8 attends to the next token ≥ 0.5").claim

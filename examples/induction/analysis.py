@@ -2,9 +2,9 @@
 
 * :func:`prev_token_scores` — per head, mean attention from each query position
   ``t >= 1`` to ``t - 1``.
-* :func:`induction_scores` — per head, mean attention from each repeated position
-  ``t`` to ``t - period + 1`` (the token after the previous occurrence of the
-  current token).
+* :func:`induction_scores` — per head, mean attention from each position ``t``
+  whose next token is repeated to ``t - period + 1`` (the token after the previous
+  occurrence of the current token).
 * :func:`k_composition_scores` — Elhage et al.'s K-composition between every
   layer-0 head (writer) and layer-1 head (reader).
 * :func:`split_losses` — mean next-token loss on repeated tokens vs first
@@ -52,13 +52,14 @@ def induction_scores(
 ) -> torch.Tensor:
     """Mean attention from repeated positions to the induction target, ``[n_layers, n_heads]``.
 
-    For each repeated position ``t`` (its token occurred at ``t - period``) the
-    induction target is key position ``t - period + 1``. Averaged over all
-    repeated positions of all sequences.
+    For each query ``t`` whose next token is repeated (``repeated[t + 1]``; its own
+    token occurred at ``t - period``) the induction target is key position
+    ``t - period + 1``. Averaged over all such queries of all sequences.
     """
     batch = _eval_batch(batch)
     patterns = attention_patterns(model, batch["tokens"])
-    rows, queries = batch["repeated"].nonzero(as_tuple=True)
+    rows, targets = batch["repeated"].nonzero(as_tuple=True)
+    queries = targets - 1
     keys = queries - batch["period"][rows] + 1
     return torch.stack([p[rows, :, queries, keys].mean(0) for p in patterns])
 
@@ -70,13 +71,13 @@ def split_losses(
     """Mean next-token loss on repeated tokens, on first occurrences, and overall.
 
     Position ``t`` (``t < SEQ_LEN - 1``) predicts token ``t + 1``; it counts as
-    repeated when ``batch["repeated"][t]`` is True.
+    repeated when the token it predicts is (``batch["repeated"][t + 1]``).
     """
     batch = _eval_batch(batch)
     tokens = batch["tokens"]
     logits = model(tokens)[:, :-1]
     losses = F.cross_entropy(logits.transpose(1, 2), tokens[:, 1:], reduction="none")
-    repeated = batch["repeated"][:, :-1]
+    repeated = batch["repeated"][:, 1:]
     return {
         "repeated": losses[repeated].mean().item(),
         "first": losses[~repeated].mean().item(),

@@ -48,11 +48,14 @@ def generate(n: int, seed: int) -> dict[str, torch.Tensor]:
 
     Returns:
         ``tokens``: int64 ``[n, SEQ_LEN]``;
-        ``repeated``: bool ``[n, SEQ_LEN]``, True at positions ``t`` of the second
-        and third copies whose next token is predictable by induction (the token
-        at ``t`` last occurred at ``t - period`` and
-        ``tokens[t + 1] == tokens[t - period + 1]``); the last token of the last
-        copy is excluded because filler follows it;
+        ``repeated``: bool ``[n, SEQ_LEN]``, True at the tokens predictable by
+        induction: positions ``t`` of the second and third copies except the first
+        token of the second copy, i.e. ``offset + period < t < offset + 3 * period``
+        (the token at ``t - 1`` last occurred at ``t - 1 - period``, and
+        ``tokens[t] == tokens[t - period]``). The mask marks the *scored tokens*,
+        the convention of interp-assert's ``mask:`` option: the logits at ``t - 1``
+        predict the token at ``t``, so a next-token loss on ``repeated`` reads the
+        logits at ``t - 1`` (``train.py`` uses ``repeated[:, 1:]``);
         ``period``: int64 ``[n]``; ``offset``: int64 ``[n]``, start of the first copy.
     """
     if n < 0:
@@ -71,5 +74,5 @@ def generate(n: int, seed: int) -> dict[str, torch.Tensor]:
     in_segment = (pos >= k) & (pos < end)
     segment = perm.gather(1, (pos - k).clamp(min=0).remainder(p))
     tokens = torch.where(in_segment, segment, filler)
-    repeated = (pos >= k + p) & (pos < end - 1)
+    repeated = (pos > k + p) & (pos < end)
     return {"tokens": tokens, "repeated": repeated, "period": period, "offset": offset}

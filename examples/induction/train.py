@@ -63,25 +63,39 @@ class TrainSettings:
     threads: int = 2
 
 
-def token_losses(model: TinyTransformer, tokens: torch.Tensor) -> torch.Tensor:
-    """Per-position next-token loss ``[batch, SEQ_LEN - 1]`` (position ``t`` predicts ``t+1``)."""
-    logits = model(tokens)[:, :-1]
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
-    ).view(tokens.shape[0], -1)
-
-
-@torch.no_grad()
-def evaluate(model: TinyTransformer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Mean loss overall, on repeated tokens and on first occurrences; induction accuracy."""
-    was_training = model.training
-    model.eval()
-    tokens = batch["tokens"]
+def next_token_logits_and_losses(
+    model: TinyTransformer, tokens: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[batch, SEQ_LEN - 1, vocab]`` and per-position next-token losses
+    ``[batch, SEQ_LEN - 1]``: entry ``t`` is the prediction of the token at ``t + 1``."""
     logits = model(tokens)[:, :-1]
     losses = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), tokens[:, 1:].reshape(-1), reduction="none"
     ).view(tokens.shape[0], -1)
-    repeated = batch["repeated"][:, :-1]
+    return logits, losses
+
+
+def token_losses(model: TinyTransformer, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-position next-token loss ``[batch, SEQ_LEN - 1]`` (position ``t`` predicts ``t+1``)."""
+    return next_token_logits_and_losses(model, tokens)[1]
+
+
+def repeated_targets(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``batch["repeated"]`` aligned with :func:`token_losses`: ``[batch, SEQ_LEN - 1]``, entry
+    ``t`` True when the token at ``t + 1`` (the one the logits at ``t`` predict) is repeated."""
+    return batch["repeated"][:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model: TinyTransformer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Mean loss overall, on repeated tokens and on first occurrences; induction accuracy.
+
+    Each mean pools the scored tokens of every sequence (``losses[mask].mean()``)."""
+    was_training = model.training
+    model.eval()
+    tokens = batch["tokens"]
+    logits, losses = next_token_logits_and_losses(model, tokens)
+    repeated = repeated_targets(batch)
     correct = logits.argmax(-1) == tokens[:, 1:]
     model.train(was_training)
     return {

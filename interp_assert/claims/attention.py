@@ -4,20 +4,25 @@
 Scores are read from an attention-pattern quantity with axes (batch, head, query, key), as an
 ``activation: blocks.{l}.attn.hook_pattern`` quantity gives; the batch and head axes are
 optional. Without a named head the score is the maximum over heads, and the report names that
-head. A score is a mean over (sample, query) pairs of the weight on the pair's target key(s):
+head. A score is a mean, over the (sample, query) pairs of every sample pooled together, of the
+summed weight on the pair's target keys; a pair counts when its target key exists:
 
-* relative targets (the previous token, the first token, itself) use queries >= 1 (under causal
-  masking query 0 can only attend to itself); the next token (key ``q + 1``, which only a
-  bidirectional model attends to) uses every query that has a next position; the induction
-  target skips queries whose token has no earlier occurrence or whose latest one is the
-  previous position (its successor would be the query itself);
+* relative targets, in causal and bidirectional models alike: the previous token (key
+  ``q - 1``, queries >= 1), the next token (key ``q + 1``, every query but the last), the first
+  token (key 0, every query, query 0 included) and itself (key ``q``, every query, query 0
+  included: a causal query 0 puts all its weight there); the token after the previous
+  occurrence (the induction target: the successors ``j + 1`` of every earlier occurrence
+  ``j < q - 1`` of the query's token, weights summed: the standard induction score) and the
+  token after the latest previous occurrence (only the latest occurrence ``j``; none when
+  ``j + 1 == q``);
 * explicit keys (``QUERY attends to KEY, ...``) use the summed weight on the keys; a lone head
   as the subject (``L3H5 attends to KEY``) averages over every query.
 
 When the pattern's dataset has a padding mask (sentence datasets: ``attention_mask``), padded
 queries are left out, and so are padded target keys (a pair whose every target key is padding
-is left out). A key label with a per-sample position field in the dataset (``position:[SEP]``)
-means each sample's own position of that token.
+is left out; occurrences on padding do not count for the induction targets). A key label with a
+per-sample position field in the dataset (``position:[SEP]``) means each sample's own position
+of that token. ``docs/definitions_attention_metrics.md`` has the formulas.
 
 The scores are computed in :mod:`interp_assert.evaluate.attention_scores` on the pattern that
 :mod:`interp_assert.claims.attention_pattern` chooses.
@@ -44,12 +49,14 @@ from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.claims.ranking import ranks
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.attention_scores import (
+    TOKEN_KINDS,
     is_causal,
     key_scores,
-    mask_targets,
+    mask_keys,
+    modal_keys,
     modal_targets,
-    relative_scores,
-    relative_targets,
+    relative_keys,
+    set_scores,
 )
 from interp_assert.evaluate.attention_view import PatternView
 from interp_assert.labels import expand_labels
@@ -64,6 +71,7 @@ RELATIVE_TEXT = {
     "first": "the first token",
     "itself": "itself",
     "induction": "the token after the previous occurrence",
+    "induction_latest": "the token after the latest previous occurrence",
 }
 _RELATIVE_RULES = {f"attention_{kind}": kind for kind in RELATIVE_TEXT}
 _KEYWORDS = frozenset({"itself", "the"})
@@ -139,7 +147,7 @@ def _plot_data(view: PatternView, head: int, cells: list[tuple[int, int]], what:
 class AttendsTo(Claim):
     """``[HEAD:] QUERY attends to KEY[, KEY...] CMP x``, ``HEAD attends to KEY[, KEY...] CMP x``
     (every query) or ``HEAD|QUERY attends to the previous token | the next token | the first
-    token | itself | the token after the previous occurrence CMP x``."""
+    token | itself | the token after the [latest] previous occurrence CMP x``."""
 
     kind = "attends_to"
     grammar = r"""attends_to: [label ":"] label "attends" "to" attention_target comparison
@@ -149,7 +157,8 @@ attention_target: member ("," member)*                          -> attention_key
     | "the" "first" "token"                                     -> attention_first
     | "itself"                                                  -> attention_itself
     | "the" "token" "after" "the" "previous" "occurrence"       -> attention_induction
-    | "the" "induction" "target"                                -> attention_induction"""
+    | "the" "induction" "target"                                -> attention_induction
+    | "the" "token" "after" "the" "latest" "previous" "occurrence" -> attention_induction_latest"""
 
     head: str | None
     subject: str
@@ -222,7 +231,7 @@ attention_target: member ("," member)*                          -> attention_key
             notes.append(f"pattern '{view.name}' is causal (no weight on any later key), so no "
                          "query can attend to the next token")
         outlined = ("outlined: each query's most frequent induction target"
-                    if self.relative == "induction" else "outlined: the target cells")
+                    if self.relative in TOKEN_KINDS else "outlined: the target cells")
         return Outcome(passed, measured,
                        f"{what} {expected_text(self.comparison, bound, upper)}",
                        value=value, rows=rows, notes=notes,
@@ -248,15 +257,27 @@ attention_target: member ("," member)*                          -> attention_key
         source = f"from {query_label} " if query_label is not None else ""
         if self.relative is None:
             return self._key_scores(view, queries, query, source)
-        n, n_query = view.values.shape[0], view.values.shape[2]
-        if query == 0 and self.relative in ("previous", "first", "itself"):
-            raise QuantityError(f"query '{query_label}' is the first position: its causal "
-                                "attention is forced onto itself, so no relative target applies")
-        tokens = pattern_tokens(ctx, view) if self.relative == "induction" else None
-        targets = mask_targets(relative_targets(self.relative, n_query, tokens), view.mask, n)
-        scores, count = relative_scores(view.values, targets, queries)
-        cells = modal_targets(np.where(queries, targets, -1), n_query)
+        n_query, n_key = view.values.shape[2], view.values.shape[3]
+        if query is not None:
+            self._check_fixed_query(query, query_label, n_query)
+        tokens = pattern_tokens(ctx, view) if self.relative in TOKEN_KINDS else None
+        keys = mask_keys(relative_keys(self.relative, n_query, n_key, tokens, view.mask),
+                         view.mask)
+        scores, count = set_scores(view.values, keys, queries)
+        pairs = np.broadcast_to(keys, (queries.shape[0], n_query, n_key)).any(axis=2) & queries
+        cells = modal_keys(keys, pairs)
+        if self.relative in ("itself", "first") and pairs[:, 0].any() and is_causal(view.values):
+            view.notes.append(f"query 0 counts ({int(pairs[:, 0].sum())} of {count} pairs): "
+                              "causal masking puts all its weight on itself, the first token")
         return scores, cells, f"weight {source}on {RELATIVE_TEXT[self.relative]}", count
+
+    def _check_fixed_query(self, query: int, label: str | None, n_query: int) -> None:
+        """A fixed query whose position rules out the relative target is an error."""
+        if query == 0 and self.relative == "previous":
+            raise QuantityError(f"query '{label}' is the first position: it has no previous "
+                                "token")
+        if query == n_query - 1 and self.relative == "next":
+            raise QuantityError(f"query '{label}' is the last position: it has no next token")
 
     def _key_scores(self, view: PatternView, queries: np.ndarray, query: int | None, source: str
                     ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None]:

@@ -4,6 +4,12 @@ Each metric is a :class:`~interp_assert.evaluate.forward.Sink` on the model outp
 their counts (``successes``/``trials``: Wilson intervals); means carry per-sample values
 (``samples``: bootstrap intervals). By default the logits at position p predict the token at
 p + 1 (causal language models); ``predict: same`` reads the logits at p itself.
+
+Positions always name the scored *tokens*, never the logits that predict them: ``answer: A0``
+scores the token at A0 (predicted by the logits at A0 - 1 by default), and ``mask: repeated``
+scores every token t where the field is true, predicted by the logits at t - 1 (at t with
+``predict: same``). A dataset whose field marks the predicting positions must shift it by one.
+``docs/definitions_attention_metrics.md`` has the formulas.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from interp_assert.errors import SpecError, did_you_mean
+from interp_assert.errors import QuantityError, SpecError, did_you_mean
 from interp_assert.evaluate.forward import Sink
 from interp_assert.labels import Axis, Labelled, expand_labels
 from interp_assert.loading.data import Dataset
 from interp_assert.usercode import call_user, resolve_callable
 
 METRICS: dict[str, type[Metric]] = {}
+
+MASK_HINT = ("a mask marks the scored tokens: the token at t, predicted by the logits at t - 1 "
+             "(position 0 is never scored); a field that marks the predicting positions must be "
+             "shifted right by one, or use 'predict: same'")
 
 
 def register_metric(cls: type[Metric]) -> type[Metric]:
@@ -189,48 +199,86 @@ class ErrorDirection(Metric):
 
 @register_metric
 class Loss(Metric):
-    """Mean cross-entropy (nats) on the answer positions, or where a boolean field is true
-    (``mask: repeated``; ``mask: not repeated`` for the complement)."""
+    """Mean cross-entropy (nats) on the answer tokens, or on the tokens where a boolean field is
+    true (``mask: repeated``; ``mask: not repeated`` for the complement). A mask marks scored
+    tokens: the token at t, predicted by the logits at t - 1 (``predict: same``: at t); the
+    first token, which no logit predicts, is never scored.
+
+    ``average: samples`` (the default) is the mean over samples of each sample's mean loss
+    (samples with no scored token left out); ``average: tokens`` pools every scored token of
+    every sample (``losses[mask].mean()``, as training scripts compute it)."""
 
     name = "loss"
-    options = Metric.options | {"mask"}
+    options = Metric.options | {"mask", "average"}
 
     def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
         super().__init__(config, dataset)
-        self.per_sample: list[np.ndarray] = []
+        self.sums: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
         mask = str(self.config.get("mask", "")).strip()
         self.negate = mask.startswith("not ")
         self.mask = mask[4:].strip() if self.negate else mask or None
         if self.mask is None and self.answer_index is None:
             raise SpecError("metric 'loss' needs 'answer:' positions or a 'mask:' field")
+        self.average = str(self.config.get("average", "samples"))
+        if self.average not in ("samples", "tokens"):
+            raise SpecError(f"metric 'loss': unknown 'average: {self.average}'",
+                            hint="'average: samples' (mean of per-sample means, the default) "
+                                 "or 'average: tokens' (every scored token pooled)")
+
+    def scored(self, batch: dict[str, Any], tokens: np.ndarray) -> np.ndarray:
+        """(batch, position) booleans: the tokens the mask scores (see the class doc)."""
+        assert self.mask is not None
+        if self.mask not in batch:
+            raise QuantityError(f"metric 'loss': dataset has no field '{self.mask}' for 'mask:'"
+                                + did_you_mean(self.mask, batch),
+                                hint="fields: " + ", ".join(sorted(batch)))
+        raw = _numpy(batch[self.mask])
+        if raw.shape != tokens.shape:
+            raise QuantityError(f"metric 'loss': mask '{self.mask}' has shape {raw.shape} but "
+                                f"the tokens have shape {tokens.shape}",
+                                hint="a mask marks scored tokens, one entry per token")
+        if raw.dtype != np.bool_ and not np.isin(raw, (0, 1)).all():
+            raise QuantityError(f"metric 'loss': mask '{self.mask}' holds values other than "
+                                "0/1 or true/false")
+        mask = ~raw.astype(bool) if self.negate else raw.astype(bool)
+        mask[:, : self.shift] = False  # no earlier position predicts the first token
+        return mask
 
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         array = _numpy(logits.float())
         tokens = _numpy(batch[self.config.get("targets", self.dataset.spec.input)])
         log_probs = array - _logsumexp(array)
         if self.mask is not None:
-            mask = _numpy(batch[self.mask]).astype(bool)
-            if self.negate:
-                mask = ~mask
-            mask[:, : self.shift] = False  # no earlier position predicts the first token(s)
-            positions = np.arange(tokens.shape[1])
-            source = np.clip(positions - self.shift, 0, None)
+            mask = self.scored(batch, tokens)
+            source = np.clip(np.arange(tokens.shape[1]) - self.shift, 0, None)
             picked = np.take_along_axis(log_probs[:, source], tokens[..., None], axis=-1)[..., 0]
-            losses = np.where(mask, -picked, 0.0)
-            counts = mask.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.per_sample.append(np.where(counts > 0, losses.sum(axis=1) / counts, np.nan))
+            self.sums.append(np.where(mask, -picked, 0.0).sum(axis=1))
+            self.counts.append(mask.sum(axis=1))
         else:
             targets, _ = self.targets_and_logits(logits, batch)
             index = np.array(self.answer_index) - self.shift
             picked = np.take_along_axis(log_probs[:, index], targets[..., None], axis=-1)[..., 0]
-            self.per_sample.append(-picked.mean(axis=1))
+            self.sums.append(-picked.sum(axis=1))
+            self.counts.append(np.full(picked.shape[0], picked.shape[1]))
 
     def result(self) -> Labelled:
-        samples = np.concatenate(self.per_sample)
-        samples = samples[np.isfinite(samples)] if np.isfinite(samples).any() else samples
-        return Labelled(np.array(samples.mean() if samples.size else np.nan), (), self.name,
-                        {"samples": samples, "context": self.context()})
+        sums, counts = np.concatenate(self.sums), np.concatenate(self.counts)
+        if not counts.sum():
+            what = f"{'not ' if self.negate else ''}{self.mask}"
+            raise QuantityError(f"metric 'loss': mask '{what}' selects no scored token in "
+                                f"{counts.size} samples", hint=MASK_HINT)
+        if self.average == "tokens":
+            value = sums.sum() / counts.sum()
+            # per-sample contributions whose plain mean is the pooled value (bootstrap over
+            # samples with the token count held at its mean)
+            samples = sums / counts.mean()
+        else:
+            samples = sums[counts > 0] / counts[counts > 0]
+            value = samples.mean()
+        return Labelled(np.array(value), (), self.name,
+                        {"samples": samples, "context": self.context(),
+                         "tokens": int(counts.sum())})
 
 
 def _logsumexp(array: np.ndarray) -> np.ndarray:
