@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.distribution_verdicts import (
     Judged,
     Statistic,
@@ -233,8 +234,7 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         assert stat is not None and comparison is not None
         argument = ctx.scalar(stat.argument) if stat.argument is not None else None
         check_argument(stat, argument)
-        bound = ctx.scalar(comparison.value)
-        upper = ctx.scalar(comparison.upper) if comparison.upper is not None else None
+        bound, upper = evaluate_bounds(ctx, comparison)
         return (lambda label, ch: judge_stat(label, ch, stat, comparison, argument, bound, upper),
                 {"argument": argument, "bound": bound, "upper": upper})
 

@@ -55,10 +55,12 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def check_bounds(comparison: Comparison, bound: float, upper: float | None = None) -> None:
-    """Refuse bounds that cannot decide a claim: NaN, a reversed interval ``in [2, 0.5]``, a
-    negative (or NaN) ``±`` tolerance. Infinite bounds are fine: they compare as IEEE says."""
-    if math.isnan(bound) or (upper is not None and math.isnan(upper)):
+def check_bounds(comparison: Comparison, bound: float, upper: float | None = None,
+                 allow_nan: bool = False) -> None:
+    """Refuse bounds that cannot decide a claim: NaN (unless ``allow_nan``: then the claim
+    fails), a reversed interval ``in [2, 0.5]``, a negative ``±`` tolerance. Infinite bounds
+    are fine: they compare as IEEE says."""
+    if not allow_nan and (math.isnan(bound) or (upper is not None and math.isnan(upper))):
         which = "tolerance" if comparison.op == "≈" and upper is not None and math.isnan(
             upper) else "bound"
         raise QuantityError(f"the {which} of '{comparison}' is NaN: NaN cannot decide a claim",
@@ -77,11 +79,14 @@ def compare(measured: float, comparison: Comparison, bound: float,
             upper: float | None = None) -> bool:
     """Whether ``measured`` satisfies ``comparison`` (bounds already evaluated).
 
-    A NaN or infinite measured value fails; infinite bounds compare as IEEE says
-    (``x < inf`` holds for every finite x); NaN bounds, reversed intervals and negative
-    tolerances are errors (:func:`check_bounds`)."""
-    check_bounds(comparison, bound, upper)
-    if not math.isfinite(measured):
+    A NaN or infinite measured value fails, and so does any comparison with a NaN bound
+    (claim kinds refuse NaN bounds with an error first, through
+    :func:`interp_assert.claims.compare.evaluate_bounds`); infinite bounds compare as IEEE
+    says (``x < inf`` holds for every finite x); reversed intervals and negative tolerances
+    are errors (:func:`check_bounds`)."""
+    check_bounds(comparison, bound, upper, allow_nan=True)
+    if not math.isfinite(measured) or math.isnan(bound) or (upper is not None
+                                                            and math.isnan(upper)):
         return False
     if comparison.op == "in":
         return bool(bound <= measured <= upper)  # type: ignore[operator]
