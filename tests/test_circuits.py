@@ -381,3 +381,25 @@ def test_circuit_quantity_kind(world: dict[str, Any]) -> None:
                    {"quantities": {"q": {"circuit": "K-compositon"}}})
     errors = interp_assert.validate(broken)
     assert any("did you mean 'K-composition'" in e for e in errors)
+
+
+def test_a_zero_head_has_no_composition_rank_and_no_effective_rank(
+        world: dict[str, Any], tmp_path: Path) -> None:
+    """A head whose W_V is zero: its composition scores are 0/0 (NaN in numpy too) and its
+    W_OV has no energy, so neither 'ranks first' nor an effective rank may pass."""
+    tiny = _tiny()
+    model = world["model"]
+    zeroed = {k: v.clone() for k, v in model.state_dict().items()}
+    zeroed["blocks.0.attn.W_V"][0] = 0.0
+    copy = tiny.TinyTransformer(model.cfg)
+    copy.load_state_dict(zeroed)
+    tiny.save_checkpoint(world["folder"] / "zeroed.pt", copy)
+    sd = {k: v.double().numpy() for k, v in zeroed.items()}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert np.isnan(ref_composition(sd, "K")[0, 3:]).all()  # the reference agrees: NaN
+    claims = [{"id": "rank", "claim": "L0H0 → L1H0 ranks first in K-composition"},
+              {"id": "score", "claim": "K-composition of L0H0 into L1H0 ≤ 1"},
+              {"id": "er", "claim": "effective rank of W_OV[L0H0] at 90% energy ≤ 4"}]
+    results = run(write(world, "zeroed", claims, checkpoint="zeroed.pt"), tmp_path)
+    assert not results["rank"].passed and not results["score"].passed
+    assert "all zeros" in str(results["er"].error)

@@ -69,7 +69,10 @@ class EffectiveRank(Claim):
         if not 0 < fraction <= 1:
             raise QuantityError(f"energy {self.energy} must be a fraction in (0, 1], e.g. 90%")
         singular = spectrum(matrix.values)
-        k = energy_rank(singular, fraction)
+        try:
+            k = energy_rank(singular, fraction)
+        except QuantityError as exc:
+            raise QuantityError(f"'{self.matrix}': {exc.message}", hint=exc.hint) from None
         bound, upper = evaluate_bounds(ctx, self.comparison)
         passed = compare(float(k), self.comparison, bound, upper)
         energy = np.cumsum(singular**2) / np.sum(singular**2)

@@ -9,15 +9,21 @@ from typing import Any
 import numpy as np
 
 from interp_assert.claims.base import Claim, Context, register_claim
-from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.outcome import Outcome, check_bounds, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
 from interp_assert.language import ast
+from interp_assert.language.ast import referenced_names
 
 
 def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, float | None]:
-    """The comparison's bound(s) as numbers."""
+    """The comparison's bound(s) as numbers; a NaN bound, a reversed interval or a negative
+    tolerance is an error. A bound written with ``baseline`` may be NaN: a missing baseline
+    value, which the judge fails with the command that records it."""
     bound = ctx.scalar(comparison.value)
     upper = ctx.scalar(comparison.upper) if comparison.upper is not None else None
+    nodes = [comparison.value] + ([comparison.upper] if comparison.upper is not None else [])
+    relative = any("baseline" in referenced_names(node) for node in nodes)
+    check_bounds(comparison, bound, upper, allow_nan=relative)
     return bound, upper
 
 

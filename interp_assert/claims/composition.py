@@ -9,6 +9,7 @@ also defines the terminals ``CIRC_COMP`` and ``CIRC_ARROW`` that other circuit c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,7 +168,8 @@ COMP_FIRST: /first\b/"""
                     f"({self.mode}-composition {fmt(value)}; top {labels[top[0]]} → "
                     f"{labels[top[1]]} = {fmt(float(table.values[top]))})")
         place = "first" if self.k == 1 else f"within the top {self.k}"
-        return Outcome(rank <= self.k, measured, f"rank {place}", value=float(rank), rows=rows,
+        passed = rank <= self.k and math.isfinite(value)  # a NaN score (a zero-norm head)
+        return Outcome(passed, measured, f"rank {place}", value=float(rank), rows=rows,
                        context={"score": fmt(value)},
                        plot_data={"matrix": table.values.tolist(), "labels": labels,
                                   "pair": (i, j), "best": top})

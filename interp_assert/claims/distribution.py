@@ -11,8 +11,12 @@ samples (pooled into one distribution; quantified forms take the channel axis by
     post[L1N5] peaks near 0 within 0.05             # an absolute tolerance
     post[L1N5] has fraction |x| < 0.1 >= 0.9        # also |x| >, x <, x >; '< 0.5 std' too
     post[L1N5] has kurtosis in [2, 10]              # excess (Fisher) kurtosis, as scipy's
-    post[L1N5] has mean > 0                         # mean std min max median peak peaks
-    post[L1N5] has quantile 0.99 < 3
+    post[L1N5] has kurtosis (unbiased) > 0          # pandas' kurt(); also skew (unbiased)
+    post[L1N5] has mean > 0                         # mean std var skew min max median peak peaks
+    post[L1N5] has std (ddof 1) > 0.5               # pandas' std(); numpy's (ddof 0) by default
+    post[L1N5] has quantile 0.99 < 3                # np.quantile, method linear by default
+    post[L1N5] has quantile 0.9 (lower) <= 0        # any np.quantile method; also median (...)
+    post[L1N5] is unimodal (bins 32, prominence 0.1)  # the peak detector's settings
     every neuron of post is unimodal                # also: each, all (plural verbs)
     mostly neurons of post peak near 0 within 0.1 std          # at least 90% of them
     at least 80% of neurons of post have fraction |x| < 0.1 >= 0.9
@@ -21,6 +25,10 @@ samples (pooled into one distribution; quantified forms take the channel axis by
 
 Verbs agree loosely (is/are, has/have, peak/peaks). A distribution with several channels and
 no quantifier means every channel. NaN or inf in a channel, or an empty channel, never holds.
+Quantiles and fractions are exact while the samples fit the memory limit; read from a
+histogram, they decide a verdict only when their error bound does (see
+:mod:`interp_assert.claims.distribution_verdicts`). The conventions are in
+``docs/definitions.md``.
 
 The numbers come from :mod:`interp_assert.evaluate.channel_stats` (peak finding is described
 there) and the verdicts from :mod:`interp_assert.claims.distribution_verdicts`.
@@ -35,19 +43,24 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.distribution_verdicts import (
     Judged,
     Statistic,
+    check_argument,
     fine,
     judge_modal,
     judge_peak,
     judge_stat,
+    options_text,
+    parse_options,
+    peak_settings,
     quantified,
     single,
     worst,
 )
 from interp_assert.claims.outcome import Outcome, fmt
-from interp_assert.errors import InterpAssertError
+from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.channel_stats import channel_stats, channels_of
 from interp_assert.language import ast
 
@@ -71,11 +84,11 @@ dist_who: expr                                       -> dist_one
     | DIST_EVERY NAME "of" expr                      -> dist_every
     | DIST_MOSTLY NAME "of" expr                     -> dist_mostly
     | DIST_BOUND number "of" NAME "of" expr          -> dist_share
-dist_what: DIST_BE DIST_MODAL                        -> dist_modal
-    | DIST_PEAK "near" expr "within" expr [DIST_STD] -> dist_peak
+dist_what: DIST_BE DIST_MODAL [DIST_OPTS]            -> dist_modal
+    | DIST_PEAK "near" expr "within" expr [DIST_STD] [DIST_OPTS] -> dist_peak
     | DIST_HAVE dist_stat comparison                 -> dist_has
-dist_stat: DIST_MOMENT                               -> dist_moment
-    | "quantile" number                              -> dist_quantile
+dist_stat: DIST_MOMENT [DIST_OPTS]                   -> dist_moment
+    | "quantile" number [DIST_OPTS]                  -> dist_quantile
     | "fraction" ["of"] DIST_X DIST_CMP expr [DIST_STD] -> dist_fraction
 DIST_EVERY: /(every|each|all)\b/
 DIST_MOSTLY: /(mostly|most)\b/
@@ -85,7 +98,8 @@ DIST_MODAL: /(unimodal|multimodal)\b/
 DIST_PEAK: /peaks?\b/
 DIST_HAVE: /(has|have)\b/
 DIST_STD: /(std|σ)(?![\w.])/
-DIST_MOMENT: /((excess\s+)?kurtosis|mean|std|min|max|median|peaks|peak)\b/
+DIST_MOMENT: /((excess\s+)?kurtosis|skewness|skew|mean|std|var|min|max|median|peaks|peak)\b/
+DIST_OPTS: /\([^()]*\)/
 DIST_X: /\|x\||x\b/
 DIST_CMP: /<=|>=|[<>≤≥]/"""
 
@@ -99,6 +113,7 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
     relative: bool = False
     statistic: Statistic | None = None
     comparison: ast.Comparison | None = None
+    peak_options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def build(cls, children: list[Any]) -> DistributionClaim:
@@ -115,10 +130,12 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             kwargs.update(quantifier=str(word), noun=str(noun), source=source)
         if what.data == "dist_modal":
             kwargs["predicate"] = str(what.children[1])
+            kwargs["peak_options"] = parse_options(what.children[2], "modal")
         elif what.data == "dist_peak":
-            _verb, target, tolerance, std = what.children
+            _verb, target, tolerance, std, options = what.children
             kwargs.update(predicate="peak", target=target, tolerance=tolerance,
-                          relative=std is not None)
+                          relative=std is not None,
+                          peak_options=parse_options(options, "modal"))
         else:
             _verb, stat, comparison = what.children
             if comparison.confidence is not None:
@@ -135,12 +152,13 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
     def predicate_text(self, plural: bool | None = None) -> str:
         """The predicate with verbs agreeing with the subject."""
         plural = self._plural() if plural is None else plural
+        options = options_text(self.peak_options)
         if self.predicate in ("unimodal", "multimodal"):
-            return f"{'are' if plural else 'is'} {self.predicate}"
+            return f"{'are' if plural else 'is'} {self.predicate}{options}"
         if self.predicate == "peak":
             unit = " std" if self.relative else ""
             return (f"{'peak' if plural else 'peaks'} near {self.target} within "
-                    f"{self.tolerance}{unit}")
+                    f"{self.tolerance}{unit}{options}")
         return f"{'have' if plural else 'has'} {self.statistic} {self.comparison}"
 
     def __str__(self) -> str:
@@ -196,20 +214,27 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
 
     def _judge_function(self, ctx: Context) -> tuple[Any, dict[str, Any]]:
         """The per-channel judge and the claim's evaluated numbers."""
+        settings = peak_settings(self.peak_options)
         if self.predicate in ("unimodal", "multimodal"):
             predicate = self.predicate
-            return lambda label, ch: judge_modal(label, ch, predicate), {}
+            return lambda label, ch: judge_modal(label, ch, predicate, settings), {}
         if self.predicate == "peak":
             assert self.target is not None and self.tolerance is not None
             target, tolerance = ctx.scalar(self.target), ctx.scalar(self.tolerance)
+            if math.isnan(target) or math.isnan(tolerance) or tolerance < 0:
+                raise QuantityError(f"'peaks near {self.target} within {self.tolerance}': the "
+                                    f"target ({fmt(target)}) and tolerance ({fmt(tolerance)}) "
+                                    "must be numbers and the tolerance >= 0",
+                                    hint="check their expressions")
             relative = self.relative
-            return (lambda label, ch: judge_peak(label, ch, target, tolerance, relative),
+            return (lambda label, ch: judge_peak(label, ch, target, tolerance, relative,
+                                                 settings),
                     {"target": target, "tolerance": tolerance})
         stat, comparison = self.statistic, self.comparison
         assert stat is not None and comparison is not None
         argument = ctx.scalar(stat.argument) if stat.argument is not None else None
-        bound = ctx.scalar(comparison.value)
-        upper = ctx.scalar(comparison.upper) if comparison.upper is not None else None
+        check_argument(stat, argument)
+        bound, upper = evaluate_bounds(ctx, comparison)
         return (lambda label, ch: judge_stat(label, ch, stat, comparison, argument, bound, upper),
                 {"argument": argument, "bound": bound, "upper": upper})
 
@@ -229,7 +254,9 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         channel's statistic when there are several."""
         worst_one = worst(judged, self.quantifier == "at most")
         ch = worst_one.channel
-        modes = ch.modes()
+        settings = peak_settings(self.peak_options or (self.statistic.options
+                                                       if self.statistic else ()))
+        modes = ch.modes(settings)
         shown = (worst_one.label if axis_name == "channel"
                  else f"{axis_name} {worst_one.label}")
         data: dict[str, Any] = {
@@ -311,9 +338,11 @@ def _statistic(tree: Any) -> Statistic:
     """The statistic of a ``dist_stat`` parse tree."""
     if tree.data == "dist_moment":
         name = str(tree.children[0]).split()[-1]
-        return Statistic(name)
+        name = "skew" if name == "skewness" else name
+        return Statistic(name, options=parse_options(tree.children[1], name))
     if tree.data == "dist_quantile":
-        return Statistic("quantile", tree.children[0])
+        return Statistic("quantile", tree.children[0],
+                         options=parse_options(tree.children[1], "quantile"))
     var, op, threshold, std = tree.children
     return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
 

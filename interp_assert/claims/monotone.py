@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +24,11 @@ def monotone_violations(values: np.ndarray, increasing: bool, strict: bool,
 
     Non-strict: a step against the direction by more than ``tolerance`` breaks it. Strict: a
     step that is not in the direction by more than ``-tolerance`` (so with tolerance 0 every
-    flat step breaks it). NaN steps always break it.
+    flat step breaks it). NaN steps always break it, and so does every step under a NaN
+    tolerance (the claim kind refuses one before it gets here).
     """
+    if math.isnan(tolerance):
+        return np.arange(max(len(values) - 1, 0))
     steps = np.diff(values) if increasing else -np.diff(values)
     with np.errstate(invalid="ignore"):
         bad = steps <= -tolerance if strict else steps < -tolerance
@@ -72,6 +76,11 @@ STRICT: /strictly\b/"""
                 f"'{self.subject}' has {values.size} value(s) over {self.axis}; 'monotone' needs "
                 "at least two values", hint="check the quantity's shape and any indexing")
         tolerance = ctx.scalar(self.tolerance) if self.tolerance is not None else 0.0
+        if math.isnan(tolerance) or tolerance < 0:
+            raise QuantityError(f"the tolerance of '{self}' is {fmt(tolerance)}; it must be a "
+                                "number >= 0 (NaN cannot decide a claim)",
+                                hint="check the tolerance's expression, e.g. 'with tolerance "
+                                     "0.01'")
         directions = [self.direction == "increasing"] if self.direction else [True, False]
         results = {inc: monotone_violations(values, inc, self.strict, tolerance)
                    for inc in directions}

@@ -73,6 +73,12 @@ SIDE: /(top|bottom)\b/"""
 
     def evaluate(self, ctx: Context) -> Outcome:
         vector = _vector(ctx, self.source)
+        size = vector.shape[0]
+        if not 1 <= self.k <= size:
+            raise QuantityError(f"'{self.side} {self.k}' of the {size} values of "
+                                f"'{self.source}' " + ("selects nothing" if self.k < 1 else
+                                                       "is more than there are"),
+                                hint=f"use a k between 1 and {size}")
         rank = ranks(vector.values, descending=self.side == "top")
         labels = vector.labels_of(0)
         rows, passed = [], True
@@ -83,8 +89,9 @@ SIDE: /(top|bottom)\b/"""
             rows.append({"label": label, "value": float(vector.values[i]), "rank": int(rank[i]),
                          "holds": ok})
         worst = max(rows, key=lambda r: r["rank"])
-        cutoff = np.sort(vector.values)[::-1 if self.side == "top" else 1][
-            min(self.k, len(labels)) - 1]
+        top = self.side == "top"
+        keyed = np.where(np.isfinite(vector.values), vector.values, -np.inf if top else np.inf)
+        cutoff = np.sort(keyed)[::-1 if top else 1][self.k - 1]
         measured = (f"{worst['label']} ranks {worst['rank']} of {len(labels)} "
                     f"(value {fmt(worst['value'])}; rank-{self.k} value {fmt(float(cutoff))})")
         expected = f"every listed label within the {self.side} {self.k}"

@@ -1,56 +1,47 @@
-"""Per-channel statistics read from streaming histograms: moments, quantiles, fractions of
-values and significant peaks of each channel, and the channels of a quantity.
+"""Per-channel statistics of streaming statistics: moments, quantiles, fractions of values and
+significant peaks of each channel, and the channels of a quantity.
 
-Peaks are found on a histogram of the central 99.8% of the values, rebinned from the streaming
-histogram to ``2·n^(1/3)`` bins (at most 64; zero-padded so an edge can be a peak); a peak
-counts when its prominence is at least 5% of the highest bin and 4 Poisson standard deviations.
-Peak locations are refined on the smoothed fine histogram and clipped to the exact min/max.
-Importing this module registers the expression functions ``peak`` and ``npeaks``.
+Quantiles and fractions are exact (numpy on the channel's finite samples; quantiles with
+``np.quantile``'s ``method``, ``linear`` by default) whenever the samples were kept (see
+:data:`interp_assert.evaluate.streaming.KEEP_FRACTION`). Otherwise they are read from the
+histogram and come with an error bound (:meth:`Channel.quantile_bounds`,
+:meth:`Channel.fraction_bounds`) inside which the true value lies. Peaks are described in
+:mod:`interp_assert.evaluate.channel_peaks`. Importing this module registers the expression
+functions ``peak`` and ``npeaks``.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from interp_assert.errors import QuantityError
+from interp_assert.evaluate.channel_peaks import DEFAULT, Modes, PeakSettings, find_modes
 from interp_assert.evaluate.quantities.functions import register_function
-from interp_assert.evaluate.streaming import StreamingStats
+from interp_assert.evaluate.streaming import StreamingStats, kurtosis, skewness, variance
 from interp_assert.labels import Labelled, singular
 
-PEAK_PROMINENCE = 0.05
-"""A peak's prominence must be at least this fraction of the highest bin ..."""
+QUANTILE_METHODS = ("linear", "lower", "higher", "nearest", "midpoint", "inverted_cdf",
+                    "averaged_inverted_cdf", "closest_observation", "interpolated_inverted_cdf",
+                    "hazen", "weibull", "median_unbiased", "normal_unbiased")
+"""``np.quantile``'s methods; ``linear`` (numpy's default, type 7) unless a claim says."""
 
-PEAK_SIGMAS = 4.0
-"""... and this many Poisson standard deviations of the counts at the peak and its saddle."""
-
-SMOOTH = 1.0
-"""Peak locations are refined on the fine histogram smoothed over this many coarse bins."""
-
-MAX_BINS = 64
-CENTRAL = 0.001
 _GENERIC_NOUNS = frozenset({"channel", "element", "member", "group", "unit", "value", "row",
                             "label", "entry", "item"})
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
-# -- one channel's histogram -----------------------------------------------------------------
-@dataclass
-class Modes:
-    """Peaks of one channel: locations (highest first), their bin counts, and the histogram
-    they were found on."""
-
-    locations: np.ndarray
-    heights: np.ndarray
-    counts: np.ndarray
-    edges: np.ndarray
-
-
+# -- one channel -----------------------------------------------------------------------------
 @dataclass
 class Channel:
-    """One channel of a :class:`~interp_assert.evaluate.streaming.StreamingStats`."""
+    """One channel of a :class:`~interp_assert.evaluate.streaming.StreamingStats`.
+
+    ``m2``, ``m3``, ``m4`` are the central moments ``Σ(x - mean)^k / n`` of the finite values;
+    ``samples`` the raw values (NaN and inf included) when they were kept, else None."""
 
     counts: np.ndarray
     edges: np.ndarray
@@ -62,7 +53,13 @@ class Channel:
     n: int
     nonfinite: int
     exact_below: dict[float, float] = field(default_factory=dict)
-    _modes: Modes | None = None
+    m2: float = math.nan
+    m3: float = math.nan
+    m4: float = math.nan
+    samples: np.ndarray | None = None
+    dropped: str = ""
+    _modes: dict[PeakSettings, Modes] = field(default_factory=dict)
+    _finite: np.ndarray | None = None
 
     @classmethod
     def of(cls, stats: StreamingStats, c: int, nonfinite: int | None = None) -> Channel:
@@ -74,16 +71,41 @@ class Channel:
         """Number of finite values (the histogram's total count)."""
         return float(self.counts.sum())
 
+    @property
+    def exact(self) -> bool:
+        """Whether quantiles and fractions are computed from the samples themselves."""
+        return self.samples is not None
+
+    def finite(self) -> np.ndarray:
+        """The finite samples in float64 (only when they were kept)."""
+        if self._finite is None:
+            assert self.samples is not None
+            values = np.asarray(self.samples, dtype=np.float64)
+            self._finite = values[np.isfinite(values)]
+        return self._finite
+
+    # -- moments ----------------------------------------------------------------------------
+    def moment(self, name: str, ddof: int = 0, unbiased: bool = False) -> float:
+        """``var``/``std`` with ``ddof``; ``skew``/``kurtosis`` biased (scipy) or ``unbiased``
+        (pandas); see :mod:`interp_assert.evaluate.streaming`."""
+        if name in ("var", "std"):
+            var = float(variance(self.n, self.m2, ddof))
+            return var if name == "var" else math.sqrt(var) if var >= 0 else math.nan
+        if name == "skew":
+            return float(skewness(self.n, self.m2, self.m3, unbiased))
+        return float(kurtosis(self.n, self.m2, self.m4, unbiased))
+
+    # -- quantiles --------------------------------------------------------------------------
     def cumulative(self, x: np.ndarray | float) -> np.ndarray:
-        """Number of values below ``x``: linear within histogram bins whose ends are clipped to
-        the exact min and max (so a bin holding the minimum starts there)."""
+        """Number of values below ``x`` read from the histogram: linear within bins whose ends
+        are clipped to the exact min and max (so a bin holding the minimum starts there)."""
         cdf = np.concatenate([[0.0], np.cumsum(self.counts)])
         edges = np.clip(self.edges, self.minimum, self.maximum)
         out = np.interp(x, edges, cdf)
         out = np.where(np.asarray(x) <= self.minimum, 0.0, out)
         return np.where(np.asarray(x) > self.maximum, self.total, out)
 
-    def quantile(self, q: float) -> float:
+    def histogram_quantile(self, q: float) -> float:
         """Approximate quantile (linear within a bin), clipped to the exact min/max."""
         if self.total == 0:
             return math.nan
@@ -94,11 +116,48 @@ class Channel:
         value = self.edges[k - 1] + step * (self.edges[k] - self.edges[k - 1])
         return float(np.clip(value, self.minimum, self.maximum))
 
+    def quantile(self, q: float, method: str = "linear") -> float:
+        """The ``q``-quantile of the finite values: exact (``np.quantile(..., method=)``) when
+        the samples were kept, else the histogram estimate (see :meth:`quantile_bounds`)."""
+        if self.total == 0:
+            return math.nan
+        if self.exact:
+            return float(np.quantile(self.finite(), q, method=method))
+        return self.histogram_quantile(q)
+
+    def quantile_bounds(self, q: float, method: str = "linear") -> tuple[float, float]:
+        """An interval holding the true ``q``-quantile under every ``np.quantile`` method.
+
+        Every method returns a value between the order statistics ``x_(⌊nq⌋-1)`` and
+        ``x_(⌈nq⌉)`` (0-based); each lies in a known histogram bin, widened by one bin on each
+        side against rounding in the binning, and clipped to the exact min/max. Exact samples
+        give a zero-width interval."""
+        if self.total == 0:
+            return math.nan, math.nan
+        if self.exact:
+            value = self.quantile(q, method)
+            return value, value
+        n = self.total
+        k_low = max(0.0, math.floor(n * q) - 1)
+        k_high = min(n - 1, math.ceil(n * q))
+        cdf = np.concatenate([[0.0], np.cumsum(self.counts)])
+        b_low = int(np.searchsorted(cdf, k_low, side="right")) - 1
+        b_high = int(np.searchsorted(cdf, k_high, side="right")) - 1
+        width = float(self.edges[1] - self.edges[0])
+        low = max(self.minimum, float(self.edges[max(b_low, 0)]) - width)
+        high = min(self.maximum, float(self.edges[min(b_high + 1, len(self.edges) - 1)]) + width)
+        return low, high
+
+    # -- fractions --------------------------------------------------------------------------
     def fraction(self, var: str, op: str, threshold: float) -> tuple[float, bool]:
-        """Fraction of values with ``var op threshold`` and whether it is exact (a registered
-        threshold, or one outside the values' range)."""
+        """Fraction of the finite values with ``var op threshold`` and whether it is exact
+        (kept samples, a registered threshold, or one outside the values' range)."""
         if self.n == 0:
             return math.nan, True
+        if self.exact:
+            values = self.finite()
+            values = np.abs(values) if var == "|x|" else values
+            return float(np.mean(_OPS[op](values, threshold))), True
         if var == "|x|" and threshold in self.exact_below:
             below = self.exact_below[threshold]
             return (below if op in ("<", "<=") else 1.0 - below), op in ("<", ">=")
@@ -112,77 +171,38 @@ class Channel:
             exact = bool(threshold < self.minimum or threshold > self.maximum)
         return (value if op in ("<", "<=") else 1.0 - value), exact
 
-    def modes(self) -> Modes:
-        """Significant peaks of the histogram (see the module docstring)."""
-        if self._modes is None:
-            self._modes = self._find_modes()
-        return self._modes
+    def fraction_bounds(self, var: str, op: str, threshold: float) -> tuple[float, float]:
+        """An interval holding the true fraction (zero width when it is exact)."""
+        value, exact = self.fraction(var, op, threshold)
+        if exact or not math.isfinite(value):
+            return value, value
+        if var == "|x|":
+            low_t, high_t = self._below_bounds(threshold)
+            low_n, high_n = self._below_bounds(-threshold)
+            below = (max(0.0, low_t - high_n), min(self.total, high_t - low_n))
+        else:
+            below = self._below_bounds(threshold)
+        low, high = below[0] / self.total, below[1] / self.total
+        return (low, high) if op in ("<", "<=") else (1.0 - high, 1.0 - low)
 
-    def _find_modes(self) -> Modes:
-        """Peaks of a rebinned histogram of the central values, highest first."""
-        from scipy.signal import find_peaks
+    def _below_bounds(self, x: float) -> tuple[float, float]:
+        """Bounds on the number of values below (or at) ``x`` from the histogram: whole bins
+        up to the one holding ``x``, one bin of margin on each side."""
+        if x < self.minimum:
+            return 0.0, 0.0
+        if x > self.maximum:
+            return self.total, self.total
+        cdf = np.concatenate([[0.0], np.cumsum(self.counts)])
+        b = int(np.clip(np.searchsorted(self.edges, x, side="right") - 1, 0,
+                        len(self.counts) - 1))
+        return float(cdf[max(b - 1, 0)]), float(cdf[min(b + 2, len(cdf) - 1)])
 
-        empty = np.array([])
-        if self.total == 0:
-            return Modes(empty, empty, empty, np.array([0.0, 1.0]))
-        if not self.maximum > self.minimum:
-            point = np.array([self.minimum])
-            width = max(abs(self.minimum) * 1e-6, 1e-9)
-            return Modes(point, np.array([self.total]), np.array([self.total]),
-                         np.array([self.minimum - width, self.minimum + width]))
-        low, high = self.quantile(CENTRAL), self.quantile(1 - CENTRAL)
-        if not high > low:
-            low, high = self.minimum, self.maximum
-        fine_width = float(self.edges[1] - self.edges[0])
-        fine_bins = max(1, round((high - low) / fine_width))
-        bins = int(min(np.clip(round(2 * self.total ** (1 / 3)), 8, MAX_BINS), fine_bins))
-        edges = np.linspace(low, high, bins + 1)
-        counts = np.diff(self.cumulative(edges))
-        padded = np.concatenate([[0.0], counts, [0.0]])
-        # a tiny ramp breaks ties, so of two equal peaks only one gets the full prominence
-        ramp = 1e-9 * max(counts.max(), 1.0) * np.arange(padded.size) / padded.size
-        found, props = find_peaks(padded + ramp, prominence=0)
-        heights = padded[found]
-        prominence = np.minimum(props["prominences"], heights)
-        noise = PEAK_SIGMAS * np.sqrt(heights + (heights - prominence))
-        keep = prominence >= np.maximum(PEAK_PROMINENCE * counts.max(), noise)
-        keep[np.argmax((padded + ramp)[found])] = True  # the highest peak always counts
-        found, heights = found[keep] - 1, heights[keep]
-        order = np.argsort(-heights, kind="stable")
-        found, heights = found[order], heights[order]
-        smooth = self._smoothed(max(0.5, SMOOTH * (high - low) / bins / fine_width))
-        locations = [self._locate(i, edges, smooth) for i in found]
-        return Modes(np.array(locations), heights, counts, edges)
-
-    def _smoothed(self, sigma: float) -> np.ndarray:
-        """The fine counts smoothed by a gaussian of ``sigma`` bins, reflected at the bins
-        holding the exact min and max (so a mode at an edge of the support stays there)."""
-        from scipy.ndimage import gaussian_filter1d
-
-        first = int(np.clip(np.searchsorted(self.edges, self.minimum, "right") - 1, 0,
-                            len(self.counts) - 1))
-        last = int(np.clip(np.searchsorted(self.edges, self.maximum, "left") - 1, first,
-                           len(self.counts) - 1))
-        out = np.zeros_like(self.counts)
-        out[first:last + 1] = gaussian_filter1d(self.counts[first:last + 1], sigma,
-                                                mode="reflect")
-        return out
-
-    def _locate(self, i: int, edges: np.ndarray, smooth: np.ndarray) -> float:
-        """Where coarse peak ``i`` is: the highest smoothed fine bin near it, or the exact
-        minimum (maximum) when the fine bin holding it has the most raw counts there."""
-        centres = (self.edges[:-1] + self.edges[1:]) / 2
-        bins = len(edges) - 1
-        window = np.flatnonzero((self.edges[1:] > edges[max(i - 1, 0)])
-                                & (self.edges[:-1] < edges[min(i + 2, bins)]))
-        if not window.size:
-            return float(np.clip((edges[i] + edges[i + 1]) / 2, self.minimum, self.maximum))
-        raw_best = window[np.argmax(self.counts[window])]
-        for extreme in (self.minimum, self.maximum):
-            if self.edges[raw_best] <= extreme <= self.edges[raw_best + 1]:
-                return extreme
-        best = window[np.argmax(smooth[window])]
-        return float(np.clip(centres[best], self.minimum, self.maximum))
+    # -- peaks ------------------------------------------------------------------------------
+    def modes(self, settings: PeakSettings = DEFAULT) -> Modes:
+        """Significant peaks of the histogram (:mod:`interp_assert.evaluate.channel_peaks`)."""
+        if settings not in self._modes:
+            self._modes[settings] = find_modes(self, settings)
+        return self._modes[settings]
 
 
 def channels_of(stats: StreamingStats, nonfinite: Any = None) -> list[Channel]:
@@ -190,8 +210,10 @@ def channels_of(stats: StreamingStats, nonfinite: Any = None) -> list[Channel]:
     counts, for statistics padded with NaN."""
     n = stats.finite_n
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean, std, kurtosis = stats.mean(), stats.std(), stats.kurtosis()
+        mean, std, kurt = stats.mean(), stats.std(), stats.kurtosis()
+        _, m2, m3, m4 = stats.central()
     bad = stats.nonfinite if nonfinite is None else np.asarray(nonfinite).reshape(-1)
+    samples = stats.samples()
     out = []
     for c in range(stats.channels):
         exact = {t: float(stats.below[i, c]) / n[c] for i, t in enumerate(stats.thresholds)
@@ -199,7 +221,9 @@ def channels_of(stats: StreamingStats, nonfinite: Any = None) -> list[Channel]:
         edges = stats.edges(c) if n[c] > 0 else np.linspace(0.0, 1.0, stats.bins + 1)
         out.append(Channel(np.asarray(stats.counts[c], dtype=np.float64), edges,
                            float(stats.minimum[c]), float(stats.maximum[c]), float(mean[c]),
-                           float(std[c]), float(kurtosis[c]), int(n[c]), int(bad[c]), exact))
+                           float(std[c]), float(kurt[c]), int(n[c]), int(bad[c]), exact,
+                           float(m2[c]), float(m3[c]), float(m4[c]),
+                           None if samples is None else samples[c], stats.dropped))
     return out
 
 
@@ -307,5 +331,5 @@ def npeaks(x: Labelled) -> Labelled:
     return Labelled(np.array(out, dtype=float).reshape(x.shape), x.axes, x.name)
 
 
-__all__ = ["Channel", "Modes", "channel_stats", "channels_of", "npeaks", "peak",
-           "samples_to_stats"]
+__all__ = ["QUANTILE_METHODS", "Channel", "Modes", "PeakSettings", "channel_stats",
+           "channels_of", "npeaks", "peak", "samples_to_stats"]

@@ -3,6 +3,8 @@ spectra and congruence (plain numpy on TransformerLens-layout arrays)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from interp_assert.errors import QuantityError
@@ -59,21 +61,33 @@ def head_neuron_scores(w_ov: np.ndarray, w_in: np.ndarray, head_layers: np.ndarr
 
 def quantiles(values: np.ndarray, levels: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999)
               ) -> dict[str, float]:
-    """Named quantiles of the finite values."""
+    """Named quantiles of the finite values (``np.quantile``, method linear)."""
     finite = values[np.isfinite(values)]
     return {f"{level:.1%}".replace(".0%", "%"): float(np.quantile(finite, level))
             for level in levels}
 
 
 def spectrum(matrix: np.ndarray) -> np.ndarray:
-    """Singular values, descending."""
+    """Singular values, descending (NaN when the matrix holds NaN or inf)."""
+    if not np.all(np.isfinite(matrix)):
+        return np.full(min(matrix.shape[-2:]), np.nan)
     return np.linalg.svd(matrix, compute_uv=False)
 
 
 def energy_rank(singular: np.ndarray, fraction: float) -> int:
     """Smallest k whose top-k singular values hold ``fraction`` of the squared total (the same
-    rule as the expression function ``effective_rank``)."""
-    cumulative = np.cumsum(singular**2) / np.sum(singular**2)
+    rule as the expression function ``effective_rank``). A spectrum with no energy (all zeros)
+    or non-finite values, or a fraction outside (0, 1], has no effective rank: an error."""
+    if not 0 < fraction <= 1:
+        raise QuantityError(f"the energy fraction {fraction:g} is not in (0, 1]",
+                            hint="write e.g. 'at 90% energy'")
+    total = float(np.sum(singular**2))
+    if not np.all(np.isfinite(singular)) or not math.isfinite(total):
+        raise QuantityError("the matrix holds NaN or inf values: its effective rank is undefined")
+    if total == 0:
+        raise QuantityError("the matrix is all zeros: with no energy, its effective rank is "
+                            "undefined", hint="check that the weights were loaded")
+    cumulative = np.cumsum(singular**2) / total
     return int(1 + np.sum(cumulative < fraction - 1e-12))
 
 

@@ -1,8 +1,15 @@
 """Streaming per-channel statistics: histograms whose range grows by doubling, exact moments and
-exact threshold counts, so memory does not grow with the number of samples.
+exact threshold counts, so memory does not grow with the number of samples; and, while they fit
+(see :data:`KEEP_FRACTION`), the raw samples themselves, so that quantiles and fractions are
+exact.
+
+Conventions (``docs/definitions.md``): moments are over the finite values of a channel; the
+variance is ``Σ(x - mean)² / (n - ddof)`` (``ddof`` 0 by default, numpy's; 1 is pandas'), the
+skew and kurtosis are the biased Fisher-Pearson ``g1`` and excess ``g2`` (scipy's defaults) or,
+``unbiased``, pandas' adjusted ``G1`` and ``G2``.
 
 This module only accumulates; the distribution claims (claims/distribution.py) read peaks,
-quantiles and fractions from the accumulated histograms."""
+quantiles and fractions through :mod:`interp_assert.evaluate.channel_stats`."""
 
 from __future__ import annotations
 
@@ -12,13 +19,20 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from interp_assert.resources import format_bytes, memory_limit
 from interp_assert.workers import parallel_map, thread_count
+
+KEEP_FRACTION = 0.25
+"""Raw samples are kept while twice their size (they are gathered into one array at the end)
+is at most this fraction of the memory limit; beyond it only the histograms stay, and
+statistics read from them carry their error bound."""
 
 
 class StreamingStats:
     """Statistics of ``channels`` distributions fed in batches of shape [samples, channels]."""
 
-    def __init__(self, channels: int, bins: int = 1024, thresholds: Iterable[float] = ()) -> None:
+    def __init__(self, channels: int, bins: int = 1024, thresholds: Iterable[float] = (),
+                 keep_samples: bool = True) -> None:
         if bins % 2:
             raise ValueError("bins must be even")
         self.channels, self.bins = channels, bins
@@ -33,6 +47,11 @@ class StreamingStats:
         self.nonfinite = np.zeros(channels, dtype=np.int64)
         self.thresholds = tuple(sorted(set(float(t) for t in thresholds)))
         self.below = np.zeros((len(self.thresholds), channels), dtype=np.int64)
+        #: the raw batches [samples, channels] while they fit; None once dropped
+        self._kept: list[np.ndarray] | None = [] if keep_samples else None
+        self._kept_bytes = 0
+        self._gathered: np.ndarray | None = None
+        self.dropped = "" if keep_samples else "samples were not kept"
 
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
@@ -55,6 +74,22 @@ class StreamingStats:
             self._update_channels(values, slice(None), first)
         else:
             parallel_map(lambda c: self._update_channels(values[:, c], c, first), parts)
+        self._keep(values)
+
+    def _keep(self, values: np.ndarray) -> None:
+        """Keep a copy of the batch while the samples fit (see :data:`KEEP_FRACTION`)."""
+        if self._kept is None:
+            return
+        limit = memory_limit()
+        need = 2 * (self._kept_bytes + values.nbytes)
+        if limit is not None and need > KEEP_FRACTION * limit:
+            self._kept, self._gathered, self._kept_bytes = None, None, 0
+            self.dropped = (f"the raw samples would need about {format_bytes(need)}, over "
+                            f"{KEEP_FRACTION:.0%} of the memory limit of {format_bytes(limit)}")
+            return
+        self._kept.append(np.array(values, copy=True))
+        self._kept_bytes += values.nbytes
+        self._gathered = None
 
     def _update_channels(self, values: np.ndarray, cols: slice, first: bool) -> None:
         low, high = values.min(axis=0), values.max(axis=0)  # NaN and inf show up here
@@ -151,7 +186,31 @@ class StreamingStats:
             setattr(out, name, getattr(self, name)[idx])
         out.power_sums = self.power_sums[:, idx]
         out.below = self.below[:, idx]
+        gathered = self.samples()
+        subset = None if gathered is None else gathered[idx]
+        out._kept = None if subset is None else [subset.T]
+        out._gathered = subset
         return out
+
+    @property
+    def exact(self) -> bool:
+        """Whether the raw samples were kept (quantiles and fractions are then exact)."""
+        return self._kept is not None
+
+    def samples(self) -> np.ndarray | None:
+        """The kept samples as ``[channels, samples]`` (each channel contiguous; NaN and inf
+        included), or None when they were not kept."""
+        if self._kept is None:
+            return None
+        if self._gathered is None:
+            dtype = np.result_type(*self._kept) if self._kept else np.float64
+            out = np.empty((self.channels, sum(len(p) for p in self._kept)), dtype=dtype)
+            start = 0
+            for part in self._kept:
+                out[:, start:start + len(part)] = part.T
+                start += len(part)
+            self._kept, self._gathered = [out.T], out  # one copy, not the batches and it
+        return self._gathered
 
     @property
     def finite_n(self) -> np.ndarray:
@@ -161,26 +220,67 @@ class StreamingStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.shift + self.power_sums[0] / self.finite_n
 
-    def _central(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def central(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per channel: the finite count n and the central moments m2, m3, m4 (each
+        ``Σ(x - mean)^k / n``)."""
         n = self.finite_n
         with np.errstate(invalid="ignore", divide="ignore"):
             m1, m2, m3, m4 = (self.power_sums[k] / n for k in range(4))
         var = m2 - m1**2
+        m3c = m3 - 3 * m1 * m2 + 2 * m1**3
         m4c = m4 - 4 * m1 * m3 + 6 * m1**2 * m2 - 3 * m1**4
-        return var, m4c, n
+        return n, np.maximum(var, 0.0), m3c, m4c
 
-    def std(self) -> np.ndarray:
-        var, _, _ = self._central()
-        return np.sqrt(np.maximum(var, 0.0))
+    def var(self, ddof: int = 0) -> np.ndarray:
+        n, m2, _, _ = self.central()
+        return variance(n, m2, ddof)
 
-    def kurtosis(self) -> np.ndarray:
-        """Excess (Fisher) kurtosis, as ``scipy.stats.kurtosis`` with its defaults."""
-        var, m4c, _ = self._central()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return m4c / var**2 - 3.0
+    def std(self, ddof: int = 0) -> np.ndarray:
+        return np.sqrt(self.var(ddof))
+
+    def skew(self, unbiased: bool = False) -> np.ndarray:
+        """Skewness: scipy's ``skew`` (biased g1), or pandas' ``skew`` (``unbiased``: G1)."""
+        n, m2, m3, _ = self.central()
+        return skewness(n, m2, m3, unbiased)
+
+    def kurtosis(self, unbiased: bool = False) -> np.ndarray:
+        """Excess (Fisher) kurtosis: ``scipy.stats.kurtosis`` with its defaults (biased g2),
+        or pandas' ``kurt`` (``unbiased``: G2)."""
+        n, m2, _, m4 = self.central()
+        return kurtosis(n, m2, m4, unbiased)
 
     def edges(self, c: int) -> np.ndarray:
         return np.linspace(self.lo[c], self.hi[c], self.bins + 1)
+
+
+# -- moment conventions (shared with channel_stats and the expression functions) ----------
+def variance(n: np.ndarray | float, m2: np.ndarray | float, ddof: int = 0) -> np.ndarray:
+    """``n·m2 / (n - ddof)``; NaN where ``n <= ddof``."""
+    n, m2 = np.asarray(n, dtype=np.float64), np.asarray(m2, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > ddof, m2 * n / (n - ddof), np.nan)
+
+
+def skewness(n: np.ndarray | float, m2: np.ndarray | float, m3: np.ndarray | float,
+             unbiased: bool = False) -> np.ndarray:
+    """g1 = m3 / m2^1.5; unbiased: G1 = g1·√(n(n-1)) / (n-2) (NaN for n < 3)."""
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g1 = np.asarray(m3) / np.asarray(m2) ** 1.5
+        if not unbiased:
+            return g1
+        return np.where(n >= 3, g1 * np.sqrt(n * (n - 1)) / (n - 2), np.nan)
+
+
+def kurtosis(n: np.ndarray | float, m2: np.ndarray | float, m4: np.ndarray | float,
+             unbiased: bool = False) -> np.ndarray:
+    """g2 = m4 / m2² - 3; unbiased: G2 = ((n+1)·g2 + 6)·(n-1) / ((n-2)(n-3)) (NaN for n < 4)."""
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g2 = np.asarray(m4) / np.asarray(m2) ** 2 - 3.0
+        if not unbiased:
+            return g2
+        return np.where(n >= 4, ((n + 1) * g2 + 6) * (n - 1) / ((n - 2) * (n - 3)), np.nan)
 
 
 _MIN_VALUES_PER_THREAD = 1 << 20

@@ -149,9 +149,20 @@ def layer_norm(x: Labelled) -> Labelled:
 
 FUNCTIONS["ln"] = FUNCTIONS["layer_norm"]
 
+def _ieee(function: Callable[[np.ndarray], np.ndarray]) -> Callable[[Labelled], Labelled]:
+    """An element-wise function with IEEE results and no warnings: exp(1000) is inf, log(-1)
+    NaN (which no claim lets pass)."""
+
+    def apply(x: Labelled) -> Labelled:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return _elementwise(x, function(x.values))
+
+    return apply
+
+
 for _name, _ufunc in {"abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
                       "relu": lambda v: np.maximum(v, 0.0)}.items():
-    register_function(_name)(lambda x, _f=_ufunc: _elementwise(x, _f(x.values)))
+    register_function(_name)(_ieee(_ufunc))
 
 
 def _reduction(np_func: Callable[..., np.ndarray], accumulates: bool) -> Callable[..., Labelled]:
@@ -168,9 +179,52 @@ def _reduction(np_func: Callable[..., np.ndarray], accumulates: bool) -> Callabl
 
 
 for _name, (_np, _accumulates) in {"mean": (np.mean, True), "sum": (np.sum, True),
-                                   "max": (np.max, False), "min": (np.min, False),
-                                   "std": (np.std, True), "var": (np.var, True)}.items():
+                                   "max": (np.max, False), "min": (np.min, False)}.items():
     register_function(_name, (1, 2), axis_params=(1,))(_reduction(_np, _accumulates))
+
+ALL_AXES = "all"
+"""The axis word that reduces over every element (``std(x, all, 1)``)."""
+
+
+def _reduced_axes(x: Labelled, axis: str | None, default_all: bool
+                  ) -> tuple[int | None, tuple[Axis, ...]]:
+    """The numpy axis (None: every element) and the axes left after reducing ``axis``
+    (``all``, or no axis when ``default_all``: every element; no axis otherwise: the last)."""
+    every = axis == ALL_AXES and ALL_AXES not in [a.name for a in x.axes]
+    if every or (axis is None and (default_all or x.ndim <= 1)):
+        return None, ()
+    i = _axis_index(x, axis)
+    return i, x.axes[:i] + x.axes[i + 1:]
+
+
+def _ddof(value: Labelled | None, name: str) -> int:
+    if value is None:
+        return 0
+    ddof = float(value.scalar())
+    if not (ddof >= 0 and ddof == int(ddof)):
+        raise QuantityError(f"{name}(): ddof must be a whole number >= 0, not {ddof:g}",
+                            hint=f"{name}(x, axis, 1) is the sample (pandas) {name}")
+    return int(ddof)
+
+
+@register_function("std", (1, 3), axis_params=(1,))
+def std(x: Labelled, axis: str | None = None, ddof: Labelled | None = None) -> Labelled:
+    """Standard deviation √(Σ(x - mean)² / (n - ddof)) over every element, or along the named
+    axis (``all``: every element); ``ddof`` 0 (numpy's default) unless given: 1 is
+    pandas' sample std (``std(x, all, 1)``)."""
+    i, axes = _reduced_axes(x, axis, default_all=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.std(x.values, axis=i, ddof=_ddof(ddof, "std"), dtype=np.float64)
+    return Labelled(values, axes, x.name)
+
+
+@register_function("var", (1, 3), axis_params=(1,))
+def var(x: Labelled, axis: str | None = None, ddof: Labelled | None = None) -> Labelled:
+    """Variance Σ(x - mean)² / (n - ddof), as ``std`` (``ddof`` 0 unless given)."""
+    i, axes = _reduced_axes(x, axis, default_all=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.var(x.values, axis=i, ddof=_ddof(ddof, "var"), dtype=np.float64)
+    return Labelled(values, axes, x.name)
 
 
 @register_function("transpose")
@@ -216,17 +270,51 @@ def svd_v(x: Labelled) -> Labelled:
 
 @register_function("effective_rank", (2, 2))
 def effective_rank(x: Labelled, energy: Labelled) -> Labelled:
-    """Smallest k whose top-k singular values hold ``energy`` of the squared total."""
-    s = _svd(x)[1]
+    """Smallest k whose top-k singular values hold ``energy`` (a fraction in (0, 1]) of the
+    squared total Σs². NaN for a matrix with no energy (all zeros) or non-finite entries."""
     fraction = float(energy.scalar())
-    cumulative = np.cumsum(s**2, axis=-1) / np.sum(s**2, axis=-1, keepdims=True)
-    return Labelled(1 + np.sum(cumulative < fraction - 1e-12, axis=-1), x.axes[:-2], x.name)
+    if not 0 < fraction <= 1:  # NaN too
+        raise QuantityError(f"effective_rank(): the energy {fraction:g} is not a fraction in "
+                            "(0, 1]", hint="write e.g. effective_rank(W, 0.9)")
+    if x.ndim < 2:
+        raise QuantityError(f"svd needs a matrix, got shape {x.shape}")
+    finite = np.isfinite(x.values).all(axis=(-2, -1))
+    safe = np.where(finite[..., None, None], x.values, 0.0)
+    s = np.linalg.svd(safe, compute_uv=False)
+    squares = s**2
+    total = np.sum(squares, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cumulative = np.cumsum(squares, axis=-1) / total
+    ranks = (1 + np.sum(cumulative < fraction - 1e-12, axis=-1)).astype(np.float64)
+    ranks = np.where(finite & (total[..., 0] > 0), ranks, np.nan)
+    return Labelled(ranks, x.axes[:-2], x.name)
 
 
-@register_function("kurtosis", (1, 2), axis_params=(1,))
-def kurtosis(x: Labelled, axis: str | None = None) -> Labelled:
-    """Excess kurtosis (Fisher) along the last (or named) axis."""
-    from scipy.stats import kurtosis as scipy_kurtosis
+def _shape_statistic(name: str, x: Labelled, axis: str | None, unbiased: str | None
+                     ) -> Labelled:
+    from scipy import stats as scipy_stats
 
-    i = _axis_index(x, axis)
-    return Labelled(scipy_kurtosis(x.values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+    if unbiased not in (None, "biased", "unbiased"):
+        raise QuantityError(f"{name}(): the third argument is 'biased' (scipy's default) or "
+                            f"'unbiased' (pandas'), not '{unbiased}'")
+    i, axes = _reduced_axes(x, axis, default_all=False)
+    values = x.values.reshape(-1) if i is None else x.values
+    function = scipy_stats.kurtosis if name == "kurtosis" else scipy_stats.skew
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = function(values, axis=-1 if i is None else i, bias=unbiased != "unbiased")
+    return Labelled(np.asarray(out, dtype=np.float64), axes, x.name)
+
+
+@register_function("kurtosis", (1, 3), axis_params=(1, 2))
+def kurtosis(x: Labelled, axis: str | None = None, unbiased: str | None = None) -> Labelled:
+    """Excess (Fisher) kurtosis along the last (or named, or ``all``) axis: biased g2
+    (``scipy.stats.kurtosis``'s default) or, with ``unbiased`` as third argument, pandas'
+    G2 (``kurtosis(x, all, unbiased)`` is ``pandas.Series.kurt``)."""
+    return _shape_statistic("kurtosis", x, axis, unbiased)
+
+
+@register_function("skew", (1, 3), axis_params=(1, 2))
+def skew(x: Labelled, axis: str | None = None, unbiased: str | None = None) -> Labelled:
+    """Skewness along the last (or named, or ``all``) axis: biased g1 (``scipy.stats.skew``'s
+    default) or, with ``unbiased``, pandas' G1 (``pandas.Series.skew``)."""
+    return _shape_statistic("skew", x, axis, unbiased)

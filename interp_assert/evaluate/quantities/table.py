@@ -9,6 +9,7 @@ or as per-group distributions.
       per_row: mean                 # mean|median|max|min|first|last|sum|len|norm|std of a cell
       group_by: projector_index     # -> one value per group, labelled by the group values
       reduce: mean                  # mean|median|min|max|sum|std|first|last|count|unique
+      nan: propagate                # or omit: skip NaN values (pandas' skipna, nanmean)
     key_dist:                       # per-group streaming statistics for distribution claims
       {table: gates.csv, column: norm_key_scalar, per_row: mean, group_by: projector_index,
        as: distribution}            # options: bins, thresholds (exact |x| < t fractions)
@@ -23,14 +24,19 @@ constant such as a gate logit). Array cells need ``per_row``, except with ``as: 
 where their elements are pooled as samples.
 
 Missing cells (an empty CSV field or NA/null, an absent or null JSON key, a parquet null, an
-empty array) are skipped and counted in the report (``missing: error`` refuses them instead);
-NaN and inf values are kept, and never pass a claim.
+empty array) are skipped and counted in the report (``missing: error`` refuses them instead).
+
+NaN values (a NaN cell, or a NaN element of an array cell) follow ``nan:``. ``propagate`` (the
+default) keeps them: a reduction over a NaN is NaN (numpy's ``mean``, ``median``, ``std``...),
+which never passes a claim, and the quantity's report names the rows holding NaN. ``omit`` drops
+NaN values before every reduction, as pandas' ``skipna`` and numpy's ``nanmean`` do: a NaN
+element leaves its array cell, a NaN cell (or an array cell of only NaN) leaves its row, and
+the report counts them. inf values are kept either way, and never pass a claim. ``std`` is
+numpy's (ddof 0) and ``median`` numpy's (linear); see ``docs/definitions.md``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import warnings
 from collections.abc import Callable
@@ -41,6 +47,12 @@ import numpy as np
 
 from interp_assert.errors import QuantityError, SpecError, did_you_mean
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
+from interp_assert.evaluate.quantities.table_io import (
+    _MISSING_TEXT,
+    _is_nan,
+    _missing,
+    read_cached,
+)
 from interp_assert.labels import Axis, Labelled
 from interp_assert.loading.data import json_cell
 
@@ -52,10 +64,8 @@ PER_ROW: dict[str, Callable[[np.ndarray], float]] = {
     "first": lambda a: a[0], "last": lambda a: a[-1], "sum": np.sum, "len": len,
     "norm": np.linalg.norm, "std": np.std,
 }
+NAN_POLICIES = ("propagate", "omit")
 REDUCE = ("mean", "median", "min", "max", "sum", "std", "first", "last", "count", "unique")
-_MISSING_TEXT = frozenset({"", "NA", "N/A", "n/a", "null", "NULL", "None", "<NA>", "#N/A"})
-_FRAMES: dict[tuple[str, int, int], Any] = {}
-_FRAME_LIMIT = 8
 
 
 @register_quantity
@@ -64,7 +74,7 @@ class Table(QuantityKind):
 
     key = "table"
     options = frozenset({"column", "per_row", "group_by", "index", "reduce", "as", "bins",
-                         "thresholds", "missing"})
+                         "thresholds", "missing", "nan"})
 
     def validate(self) -> None:
         config = self.config
@@ -81,7 +91,8 @@ class Table(QuantityKind):
             if key in config and not isinstance(config[key], str):
                 fail(f"'{key}' must name a column")
         for key, allowed in (("per_row", tuple(PER_ROW)), ("reduce", REDUCE),
-                             ("as", ("distribution",)), ("missing", ("skip", "error"))):
+                             ("as", ("distribution",)), ("missing", ("skip", "error")),
+                             ("nan", NAN_POLICIES)):
             value = config.get(key)
             if value is not None and value not in allowed:
                 fail(f"'{key}: {value}' is not one of {', '.join(allowed)}"
@@ -130,8 +141,12 @@ class Table(QuantityKind):
         as_distribution = config.get("as") == "distribution"
         cells = frame[column].to_numpy(dtype=object)
         missing = _missing(path, column, cells)
-        values = [self._cell(cell, row, as_distribution) for row, cell in enumerate(cells)]
-        missing |= np.array([v is None for v in values], dtype=bool)
+        omit = config.get("nan") == "omit"
+        parsed = [self._cell(cell, row, as_distribution, omit) for row, cell in enumerate(cells)]
+        values = [value for value, _ in parsed]
+        with_nan = np.array([had for _, had in parsed], dtype=bool)
+        omitted = with_nan & np.array([v is None for v in values], dtype=bool)
+        missing |= np.array([v is None for v in values], dtype=bool) & ~omitted
         keys = {key: frame[config[key]].to_numpy(dtype=object)
                 for key in ("group_by", "index") if key in config}
         for key, column_values in keys.items():
@@ -141,10 +156,18 @@ class Table(QuantityKind):
             raise QuantityError(f"quantity '{self.name}': {int(missing.sum())} row(s) of "
                                 f"{path.name} have no '{column}' (lines {rows})",
                                 hint="fill them, or drop 'missing: error' to skip them")
-        used = np.flatnonzero(~missing)
+        used = np.flatnonzero(~missing & ~omitted)
         context: dict[str, Any] = {"table": f"{path.name} ({len(used)} of {len(cells)} rows)"}
         if missing.any():
             context["missing cells skipped"] = int(missing.sum())
+        nan_rows = np.flatnonzero(with_nan & ~missing)
+        if nan_rows.size:
+            where = _rows_text(nan_rows, keys.get("group_by"), config.get("group_by"))
+            if omit:
+                context["NaN values omitted ('nan: omit')"] = where
+            else:
+                context["NaN values (they make their reductions NaN)"] = (
+                    f"{where}; add 'nan: omit' to the quantity to skip them")
         values = [values[i] for i in used]
         keys = {key: column_values[used] for key, column_values in keys.items()}
         if as_distribution:
@@ -165,13 +188,26 @@ class Table(QuantityKind):
     def _how(self, default: str) -> str:
         return str(self.config.get("reduce", default))
 
-    def _cell(self, cell: Any, row: int, pool: bool) -> Any:
-        """A cell as a number (or, pooled, an array); None when missing."""
-        per_row = self.config.get("per_row")
+    def _cell(self, cell: Any, row: int, pool: bool, omit: bool) -> tuple[Any, bool]:
+        """A cell as a number (or, pooled, an array), None when missing (or, with ``omit``,
+        when it holds only NaN), and whether it held a NaN value."""
         if isinstance(cell, str | list):
             cell = json_cell(cell)
         if isinstance(cell, np.ndarray):
             array = cell.astype(np.float64).reshape(-1)
+            nan = np.isnan(array)
+            if omit and nan.any():
+                return (self._value(array[~nan], row, pool) if (~nan).any() else None), True
+            return self._value(array, row, pool), bool(nan.any())
+        value = self._value(cell, row, pool)
+        nan = _is_nan(value) or (isinstance(value, np.ndarray) and bool(np.isnan(value).any()))
+        return (None if omit and nan else value), nan
+
+    def _value(self, cell: Any, row: int, pool: bool) -> Any:
+        """A parsed cell as a number (or, pooled, an array); None when missing."""
+        per_row = self.config.get("per_row")
+        if isinstance(cell, np.ndarray):
+            array = cell
             if per_row is None:
                 if pool:
                     return array if array.size else None
@@ -266,76 +302,6 @@ def grouped_stats(groups: list[np.ndarray], bins: int = 1024, thresholds: tuple[
     return stats, nonfinite
 
 
-# -- reading ---------------------------------------------------------------------------------
-def read_cached(path: Path, name: str, location: Any) -> Any:
-    """:func:`interp_assert.loading.data.read_table`, cached by path, size and modification time."""
-    from interp_assert.loading.data import read_table
-
-    try:
-        stat = path.stat()
-    except OSError:
-        raise SpecError(f"quantity '{name}': table file not found: {path}", location,
-                        hint="'table:' paths are relative to the claim file") from None
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    if key not in _FRAMES:
-        try:
-            frame = read_table(path)
-        except SpecError:
-            raise
-        except Exception as exc:
-            raise SpecError(f"quantity '{name}': cannot read {path.name}: {exc}",
-                            location) from None
-        while len(_FRAMES) >= _FRAME_LIMIT:
-            _FRAMES.pop(next(iter(_FRAMES)))
-        _FRAMES[key] = frame
-    return _FRAMES[key]
-
-
-def _is_nan(cell: Any) -> bool:
-    return isinstance(cell, float | np.floating) and math.isnan(cell)
-
-
-def _missing(path: Path, column: str, cells: np.ndarray) -> np.ndarray:
-    """Which cells are missing (not NaN values): pandas reads both as NaN, so NaN cells are
-    looked up in the file itself."""
-    missing = np.array([cell is None or (isinstance(cell, str) and cell.strip() in _MISSING_TEXT)
-                        for cell in cells], dtype=bool)
-    nan_rows = np.array([_is_nan(cell) for cell in cells], dtype=bool)
-    if not nan_rows.any():
-        return missing
-    raw = _raw_missing(path, column, len(cells))
-    if raw is None:  # the file could not be matched row by row: NaN stays a value
-        return missing
-    return missing | (nan_rows & raw)
-
-
-def _raw_missing(path: Path, column: str, rows: int) -> np.ndarray | None:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as handle:
-                reader = csv.reader(handle)
-                header = next(reader)
-                i = header.index(column)
-                flags = [len(r) <= i or r[i].strip() in _MISSING_TEXT for r in reader if r]
-        elif suffix == ".jsonl":
-            flags = []
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        record = json.loads(line)
-                        flags.append(record.get(column) is None)
-        elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            flags = pq.read_table(path, columns=[column]).column(column).is_null().to_pylist()
-        else:
-            return None
-    except (OSError, ValueError, KeyError, ImportError):
-        return None
-    return np.array(flags, dtype=bool) if len(flags) == rows else None
-
-
 # -- grouping --------------------------------------------------------------------------------
 def _key(value: Any) -> Any:
     """A hashable, comparable group key (integral floats become ints)."""
@@ -362,6 +328,16 @@ def _ordered(values: np.ndarray) -> list[Any]:
         return sorted(distinct)
     except TypeError:
         return distinct
+
+
+def _rows_text(rows: np.ndarray, groups: np.ndarray | None, group_name: str | None) -> str:
+    """``rows 3, 7 (head L0H1, L1H0)``: 1-based data rows holding NaN, and their groups."""
+    shown = ", ".join(str(int(r) + 1) for r in rows[:8]) + (" ..." if rows.size > 8 else "")
+    text = f"{rows.size} row(s): {'row' if rows.size == 1 else 'rows'} {shown}"
+    if groups is not None:
+        labels = list(dict.fromkeys(_label(groups[r]) for r in rows))
+        text += f" ({group_name} {', '.join(labels[:8])}{' ...' if len(labels) > 8 else ''})"
+    return text
 
 
 def _apply(how: str, values: np.ndarray, name: str, column: str, where: str) -> float:
