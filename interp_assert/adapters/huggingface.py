@@ -28,7 +28,7 @@ them randomly and only print a load report). When the class ``config.json`` name
 attentions and modules are read as usual, and anything that reads the logits (a metric, a
 loss) is an error naming the missing head weights. A missing pooler is dropped (the adapter
 never reads ``pooler_output``); any other missing weight is a load error naming it.
-See docs/definitions_adapters.md.
+See docs/definitions.md (Model adapters and interventions).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ TransformerLens's shape, exactly as ``run_with_hooks`` hooks do. A ``tl_paramete
 checkpoint of a bridge loads with ``load_hooked`` (its all-zero placeholders for weights the
 model lacks are dropped). Weights ``W_Q W_K W_V W_O W_in W_out W_E W_U`` (and the biases) are
 weight quantities by their TransformerLens names (``blocks.0.attn.W_Q``). See
-docs/definitions_adapters.md.
+docs/definitions.md (Model adapters and interventions).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ When the pattern's dataset has a padding mask (sentence datasets: ``attention_ma
 queries are left out, and so are padded target keys (a pair whose every target key is padding
 is left out; occurrences on padding do not count for the induction targets). A key label with a
 per-sample position field in the dataset (``position:[SEP]``) means each sample's own position
-of that token. ``docs/definitions_attention_metrics.md`` has the formulas.
+of that token. ``docs/definitions.md (Metrics and attention)`` has the formulas.
 
 The scores are computed in :mod:`interp_assert.evaluate.attention_scores` on the pattern that
 :mod:`interp_assert.claims.attention_pattern` chooses.

@@ -9,7 +9,7 @@ Positions always name the scored *tokens*, never the logits that predict them: `
 scores the token at A0 (predicted by the logits at A0 - 1 by default), and ``mask: repeated``
 scores every token t where the field is true, predicted by the logits at t - 1 (at t with
 ``predict: same``). A dataset whose field marks the predicting positions must shift it by one.
-``docs/definitions_attention_metrics.md`` has the formulas.
+``docs/definitions.md (Metrics and attention)`` has the formulas.
 """
 
 from __future__ import annotations
