@@ -9,7 +9,8 @@ together, of the summed weight on the pair's target keys::
 
     score[h] = sum_{(b, q) counted} sum_{k in keys[b, q]} A[b, h, q, k] / #counted
 
-Relative targets (``docs/definitions.md (Metrics and attention)`` has each one's query and key sets),
+Relative targets (``docs/definitions.md``, "Metrics and attention", has each one's query and
+key sets),
 with ``Q`` the number of positions:
 
 * ``previous``: {q - 1} for queries 1 .. Q-1;
