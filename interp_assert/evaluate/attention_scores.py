@@ -10,8 +10,7 @@ together, of the summed weight on the pair's target keys::
     score[h] = sum_{(b, q) counted} sum_{k in keys[b, q]} A[b, h, q, k] / #counted
 
 Relative targets (``docs/definitions.md``, "Metrics and attention", has each one's query and
-key sets),
-with ``Q`` the number of positions:
+key sets), with ``Q`` the number of positions:
 
 * ``previous``: {q - 1} for queries 1 .. Q-1;
 * ``next``: {q + 1} for queries 0 .. Q-2;
