@@ -34,7 +34,7 @@ def composition_scores(w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: n
     gram_right = right_b @ np.swapaxes(right_b, -1, -2)  # [N, d, d]
     squared = np.empty((left_a.shape[0], right_a.shape[0]))
     for i in range(left_a.shape[0]):  # one writer at a time: memory N·d², not N²·d²
-        middle = np.einsum("dm,jme->jde", left_b[i], right_a)  # B₁A₂ for every reader
+        middle = left_b[i] @ right_a  # B₁A₂ for every reader (batched BLAS matmul)
         squared[i] = np.sum((gram_left[i] @ middle @ gram_right) * middle, axis=(1, 2))
     left_norm = np.sqrt(np.einsum("iab,iba->i", gram_left,
                                   left_b @ np.swapaxes(left_b, -1, -2)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -12,17 +13,19 @@ BOOTSTRAP_SEED = 0
 
 
 def wilson(successes: float, trials: float, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
-    from scipy.stats import norm
-
+    """Wilson score interval of a proportion (z from the standard library's normal quantile,
+    the same number as scipy.stats.norm.ppf without importing scipy.stats)."""
     if trials <= 0:
         return (float("nan"), float("nan"))
-    z = float(norm.ppf(0.5 + level / 2))
+    z = NormalDist().inv_cdf(0.5 + level / 2)
     p = successes / trials
     denominator = 1 + z**2 / trials
     centre = (p + z**2 / (2 * trials)) / denominator
     half = z * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denominator
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    # at p = 0 (p = 1) the bound is exactly 0 (1); rounding would leave 2e-19 there
+    low = 0.0 if successes <= 0 else float(max(0.0, centre - half))
+    high = 1.0 if successes >= trials else float(min(1.0, centre + half))
+    return (low, high)
 
 
 def bootstrap_mean(samples: np.ndarray, level: float = 0.95,
