@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,20 +55,33 @@ def substitute(obj: Any, variable: str, value: int) -> Any:
     return obj
 
 
-def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
-    """The claim, or one instance per value of its ``for`` clause."""
-    if parsed.for_each is None:
-        return [(None, parsed.claim)]
+def uses_variable(parsed: ParsedClaim) -> bool:
+    """Whether the sentence of a template uses its variable (``{i}``, ``{i+1}``)."""
     each = parsed.for_each
-    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
-            for i in range(each.start, each.stop + 1)]
+    return each is not None and re.search(
+        r"\{" + re.escape(each.variable) + r"(?:[+-]\d+)?\}", parsed.text) is not None
+
+
+def instances(parsed: ParsedClaim) -> Iterator[tuple[str | None, Any]]:
+    """The claim, or one instance per value of its ``for`` clause, made one at a time as they
+    are evaluated (a template whose variable is unused gives one instance: all are equal)."""
+    if parsed.for_each is None or not uses_variable(parsed):
+        yield None, parsed.claim
+        return
+    each = parsed.for_each
+    for i in range(each.start, each.stop + 1):
+        yield f"{each.variable}={i}", substitute(parsed.claim, each.variable, i)
 
 
 def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
     """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
     results = [(tag, claim, claim.evaluate(ctx)) for tag, claim in instances(parsed)]
     if len(results) == 1:
-        return results[0][1], results[0][2]
+        claim, outcome = results[0][1], results[0][2]
+        if parsed.for_each is not None:
+            outcome.notes.append(f"'{parsed.for_each}' is not used in the claim (no "
+                                 f"{{{parsed.for_each.variable}}}): checked once")
+        return claim, outcome
     failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
     tag, claim, worst = (failing or results)[0]
     rows = []
@@ -91,6 +105,10 @@ def measure(parsed: ParsedClaim, ctx: Context, claim_id: str, location: Location
         claim, outcome = evaluate_parsed(parsed, ctx)
     except InterpAssertError as exc:
         return Measured(error=name_claim(exc, claim_id, location))
+    except RecursionError:  # the parser's nesting limit keeps this away
+        return Measured(error=InterpAssertError(
+            f"claim '{claim_id}': the claim is nested too deeply to evaluate", location,
+            hint="split it into quantities (quantities: name: expression)"))
     except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
         return Measured(error=unexpected(exc, claim_id, location))
     return Measured(claim, outcome, context=ctx)

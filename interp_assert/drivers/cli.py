@@ -20,6 +20,7 @@ from typing import TextIO
 
 from interp_assert.errors import InterpAssertError
 from interp_assert.loading.claim_file import SUFFIXES
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
 from interp_assert.resources import parse_size, set_memory_limit
@@ -64,7 +65,7 @@ def _options(args: argparse.Namespace, plots: str) -> RunOptions:
     """The run's options from the command line (paths relative to the current folder)."""
     options = RunOptions(
         root=Path.cwd(), artifacts=Path(args.artifacts), plots=plots,
-        checkpoint=Path(args.checkpoint).resolve() if args.checkpoint else None,
+        checkpoint=safe_resolve(Path(args.checkpoint)) if args.checkpoint else None,
         baseline=Path(args.baseline) if args.baseline else None,
         baseline_shown=args.baseline or "", baseline_update=args.baseline_update,
         json=Path(args.json) if args.json else None)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.drivers.pytest_keys import SESSION_KEY
 from interp_assert.errors import InterpAssertError
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.run.runner import Check, Runner, RunOptions
 
@@ -66,7 +67,7 @@ class ClaimSession:
         report = config.getoption("interp_report", None)
         options = RunOptions(
             root=config.rootpath, artifacts=artifacts, plots="all" if report else plots,
-            checkpoint=(here / checkpoint).resolve() if checkpoint else None,
+            checkpoint=safe_resolve(here / checkpoint) if checkpoint else None,
             baseline=(here / baseline).resolve() if baseline else None, baseline_shown=shown,
             baseline_update=bool(config.getoption("interp_baseline_update")),
             json=(here / json_path).resolve() if json_path else None,

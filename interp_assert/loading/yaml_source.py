@@ -6,12 +6,13 @@ the file (sentences may span several lines)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import yaml
 
 from interp_assert.errors import Location, SpecError, did_you_mean
+from interp_assert.resources import MAX_YAML_DEPTH, MAX_YAML_VALUES
 
 
 class LocatedMap(dict):
@@ -23,7 +24,30 @@ class LocatedMap(dict):
 
 
 class _LocatingLoader(yaml.SafeLoader):
-    """SafeLoader that records marks and rejects duplicate keys."""
+    """SafeLoader that records marks, rejects duplicate and unhashable keys, and bounds the
+    nesting depth (MAX_YAML_DEPTH) and the values aliases expand to (MAX_YAML_VALUES) before
+    anything is built."""
+
+    name: str
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep",
+                                mark_location(self.name, mark),
+                                hint="claim files need a few levels; flatten this value")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node, self.name)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LocatedMap:
         self.flatten_mapping(node)
@@ -31,6 +55,11 @@ class _LocatingLoader(yaml.SafeLoader):
         result.key_marks, result.value_nodes, result.mark = {}, {}, node.start_mark
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable) or isinstance(key, list | dict):
+                raise SpecError(f"a mapping key must be a name, not a "
+                                f"{'list' if isinstance(key, list) else 'mapping'}",
+                                mark_location(self.name, key_node.start_mark),
+                                hint="remove the '?' (a complex key) or quote the key")
             if key in result:
                 raise SpecError(f"duplicate key '{key}'",
                                 mark_location(self.name, key_node.start_mark),
@@ -51,6 +80,33 @@ _LocatingLoader.yaml_implicit_resolvers = {
 _LocatingLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"))
+
+
+def _check_expansion(root: yaml.Node, shown: str) -> None:
+    """Refuse YAML whose aliases expand to more than MAX_YAML_VALUES values (a "billion
+    laughs"): each node's expanded size is counted once, shared nodes included."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_VALUES:
+            raise SpecError(f"the YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+                            "count each time they are used)", mark_location(shown,
+                                                                            node.start_mark),
+                            hint="use fewer aliases ('*name'), or write the values out")
+        sizes[id(node)] = size
 
 
 def mark_location(path: str, mark: yaml.Mark | None) -> Location | None:
@@ -84,6 +140,9 @@ def read_yaml(text: str, shown: str) -> Any:
         raise _yaml_error(exc, shown) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
+    except RecursionError:  # MAX_YAML_DEPTH keeps this away
+        raise SpecError(f"the YAML is nested too deeply (the limit is {MAX_YAML_DEPTH} levels)",
+                        Location(shown, 1)) from None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:

@@ -39,6 +39,7 @@ from interp_assert.judge.verdict import (
 from interp_assert.language.ast import referenced_names
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, Kinds
 from interp_assert.loading.claim_file import load_claim_file as _load
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import clear_subjects, get_subject, subject_summary
 from interp_assert.loading.targets import Target, targets
 from interp_assert.output.baseline import BaselineStore, record_values
@@ -129,7 +130,7 @@ class Runner:
     # -- loading ---------------------------------------------------------------------------
     def load(self, path: str | Path) -> ClaimFile:
         """A claim file, read once per runner (SpecError for problems with the whole file)."""
-        key = Path(path).resolve()
+        key = safe_resolve(Path(path))
         if key not in self._files:
             self._files[key] = _load(path, self.kinds)
         return self._files[key]
