@@ -109,6 +109,17 @@ class UserCodeError(QuantityError):
     """An exception raised inside a user's loader, callable or metric."""
 
 
+class TimeLimitError(UserCodeError):
+    """User code that ran past its claim's time limit (``timeout:``, ``--interp-timeout``)."""
+
+
+class OutputError(InterpAssertError, OSError):
+    """A file the run writes (results, report, baseline, plot) that could not be written
+    (read-only folder, full disk...); an OSError too. ``messages``: what the run did write."""
+
+    messages: list[str] = []  # noqa: RUF012 - replaced per instance
+
+
 class ClaimFailed(AssertionError):
     """Raised by :func:`interp_assert.check` when a claim does not hold; carries the report."""
 
