@@ -7,6 +7,7 @@ that run for every test only look for attributes that claim items set.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,41 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
     _session(parent.config)
     return ClaimFileCollector.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """pytest collects only regular files and folders: a claim file that is a FIFO, a device
+    or a symbolic link loop would be skipped without a word. Each becomes a collector whose
+    collection error says what it is."""
+    report = yield
+    if isinstance(collector, pytest.Directory) and report.passed:
+        report.result.extend(_unreadable_claim_files(collector))
+    return report
+
+
+def _unreadable_claim_files(folder: pytest.Directory) -> list[Any]:
+    patterns = claim_patterns(folder.config)
+    found = []
+    try:
+        entries = list(os.scandir(folder.path))
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            regular = entry.is_file() or entry.is_dir()
+        except OSError:
+            regular = False
+        path = Path(entry.path)
+        if regular or not any(path.match(pattern) for pattern in patterns):
+            continue
+        if folder.ihook.pytest_ignore_collect(collection_path=path, config=folder.config):
+            continue
+        from interp_assert.drivers.pytest_items import ClaimFileCollector
+
+        _session(folder.config)
+        found.append(ClaimFileCollector.from_parent(folder, path=path))
+    return found
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -61,7 +61,8 @@ def check_regular(path: Path, what: str, error: type[InterpAssertError] = SpecEr
 def read_text(path: Path, what: str, limit: int = MAX_FILE_BYTES) -> str:
     """The UTF-8 text of the regular file ``path`` (a UTF-8 byte order mark is dropped);
     anything else raises :class:`SpecError` naming ``what`` and the file."""
-    check_regular(path, what)
+    check_regular(path, what, hint=f"a {what} must be a regular file (or a link to one); "
+                                   "replace or remove this one")
     size = os.stat(path).st_size
     if size > limit:
         raise SpecError(f"{what} {path} is {format_bytes(size)}, over the limit of "
