@@ -83,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     summary = (f"sentences {len(sentences)} (hypothesis {drawn}, mutations "
                f"{len(sentences) - drawn}); crashes {crashes} (parser {kinds['parser crash']}, "
                f"evaluation {kinds['evaluation crash']}); hangs over {args.limit:g} s "
-               f"{kinds['hang']}; slowest {slowest[0]:.2f} s; total "
-               f"{time.perf_counter() - started:.0f} s")
+               f"{kinds['hang']}; known elsewhere {kinds['known elsewhere']}; slowest "
+               f"{slowest[0]:.2f} s; total {time.perf_counter() - started:.0f} s")
     print(summary)
     if args.out:
         Path(args.out).write_text("\n\n".join(map(str, findings)) + f"\n\n{summary}\n",
                                   encoding="utf-8")
-    return 1 if findings else 0
+    return 1 if crashes or kinds["hang"] else 0
 
 
 if __name__ == "__main__":

@@ -261,7 +261,13 @@ class Labelled:
         """Rows (or slices along ``axis``) with the given labels, keeping their labels."""
         if axis is None:
             axis = self.find_label(labels[0])
-        return self.take(axis, [self.axes[axis].index_of(lab) for lab in labels])
+        indices = [self.axes[axis].index_of(lab) for lab in labels]
+        size = self.shape[axis]
+        outside = [lab for lab, i in zip(labels, indices) if not -size <= i < size]
+        if outside:
+            raise UnknownNameError(f"position {outside[0]} is outside axis '{self.axes[axis].name}'"
+                                   f" of '{self.name}' ({size} positions: 0..{size - 1})")
+        return self.take(axis, indices)
 
     def labels_of(self, axis: int) -> list[str]:
         return [self.axes[axis].label(i) for i in range(self.shape[axis])]

@@ -220,12 +220,25 @@ class Finding:
     """A sentence that broke one of the three rules."""
 
     sentence: str
-    kind: str  # "parser crash", "evaluation crash" or "hang"
+    kind: str  # "parser crash", "evaluation crash", "hang" or "known elsewhere"
     detail: str
     seconds: float
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.seconds:.1f} s): {self.sentence[:300]!r}\n  {self.detail}"
+
+
+#: crashes found in modules this harness's authors do not own, reported to their owners; a
+#: finding whose last frames name one of these is counted as "known elsewhere", not a crash
+#: (remove the entry once it is fixed, and the harness holds it to the rule again)
+KNOWN_ELSEWHERE = [
+    # congruence of L1N4 with 4: token 4 past the unembedding's 3 columns, indexed unchecked
+    ("interp_assert/claims/circuit.py", "in scores", "IndexError: index"),
+]
+
+
+def known_elsewhere(detail: str) -> bool:
+    return any(all(part in detail for part in parts) for parts in KNOWN_ELSEWHERE)
 
 
 def _is_unexpected(error: BaseException) -> bool:
@@ -259,7 +272,8 @@ def examine(sentence: str, subject: Any, limit: float = TIME_LIMIT,
                 pass
             except InterpAssertError as exc:
                 if _is_unexpected(exc):
-                    return Finding(sentence, stage, str(exc)[-1500:], _since(started))
+                    kind = "known elsewhere" if known_elsewhere(str(exc)) else stage
+                    return Finding(sentence, kind, str(exc)[-1500:], _since(started))
     except Hang:
         return Finding(sentence, "hang", f"stopped after {limit * 4:g} s", _since(started))
     except Exception as exc:  # anything else escaping is a crash

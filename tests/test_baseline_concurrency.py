@@ -72,8 +72,8 @@ def lost_entries(baseline: Path, names: list[str]) -> int:
 @pytest.mark.parametrize("updaters", [2, 4])
 def test_concurrent_updaters_lose_no_entry(tmp_path: Path, updaters: int) -> None:
     names = [f"w{k}" for k in range(updaters)]
-    args = [["check", str(claim_file(tmp_path, name)), "--baseline", "b.json", "--baseline-update", "-q",
-             "--plots", "never"] for name in names]
+    args = [["check", str(claim_file(tmp_path, name)), "--baseline", "b.json",
+             "--baseline-update", "-q", "--plots", "never"] for name in names]
     processes = [subprocess.Popen([sys.executable, "-c", UPDATER, *argv], cwd=tmp_path,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
                  for argv in args]

@@ -23,8 +23,10 @@ from interp_assert.loading.source_files import read_text, safe_resolve
 from interp_assert.loading.subject import SubjectSpec
 from interp_assert.loading.yaml_source import (
     LocatedMap,
+    YamlProblem,
     check_keys,
     column_location,
+    find_problem,
     key_location,
     mark_location,
     read_yaml,
@@ -123,6 +125,9 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
                         "'claims'", Location(shown, 1))
     file_location = Location(shown, 1)
     check_keys(raw, TOP_LEVEL_KEYS, "the claim file", file_location)
+    for key in TOP_LEVEL_KEYS - {"claims", "quantities"}:  # a problem there: the whole file
+        if (problem := find_problem(raw.get(key))) is not None:
+            raise problem.error.copy()
     sweep = _sweep(raw, path, shown)
     subject = _subject(raw, path, shown, sweep[-1] if sweep else None)
     quantities: dict[str, Any] = {}
@@ -134,6 +139,8 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     for name, definition in raw_quantities.items():
         where = key_location(shown, raw_quantities, name)
         try:
+            if (problem := find_problem([name, definition])) is not None:
+                raise problem.error.copy()
             quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where,
                                                           kinds.quantities)
         except InterpAssertError as exc:
@@ -295,6 +302,15 @@ def _from_mapping_form(key: Any, value: Any, parent: Any) -> Any:
 
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
                  claim_file: ClaimFile, kinds: Kinds) -> ClaimEntry:
+    if (problem := find_problem(item)) is not None:  # only this claim: the others still run
+        claim_id = str(item.get("id")) if isinstance(item, Mapping) and isinstance(
+            item.get("id"), str | int) and not isinstance(item.get("id"), YamlProblem) \
+            else f"claim-{position + 1}"
+        error = problem.error.copy()
+        error.message = f"claim '{claim_id}': {error.message}"
+        entry = ClaimEntry(claim_id, str(item)[:200], "", error.location or Location(shown, 1))
+        entry.error = error
+        return entry
     if isinstance(item, str):
         item = {"claim": item}
     if not isinstance(item, Mapping) or "claim" not in item:
