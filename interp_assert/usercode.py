@@ -112,10 +112,19 @@ def _import_file(filename: str, search_path: Sequence[Path]) -> Any:
     return module
 
 
+def is_user_frame(filename: str) -> bool:
+    """Whether a traceback frame is the user's own code: not interp-assert, not an installed
+    library, not the standard library (nor importlib's frozen frames)."""
+    import site
+
+    library = (*_OUR_PACKAGES, sys.prefix, sys.base_prefix, *site.getsitepackages())
+    return not filename.startswith(library) and not filename.startswith("<") and (
+        "importlib" not in filename)
+
+
 def user_code_error(exc: BaseException, what: str) -> UserCodeError:
     """Wrap an exception from user code, keeping only the user's frames of the traceback."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_OUR_PACKAGES) and "importlib" not in f.filename]
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_frame(f.filename)]
     trimmed = "".join(traceback.format_list(frames[-6:]))
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     error = UserCodeError(f"{what}: {detail}", hint="")
@@ -204,10 +213,10 @@ def _watchdog(remaining: float) -> Iterator[None]:
 
 
 def _time_limit_error(what: str) -> TimeLimitError:
-    started, seconds, claim = _LIMIT.current
+    started, seconds, _ = _LIMIT.current
     ran = time.monotonic() - started
     return TimeLimitError(
-        f"{what} was stopped: {claim} ran {ran:.1f} s, over its time limit of {seconds:g} s",
+        f"{what} was stopped: the claim ran {ran:.1f} s, over its time limit of {seconds:g} s",
         hint="make it faster, or raise the limit: 'timeout:' on the claim, --interp-timeout "
              f"(pytest), --timeout (interp-assert check) or {TIMEOUT_ENV}")
 

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import site
-import sys
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.outcome import Outcome
 from interp_assert.errors import InterpAssertError, Location
-from interp_assert.usercode import user_code_error
+from interp_assert.usercode import is_user_frame, user_code_error
 
 if TYPE_CHECKING:
     from interp_assert.claims.base import Claim, Context
@@ -122,12 +119,8 @@ def measure(parsed: ParsedClaim, ctx: Context, claim_id: str, location: Location
 
 
 def _raised_in_user_code(exc: BaseException) -> bool:
-    """Whether the traceback passes through the user's own code (neither interp-assert nor an
-    installed library nor the standard library)."""
-    library = (str(Path(__file__).resolve().parents[1]), sys.prefix, sys.base_prefix,
-               *site.getsitepackages())
-    return any(not frame.filename.startswith(library) and not frame.filename.startswith("<")
-               for frame in traceback.extract_tb(exc.__traceback__))
+    """Whether the traceback passes through the user's own code."""
+    return any(is_user_frame(frame.filename) for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def name_claim(exc: InterpAssertError, claim_id: str, location: Location) -> InterpAssertError:

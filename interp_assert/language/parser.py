@@ -145,7 +145,7 @@ class _ToAst(Transformer):
         names: list[str] = []
         for text, column in labels:
             try:
-                names.extend(expand_labels([text]) if ".." in text else [text])
+                names.extend(expand_labels(text) if ".." in text else [text])
             except InterpAssertError as exc:  # e.g. a backwards range: point at that label
                 raise ClaimSyntaxError(exc.message, "", max(1, column), hint=exc.hint) from None
         return ast.Members(tuple(names), source, column=labels[0][1])
