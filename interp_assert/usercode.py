@@ -167,9 +167,9 @@ _LIMIT = threading.local()
 
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str) -> Iterator[None]:
-    """User code called inside (``call_user``) may run until ``seconds`` after entering, all
-    calls together; past that it is stopped and raises :class:`TimeLimitError` naming
-    ``what`` (the claim) and the time it ran.
+    """User code called inside (``call_user``: loaders, callables, metrics, generators) may run
+    ``seconds`` in all, its calls added up (the library's own work does not count); past
+    that it is stopped and raises :class:`TimeLimitError` with the time it ran.
 
     On POSIX, in the main thread, a ``SIGALRM`` watchdog (``signal.setitimer``) interrupts the
     user code; it takes effect between Python bytecodes, so a long call into C (one large
@@ -180,7 +180,7 @@ def time_limit(seconds: float | None, what: str) -> Iterator[None]:
         yield
         return
     previous = getattr(_LIMIT, "current", None)
-    _LIMIT.current = (time.monotonic(), seconds, what)
+    _LIMIT.current = [0.0, seconds, what]  # seconds used so far, the limit, the claim
     try:
         yield
     finally:
@@ -213,10 +213,10 @@ def _watchdog(remaining: float) -> Iterator[None]:
 
 
 def _time_limit_error(what: str) -> TimeLimitError:
-    started, seconds, _ = _LIMIT.current
-    ran = time.monotonic() - started
+    used, seconds, _ = _LIMIT.current
     return TimeLimitError(
-        f"{what} was stopped: the claim ran {ran:.1f} s, over its time limit of {seconds:g} s",
+        f"{what} was stopped: the claim's user code ran {used:.1f} s, over its time limit of "
+        f"{seconds:g} s",
         hint="make it faster, or raise the limit: 'timeout:' on the claim, --interp-timeout "
              f"(pytest), --timeout (interp-assert check) or {TIMEOUT_ENV}")
 
@@ -226,18 +226,22 @@ def call_user(function: Callable, what: str, /, *args: Any, **kwargs: Any) -> An
     limit of the claim being measured (:func:`time_limit`). A ``KeyboardInterrupt`` from it is
     let through: it stops the run as Ctrl-C does."""
     limit = getattr(_LIMIT, "current", None)
-    if limit is None:
+    if limit is None or getattr(_LIMIT, "inside", False):  # user code calling back
         return _call(function, what, *args, **kwargs)
-    started, seconds, _ = limit
-    remaining = started + seconds - time.monotonic()
+    remaining = limit[1] - limit[0]
     if remaining <= 0:
         raise _time_limit_error(what)
+    started, expired = time.monotonic(), False
+    _LIMIT.inside = True
     try:
         with _watchdog(remaining):
             result = _call(function, what, *args, **kwargs)
     except _Expired:
-        raise _time_limit_error(what) from None
-    if time.monotonic() - started > seconds:  # not interrupted (another thread): too late
+        expired = True
+    finally:
+        _LIMIT.inside = False
+        limit[0] += time.monotonic() - started
+    if expired or limit[0] > limit[1]:  # not interrupted (another thread): when it returns
         raise _time_limit_error(what)
     return result
 

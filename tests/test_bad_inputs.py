@@ -901,18 +901,19 @@ HOSTILE_ROWS = [
     # -- user code past its time limit, and claim options --
     Row("callable-sleeps-past-the-time-limit",
         "- id: bad\n  claim: slow > 0\n  timeout: 0.5",
-        ("claim 'bad': quantity 'slow' (usermod_sleep:sleepy) was stopped: the claim ran 0.5 s, "
-         "over its time limit of 0.5 s", "'timeout:' on the claim"), TimeLimitError,
+        ("claim 'bad': quantity 'slow' (usermod_sleep:sleepy) was stopped: the claim's user "
+         "code ran 0.5 s, over its time limit of 0.5 s", "'timeout:' on the claim"),
+        TimeLimitError,
         quantities=q("slow: {call: usermod_sleep:sleepy}"),
         files={"usermod_sleep.py": SLOW_CODE}, at="slow: {call"),
     Row("callable-spins-past-the-time-limit",
         "- id: bad\n  claim: slow > 0\n  timeout: 0.3",
-        ("was stopped: the claim ran 0.3 s, over its time limit of 0.3 s",),
+        ("was stopped: the claim's user code ran 0.3 s, over its time limit of 0.3 s",),
         TimeLimitError, quantities=q("slow: {call: usermod_spin:spinning}"),
         files={"usermod_spin.py": SLOW_CODE}, at="slow: {call"),
     Row("callable-swallowing-exceptions-is-still-stopped",
         "- id: bad\n  claim: slow > 0\n  timeout: 0.3",
-        ("was stopped: the claim ran 0.3 s",), TimeLimitError,
+        ("was stopped: the claim's user code ran 0.3 s",), TimeLimitError,
         quantities=q("slow: {call: usermod_stub:stubborn}"),
         files={"usermod_stub.py": SLOW_CODE}, at="slow: {call"),
     Row("timeout-not-a-number",

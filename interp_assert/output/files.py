@@ -60,15 +60,18 @@ _ADVICE = {errno.ENOSPC: "the disk is full; free some space or write elsewhere",
            errno.EACCES: "the folder is not writable; write elsewhere or fix its permissions",
            errno.EPERM: "the folder is not writable; write elsewhere or fix its permissions",
            errno.ENOENT: "its folder does not exist and could not be made",
-           errno.ENOTDIR: "a part of its folder path is a file, not a folder",
+           errno.ENOTDIR: "write elsewhere, or replace that file by a folder",
            errno.EISDIR: "that path is a folder"}
 
 
 def write_error(path: Path, exc: OSError) -> OutputError:
     """The error for a file that could not be written, naming it (not the temp file)."""
-    reason = exc.strerror or str(exc)
+    reason, code = exc.strerror or str(exc), exc.errno or 0
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir says "File exists" for a file where a folder should be
+        reason, code = f"{blocking} is a file, not a folder", errno.ENOTDIR
     error = OutputError(f"cannot write {path}: {reason}",
-                        hint=_ADVICE.get(exc.errno or 0, "check the path and the disk"))
+                        hint=_ADVICE.get(code, "check the path and the disk"))
     error.errno = exc.errno
     return error
 
