@@ -54,6 +54,8 @@ def check_regular(path: Path, what: str, error: type[InterpAssertError] = SpecEr
                   hint: str = "") -> None:
     """Raise ``error`` naming ``what`` and ``path`` unless it is a regular file."""
     reason = not_a_file(path)
+    if reason == "does not exist":
+        raise error(f"cannot read {what} {path}: it does not exist", hint="check the path")
     if reason is not None:
         raise error(f"{what} {path} {reason}", hint=hint)
 
