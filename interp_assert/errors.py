@@ -60,6 +60,10 @@ class InterpAssertError(Exception):
         return f"{where}{self.message}{hint}"
 
 
+#: characters of a sentence shown with a syntax error (a longer one: the part around the column)
+SHOWN = 100
+
+
 class ClaimSyntaxError(InterpAssertError):
     """A claim sentence or expression that the grammar does not accept."""
 
@@ -73,11 +77,15 @@ class ClaimSyntaxError(InterpAssertError):
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location else ""
-        caret = " " * (self.column - 1) + "^"
         hint = f"\n  hint: {self.hint}" if self.hint else ""
         # a sentence over several lines (a YAML block scalar) is shown on one, so that the
-        # caret stays under its column
-        text = self.text.rstrip("\n").replace("\n", " ")
+        # caret stays under its column; a long one as the part around the column
+        text, column = self.text.rstrip("\n").replace("\n", " "), self.column
+        if len(text) > SHOWN:
+            start = max(0, min(column - 1 - SHOWN // 2, len(text) - SHOWN))
+            head, tail = ("..." if start else ""), ("..." if start + SHOWN < len(text) else "")
+            text, column = head + text[start:start + SHOWN] + tail, column - start + len(head)
+        caret = " " * (column - 1) + "^"
         return f"{where}{self.message}\n    {text}\n    {caret}{hint}"
 
 
@@ -99,6 +107,17 @@ class QuantityError(InterpAssertError):
 
 class UserCodeError(QuantityError):
     """An exception raised inside a user's loader, callable or metric."""
+
+
+class TimeLimitError(UserCodeError):
+    """User code that ran past its claim's time limit (``timeout:``, ``--interp-timeout``)."""
+
+
+class OutputError(InterpAssertError, OSError):
+    """A file the run writes (results, report, baseline, plot) that could not be written
+    (read-only folder, full disk...); an OSError too. ``messages``: what the run did write."""
+
+    messages: list[str] = []  # noqa: RUF012 - replaced per instance
 
 
 class ClaimFailed(AssertionError):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
+import collections
+import functools
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from interp_assert.errors import QuantityError, SpecError, UnknownNameError, did_you_mean
+from interp_assert.resources import MAX_LABELS
 
 _RANGE = re.compile(r"^(?P<prefix>[^\d\s]*?)(?P<start>\d+)\.\.(?P<prefix2>[^\d\s]*?)(?P<stop>\d+)$")
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
@@ -22,22 +25,59 @@ def expand_labels(spec: str | Iterable[Any]) -> list[str]:
     ``"N0..N3"`` gives N0, N1, N2, N3; ``"0..9"`` gives the digits; ``"L{0..1}H{0..2}"`` gives
     L0H0, L0H1, L0H2, L1H0, ...; a comma-separated string or a list mixes these with plain
     labels (``"X0..X9, +, Y0..Y9"``).
+
+    Linear in the number of labels, which is counted before any is made: a spec of more than
+    :data:`~interp_assert.resources.MAX_LABELS` labels is refused before any work.
     """
     items: list[Any]
     if isinstance(spec, str):
         items = [part.strip() for part in _split_top_level(spec)]
     else:
         items = list(spec)
-    labels: list[str] = []
+    plans: list[str | tuple[int, Callable[[], list[str]]]] = []
+    total = 0
     for item in items:
+        if not isinstance(item, str | int | float) or isinstance(item, bool):
+            raise SpecError(f"a label must be a name or a number, not {_short(item)}",
+                            hint="write labels as names (N0) or ranges (N0..N15)")
         text = str(item).strip()
         if not text:
             continue
-        labels.extend(_expand_one(text))
-    duplicates = sorted({x for x in labels if labels.count(x) > 1})
-    if duplicates:
-        raise SpecError(f"duplicate labels {duplicates[:5]} in label spec {spec!r}")
+        if ".." not in text:  # a plain label (most of a long list)
+            plans.append(text)
+            total += 1
+            continue
+        plan = _plan_one(text)
+        plans.append(plan)
+        total += plan[0]
+    if total > MAX_LABELS:
+        raise SpecError(f"label spec {_short(spec)} has {total:,} labels, over the limit of "
+                        f"{MAX_LABELS:,}", hint="label a smaller range (one label per position "
+                        "of an axis is enough)")
+    labels: list[str] = []
+    for plan in plans:
+        if isinstance(plan, str):
+            labels.append(plan)
+        else:
+            labels.extend(plan[1]())
+    if len(set(labels)) != len(labels):
+        counts = collections.Counter(labels)
+        duplicates = sorted(x for x, n in counts.items() if n > 1)
+        raise SpecError(f"duplicate labels {duplicates[:5]} in label spec {_short(spec)}")
     return labels
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (a spec may be huge, or a YAML alias
+    bomb whose full text would never end)."""
+    if isinstance(value, list | tuple):
+        text = "[" + ", ".join(_short(v, limit) for v in value[:4]) + (
+            ", ...]" if len(value) > 4 else "]")
+    elif isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -56,22 +96,44 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
-def _expand_one(text: str) -> list[str]:
+def _bound(text: str, digits: str) -> int:
+    if len(digits) > 18:
+        raise SpecError(f"label range {_short(text)} has a number of {len(digits)} digits",
+                        hint=f"label ranges hold at most {MAX_LABELS:,} labels")
+    return int(digits)
+
+
+def _plan_one(text: str) -> tuple[int, Callable[[], list[str]]]:
+    """How many labels ``text`` gives, and how to make them (counted first, made later)."""
     if "{" in text:
         pieces = _BRACES.split(text)
         literals, ranges = pieces[0::3], list(zip(pieces[1::3], pieces[2::3]))
-        choices = [range(int(a), int(b) + 1) for a, b in ranges]
-        out = []
-        for combo in itertools.product(*choices):
-            out.append("".join(lit + str(n) for lit, n in zip(literals, [*combo, ""])))
-        return out
+        choices = []
+        for a, b in ranges:
+            start, stop = _bound(text, a), _bound(text, b)
+            if stop < start:
+                raise SpecError(f"label range {{{a}..{b}}} in {_short(text)} runs backwards",
+                                hint=f"write {{{b}..{a}}}")
+            choices.append(range(start, stop + 1))
+        size = math.prod(len(c) for c in choices)
+
+        def braces() -> list[str]:
+            made = [literals[0]]
+            for choice, literal in zip(choices, literals[1:]):
+                texts = [f"{n}{literal}" for n in choice]
+                made = [head + tail for head in made for tail in texts]
+            return made
+
+        return size, braces
     match = _RANGE.match(text)
     if match and match["prefix"] == match["prefix2"]:
-        start, stop = int(match["start"]), int(match["stop"])
+        start, stop = _bound(text, match["start"]), _bound(text, match["stop"])
         if stop < start:
-            raise SpecError(f"label range {text!r} runs backwards")
-        return [f"{match['prefix']}{i}" for i in range(start, stop + 1)]
-    return [text]
+            raise SpecError(f"label range {text!r} runs backwards",
+                            hint=f"write {match['prefix']}{stop}..{match['prefix']}{start}")
+        prefix = match["prefix"]
+        return stop - start + 1, lambda: [f"{prefix}{i}" for i in range(start, stop + 1)]
+    return 1, lambda: [text]
 
 
 def singular(name: str) -> str:
@@ -87,10 +149,18 @@ class Axis:
     name: str
     labels: tuple[str, ...] | None = None
 
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Label -> position (the first, should a label repeat), built once per axis."""
+        found: dict[str, int] = {}
+        for i, label in enumerate(self.labels or ()):
+            found.setdefault(label, i)
+        return found
+
     def index_of(self, label: str) -> int:
         """Position of ``label`` on this axis (numeric labels work on unlabelled axes)."""
-        if self.labels is not None and label in self.labels:
-            return self.labels.index(label)
+        if self.labels is not None and label in self.positions:
+            return self.positions[label]
         if self.labels is None and re.fullmatch(r"-?\d+", label):
             return int(label)
         pool = self.labels or ()
@@ -160,7 +230,7 @@ class Labelled:
     def find_label(self, label: str) -> int:
         """Index of the first axis whose labels include ``label``."""
         for i, axis in enumerate(self.axes):
-            if axis.labels is not None and label in axis.labels:
+            if axis.labels is not None and label in axis.positions:
                 return i
         for i, axis in enumerate(self.axes):  # a position (from the end when negative)
             if axis.labels is None and re.fullmatch(r"-?\d+", label) and (
@@ -191,7 +261,13 @@ class Labelled:
         """Rows (or slices along ``axis``) with the given labels, keeping their labels."""
         if axis is None:
             axis = self.find_label(labels[0])
-        return self.take(axis, [self.axes[axis].index_of(lab) for lab in labels])
+        indices = [self.axes[axis].index_of(lab) for lab in labels]
+        size = self.shape[axis]
+        outside = [lab for lab, i in zip(labels, indices) if not -size <= i < size]
+        if outside:
+            raise UnknownNameError(f"position {outside[0]} is outside axis '{self.axes[axis].name}'"
+                                   f" of '{self.name}' ({size} positions: 0..{size - 1})")
+        return self.take(axis, indices)
 
     def labels_of(self, axis: int) -> list[str]:
         return [self.axes[axis].label(i) for i in range(self.shape[axis])]

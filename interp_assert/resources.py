@@ -107,3 +107,28 @@ def limit_error(what: str, nbytes: float, limit: int, hint: str = "") -> MemoryL
 
 def array_bytes(shape: tuple[int, ...], itemsize: int = 8) -> int:
     return math.prod(int(s) for s in shape) * itemsize
+
+
+# -- limits on the work one claim file may ask for (README, "Limits") --------------------------
+#: labels one label spec or member list may expand to (``N0..N999999``)
+MAX_LABELS = 1_000_000
+#: instances of one template (``for i in 0..9999``)
+MAX_TEMPLATE_INSTANCES = 10_000
+#: nesting levels of one expression: operators, unary minus, brackets, indexing and calls,
+#: counted together (a flat sum of 50 terms is 49 levels)
+MAX_NESTING = 100
+#: characters of one claim sentence or quantity expression
+MAX_SENTENCE = 5_000
+#: digits of one number in a sentence
+MAX_DIGITS = 300
+#: nesting depth of the YAML of a claim file (lists and mappings in each other)
+MAX_YAML_DEPTH = 100
+#: values the YAML of a claim file may expand to, aliases (``*name``) counted each time used
+MAX_YAML_VALUES = 1_000_000
+#: bytes of a claim file
+MAX_FILE_BYTES = 4 * 2**20
+#: claims of one claim file
+MAX_CLAIMS = 10_000
+#: files and folders a checkpoint glob may visit, and checkpoints a sweep may hold
+MAX_GLOB_VISITS = 100_000
+MAX_CHECKPOINTS = 10_000

@@ -24,6 +24,7 @@ The messages in README.md's "Errors you may see" each appear in some row (marked
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from collections.abc import Callable, Mapping
@@ -41,6 +42,7 @@ from interp_assert.errors import (
     InterpAssertError,
     QuantityError,
     SpecError,
+    TimeLimitError,
     UnknownNameError,
     UserCodeError,
 )
@@ -69,6 +71,7 @@ class Row:
     good: str = GOOD                        # the good claim that still runs
     others: str = "pass"                    # what the good claim does: pass / error
     outcomes: Mapping[str, int] = field(default_factory=dict)  # level 'pytest'
+    make: Callable[[Path], None] | None = None  # replaces the claim file (FIFO, bytes...)
 
 
 # ---- files the rows need -----------------------------------------------------------------------
@@ -538,6 +541,433 @@ ROWS = [
 ]
 
 
+# ---- hostile inputs (issue 14): every one a clear error, the good claim still running ----------
+posix = os.name == "posix"
+
+
+def fifo(name: str) -> Callable[[Path], None]:
+    """A named pipe called ``name`` next to the claim file (reading it would block)."""
+    return lambda folder: os.mkfifo(folder / name)
+
+
+def loop(name: str) -> Callable[[Path], None]:
+    """A symbolic link ``name`` that points at itself."""
+    return lambda folder: os.symlink(name, folder / name)
+
+
+def device(name: str) -> Callable[[Path], None]:
+    """``name`` as a link to /dev/zero (a device that never ends)."""
+    return lambda folder: os.symlink("/dev/zero", folder / name)
+
+
+def claim_file_as(kind: str) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        text = path.read_text(encoding="utf-8")
+        path.unlink()
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "loop":
+            os.symlink(path.name, path)
+        elif kind == "device":
+            os.symlink("/dev/zero", path)
+        elif kind == "folder":
+            path.mkdir()
+        elif kind == "utf16":
+            path.write_bytes(text.encode("utf-16"))
+        elif kind == "utf32":
+            path.write_bytes(text.encode("utf-32"))
+        elif kind == "latin1":
+            path.write_bytes(text.replace("why: ''", "why: café").encode("utf-8")
+                             + "# café\n".encode("latin-1"))
+        elif kind == "binary":
+            path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+        elif kind == "nul":
+            path.write_bytes(text.encode("utf-8") + b"\x00\n")
+        elif kind == "huge":
+            path.write_bytes(text.encode("utf-8") + b"#" * (5 * 2**20) + b"\n")
+        elif kind == "utf8-bom":
+            path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    return make
+
+
+def empty_weight(folder: Path) -> None:
+    state = tiny_state_dict()
+    state["empty"] = torch.zeros(0)
+    save_checkpoint(folder / "model.pt", state)
+
+
+def laughs(levels: int = 9, anchor: str = "a") -> str:
+    """A "billion laughs": each alias level ten times the one before."""
+    lines = [f"  - &{anchor}0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"  - &{anchor}{i} [" + ", ".join([f"*{anchor}{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+SLOW_CODE = '''
+import time
+
+
+def sleepy(state_dict):
+    time.sleep(60)
+    return 1.0
+
+
+def spinning(state_dict):
+    while True:
+        pass
+
+
+def stubborn(state_dict):
+    while True:
+        try:
+            time.sleep(60)
+        except Exception:
+            pass
+
+
+def boom(model, a):
+    raise ValueError("the predicate broke")
+'''
+
+DEEP = "[" * 10000 + "]" * 10000
+HOSTILE_ROWS = [
+    # -- the parser's nesting limit: no RecursionError, a clear error at the place --
+    Row("nesting-500-unary-minuses",
+        "- id: bad\n  claim: norm(N0) > " + "-" * 500 + "1",
+        ("claim 'bad': the expression is nested too deeply: more than 100 operators, brackets "
+         "and signs", "split it into quantities"), ClaimSyntaxError, at=("-" * 500, 99)),
+    Row("nesting-500-indexings",
+        "- id: bad\n  claim: norm(neurons" + "[N0]" * 500 + ") > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-800-term-sum",
+        "- id: bad\n  claim: " + " + ".join(["1"] * 800) + " > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-200-parentheses",
+        "- id: bad\n  claim: " + "(" * 200 + "1" + ")" * 200 + " > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-150-calls",
+        "- id: bad\n  claim: " + "norm(" * 150 + "N0" + ")" * 150 + " > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-150-transposes",
+        "- id: bad\n  claim: norm(neurons" + ".T" * 150 + ") > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-150-powers",
+        "- id: bad\n  claim: " + "^".join(["2"] * 150) + " > 0",
+        ("the expression is nested too deeply",), ClaimSyntaxError),
+    Row("nesting-in-a-quantity-expression",
+        "- id: bad\n  claim: deep > 0",
+        ("claim 'bad': in quantity 'deep': the expression is nested too deeply",),
+        ClaimSyntaxError, quantities=q("deep: '" + "-" * 300 + "1'"), at="deep: '"),
+    Row("sentence-over-5000-characters",
+        "- id: bad\n  claim: all of " + ", ".join(["N0"] * 1500) + " norm > 0",
+        ("claim 'bad': the sentence is 6,014 characters long, over the limit of 5,000",
+         "all of N0, N0"), ClaimSyntaxError),
+
+    # -- numbers past Python's 4,300-digit limit: clear errors --
+    Row("template-end-with-4400-digits",
+        "- id: bad\n  claim: norm(N{i}) > 0 for i in 0.." + "9" * 4400,
+        ("claim 'bad': a number of 4,400 digits, over the limit of 300", "1e300"),
+        ClaimSyntaxError, at="9999"),
+    Row("number-with-unit-4500-digits",
+        "- id: bad\n  claim: max(A·V) > " + "9" * 4500 + "%",
+        ("a number of 4,500 digits, over the limit of 300",), ClaimSyntaxError, at="9999"),
+    Row("top-n-with-400-digits",
+        "- id: bad\n  claim: N0 in top " + "9" * 400 + " of norm(neurons)",
+        ("a number of 400 digits, over the limit of 300",), ClaimSyntaxError, at="9999"),
+    Row("yaml-number-5000-digits-as-sentence",
+        "- id: bad\n  claim: " + "9" * 5000,
+        ("claim 'bad': a number of 5,000 digits, over the limit of 300",), SpecError,
+        at="9999"),
+    Row("yaml-number-5000-digits-in-an-option",
+        "- id: bad\n  claim: norm(N0) > 0\n  holds_from: " + "7" * 5000,
+        ("claim 'bad': a number of 5,000 digits, over the limit of 300",), SpecError,
+        at="7777"),
+    Row("yaml-number-5000-digits-in-a-quantity",
+        "- id: bad\n  claim: norm(w) > 0",
+        ("claim 'bad': a number of 5,000 digits, over the limit of 300",), SpecError,
+        quantities=q("w: {weight: readout, transpose: " + "1" * 5000 + "}"), at="1111"),
+    Row("yaml-number-5000-digits-in-data",
+        level="file", error=SpecError, data="data:\n  sums: {generate: m:f, n: " + "5" * 5000
+        + "}\n", expect=("a number of 5,000 digits, over the limit of 300",), at="5555"),
+
+    # -- ranges: backwards, and more than the limits --
+    Row("template-range-backwards",
+        "- id: bad\n  claim: norm(N{i}) > 0 for i in 9..0",
+        ("claim 'bad': the template range 9..0 runs backwards", "write 'for i in 0..9'"),
+        ClaimSyntaxError, at="9..0"),
+    Row("template-range-over-the-limit",
+        "- id: bad\n  claim: norm(N0) > 0 for i in 0..99999999",
+        ("the template range 0..99999999 has 100,000,000 instances, over the limit of 10,000",),
+        ClaimSyntaxError, at="0..99999999"),
+    Row("label-range-over-the-limit-in-a-sentence",
+        "- id: bad\n  claim: N0..N999999999 cluster with cos > 0.5",
+        ("label spec 'N0..N999999999' has 1,000,000,000 labels, over the limit of 1,000,000",),
+        ClaimSyntaxError, at="N0..N999999999"),
+    Row("label-range-over-the-limit-in-labels",
+        "- id: bad\n  claim: norm(m) > 0",
+        ("claim 'bad': label spec 'N0..N999999999' has 1,000,000,000 labels, over the limit "
+         "of 1,000,000",), SpecError,
+        quantities=q("m: {weight: readout, labels: N0..N999999999}"), at="m: {weight"),
+    Row("label-range-with-a-5000-digit-end",
+        "- id: bad\n  claim: norm(m) > 0",
+        ("has a number of 5000 digits", "at most 1,000,000 labels"), SpecError,
+        quantities=q("m: {weight: readout, labels: 'N0..N" + "9" * 5000 + "'}"),
+        at="m: {weight"),
+    Row("brace-label-range-backwards",
+        "- id: bad\n  claim: norm(m) > 0",
+        ("label range {3..1} in 'L{3..1}H{0..3}' runs backwards", "write {1..3}"), SpecError,
+        quantities=q("m: {weight: readout, labels: 'L{3..1}H{0..3}'}"), at="m: {weight"),
+    Row("brace-label-product-over-the-limit",
+        "- id: bad\n  claim: norm(m) > 0",
+        ("has 1,000,000,000,000 labels, over the limit",), SpecError,
+        quantities=q("m: {weight: readout, labels: 'L{0..999999}N{0..999999}'}"),
+        at="m: {weight"),
+    Row("label-that-is-a-list",
+        "- id: bad\n  claim: norm(m) > 0",
+        ("a label must be a name or a number, not ['a', 'b']",), SpecError,
+        quantities=q("m: {weight: readout, labels: [[a, b], c]}"), at="m: {weight"),
+
+    # -- reductions, indexing and slicing: clear errors, never "may be a bug" --
+    Row("norm-of-a-single-number",
+        "- id: bad\n  claim: norm(-1) > 0",
+        ("claim 'bad': norm() of a single number ('-1' has shape ()): it needs a value with "
+         "an axis",), QuantityError, at="norm(-1)"),
+    Row("cos-of-single-numbers",
+        "- id: bad\n  claim: cos(1, 2) > 0",
+        ("cos() of a single number",), QuantityError, at="cos(1"),
+    Row("unit-of-a-single-number",
+        "- id: bad\n  claim: max(unit(2)) > 0",
+        ("unit() of a single number",), QuantityError, at="max(unit"),
+    Row("max-of-an-empty-value",
+        "- id: bad\n  claim: max(e) > 0",
+        ("claim 'bad': max() of an empty value ('e' has shape (0,)): there is nothing to "
+         "reduce",), QuantityError, quantities=q("e: {weight: empty}"), setup=empty_weight,
+        at="max(e)"),
+    Row("min-of-an-empty-value",
+        "- id: bad\n  claim: min(e) < 1",
+        ("min() of an empty value",), QuantityError, quantities=q("e: {weight: empty}"),
+        setup=empty_weight, at="min(e)"),
+    Row("slice-to-minus-1e309",
+        "- id: bad\n  claim: norm(neurons[:, 0:-1e309]) > 0",
+        ("claim 'bad': index '-1e309' is not a finite number",), QuantityError,
+        at="norm(neurons[:"),
+    Row("slice-bound-is-an-expression",
+        "- id: bad\n  claim: norm(neurons[:, 0:(1 + 1)]) > 0",
+        ("'(1 + 1)' is not a label or a position", "write the bounds as labels"),
+        QuantityError, at="norm(neurons[:"),
+    Row("more-indices-than-axes",
+        "- id: bad\n  claim: norm(neurons[0, 1, 2]) > 0",
+        ("'neurons[0, 1, 2]' has 3 indices, but 'neurons' has 2 axes (shape (16, 4))",),
+        QuantityError, at="norm(neurons[0"),
+    Row("position-outside-an-unlabelled-axis",
+        "- id: bad\n  claim: norm(neurons[N0, 99]) > 0",
+        ("position 99 in 'neurons[N0, 99]' is outside axis 'd_model' (4 positions: 0..3)",),
+        QuantityError, at="norm(neurons[N0"),
+    Row("member-position-outside-its-axis",
+        "- id: bad\n  claim: 0, 5 of neurons cluster with cos > 0.5",
+        ("position 5 is outside axis 'd_model' of 'neurons' (4 positions: 0..3)",),
+        UnknownNameError, at="0, 5 of"),
+
+    # -- YAML: deep nesting, complex keys, alias bombs, wrong types --
+    Row("yaml-10000-deep-flow-list-as-sentence",
+        "- id: bad\n  claim: " + DEEP,
+        ("claim 'bad': the YAML is nested more than 100 levels deep", "flatten this value"),
+        SpecError, at=("[[[", 97)),
+    Row("yaml-10000-deep-flow-list-in-tags",
+        "- id: bad\n  claim: norm(N0) > 0\n  tags: " + DEEP,
+        ("claim 'bad': the YAML is nested more than 100 levels deep",), SpecError),
+    Row("yaml-10000-deep-flow-mapping",
+        "- id: bad\n  claim: norm(N0) > 0\n  data: " + "{a: " * 10000 + "1" + "}" * 10000,
+        ("the YAML is nested more than 100 levels deep",), SpecError),
+    Row("yaml-10000-deep-in-a-quantity",
+        "- id: bad\n  claim: norm(deep) > 0",
+        ("claim 'bad': the YAML is nested more than 100 levels deep",), SpecError,
+        quantities=q("deep: {weight: readout, labels: " + DEEP + "}")),
+    Row("yaml-10000-deep-in-the-description",
+        level="file", error=SpecError, text="description: " + DEEP + "\nsubject: model.pt\n"
+        + QUANTITIES + f"claims:\n  - {GOOD}\n",
+        expect=("the YAML is nested more than 100 levels deep",)),
+    Row("yaml-complex-key-in-a-claim",
+        "- id: bad\n  claim: norm(N0) > 0\n  ? [a, b]\n  : 1",
+        ("claim 'bad': a mapping key must be a name, not a list", "remove the '?'"),
+        SpecError, at="[a, b]"),
+    Row("yaml-complex-mapping-key-in-a-claim",
+        "- id: bad\n  claim: norm(N0) > 0\n  ? {a: 1}\n  : 1",
+        ("claim 'bad': a mapping key must be a name, not a mapping",), SpecError,
+        at="{a: 1}"),
+    Row("yaml-complex-key-in-quantities",
+        level="validate", error=SpecError,
+        quantities="  ? [w, v]\n  : {weight: readout}\n",
+        expect=("a mapping key must be a name, not a list",), good=GOOD, at="[w, v]"),
+    Row("yaml-complex-key-at-the-top",
+        level="file", error=SpecError, text="? [subject, claims]\n: 1\nsubject: model.pt\n"
+        + QUANTITIES + f"claims:\n  - {GOOD}\n",
+        expect=("a mapping key must be a name, not a list",), at="[subject"),
+    Row("yaml-billion-laughs-in-the-description",
+        level="file", error=SpecError,
+        text="description:\n" + laughs() + "subject: model.pt\n" + QUANTITIES
+        + f"claims:\n  - {GOOD}\n",
+        expect=("the YAML expands to more than 1,000,000 values (aliases count each time "
+                "they are used)", "use fewer aliases")),
+    Row("yaml-billion-laughs-in-a-label-spec",
+        level="file", error=SpecError,
+        text="subject: model.pt\n" + QUANTITIES + "  m:\n    weight: readout\n    labels:\n"
+        + textwrap.indent(laughs(anchor="b"), "    ") + f"claims:\n  - {GOOD}\n",
+        expect=("the YAML expands to more than 1,000,000 values",)),
+    Row("yaml-aliases-within-the-limit-are-fine",
+        "- id: bad\n  claim: norm(N0) > 0\n  tags: &t [x, y]\n- id: bad2\n  claim: norm(N1) > 0"
+        "\n  tags: *t\n  status: hold",
+        ("claim 'bad2': status must be one of ('holds', 'open')",), SpecError, concerns="bad2"),
+    Row("yaml-description-is-a-list",
+        level="file", error=SpecError, text="description: [a, b]\nsubject: model.pt\n"
+        + QUANTITIES + f"claims:\n  - {GOOD}\n",
+        expect=("'description' must be text, not a list",), at="description:"),
+    Row("yaml-nul-character",
+        level="file", error=SpecError, make=claim_file_as("nul"),
+        expect=("invalid YAML", "unacceptable character #x0000")),
+    Row("yaml-claim-id-is-a-huge-number",
+        "- id: " + "1" * 5000 + "\n  claim: norm(N0) > 0",
+        ("a number of 5,000 digits",), SpecError, concerns="claim-1", at="1111"),
+
+    # -- text that is not UTF-8, and files that are not regular files: refused by name --
+    Row("claim-file-utf16",
+        level="file", error=SpecError, make=claim_file_as("utf16"),
+        expect=("claim file ", "model.claims.yaml is UTF-16 text, not UTF-8", "save it as UTF-8"),
+        at=None),
+    Row("claim-file-utf32",
+        level="file", error=SpecError, make=claim_file_as("utf32"),
+        expect=("is UTF-32 text, not UTF-8",)),
+    Row("claim-file-latin1",
+        level="file", error=SpecError, make=claim_file_as("latin1"),
+        expect=("is text that is not UTF-8: byte 0xe9 at line 15, column 6 is not UTF-8",
+                "model.claims.yaml:15:6:")),
+    Row("claim-file-binary",
+        level="file", error=SpecError, make=claim_file_as("binary"),
+        expect=("model.claims.yaml is a binary file: byte 0x89 at line 1, column 1",)),
+    Row("claim-file-over-the-size-limit",
+        level="file", error=SpecError, make=claim_file_as("huge"),
+        expect=("model.claims.yaml is 5.0 MiB, over the limit of 4.0 MiB",
+                "split it into several files")),
+    Row("claim-file-is-a-fifo",
+        level="file", error=SpecError, make=claim_file_as("fifo"),
+        expect=("model.claims.yaml is a FIFO (named pipe), not a regular file",
+                "must be a regular file")),
+    Row("claim-file-is-a-symlink-loop",
+        level="file", error=SpecError, make=claim_file_as("loop"),
+        expect=("model.claims.yaml is a symbolic link loop",)),
+    Row("claim-file-is-a-device",
+        level="file", error=SpecError, make=claim_file_as("device"),
+        expect=("model.claims.yaml is a device, not a regular file",)),
+    Row("claim-file-is-a-folder",
+        level="file", error=SpecError, make=claim_file_as("folder"),
+        expect=("model.claims.yaml is a folder, not a file",)),
+    Row("checkpoint-is-a-fifo",
+        "- id: bad\n  claim: norm(N0) > 0", checkpoint="pipe.pt", setup=fifo("pipe.pt"),
+        others="error", error=CheckpointError, at="subject:",
+        expect=("pipe.pt is a FIFO (named pipe), not a regular file; reading it could block",
+                "name a checkpoint file")),
+    Row("checkpoint-is-a-symlink-loop",
+        "- id: bad\n  claim: norm(N0) > 0", checkpoint="loop.pt", setup=loop("loop.pt"),
+        others="error", error=CheckpointError, at="subject:",
+        expect=("loop.pt is a symbolic link loop (it links back to itself)",)),
+    Row("checkpoint-is-a-device",
+        "- id: bad\n  claim: norm(N0) > 0", checkpoint="zero.pt", setup=device("zero.pt"),
+        others="error", error=CheckpointError, at="subject:",
+        expect=("checkpoint /dev/zero is a device, not a regular file",)),
+    Row("checkpoint-is-a-folder",
+        "- id: bad\n  claim: norm(N0) > 0", checkpoint="ckpt.pt",
+        setup=lambda folder: (folder / "ckpt.pt").mkdir(), others="error",
+        error=CheckpointError, at="subject:", expect=("checkpoint path is a folder",)),
+    Row("data-file-is-a-fifo",
+        "- id: bad\n  claim: acc > 0.5", ("claim 'bad': data file ", "pipe.npz is a FIFO"),
+        SpecError, data="data:\n  sums: {file: pipe.npz}\n", setup=fifo("pipe.npz"),
+        quantities=q("acc: {metric: exact_match, answer: A0}"), at="acc: {metric"),
+    Row("table-file-is-a-fifo",
+        "- id: bad\n  claim: max(s) > 0", ("table file ", "pipe.csv is a FIFO"), SpecError,
+        quantities=q("s: {table: pipe.csv, column: score}"), setup=fifo("pipe.csv"),
+        at="s: {table"),
+    Row("sweep-glob-from-the-filesystem-root",
+        level="file", error=SpecError, text="subject:\n  checkpoints: /**/*.pt\n" + QUANTITIES
+        + f"claims:\n  - {GOOD}\n",
+        expect=("'subject: checkpoints' pattern '/**/*.pt' searches from the filesystem root",
+                "name the folder the checkpoints are in"), at="checkpoints:"),
+    Row("sweep-glob-matching-only-a-fifo",
+        level="file", error=SpecError, setup=fifo("step_1.pt"),
+        text="subject:\n  checkpoints: step_*.pt\n" + QUANTITIES + f"claims:\n  - {GOOD}\n",
+        expect=("'subject: checkpoints' pattern 'step_*.pt' matches no files",),
+        at="checkpoints:"),
+
+    # -- user code past its time limit, and claim options --
+    Row("callable-sleeps-past-the-time-limit",
+        "- id: bad\n  claim: slow > 0\n  timeout: 0.5",
+        ("claim 'bad': quantity 'slow' (usermod_sleep:sleepy) was stopped: the claim's user "
+         "code ran 0.5 s, over its time limit of 0.5 s", "'timeout:' on the claim"),
+        TimeLimitError,
+        quantities=q("slow: {call: usermod_sleep:sleepy}"),
+        files={"usermod_sleep.py": SLOW_CODE}, at="slow: {call"),
+    Row("callable-spins-past-the-time-limit",
+        "- id: bad\n  claim: slow > 0\n  timeout: 0.3",
+        ("was stopped: the claim's user code ran 0.3 s, over its time limit of 0.3 s",),
+        TimeLimitError, quantities=q("slow: {call: usermod_spin:spinning}"),
+        files={"usermod_spin.py": SLOW_CODE}, at="slow: {call"),
+    Row("callable-swallowing-exceptions-is-still-stopped",
+        "- id: bad\n  claim: slow > 0\n  timeout: 0.3",
+        ("was stopped: the claim's user code ran 0.3 s",), TimeLimitError,
+        quantities=q("slow: {call: usermod_stub:stubborn}"),
+        files={"usermod_stub.py": SLOW_CODE}, at="slow: {call"),
+    Row("timeout-not-a-number",
+        "- id: bad\n  claim: norm(N0) > 0\n  timeout: soon",
+        ("claim 'bad': 'timeout' must be a number of seconds above 0, not 'soon'",),
+        SpecError, at="norm(N0) > 0\n    timeout"),
+    Row("timeout-negative",
+        "- id: bad\n  claim: norm(N0) > 0\n  timeout: -5",
+        ("'timeout' must be a number of seconds above 0, not -5",), SpecError,
+        at="norm(N0) > 0\n    timeout"),
+    Row("predicate-of-for-all-raises",
+        "- id: bad\n  claim: 'for all a in integers(0, 3): usermod_forall:boom(a)'",
+        ("claim 'bad': ", "ValueError: the predicate broke"), UserCodeError,
+        files={"usermod_forall.py": SLOW_CODE}),
+
+    # -- odd characters in sentences --
+    Row("zero-width-space-in-a-sentence",
+        "- id: bad\n  claim: \"norm(N0)\\u200b > 0\"",
+        ("claim 'bad': unexpected", "hint: expected"), ClaimSyntaxError),
+    Row("nul-escape-in-a-sentence",
+        "- id: bad\n  claim: \"norm(N0) \\0> 0\"",
+        ("claim 'bad': unexpected",), ClaimSyntaxError),
+    Row("emoji-as-a-label",
+        "- id: bad\n  claim: 😀, N1 cluster with cos > 0.5",
+        ("claim 'bad': unexpected '😀,'",), ClaimSyntaxError),
+
+    # -- through pytest: files pytest would skip without a word --
+    Row("pytest-fifo-claim-file-is-a-collection-error",
+        level="pytest", error=None, setup=fifo("pipe.claims.yaml"),
+        expect=("ERROR collecting pipe.claims.yaml", "pipe.claims.yaml is a FIFO (named pipe)"),
+        outcomes={"passed": 2, "errors": 1}),
+    Row("pytest-symlink-loop-claim-file-is-a-collection-error",
+        level="pytest", error=None, setup=loop("loop.claims.yaml"),
+        expect=("ERROR collecting loop.claims.yaml", "is a symbolic link loop"),
+        outcomes={"passed": 2, "errors": 1}),
+    Row("pytest-binary-claim-file-is-a-collection-error",
+        level="pytest", error=None,
+        setup=lambda folder: (folder / "blob.claims.yaml").write_bytes(b"\x00\xff" * 64),
+        expect=("ERROR collecting blob.claims.yaml", "is a binary file"),
+        outcomes={"passed": 2, "errors": 1}),
+    Row("pytest-timeout-is-an-error-the-others-run",
+        "- id: bad\n  claim: slow > 0\n  timeout: 0.3", level="pytest", error=None,
+        quantities=q("slow: {call: usermod_sleep_pt:sleepy}"),
+        files={"usermod_sleep_pt.py": SLOW_CODE},
+        expect=("ERROR model.claims.yaml::bad", "over its time limit of 0.3 s"),
+        outcomes={"passed": 2, "errors": 1}, at="slow: {call"),
+]
+if posix:
+    ROWS += HOSTILE_ROWS
+else:  # FIFOs, links and signals: POSIX only
+    ROWS += [row for row in HOSTILE_ROWS if not any(
+        word in row.id for word in ("fifo", "loop", "device", "time-limit", "timeout"))]
+
+
 # ---- running a row -------------------------------------------------------------------------------
 def place(text: str, at: str | tuple[str, int]) -> str:
     """``FILE:line:column:`` of the first occurrence of ``at`` in ``text`` (``(needle,
@@ -569,7 +999,17 @@ def write_row(row: Row, folder: Path) -> Path:
         row.setup(folder)
     path = folder / FILE
     path.write_text(claim_text(row), encoding="utf-8")
+    if row.make is not None:
+        row.make(path)
     return path
+
+
+def file_text(path: Path) -> str:
+    """The claim file's text, when it is a regular UTF-8 file (else empty)."""
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def assert_clear(message: str, row: Row, text: str, folder: Path) -> None:
@@ -596,7 +1036,7 @@ def test_bad_input(row: Row, tmp_path: Path, request: pytest.FixtureRequest,
         run_with_pytest(row, pytester)
         return
     path = write_row(row, tmp_path)
-    text = path.read_text(encoding="utf-8")
+    text = file_text(path)
     if row.level == "file":
         with pytest.raises(SpecError) as info:
             ia.load(path)
@@ -646,13 +1086,14 @@ def run_with_pytest(row: Row, pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     got = {key: outcomes.get(key, 0) for key in row.outcomes}
     assert got == dict(row.outcomes), result.stdout.str()
-    assert_clear(result.stdout.str(), row, path.read_text(encoding="utf-8"), pytester.path)
+    assert_clear(result.stdout.str(), row, file_text(path), pytester.path)
 
 
 def test_the_table_is_large_and_its_ids_unique() -> None:
     ids = [row.id for row in ROWS]
     assert len(ids) == len(set(ids))
     assert len(ROWS) >= 40
+    assert len(HOSTILE_ROWS) >= 60
     assert all(row.expect for row in ROWS)  # every row asserts a message
 
 

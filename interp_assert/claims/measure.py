@@ -6,11 +6,13 @@ from __future__ import annotations
 import dataclasses
 import re
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.outcome import Outcome
 from interp_assert.errors import InterpAssertError, Location
+from interp_assert.usercode import is_user_frame, user_code_error
 
 if TYPE_CHECKING:
     from interp_assert.claims.base import Claim, Context
@@ -54,20 +56,33 @@ def substitute(obj: Any, variable: str, value: int) -> Any:
     return obj
 
 
-def instances(parsed: ParsedClaim) -> list[tuple[str | None, Any]]:
-    """The claim, or one instance per value of its ``for`` clause."""
-    if parsed.for_each is None:
-        return [(None, parsed.claim)]
+def uses_variable(parsed: ParsedClaim) -> bool:
+    """Whether the sentence of a template uses its variable (``{i}``, ``{i+1}``)."""
     each = parsed.for_each
-    return [(f"{each.variable}={i}", substitute(parsed.claim, each.variable, i))
-            for i in range(each.start, each.stop + 1)]
+    return each is not None and re.search(
+        r"\{" + re.escape(each.variable) + r"(?:[+-]\d+)?\}", parsed.text) is not None
+
+
+def instances(parsed: ParsedClaim) -> Iterator[tuple[str | None, Any]]:
+    """The claim, or one instance per value of its ``for`` clause, made one at a time as they
+    are evaluated (a template whose variable is unused gives one instance: all are equal)."""
+    if parsed.for_each is None or not uses_variable(parsed):
+        yield None, parsed.claim
+        return
+    each = parsed.for_each
+    for i in range(each.start, each.stop + 1):
+        yield f"{each.variable}={i}", substitute(parsed.claim, each.variable, i)
 
 
 def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
     """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
     results = [(tag, claim, claim.evaluate(ctx)) for tag, claim in instances(parsed)]
     if len(results) == 1:
-        return results[0][1], results[0][2]
+        claim, outcome = results[0][1], results[0][2]
+        if parsed.for_each is not None:
+            outcome.notes.append(f"'{parsed.for_each}' is not used in the claim (no "
+                                 f"{{{parsed.for_each.variable}}}): checked once")
+        return claim, outcome
     failing = [(tag, claim, outcome) for tag, claim, outcome in results if not outcome.passed]
     tag, claim, worst = (failing or results)[0]
     rows = []
@@ -91,9 +106,21 @@ def measure(parsed: ParsedClaim, ctx: Context, claim_id: str, location: Location
         claim, outcome = evaluate_parsed(parsed, ctx)
     except InterpAssertError as exc:
         return Measured(error=name_claim(exc, claim_id, location))
+    except RecursionError:  # the parser's nesting limit keeps this away
+        return Measured(error=InterpAssertError(
+            f"claim '{claim_id}': the claim is nested too deeply to evaluate", location,
+            hint="split it into quantities (quantities: name: expression)"))
     except Exception as exc:  # a bug or a numeric failure: still one result, never a crash
+        if _raised_in_user_code(exc):  # a callable a claim kind called directly
+            return Measured(error=name_claim(user_code_error(exc, "user code raised"),
+                                             claim_id, location))
         return Measured(error=unexpected(exc, claim_id, location))
     return Measured(claim, outcome, context=ctx)
+
+
+def _raised_in_user_code(exc: BaseException) -> bool:
+    """Whether the traceback passes through the user's own code."""
+    return any(is_user_frame(frame.filename) for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def name_claim(exc: InterpAssertError, claim_id: str, location: Location) -> InterpAssertError:

@@ -13,6 +13,7 @@ from interp_assert.labels import Labelled
 from interp_assert.language.parser import parse_claim
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, check_names
 from interp_assert.loading.quantity_def import QuantityDef
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import SubjectScope, SubjectSpec
 from interp_assert.loading.targets import Target
 from interp_assert.output.text import format_result
@@ -78,7 +79,7 @@ def subject(checkpoint: str | Path | None = None, *, loader: str | None = None,
 
     quantities = dict(quantities or {})
     constants = any(not isinstance(d, str | Mapping) for d in quantities.values())
-    spec = SubjectSpec(checkpoint=(base / checkpoint).resolve() if checkpoint else None,
+    spec = SubjectSpec(checkpoint=safe_resolve(base / checkpoint) if checkpoint else None,
                        loader=loader, allow_pickle=allow_pickle,
                        search_path=default_search_path(base / "<python>"),
                        # values computed from Python-side constants stay with this subject

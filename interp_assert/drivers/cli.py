@@ -20,12 +20,14 @@ from typing import TextIO
 
 from interp_assert.errors import InterpAssertError
 from interp_assert.loading.claim_file import SUFFIXES
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
 from interp_assert.resources import parse_size, set_memory_limit
 from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
+from interp_assert.usercode import parse_timeout
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 BAR_WIDTH = 24
 
 
@@ -64,10 +66,10 @@ def _options(args: argparse.Namespace, plots: str) -> RunOptions:
     """The run's options from the command line (paths relative to the current folder)."""
     options = RunOptions(
         root=Path.cwd(), artifacts=Path(args.artifacts), plots=plots,
-        checkpoint=Path(args.checkpoint).resolve() if args.checkpoint else None,
+        checkpoint=safe_resolve(Path(args.checkpoint)) if args.checkpoint else None,
         baseline=Path(args.baseline) if args.baseline else None,
         baseline_shown=args.baseline or "", baseline_update=args.baseline_update,
-        json=Path(args.json) if args.json else None)
+        json=Path(args.json) if args.json else None, timeout=args.timeout)
 
     def record_command(check: Check) -> str:
         words = ["interp-assert", "check", str(check.claim_file.path), "--baseline",
@@ -132,25 +134,35 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
         checks = _latest_targets(checks)
     progress = Progress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
     records, reports = [], []
-    for check, result in zip(checks, runner.run(checks)):
-        progress.step(f"{check.claim_file.path.name}::{check.name}")
-        records.append(runner.record(result))
-        if result.judgement.fails_run or args.verbose:
-            reports.append(format_result(result))
+    interrupted = False
+    try:
+        for check, result in zip(checks, runner.run(checks)):
+            progress.step(f"{check.claim_file.path.name}::{check.name}")
+            records.append(runner.record(result))
+            if result.judgement.fails_run or args.verbose:
+                reports.append(format_result(result))
+    except KeyboardInterrupt:  # Ctrl-C, or user code raising it: report what finished
+        interrupted = True
     progress.close()
     for text in reports:
         print(text)
         print()
     if records:
         print(summary_text(records))
+    failed = False
     try:
-        for message in runner.finish(records):
-            print(message)
+        messages = runner.finish(records, interrupted)
     except (InterpAssertError, OSError) as exc:
+        messages, failed = getattr(exc, "messages", []), True
         print(f"ERROR {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    for message in messages:
+        print(message)
     print(tally_line(records, broken))
-    return exit_code(records, broken)
+    if interrupted:
+        print(f"interp-assert: interrupted after {len(records)} of {len(checks)} checks",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if failed else exit_code(records, broken)
 
 
 def _latest_targets(checks: list[Check]) -> list[Check]:
@@ -197,10 +209,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="fail a quantity early when it would need more memory than "
                                   "SIZE (512MB, 4GiB, 50%%, none; default 50%% of physical "
                                   "memory or INTERP_ASSERT_MEMORY_LIMIT)")
+        command.add_argument("--timeout", metavar="SECONDS", type=_timeout,
+                             help="stop a claim's user code (loaders, callables, metrics) "
+                                  "after SECONDS and report the claim as an error (default "
+                                  "INTERP_ASSERT_TIMEOUT, else none); a claim's 'timeout:' "
+                                  "wins")
     args = parser.parse_args(argv)
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:  # before any claim ran (loading): nothing to write
+        print("interp-assert: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _timeout(text: str) -> float | None:
+    try:
+        return parse_timeout(text, "--timeout")
+    except InterpAssertError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _memory_limit(text: str) -> str:

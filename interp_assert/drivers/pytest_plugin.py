@@ -7,6 +7,7 @@ that run for every test only look for attributes that claim items set.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "memory than SIZE (512MB, 4GiB, 50%% of physical memory, none; ini: "
                          "interp_assert_memory_limit; env: INTERP_ASSERT_MEMORY_LIMIT; "
                          "default 50%%)")
+    group.addoption("--interp-timeout", metavar="SECONDS", default=None,
+                    help="stop a claim's user code (loaders, callables, metrics) after SECONDS "
+                         "and report the claim as an error with the time it ran (ini: "
+                         "interp_assert_timeout; env: INTERP_ASSERT_TIMEOUT; default none); a "
+                         "claim's 'timeout:' wins")
+    parser.addini("interp_assert_timeout", "seconds the user code of one claim may run",
+                  default="")
     parser.addini("interp_assert_memory_limit", "memory limit of one quantity (4GiB, 50%, none)",
                   default="")
     parser.addini("interp_assert_artifacts", "folder for interp-assert plots and results",
@@ -68,6 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
             config.getoption("interp_baseline") or config.getini("interp_assert_baseline")):
         raise pytest.UsageError("--interp-baseline-update needs --interp-baseline FILE")
     _check_plots(config)
+    _check_timeout(config)
     _set_memory_limit(config)
     if config.pluginmanager.hasplugin("xdist"):
         from interp_assert.drivers.pytest_xdist import XdistHooks
@@ -88,6 +97,20 @@ def _check_plots(config: pytest.Config) -> None:
     if plots not in ("failed", "all", "never"):
         raise pytest.UsageError(f"interp_assert_plots must be failed, all or never, not "
                                 f"{plots!r}")
+
+
+def _check_timeout(config: pytest.Config) -> None:
+    """Only a run that sets a time limit imports the library here (to refuse a bad value)."""
+    value = config.getoption("interp_timeout") or config.getini("interp_assert_timeout")
+    if not value:
+        return
+    from interp_assert.errors import InterpAssertError
+    from interp_assert.usercode import parse_timeout
+
+    try:
+        parse_timeout(value, "--interp-timeout")
+    except InterpAssertError as exc:
+        raise pytest.UsageError(exc.message) from None
 
 
 def _set_memory_limit(config: pytest.Config) -> None:
@@ -116,6 +139,41 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
     _session(parent.config)
     return ClaimFileCollector.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """pytest collects only regular files and folders: a claim file that is a FIFO, a device
+    or a symbolic link loop would be skipped without a word. Each becomes a collector whose
+    collection error says what it is."""
+    report = yield
+    if isinstance(collector, pytest.Directory) and report.passed:
+        report.result.extend(_unreadable_claim_files(collector))
+    return report
+
+
+def _unreadable_claim_files(folder: pytest.Directory) -> list[Any]:
+    patterns = claim_patterns(folder.config)
+    found = []
+    try:
+        entries = list(os.scandir(folder.path))
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            regular = entry.is_file() or entry.is_dir()
+        except OSError:
+            regular = False
+        path = Path(entry.path)
+        if regular or not any(path.match(pattern) for pattern in patterns):
+            continue
+        if folder.ihook.pytest_ignore_collect(collection_path=path, config=folder.config):
+            continue
+        from interp_assert.drivers.pytest_items import ClaimFileCollector
+
+        _session(folder.config)
+        found.append(ClaimFileCollector.from_parent(folder, path=path))
+    return found
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -198,7 +256,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     claim_session = session.config.stash.get(SESSION_KEY, None)
     if claim_session is not None:
-        claim_session.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        written = claim_session.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        if not written and session.exitstatus in (pytest.ExitCode.OK,
+                                                  pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a file was not written
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.drivers.pytest_keys import SESSION_KEY
 from interp_assert.errors import InterpAssertError
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.run.runner import Check, Runner, RunOptions
+from interp_assert.usercode import parse_timeout
 
 if TYPE_CHECKING:
     import pytest
@@ -66,11 +68,14 @@ class ClaimSession:
         report = config.getoption("interp_report", None)
         options = RunOptions(
             root=config.rootpath, artifacts=artifacts, plots="all" if report else plots,
-            checkpoint=(here / checkpoint).resolve() if checkpoint else None,
+            checkpoint=safe_resolve(here / checkpoint) if checkpoint else None,
             baseline=(here / baseline).resolve() if baseline else None, baseline_shown=shown,
             baseline_update=bool(config.getoption("interp_baseline_update")),
             json=(here / json_path).resolve() if json_path else None,
-            report=(here / report).resolve() if report else None)
+            report=(here / report).resolve() if report else None,
+            timeout=parse_timeout(config.getoption("interp_timeout")
+                                  or config.getini("interp_assert_timeout") or None,
+                                  "--interp-timeout"))
         session = cls(Runner(options), bool(config.getoption("interp_summary")), from_ini, here)
         options.record_command = session.record_command
         return session
@@ -114,15 +119,23 @@ class ClaimSession:
         if check is not None:
             self.add(nodeid, self.runner.record(self.runner.crashed(check, message)))
 
-    def finish(self, interrupted: bool = False) -> None:
+    def finish(self, interrupted: bool = False) -> bool:
         """Trajectory plots, the baseline update, the JSON results and the document, each
         written once. An interrupted run (Ctrl-C) writes its results and document for the
-        claims that finished, but never the baseline."""
+        claims that finished, but never the baseline. False when a file could not be written
+        (its error is among the end-of-run lines)."""
         try:
             messages = self.runner.finish(self.records.values(), interrupted)
         except (InterpAssertError, OSError) as exc:
-            messages = [f"ERROR {exc}"]
+            messages = [*getattr(exc, "messages", []), f"ERROR {exc}"]
+            self.messages.extend(f"interp-assert: {m}" for m in messages)
+            return False
+        except Exception as exc:  # never a raw traceback from pytest_sessionfinish
+            self.messages.append(f"interp-assert: ERROR writing the run's files failed: "
+                                 f"{type(exc).__name__}: {exc}")
+            return False
         self.messages.extend(f"interp-assert: {m}" for m in messages)
+        return True
 
     def report(self, terminal: Any) -> None:
         """The end-of-run lines and, with --interp-summary, the claims table."""

@@ -23,6 +23,7 @@ from interp_assert.evaluate.circuit_names import (
     circuit_quantity,
     is_circuit_name,
 )
+from interp_assert.evaluate.indexing import take_index
 from interp_assert.evaluate.quantities.functions import apply_function, lookup
 from interp_assert.labels import Axis, Labelled
 from interp_assert.language import ast
@@ -295,34 +296,7 @@ class Evaluation:
         return result.with_name(str(node))
 
     def _eval_index(self, node: ast.Index) -> Labelled:
-        target = self.value(node.target)
-        result = target
-        dropped = 0
-        for position, item in enumerate(node.items):
-            if isinstance(item, ast.Slice):
-                axis = position - dropped
-                start = _label_or_none(item.start)
-                stop = _label_or_none(item.stop)
-                size = result.shape[axis]
-                lo = result.axes[axis].index_of(start) if start is not None else 0
-                hi = result.axes[axis].index_of(stop) if stop is not None else size - 1
-                lo, hi = (lo + size if lo < 0 else lo), (hi + size if hi < 0 else hi)
-                if size and not (0 <= lo < size and 0 <= hi < size):
-                    raise QuantityError(f"slice '{item}' in '{node}' is outside the axis "
-                                        f"({size} positions)")
-                if hi < lo and size:
-                    raise QuantityError(f"slice '{item}' in '{node}' runs backwards (its end "
-                                        "comes before its start)",
-                                        hint="write the slice from its first to its last label")
-                result = result.take(axis, list(range(lo, hi + 1)))
-                continue
-            label = _label_text(item)
-            if label is None:
-                raise QuantityError(f"index '{item}' must be a label, a position or a slice")
-            axis = result.find_label(label) if len(node.items) == 1 else position - dropped
-            result = result.take(axis, [result.axes[axis].index_of(label)], keep=False)
-            dropped += 1
-        return result.with_name(str(node))
+        return take_index(self.value(node.target), node)
 
     # -- members ---------------------------------------------------------------------------
     def members(self, members: ast.Members) -> Labelled:
@@ -363,18 +337,6 @@ def _move_to_front(value: Labelled, axis: int) -> Labelled:
     order = [axis] + [i for i in range(value.ndim) if i != axis]
     return Labelled(np.transpose(value.values, order), tuple(value.axes[i] for i in order),
                     value.name, value.meta)
-
-
-def _label_text(node: ast.Node | None) -> str | None:
-    if isinstance(node, ast.Ref):
-        return node.name
-    if isinstance(node, ast.Number):
-        return str(int(node.value)) if node.value == int(node.value) else str(node.value)
-    return None
-
-
-def _label_or_none(node: ast.Node | None) -> str | None:
-    return None if node is None else _label_text(node)
 
 
 def _matmul(left: Labelled, right: Labelled, name: str) -> Labelled:

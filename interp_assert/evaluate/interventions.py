@@ -43,10 +43,21 @@ class Component:
             if value.ndim != 4:
                 raise QuantityError(f"{self.label}: '{self.hook}' has shape {tuple(value.shape)}"
                                     "; a head needs [batch, pos, head, d_head]")
+            self._check_index(value.shape[2], "H")
             return value[:, :, self.index]
         if self.kind == "neuron":
+            self._check_index(value.shape[-1], "N")
             return value[..., self.index]
         return value
+
+    def _check_index(self, width: int, letter: str) -> None:
+        """A head or neuron past the layer's width: did you mean, with the valid range."""
+        if self.index is not None and not 0 <= self.index < width:
+            what = "heads" if letter == "H" else "neurons"
+            close = f"L{self.layer}{letter}{width - 1}"
+            raise QuantityError(f"{self.label}: layer {self.layer} has {width} {what} "
+                                f"(L{self.layer}{letter}0..{close}); did you mean '{close}'?",
+                                hint=f"name {what} within L{self.layer}{letter}0..{close}")
 
 
 def component(label: str, layout: Layout | None = None) -> Component:

@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from interp_assert.errors import ClaimSyntaxError, InterpAssertError
 from interp_assert.language import ast
+from interp_assert.resources import MAX_DIGITS, MAX_NESTING, MAX_SENTENCE, MAX_TEMPLATE_INSTANCES
 
 if TYPE_CHECKING:
     from interp_assert.claims.base import Claim
@@ -144,7 +145,7 @@ class _ToAst(Transformer):
         names: list[str] = []
         for text, column in labels:
             try:
-                names.extend(expand_labels([text]) if ".." in text else [text])
+                names.extend(expand_labels(text) if ".." in text else [text])
             except InterpAssertError as exc:  # e.g. a backwards range: point at that label
                 raise ClaimSyntaxError(exc.message, "", max(1, column), hint=exc.hint) from None
         return ast.Members(tuple(names), source, column=labels[0][1])
@@ -168,7 +169,16 @@ class _ToAst(Transformer):
         return ast.Comparison("≈", value, tol)
 
     def for_each(self, name: Token, start: Token, stop: Token) -> ForEach:
-        return ForEach(str(name), int(start), int(stop))
+        first, last = int(start), int(stop)  # at most MAX_DIGITS digits (checked before)
+        if last < first:
+            raise ClaimSyntaxError(f"the template range {first}..{last} runs backwards", "",
+                                   _col(start), hint=f"write 'for {name} in {last}..{first}'")
+        if last - first + 1 > MAX_TEMPLATE_INSTANCES:
+            raise ClaimSyntaxError(
+                f"the template range {first}..{last} has {last - first + 1:,} instances, over "
+                f"the limit of {MAX_TEMPLATE_INSTANCES:,}", "", _col(start),
+                hint="check a smaller range, or split the claim")
+        return ForEach(str(name), first, last)
 
     def claim(self, inner: Any) -> Any:
         return inner
@@ -235,6 +245,8 @@ def parse_expression(text: str) -> ast.Node:
 def _transform(tree: Tree, kinds: Kinds, text: str) -> Any:
     try:
         return _ToAst(kinds).transform(tree)
+    except RecursionError:
+        raise _too_deep(text, len(text)) from None
     except ClaimSyntaxError as exc:
         exc.text = text
         raise
@@ -243,9 +255,14 @@ def _transform(tree: Tree, kinds: Kinds, text: str) -> Any:
         if isinstance(original, ClaimSyntaxError):  # already points at its column
             original.text = text
             raise original from None
+        column = max(1, _column(getattr(exc.obj, "meta", None)))
         if isinstance(original, InterpAssertError):  # point at the rule that failed
-            column = max(1, _column(getattr(exc.obj, "meta", None)))
             raise ClaimSyntaxError(original.message, text, column, hint=original.hint) from None
+        if isinstance(original, RecursionError):
+            raise _too_deep(text, column - 1) from None
+        if isinstance(original, ValueError | OverflowError):  # a number a claim kind cannot use
+            raise ClaimSyntaxError(f"cannot read this part of the claim: {original}", text,
+                                   column) from None
         raise
 
 
@@ -253,10 +270,44 @@ def _parse(parser: Lark, text: str) -> Tree:
     if not text.strip():
         raise ClaimSyntaxError("empty claim", text, 1, hint="write a sentence such as "
                                "'exact-match >= 99%'")
+    check_bounds(text)
     try:
         return parser.parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
+    except RecursionError:  # the bounds above keep this away; never a raw RecursionError
+        raise _too_deep(text, len(text)) from None
+
+
+#: what opens a nesting level of an expression's syntax tree: an operator (a flat sum of n
+#: terms nests n - 1 deep), a unary minus, a bracket (call, index, group) or a transpose
+_LEVEL = re.compile(r"\*\*|[-−+*×/@^(\[]|\.T\b|ᵀ")
+_DIGITS = re.compile(r"\d+")
+
+
+def check_bounds(text: str) -> None:
+    """Refuse, before parsing, a sentence longer than MAX_SENTENCE characters, a number of more
+    than MAX_DIGITS digits, or an expression nested more than MAX_NESTING levels (the limits
+    the parser and every step after it are safe within)."""
+    if len(text) > MAX_SENTENCE:
+        raise ClaimSyntaxError(f"the sentence is {len(text):,} characters long, over the limit "
+                               f"of {MAX_SENTENCE:,}", text[:200], 1,
+                               hint="split it into several claims or quantities")
+    for match in _DIGITS.finditer(text):
+        if len(match.group(0)) > MAX_DIGITS:
+            raise ClaimSyntaxError(
+                f"a number of {len(match.group(0)):,} digits, over the limit of {MAX_DIGITS}",
+                text, match.start() + 1, hint="write large numbers with an exponent (1e300)")
+    for count, match in enumerate(_LEVEL.finditer(text), start=1):
+        if count > MAX_NESTING:
+            raise _too_deep(text, match.start())
+
+
+def _too_deep(text: str, position: int) -> ClaimSyntaxError:
+    return ClaimSyntaxError(
+        f"the expression is nested too deeply: more than {MAX_NESTING} operators, brackets "
+        "and signs", text, min(position, len(text)) + 1,
+        hint="split it into quantities (quantities: name: expression) and combine those")
 
 
 def _syntax_error(exc: UnexpectedInput, text: str) -> ClaimSyntaxError:

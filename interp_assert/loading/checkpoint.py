@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_assert.errors import CheckpointError, did_you_mean
+from interp_assert.loading.source_files import check_regular, not_a_file
 
 STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
@@ -59,13 +60,15 @@ def load_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:
     Without ``allow_pickle`` only tensors and plain containers are unpickled
     (``weights_only=True``); a checkpoint that needs more is refused with the way to opt in.
     """
-    if not path.exists():
+    if not path.exists() and not_a_file(path) == "does not exist":
         raise CheckpointError(f"checkpoint not found: {path}",
                               hint="check 'subject: checkpoint:' (paths are relative to the "
                                    "claim file)")
     if path.is_dir():
         raise CheckpointError(f"checkpoint path is a folder: {path}",
                               hint="name the checkpoint file (or use a loader for model folders)")
+    check_regular(path, "checkpoint", CheckpointError,
+                  hint="name a checkpoint file in 'subject: checkpoint:'")
     if path.suffix == ".safetensors":
         raw = _load_safetensors(path)
     else:

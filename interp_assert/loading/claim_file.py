@@ -14,23 +14,25 @@ from interp_assert.errors import (
     InterpAssertError,
     Location,
     SpecError,
-    UnknownNameError,
     did_you_mean,
 )
-from interp_assert.language import ast
-from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
+from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
 from interp_assert.loading.quantity_def import QuantityDef
+from interp_assert.loading.source_files import read_text, safe_resolve
 from interp_assert.loading.subject import SubjectSpec
 from interp_assert.loading.yaml_source import (
     LocatedMap,
+    YamlProblem,
     check_keys,
     column_location,
+    find_problem,
     key_location,
     mark_location,
     read_yaml,
     sentence_location,
 )
+from interp_assert.resources import MAX_CLAIMS
 from interp_assert.usercode import project_root
 
 SUFFIXES = (".claims.yaml", ".claims.yml")
@@ -40,9 +42,8 @@ SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle",
                           "device", "description"})
 CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
                         "plot", "skip", "holds_from", "strategies", "max_examples",
-                        "exhaustive"})
+                        "exhaustive", "timeout"})
 STATUSES = ("holds", "open")
-_COMPONENT = re.compile(r"^L\d+[HN]\d+$")
 
 
 @dataclass
@@ -115,15 +116,18 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     path = Path(path)
     shown = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read claim file: {exc.strerror}", Location(shown, 1)) from None
+        text = read_text(path, "claim file")
+    except SpecError as exc:
+        raise exc.at(Location(shown, 1)) from None
     raw = read_yaml(text, shown)
     if not isinstance(raw, Mapping):
         raise SpecError("a claim file must be a mapping with 'subject', 'quantities' and "
                         "'claims'", Location(shown, 1))
     file_location = Location(shown, 1)
     check_keys(raw, TOP_LEVEL_KEYS, "the claim file", file_location)
+    for key in TOP_LEVEL_KEYS - {"claims", "quantities"}:  # a problem there: the whole file
+        if (problem := find_problem(raw.get(key))) is not None:
+            raise problem.error.copy()
     sweep = _sweep(raw, path, shown)
     subject = _subject(raw, path, shown, sweep[-1] if sweep else None)
     quantities: dict[str, Any] = {}
@@ -135,6 +139,8 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     for name, definition in raw_quantities.items():
         where = key_location(shown, raw_quantities, name)
         try:
+            if (problem := find_problem([name, definition])) is not None:
+                raise problem.error.copy()
             quantities[str(name)] = QuantityDef.from_yaml(str(name), definition, where,
                                                           kinds.quantities)
         except InterpAssertError as exc:
@@ -144,11 +150,22 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     search_path = subject.search_path if subject else default_search_path(path)
     datasets = parse_datasets(raw.get("data"), path.resolve().parent, search_path, shown)
     claim_file = ClaimFile(path, subject, quantities, [], quantity_errors, dict(raw),
-                           str(raw.get("title", "")), str(raw.get("description", "")),
+                           _text(raw, "title", shown), _text(raw, "description", shown),
                            datasets, sweep)
     _check_cycles(claim_file)
     claim_file.claims = _claims(raw, shown, claim_file, kinds)
     return claim_file
+
+
+def _text(raw: Mapping, key: str, shown: str) -> str:
+    """A top-level text (``title``, ``description``): text or a number, nothing nested."""
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        what = "list" if isinstance(value, list) else "mapping"
+        raise SpecError(f"'{key}' must be text, not a {what}", key_location(shown, raw, key))
+    return str(value)
 
 
 def _subject(raw: Mapping, path: Path, shown: str,
@@ -166,7 +183,7 @@ def _subject(raw: Mapping, path: Path, shown: str,
     search = list(default_search_path(path))
     extra = spec.get("python_path", [])
     for entry in [extra] if isinstance(extra, str) else extra:
-        search.insert(0, (base / entry).resolve())
+        search.insert(0, safe_resolve(base / entry))
     checkpoint = spec.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise SpecError("'subject: checkpoint' must be a path", where)
@@ -179,7 +196,7 @@ def _subject(raw: Mapping, path: Path, shown: str,
     if not isinstance(allow_pickle, bool):
         raise SpecError("'subject: allow_pickle' must be true or false", where)
     return SubjectSpec(
-        checkpoint=(base / checkpoint).resolve() if checkpoint else None,
+        checkpoint=safe_resolve(base / checkpoint) if checkpoint else None,
         loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
         device=str(spec.get("device", "cpu")), location=where)
 
@@ -246,6 +263,9 @@ def _claims(raw: Mapping, shown: str, claim_file: ClaimFile, kinds: Kinds) -> li
         items = [_from_mapping_form(key, value, items) for key, value in items.items()]
     if not isinstance(items, list):
         raise SpecError("'claims' must be a list", where)
+    if len(items) > MAX_CLAIMS:
+        raise SpecError(f"the claim file has {len(items):,} claims, over the limit of "
+                        f"{MAX_CLAIMS:,}", where, hint="split it into several claim files")
     entries: list[ClaimEntry] = []
     seen: dict[str, Location] = {}
     for position, item in enumerate(items):
@@ -282,6 +302,15 @@ def _from_mapping_form(key: Any, value: Any, parent: Any) -> Any:
 
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
                  claim_file: ClaimFile, kinds: Kinds) -> ClaimEntry:
+    if (problem := find_problem(item)) is not None:  # only this claim: the others still run
+        claim_id = str(item.get("id")) if isinstance(item, Mapping) and isinstance(
+            item.get("id"), str | int) and not isinstance(item.get("id"), YamlProblem) \
+            else f"claim-{position + 1}"
+        error = problem.error.copy()
+        error.message = f"claim '{claim_id}': {error.message}"
+        entry = ClaimEntry(claim_id, str(item)[:200], "", error.location or Location(shown, 1))
+        entry.error = error
+        return entry
     if isinstance(item, str):
         item = {"claim": item}
     if not isinstance(item, Mapping) or "claim" not in item:
@@ -316,7 +345,12 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
                             + did_you_mean(entry.status, STATUSES), location)
         entry.options = {k: v for k, v in item.items()
                          if k in ("data", "on", "plot", "skip", "holds_from", "strategies",
-                                   "max_examples", "exhaustive")}
+                                   "max_examples", "exhaustive", "timeout")}
+        timeout = entry.options.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(
+                timeout, int | float) or not 0 < timeout < float("inf")):
+            raise SpecError(f"claim '{claim_id}': 'timeout' must be a number of seconds above "
+                            f"0, not {timeout!r}", location, hint="write e.g. 'timeout: 60'")
         holds_from = entry.options.get("holds_from")
         if holds_from is not None and (isinstance(holds_from, bool)
                                        or not isinstance(holds_from, int)):
@@ -346,62 +380,3 @@ def _string_list(value: Any, key: str, claim_id: str, location: Location) -> lis
     if isinstance(value, list) and all(isinstance(v, str | int) for v in value):
         return [str(v) for v in value]
     raise SpecError(f"claim '{claim_id}': '{key}' must be a name or a list of names", location)
-
-
-def normalize_name(name: str) -> str:
-    """Spelling-insensitive key: 'A·V', 'A.V' and 'AV' are the same quantity."""
-    return name.replace("·", "").replace(".", "").replace("⋅", "")
-
-
-def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
-    """Statically check member labels against the labels the file declares, and report a
-    quantity the claim uses (directly or through other quantities) whose definition is
-    broken with that quantity's own error (not as an unknown name)."""
-    owners = claim_file.label_owners()
-    quantity_keys = {normalize_name(n) for n in claim_file.quantities}
-    if claim_file.quantity_errors:
-        _check_broken_quantities(parsed, claim_file, owners)
-    for node in parsed.claim.expressions():
-        if not isinstance(node, ast.Members) or node.source is not None:
-            continue
-        for label in node.labels:
-            if "{" in label or label in owners or normalize_name(label) in quantity_keys:
-                continue
-            if "." in label:  # a weight name; checked against the checkpoint when evaluated
-                continue
-            if _COMPONENT.match(label):  # L1H2, L0N7: heads and neurons known from the model
-                continue
-            raise UnknownNameError(f"unknown label '{label}'"
-                                   + did_you_mean(label, [*owners, *claim_file.quantities]),
-                                   hint=_declared_labels(claim_file))
-
-
-def _declared_labels(claim_file: ClaimFile) -> str:
-    """``declared labels: neurons: N0..N15; A·V: 0..9`` (empty when the file declares none)."""
-    ranges = [f"{name}: {labels[0]}..{labels[-1]}"
-              for name, definition in claim_file.quantities.items()
-              for labels in definition.labels.values() if labels]
-    return "declared labels: " + "; ".join(ranges) if ranges else ""
-
-
-def _check_broken_quantities(parsed: ParsedClaim, claim_file: ClaimFile,
-                             owners: dict[str, list[str]]) -> None:
-
-    healthy = {normalize_name(n): n for n in claim_file.quantities}
-    broken = {normalize_name(n): n for n in claim_file.quantity_errors}
-    pending = [name for node in parsed.claim.expressions() for name in referenced_names(node)]
-    seen: set[str] = set()
-    while pending:
-        name = pending.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        quantity = name if name in claim_file.quantities else healthy.get(normalize_name(name))
-        if quantity is None and name not in owners:
-            quantity = name if name in claim_file.quantity_errors else broken.get(
-                normalize_name(name))
-        if quantity is None:
-            continue
-        if quantity in claim_file.quantity_errors:  # a copy: each claim names itself in it
-            raise claim_file.quantity_errors[quantity].copy()
-        pending.extend(sorted(claim_file.quantities[quantity].kind.references()))

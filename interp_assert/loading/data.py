@@ -14,6 +14,7 @@ import numpy as np
 
 from interp_assert.errors import Location, SpecError, did_you_mean
 from interp_assert.labels import expand_labels
+from interp_assert.loading.source_files import check_regular, not_a_file, safe_resolve
 from interp_assert.usercode import call_user, resolve_callable
 
 DATASET_KEYS = frozenset({"generate", "file", "n", "seed", "batch_size", "device", "positions",
@@ -114,7 +115,7 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
         try:
             out[str(name)] = DatasetSpec(
                 name=str(name), generate=entry.get("generate"),
-                file=(base / entry["file"]).resolve() if "file" in entry else None,
+                file=safe_resolve(base / entry["file"]) if "file" in entry else None,
                 n=int(entry["n"]) if "n" in entry else None, seed=int(entry.get("seed", 0)),
                 batch_size=int(entry.get("batch_size", 512)),
                 device=str(entry.get("device", "cpu")),
@@ -157,7 +158,7 @@ def _sentences(value: Any, base: Path) -> tuple[str, ...] | Path | None:
     if isinstance(value, list):
         return tuple(str(s) for s in value)
     if isinstance(value, str):
-        return (base / value).resolve()
+        return safe_resolve(base / value)
     raise TypeError("'sentences' must be a list of sentences or a file name")
 
 
@@ -204,6 +205,7 @@ def read_file(path: Path, spec: DatasetSpec | None = None) -> dict[str, Any]:
     where = spec.location if spec else None
     if not path.exists():
         raise SpecError(f"data file not found: {path}", where)
+    check_regular(path, "data file")
     suffix = path.suffix.lower()
     if suffix in (".pt", ".pth"):
         import torch
@@ -226,6 +228,8 @@ def read_table(path: Path) -> Any:
     """A CSV / JSON-lines / parquet table; cells holding JSON arrays become numpy arrays."""
     import pandas as pd
 
+    if path.exists() or not_a_file(path) != "does not exist":  # a missing one: the caller's
+        check_regular(path, "table file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = pd.read_csv(path)

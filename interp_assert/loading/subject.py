@@ -10,6 +10,7 @@ from typing import Any
 
 from interp_assert.errors import CheckpointError, InterpAssertError, Location, did_you_mean
 from interp_assert.loading.checkpoint import Checkpoint, load_checkpoint
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
 
@@ -164,10 +165,10 @@ def get_subject(spec: SubjectSpec) -> LoadedSubject:
 def load_shared(path: Path, allow_pickle: bool = False) -> Checkpoint:
     """``path`` loaded once per process, whichever specs name it (claim files in different
     folders, the Python API), until the file changes; a failure is remembered too."""
-    resolved = path.resolve()
+    resolved = safe_resolve(path)
     try:
         stat = resolved.stat()
-    except OSError:
+    except (OSError, RuntimeError):
         return load_checkpoint(path, allow_pickle)  # reports the missing file
     version = (stat.st_mtime_ns, stat.st_size)
     key = (resolved, allow_pickle)

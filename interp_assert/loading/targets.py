@@ -12,6 +12,7 @@ This module imports nothing heavy at import time.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -19,6 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from interp_assert.loading.source_files import not_a_file, safe_resolve
+from interp_assert.resources import MAX_CHECKPOINTS, MAX_GLOB_VISITS
 
 if TYPE_CHECKING:
     from interp_assert.loading.claim_file import ClaimEntry, ClaimFile
@@ -37,21 +41,68 @@ def natural_key(text: str) -> tuple[Any, ...]:
 def expand_checkpoints(patterns: Sequence[str], base: Path) -> tuple[Path, ...]:
     """Paths and globs (relative to ``base``) as absolute paths, deduplicated, in natural order.
 
-    Raises ValueError naming the first pattern that matches nothing.
+    Raises ValueError naming the first pattern that matches nothing, starts at the filesystem
+    root, visits more than MAX_GLOB_VISITS files and folders, or matches more than
+    MAX_CHECKPOINTS files.
     """
     found: dict[Path, None] = {}
     for pattern in patterns:
         full = os.path.join(base, os.path.expanduser(pattern))
         if glob.has_magic(pattern):
-            matches = [Path(p).resolve() for p in glob.glob(full, recursive=True)]
-            matches = [p for p in matches if p.is_file()]
+            matches = bounded_glob(full, pattern)
             if not matches:
                 raise ValueError(f"'subject: checkpoints' pattern '{pattern}' matches no files")
         else:
-            matches = [Path(full).resolve()]
+            matches = [safe_resolve(Path(full))]
         for match in matches:
             found[match] = None
+        if len(found) > MAX_CHECKPOINTS:
+            raise ValueError(f"'subject: checkpoints' names more than {MAX_CHECKPOINTS:,} "
+                             "checkpoints")
     return tuple(sorted(found, key=lambda p: natural_key(p.as_posix())))
+
+
+def bounded_glob(full: str, pattern: str) -> list[Path]:
+    """The regular files matching the glob ``full`` (``**`` for any folders), found by a walk
+    that follows no folder links and visits at most MAX_GLOB_VISITS entries."""
+    parts = Path(os.path.normpath(full)).parts
+    fixed = next(i for i, part in enumerate((*parts, "*")) if glob.has_magic(part))
+    top, rest = Path(*parts[:fixed]), parts[fixed:]
+    if top.parent == top:
+        raise ValueError(f"'subject: checkpoints' pattern '{pattern}' searches from the "
+                         "filesystem root; name the folder the checkpoints are in")
+    deep = "**" in rest
+    visits, matches = 0, []
+    for folder, subfolders, names in os.walk(top, followlinks=False):
+        relative = Path(folder).relative_to(top).parts
+        visits += 1 + len(subfolders) + len(names)
+        if visits > MAX_GLOB_VISITS:
+            raise ValueError(f"'subject: checkpoints' pattern '{pattern}' would look at more "
+                             f"than {MAX_GLOB_VISITS:,} files and folders under {top}; name a "
+                             "narrower folder")
+        if not deep and len(relative) >= len(rest) - 1:
+            subfolders[:] = []  # deeper folders cannot match
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") or any(
+            p.startswith(".") for p in rest)]
+        for name in names:
+            if _match(rest, (*relative, name)):
+                path = Path(folder, name)
+                if not_a_file(path) is None:
+                    matches.append(safe_resolve(path))
+    return matches
+
+
+def _match(pattern: Sequence[str], parts: Sequence[str]) -> bool:
+    """Whether path ``parts`` match glob ``pattern`` parts (``**``: any folders, hidden names
+    only where the pattern part starts with a dot, as :mod:`glob` does)."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return _match(pattern[1:], parts) or (
+            bool(parts) and not parts[0].startswith(".") and _match(pattern, parts[1:]))
+    if not parts or (parts[0].startswith(".") and not pattern[0].startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], pattern[0]) and _match(pattern[1:], parts[1:])
 
 
 def step_of(label: str) -> int | None:

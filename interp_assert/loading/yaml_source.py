@@ -6,12 +6,13 @@ the file (sentences may span several lines)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import yaml
 
 from interp_assert.errors import Location, SpecError, did_you_mean
+from interp_assert.resources import MAX_DIGITS, MAX_YAML_DEPTH, MAX_YAML_VALUES
 
 
 class LocatedMap(dict):
@@ -22,8 +23,85 @@ class LocatedMap(dict):
     mark: yaml.Mark
 
 
+class YamlProblem(str):
+    """A value of the YAML that cannot be used (nested too deep, a number too long, a list as
+    a mapping key), kept in its place as text so that only the claim, quantity or key that
+    holds it fails, with :attr:`error`; the rest of the file still loads."""
+
+    error: SpecError
+
+    def __new__(cls, error: SpecError) -> YamlProblem:
+        problem = super().__new__(cls, f"<{error.message}>")
+        problem.error = error
+        return problem
+
+
+def find_problem(value: Any) -> YamlProblem | None:
+    """The first :class:`YamlProblem` in a YAML value (keys included), or None."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, YamlProblem):
+            return item
+        if isinstance(item, dict | list) and id(item) not in seen:
+            seen.add(id(item))
+            stack.extend([*item.keys(), *item.values()] if isinstance(item, dict) else item)
+    return None
+
+
+_PROBLEM_TAG = "tag:interp-assert,2024:problem"
+_COLLECTION_START = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_COLLECTION_END = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
 class _LocatingLoader(yaml.SafeLoader):
-    """SafeLoader that records marks and rejects duplicate keys."""
+    """SafeLoader that records marks, rejects duplicate and unhashable keys, and bounds the
+    nesting depth (MAX_YAML_DEPTH) and the values aliases expand to (MAX_YAML_VALUES) before
+    anything is built."""
+
+    name: str
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_YAML_DEPTH and not self.check_event(yaml.AliasEvent):
+            return self._skip_too_deep()
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _skip_too_deep(self) -> yaml.Node:
+        """Skip a value nested deeper than MAX_YAML_DEPTH (its events, without recursion) and
+        put a problem in its place."""
+        start = self.peek_event().start_mark
+        level = 0
+        while True:
+            event = self.get_event()
+            level += isinstance(event, _COLLECTION_START) - isinstance(event, _COLLECTION_END)
+            if level <= 0:
+                break
+        message = f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep"
+        return yaml.ScalarNode(_PROBLEM_TAG, message, start, event.end_mark)
+
+    def construct_problem(self, node: yaml.ScalarNode) -> YamlProblem:
+        return YamlProblem(SpecError(str(node.value), mark_location(self.name, node.start_mark),
+                                     hint="claim files need a few levels; flatten this value"))
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_DIGITS:
+            return YamlProblem(SpecError(
+                f"a number of {digits:,} digits, over the limit of {MAX_DIGITS}",
+                mark_location(self.name, node.start_mark),
+                hint="write large numbers with an exponent (1e300)"))
+        return super().construct_yaml_int(node)
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node, self.name)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LocatedMap:
         self.flatten_mapping(node)
@@ -31,6 +109,12 @@ class _LocatingLoader(yaml.SafeLoader):
         result.key_marks, result.value_nodes, result.mark = {}, {}, node.start_mark
         for key_node, value_node in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable) or isinstance(key, list | dict):
+                key = YamlProblem(SpecError(
+                    f"a mapping key must be a name, not a "
+                    f"{'list' if isinstance(key, list) else 'mapping'}",
+                    mark_location(self.name, key_node.start_mark),
+                    hint="remove the '?' (a complex key) or quote the key"))
             if key in result:
                 raise SpecError(f"duplicate key '{key}'",
                                 mark_location(self.name, key_node.start_mark),
@@ -43,6 +127,8 @@ class _LocatingLoader(yaml.SafeLoader):
 
 _LocatingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
                                 _LocatingLoader.construct_mapping)
+_LocatingLoader.add_constructor(_PROBLEM_TAG, _LocatingLoader.construct_problem)
+_LocatingLoader.add_constructor("tag:yaml.org,2002:int", _LocatingLoader.construct_yaml_int)
 # YAML 1.1 reads on/off/yes/no as booleans ("on: pattern" would become True); only true/false
 # are booleans in claim files.
 _LocatingLoader.yaml_implicit_resolvers = {
@@ -51,6 +137,33 @@ _LocatingLoader.yaml_implicit_resolvers = {
 _LocatingLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"))
+
+
+def _check_expansion(root: yaml.Node, shown: str) -> None:
+    """Refuse YAML whose aliases expand to more than MAX_YAML_VALUES values (a "billion
+    laughs"): each node's expanded size is counted once, shared nodes included."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > MAX_YAML_VALUES:
+            raise SpecError(f"the YAML expands to more than {MAX_YAML_VALUES:,} values (aliases "
+                            "count each time they are used)", mark_location(shown,
+                                                                            node.start_mark),
+                            hint="use fewer aliases ('*name'), or write the values out")
+        sizes[id(node)] = size
 
 
 def mark_location(path: str, mark: yaml.Mark | None) -> Location | None:
@@ -66,6 +179,8 @@ def check_keys(mapping: Mapping, allowed: frozenset[str] | set[str], what: str,
                location: Location | None) -> None:
     """Raise a did-you-mean error for the first unknown key."""
     for key in mapping:
+        if isinstance(key, YamlProblem):
+            raise key.error
         if key not in allowed:
             where = key_location(location.path, mapping, key) if location else None
             raise SpecError(f"unknown key '{key}' in {what}" + did_you_mean(str(key), allowed),
@@ -84,6 +199,9 @@ def read_yaml(text: str, shown: str) -> Any:
         raise _yaml_error(exc, shown) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"invalid YAML: {exc}", Location(shown, 1)) from None
+    except RecursionError:  # MAX_YAML_DEPTH keeps this away
+        raise SpecError(f"the YAML is nested too deeply (the limit is {MAX_YAML_DEPTH} levels)",
+                        Location(shown, 1)) from None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_assert.errors import InterpAssertError
-from interp_assert.output.files import write_json
+from interp_assert.errors import InterpAssertError, OutputError
+from interp_assert.output.files import write_error, write_json
 
 SCHEMA = "interp-assert/baseline/1"
 
@@ -142,6 +142,10 @@ def record_values(path: Path, shown: str, records: Iterable[dict[str, Any]],
             store = BaselineStore.load(path, shown)  # what is there now, others' entries too
             changed = store.update(records, root)
             store.save()
+    except OutputError:
+        raise
+    except OSError as exc:  # the lock file cannot be made (a read-only folder...)
+        raise write_error(path, exc) from None
     except Timeout:
         raise InterpAssertError(f"baseline {shown}: another run held its lock for "
                                 f"{LOCK_TIMEOUT:.0f} s; not updated",

@@ -4,6 +4,7 @@ from claim files and claim ids, with paths shown relative to the run's root."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from interp_assert.errors import OutputError
 
 
 def relative(path: Path | str, root: Path | None) -> str:
@@ -32,18 +35,45 @@ def write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:
     leaves the earlier file as it was, and no temp file behind. The file gets the permissions
     of a plain ``open(path, "w")`` (0o666 less the umask), not mkstemp's 0o600.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    handle = os.open(tmp, flags, 0o666)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(tmp, flags, 0o666)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             fill(stream)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise write_error(path, exc) from None
         raise
+
+
+_ADVICE = {errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+           errno.EDQUOT: "the disk quota is used up; free some space or write elsewhere",
+           errno.EROFS: "the file system is read-only; write elsewhere",
+           errno.EACCES: "the folder is not writable; write elsewhere or fix its permissions",
+           errno.EPERM: "the folder is not writable; write elsewhere or fix its permissions",
+           errno.ENOENT: "its folder does not exist and could not be made",
+           errno.ENOTDIR: "write elsewhere, or replace that file by a folder",
+           errno.EISDIR: "that path is a folder"}
+
+
+def write_error(path: Path, exc: OSError) -> OutputError:
+    """The error for a file that could not be written, naming it (not the temp file)."""
+    reason, code = exc.strerror or str(exc), exc.errno or 0
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir says "File exists" for a file where a folder should be
+        reason, code = f"{blocking} is a file, not a folder", errno.ENOTDIR
+    error = OutputError(f"cannot write {path}: {reason}",
+                        hint=_ADVICE.get(code, "check the path and the disk"))
+    error.errno = exc.errno
+    return error
 
 
 def write_text(path: Path, text: str) -> None:

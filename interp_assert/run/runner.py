@@ -25,7 +25,7 @@ from typing import Any
 
 from interp_assert.claims.builtin import all_kinds
 from interp_assert.claims.measure import Measured, measure
-from interp_assert.errors import InterpAssertError
+from interp_assert.errors import InterpAssertError, OutputError
 from interp_assert.evaluate.evaluation import Evaluation
 from interp_assert.evaluate.quantities.base import quantity_kinds
 from interp_assert.judge.verdict import (
@@ -39,6 +39,7 @@ from interp_assert.judge.verdict import (
 from interp_assert.language.ast import referenced_names
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, Kinds
 from interp_assert.loading.claim_file import load_claim_file as _load
+from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import clear_subjects, get_subject, subject_summary
 from interp_assert.loading.targets import Target, targets
 from interp_assert.output.baseline import BaselineStore, record_values
@@ -48,6 +49,8 @@ from interp_assert.output.plotting import save_plot
 from interp_assert.output.results import record, write_records
 from interp_assert.output.trajectories import draw_trajectories, trajectories
 from interp_assert.plan.plan import Plan, RunPlan
+from interp_assert.run.summary import exit_code, tally_line  # noqa: F401 - re-exported
+from interp_assert.usercode import default_timeout, time_limit
 
 PLOT_POLICIES = ("failed", "all", "never")
 
@@ -87,6 +90,9 @@ class RunOptions:
     report_title: str = "Claims"
     #: a sweep's document shows only its latest checkpoint
     report_latest_only: bool = False
+    #: seconds the user code of one claim may run (None: INTERP_ASSERT_TIMEOUT, else no limit);
+    #: a claim's own ``timeout:`` wins
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.plots not in PLOT_POLICIES:
@@ -129,7 +135,7 @@ class Runner:
     # -- loading ---------------------------------------------------------------------------
     def load(self, path: str | Path) -> ClaimFile:
         """A claim file, read once per runner (SpecError for problems with the whole file)."""
-        key = Path(path).resolve()
+        key = safe_resolve(Path(path))
         if key not in self._files:
             self._files[key] = _load(path, self.kinds)
         return self._files[key]
@@ -268,7 +274,8 @@ class Runner:
         evaluation.baseline = baseline
         evaluation.plan = self.plan
         lock = subject.lock if subject is not None else contextlib.nullcontext()
-        with lock:
+        seconds = entry.options.get("timeout") or self.options.timeout or default_timeout()
+        with lock, time_limit(seconds, f"claim '{entry.id}'"):
             measured = measure(entry.parsed, evaluation, entry.id, entry.location)
         measured.used = evaluation.used
         return measured
@@ -327,29 +334,47 @@ class Runner:
         interruption), the JSON results and the document. Returns the lines to show."""
         options, records = self.options, list(records)
         messages: list[str] = []
+        errors: list[str] = []
         if not records:
             return messages
-        if options.plots == "never":
-            found = trajectories(records)
-        else:
-            found = draw_trajectories(records, options.artifacts)
-            if any(t.plot is not None for t in found):
-                messages.append(f"trajectories plotted in {options.artifacts / 'trajectories'}")
+
+        def attempt(step: Callable[[], str | None]) -> None:
+            """One file (or set of files) written; a failure is kept, the others still run."""
+            try:
+                message = step()
+            except (InterpAssertError, OSError) as exc:
+                errors.append(str(exc))
+            else:
+                messages.extend([message] if message else [])
+
+        found = trajectories(records)
+        if options.plots != "never":
+            def draw() -> str | None:
+                nonlocal found
+                found = draw_trajectories(records, options.artifacts)
+                drawn = any(t.plot is not None for t in found)
+                return f"trajectories plotted in {options.artifacts / 'trajectories'}" * drawn
+
+            attempt(draw)
         if options.baseline_update and options.baseline is not None:
             shown = options.baseline_shown or str(options.baseline)
-            if interrupted:
-                messages.append(f"baseline {shown} not updated: the run was interrupted (run "
-                                "it again to record the values)")
-            else:
-                changed, total = record_values(options.baseline, shown, records, options.root)
-                messages.append(f"baseline {shown}: {changed} of {total} values recorded or "
-                                "changed")
+            baseline = options.baseline
+            attempt(lambda: (f"baseline {shown} not updated: the run was interrupted (run it "
+                             "again to record the values)") if interrupted else (
+                "baseline {}: {} of {} values recorded or changed".format(
+                    shown, *record_values(baseline, shown, records, options.root))))
         if options.json is not None:
-            write_records(options.json, records, found, options.root)
-            messages.append(f"results written to {options.json}")
+            json_path = options.json
+            attempt(lambda: write_records(json_path, records, found, options.root)
+                    or f"results written to {json_path}")
         if options.report is not None:
-            self.write_report(records, options.report)
-            messages.append(f"report written to {options.report}")
+            report = options.report
+            attempt(lambda: self.write_report(records, report)
+                    or f"report written to {report}")
+        if errors:
+            failure = OutputError("\n".join(errors))
+            failure.messages = messages
+            raise failure
         return messages
 
     def write_report(self, records: list[dict[str, Any]], output: Path) -> None:
@@ -375,27 +400,3 @@ def _uses_baseline(entry: ClaimEntry) -> bool:
     if entry.parsed is None:
         return False
     return any("baseline" in referenced_names(node) for node in entry.parsed.claim.expressions())
-
-
-def exit_code(records: Iterable[dict[str, Any]], broken_files: int = 0) -> int:
-    """0 when no verdict fails the run, 1 when some claim fails, 2 on any error."""
-    records = list(records)
-    if broken_files or any(item["verdict"] == Verdict.ERROR.value for item in records):
-        return 2
-    return 1 if any(item["fails_run"] for item in records) else 0
-
-
-def tally_line(records: Iterable[dict[str, Any]], broken_files: int = 0) -> str:
-    """``3 passed, 1 failed, 0 errors``, then skipped, and xfailed and xpassed, when there
-    are any (pytest's words)."""
-    counts = {verdict: 0 for verdict in Verdict}
-    for item in records:
-        counts[Verdict(item["verdict"])] += 1
-    counts[Verdict.ERROR] += broken_files
-    parts = [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.HOLDS, Verdict.FAILS,
-                                                        Verdict.ERROR)]
-    if counts[Verdict.SKIPPED]:
-        parts.append(f"{counts[Verdict.SKIPPED]} {WORDS[Verdict.SKIPPED].tally}")
-    if counts[Verdict.XFAIL] or counts[Verdict.XPASS]:
-        parts += [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.XFAIL, Verdict.XPASS)]
-    return ", ".join(parts)

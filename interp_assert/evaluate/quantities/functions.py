@@ -54,7 +54,28 @@ def apply_function(name: str, args: list[Labelled | str]) -> Labelled:
     if not low <= len(args) <= high:
         count = str(low) if low == high else f"{low} to {high}"
         raise QuantityError(f"{name}() takes {count} argument(s), got {len(args)}")
-    return function.impl(*args)
+    try:
+        return function.impl(*args)
+    except (ValueError, IndexError) as exc:  # numpy's AxisError is both
+        raise _shape_error(name, args, exc) from None
+
+
+def _shape_error(name: str, args: list[Labelled | str], exc: Exception) -> QuantityError:
+    """A function numpy refused for the shape of its input: a single number (0-d) where an
+    axis is needed, or an empty value where a reduction has nothing to reduce."""
+    values = [a for a in args if isinstance(a, Labelled)]
+    scalar = next((a for a in values if a.ndim == 0), None)
+    empty = next((a for a in values if a.values.size == 0), None)
+    if scalar is not None:
+        return QuantityError(f"{name}() of a single number ('{scalar.name or 'expression'}' "
+                             "has shape ()): it needs a value with an axis",
+                             hint=f"apply {name}() to a vector or matrix, or drop it")
+    if empty is not None:
+        return QuantityError(f"{name}() of an empty value ('{empty.name or 'expression'}' has "
+                             f"shape {empty.shape}): there is nothing to reduce",
+                             hint="check the slice or selection that made it empty")
+    shapes = ", ".join(str(a.shape) for a in values)
+    return QuantityError(f"{name}() cannot be applied to shape {shapes}: {exc}")
 
 
 def _reduce_last(x: Labelled, values: np.ndarray) -> Labelled:
