@@ -330,3 +330,15 @@ os.replace = replace
     assert result.ret != 0
     assert "interp-assert: ERROR cannot write " in text and "r.json: No space left" in text
     assert "1 passed" in text and "Traceback" not in text and "INTERNALERROR" not in text
+
+
+def test_congruence_with_a_token_outside_the_vocabulary_is_a_clear_error(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: a token id past W_U's columns raised IndexError."""
+    from conftest import save_checkpoint
+
+    import interp_assert as ia
+
+    save_checkpoint(tmp_path / "model.pt")  # W_U has 3 columns (tokens 0..2)
+    subject = ia.subject(tmp_path / "model.pt")
+    with pytest.raises(ia.QuantityError, match=r"token 4 is not a token id of W_U \(ids 0\.\.2\)"):
+        ia.check("congruence of L0N4 with 4 ≥ 0.7", subject)

@@ -217,9 +217,15 @@ CONG_LN: /through\s+(layer\s+norm|ln)\b/"""
         """Every neuron's congruence with the target."""
         weights = weights_for(ctx)
         if isinstance(self.target, ast.Number):
-            token = int(self.target.value)
             name = "W_U" if self.side == "output" else "W_E"
             matrix = weights.labelled(name).values
+            vocabulary = matrix.shape[1] if self.side == "output" else matrix.shape[0]
+            token = self.target.value
+            if token != int(token) or not 0 <= token < vocabulary:
+                raise QuantityError(f"token {self.target} is not a token id of {name} (ids "
+                                    f"0..{vocabulary - 1})", hint="give a token id of the "
+                                    "vocabulary, or a direction (an expression)")
+            token = int(token)
             vector = matrix[:, token] if self.side == "output" else matrix[token]
             target = Labelled(vector, (Axis("d_model"),), f"{name}[{token}]")
         else:
