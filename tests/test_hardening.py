@@ -324,8 +324,9 @@ def replace(src, dst):
     real(src, dst)
 os.replace = replace
 ''')
-    result = pytester.runpytest("-p", "no:randomly", "--interp-plots=never", "--interp-json",
-                                "r.json")
+    # in a subprocess: the conftest replaces os.replace for the whole process
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "--interp-plots=never",
+                                           "--interp-json", "r.json")
     text = result.stdout.str()
     assert result.ret != 0
     assert "interp-assert: ERROR cannot write " in text and "r.json: No space left" in text
