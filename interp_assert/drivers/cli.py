@@ -27,7 +27,7 @@ from interp_assert.resources import parse_size, set_memory_limit
 from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
 from interp_assert.usercode import parse_timeout
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 BAR_WIDTH = 24
 
 

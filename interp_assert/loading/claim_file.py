@@ -97,10 +97,6 @@ def default_search_path(path: Path) -> tuple[Path, ...]:
     return (folder, root) if root != folder else (folder,)
 
 
-def is_claim_file(path: Path, suffixes: tuple[str, ...] = SUFFIXES) -> bool:
-    return path.name.endswith(suffixes)
-
-
 @dataclass(frozen=True)
 class Kinds:
     """The claim kinds (grammar rule -> class) and quantity kinds (YAML key -> class) a claim
