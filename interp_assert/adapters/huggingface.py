@@ -23,8 +23,8 @@ both); they are passed to the model.
 
 Weights missing from the checkpoint are never read silently (transformers would initialise
 them randomly and only print a load report). When the class ``config.json`` names has a head
-(``BertForMaskedLM``) whose weights the checkpoint lacks, the bare class (the class of its
-``base_model``, e.g. ``BertModel``) is loaded from the folder instead: hidden states,
+(``BertForMaskedLM``) whose weights the checkpoint lacks, only its ``base_model`` (e.g. the
+``BertModel`` inside, already loaded: the folder is read once) is kept: hidden states,
 attentions and modules are read as usual, and anything that reads the logits (a metric, a
 loss) is an error naming the missing head weights. A missing pooler is dropped (the adapter
 never reads ``pooler_output``); any other missing weight is a load error naming it.
@@ -220,8 +220,10 @@ def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
             model_class = model_class or transformers.AutoModel
         model, missing = _from_folder(model_class, folder)
         named, missing_head = type(model).__name__, head_weights(model, missing)
-        if missing_head:  # build the bare class; what reads logits is an error (MissingHead)
-            model, missing = _from_folder(type(model.base_model), folder)
+        if missing_head:  # keep the bare base model; what reads logits is an error (MissingHead)
+            prefix = f"{model.base_model_prefix}."
+            missing = [k.removeprefix(prefix) for k in missing if k.startswith(prefix)]
+            model = model.base_model  # already loaded: the folder is read once
         refuse_missing(model, missing, folder)
         if tokenizer is None and any(folder.glob("tokenizer*")):
             tokenizer = transformers.AutoTokenizer.from_pretrained(folder,
