@@ -131,7 +131,7 @@ class Evaluation:
         parts = [kind.fingerprint(), repr(definition.axes), repr(definition.labels)]
         if isinstance(kind, CallQuantity):  # 'file.py:f' is found through the search path
             parts.append(f"search_path={self.search_path!r}")
-        layout = self.file.raw.get("layout")
+        layout = self.layout
         if layout is not None and kind.key in ("expr", "circuit"):  # circuit names read it
             parts.append(f"layout={layout!r}")
         if isinstance(kind, ForwardQuantity):  # the dataset, not just its name
