@@ -161,11 +161,12 @@ class Channel:
         if var == "|x|" and threshold in self.exact_below:
             below = self.exact_below[threshold]
             return (below if op in ("<", "<=") else 1.0 - below), op in ("<", ">=")
-        if var == "|x|":
+        if var == "|x|" and (threshold < 0 or (threshold == 0 and op in ("<", ">="))):
+            value, exact = 0.0, True  # |x| < 0 never holds (|x| <= 0 counts the zeros)
+        elif var == "|x|":
             inside = self.cumulative(threshold) - self.cumulative(-threshold)
-            value = float(max(inside, 0.0)) / self.total if threshold > 0 else 0.0
-            largest = max(abs(self.minimum), abs(self.maximum))
-            exact = bool(threshold > largest or threshold <= 0)
+            value = float(max(inside, 0.0)) / self.total
+            exact = bool(threshold > max(abs(self.minimum), abs(self.maximum)))
         else:
             value = float(self.cumulative(threshold)) / self.total
             exact = bool(threshold < self.minimum or threshold > self.maximum)
