@@ -6,6 +6,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     attention,
     causal,
     circuit,
+    close,
     cluster,
     compare,
     composition,
