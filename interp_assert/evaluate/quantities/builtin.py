@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.errors import ClaimSyntaxError, SpecError
-from interp_assert.evaluate.quantities import behaviour, circuit, table  # noqa: F401  (registers forward-pass, circuit, table)
+from interp_assert.evaluate.quantities import (  # noqa: F401  (registers forward-pass, circuit, metadata, table)
+    behaviour,
+    circuit,
+    metadata,
+    table,
+)
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
 from interp_assert.language.ast import referenced_names
 from interp_assert.usercode import accepts, call_user, resolve_callable
