@@ -116,3 +116,22 @@ def test_vector_of_the_wrong_length_is_a_clear_error():
 def test_conditions_print_back_to_the_same_sentence(sentence):
     parsed = parse_claim(sentence)
     assert str(parse_claim(str(parsed.claim)).claim) == str(parsed.claim)
+
+
+@SETTINGS
+@given(arrays(float, (6, 10), elements=st.floats(-3, 3, allow_nan=False, width=16)),
+       st.integers(1, 4))
+def test_top_k_per_row_counted_across_rows(scores, k):
+    """How many neurons (rows) have each token (column) among their top k."""
+    subject = subject_of(S=scores)
+    in_top = np.zeros_like(scores)
+    for row, line in enumerate(scores):
+        in_top[row, np.argsort(-line, kind="stable")[:k]] = 1
+    per_token = in_top.sum(axis=0)
+    for token in (0, 3, 9):
+        got = measured(f"count(top(S, {k}), neuron)[{token}] >= 0", subject)
+        assert got == per_token[token]
+    in_bottom = np.zeros_like(scores)
+    for row, line in enumerate(scores):
+        in_bottom[row, np.argsort(line, kind="stable")[:k]] = 1
+    assert measured(f"count(bottom(S, {k}), neuron)[0] >= 0", subject) == in_bottom[:, 0].sum()

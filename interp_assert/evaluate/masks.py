@@ -114,3 +114,32 @@ def _share(x: Labelled, axis: str | None, reduce: Callable[..., np.ndarray]) -> 
     with np.errstate(invalid="ignore"):
         values = reduce(nonzero, axis=i)
     return Labelled(values, x.axes[:i] + x.axes[i + 1:], x.name)
+
+
+@register_function("top", (2, 3), axis_params=(2,))
+def top(x: Labelled, k: Labelled, axis: str | None = None) -> Labelled:
+    """1 where an element is among the ``k`` largest along the last (or named) axis, else 0;
+    ties go to the lower position; a line holding a NaN is NaN throughout."""
+    return _extremes(x, k, axis, largest=True)
+
+
+@register_function("bottom", (2, 3), axis_params=(2,))
+def bottom(x: Labelled, k: Labelled, axis: str | None = None) -> Labelled:
+    """1 where an element is among the ``k`` smallest along the last (or named) axis."""
+    return _extremes(x, k, axis, largest=False)
+
+
+def _extremes(x: Labelled, k: Labelled, axis: str | None, largest: bool) -> Labelled:
+    count_ = k.scalar()
+    if not count_ >= 1 or count_ != int(count_):
+        raise QuantityError(f"top/bottom k must be a whole number >= 1, not {count_:g}")
+    i = x.ndim - 1 if axis is None else x.axis(axis)
+    if x.ndim == 0:
+        raise QuantityError("top/bottom need at least one axis to rank along")
+    moved = np.moveaxis(x.values.astype(float), i, -1)
+    order = np.argsort(-moved if largest else moved, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(moved.shape[-1]), axis=-1)
+    chosen = (ranks < int(count_)).astype(float)
+    chosen[np.isnan(moved).any(axis=-1)] = np.nan
+    return Labelled(np.moveaxis(chosen, -1, i), x.axes, x.name)
