@@ -8,6 +8,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     circuit,
     close,
     cluster,
+    cluster_of,
     compare,
     composition,
     distribution,
