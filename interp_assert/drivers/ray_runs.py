@@ -141,16 +141,21 @@ class RayRun:
         self.groups = groups(runner, self.checks, cluster_gpus)
         options = dataclasses.replace(runner.options, record_command=None,
                                       timeout=runner.options.timeout or default_timeout())
-        task = ray.remote(run_group)
-        folder, limit = os.getcwd(), memory_limit()
+        self._task = ray.remote(run_group)
+        self._arguments = (options, os.getcwd(), memory_limit())
         self._pending: dict[tuple[str, str, str | None], tuple[Group, Any]] = {}
         for group in self.groups:
-            commands = {c.name: runner._record_command(c) for c in group.checks}
-            future = task.options(num_cpus=1, num_gpus=group.gpus, max_retries=1,
-                                  retry_exceptions=False).remote(
-                options, folder, limit, group.path, group.target, group.ids, commands)
-            for check in group.checks:
-                self._pending[check.key] = (group, future)
+            self._submit(group, retries=1)
+
+    def _submit(self, group: Group, retries: int) -> Any:
+        """One task for ``group``: its checks are pending on its result."""
+        commands = {c.name: self.runner._record_command(c) for c in group.checks}
+        future = self._task.options(num_cpus=1, num_gpus=group.gpus, max_retries=retries,
+                                    retry_exceptions=False).remote(
+            *self._arguments, group.path, group.target, group.ids, commands)
+        for check in group.checks:
+            self._pending[check.key] = (group, future)
+        return future
 
     def result(self, check: Check) -> tuple[ClaimResult, dict[str, Any]]:
         """A check's result and JSON record (waiting for its group's task)."""
@@ -170,11 +175,20 @@ class RayRun:
             self.cancel()
             raise
 
-    def _collect(self, group: Group, future: Any) -> None:
+    def _collect(self, group: Group, future: Any, alone: bool = False) -> None:
+        """A task's results; when its worker died twice, each of its claims runs alone
+        (once), so that only the claim that kills its process is reported."""
+        ray = self._ray
         try:
-            returned: list[Returned] = self._ray.get(future)
-        except self._ray.exceptions.RayError as exc:
-            message = _failure(exc, group)
+            returned: list[Returned] = ray.get(future)
+        except ray.exceptions.RayError as exc:
+            if len(group.checks) > 1 and not isinstance(exc, ray.exceptions.RayTaskError):
+                singles = [dataclasses.replace(group, ids=[c.entry.id], checks=[c])
+                           for c in group.checks]
+                for single, single_future in [(g, self._submit(g, 0)) for g in singles]:
+                    self._collect(single, single_future, alone=True)
+                return
+            message = _failure(exc, group, alone)
             for check in group.checks:
                 result = self.runner.crashed(check, message)
                 self._results[check.key] = (result, self.runner.record(result))
@@ -213,7 +227,7 @@ def connect(address: str) -> bool:
             ray.init(configure_logging=False)
         else:
             ray.init(address=address, configure_logging=False)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # no cluster there, a refused token, a version mismatch
         raise InterpAssertError(
             f"cannot connect to the Ray cluster at '{address}': {exc}",
             hint="start one with 'ray start --head' and pass its address (host:6379 or "
@@ -221,8 +235,8 @@ def connect(address: str) -> bool:
     return True
 
 
-def _failure(exc: Exception, group: Group) -> str:
-    """Why a group's task gave no results, for the report of each of its claims."""
+def _failure(exc: Exception, group: Group, alone: bool) -> str:
+    """Why a task gave no results, for the report of each of its claims."""
     import ray
 
     first = (str(exc).strip().splitlines() or [""])[0]
@@ -231,6 +245,9 @@ def _failure(exc: Exception, group: Group) -> str:
         where += f" on {group.checks[0].target.label}"
     if isinstance(exc, ray.exceptions.RayTaskError):
         return f"{where} failed: {type(exc).__name__}: {first}"
+    if alone:
+        return (f"{where} died twice (the second time retried), then again with this claim "
+                f"alone ({type(exc).__name__}: {first})")
     return f"{where} died, and again when retried ({type(exc).__name__}: {first})"
 
 
