@@ -16,8 +16,10 @@ import pytest
 from conftest import claim_file_text, save_checkpoint, tiny_state_dict
 
 from interp_assert.drivers import cli
+from interp_assert.drivers.ray_runs import connect, groups
+from interp_assert.errors import InterpAssertError
+from interp_assert.run.runner import Runner, RunOptions
 
-ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.usefixtures("heavy_modules_loaded")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ TOKEN = Path.home() / ".ray" / "auth_token"
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A local Ray cluster with two CPUs; its address, for other processes to connect to."""
+    ray = pytest.importorskip("ray")
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
@@ -122,7 +125,7 @@ def test_pytest_on_ray_gives_the_serial_outcomes(cluster: str, pytester: pytest.
     monkeypatch.setenv("RAY_ADDRESS", cluster)
     if TOKEN.exists():
         monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(TOKEN))
-    args = ["-p", "no:cacheprovider", "-rsxX", "--interp-artifacts=.ia"]
+    args = ["-p", "no:cacheprovider", "-rsxX", "--interp-artifacts=.ia", "--interp-plots=all"]
     serial = pytester.runpytest_subprocess(*args, "--interp-json=serial.json")
     outcomes = {"passed": 3, "failed": 2, "errors": 2, "skipped": 1, "xfailed": 2}
     serial.assert_outcomes(**outcomes)
@@ -137,6 +140,14 @@ def test_pytest_on_ray_gives_the_serial_outcomes(cluster: str, pytester: pytest.
     too_big = next(r for r in records if r["id"] == "too-big")
     assert "memory limit" in too_big["error"]
     assert (pytester.path / "ray.json").read_bytes() == (pytester.path / "serial.json").read_bytes()
+    # interp-assert report on Ray: the same records, and a document with every claim's plot
+    assert run_cli(pytester.path, "report", "weights.claims.yaml", "sweep.claims.yaml",
+                   "--all-checkpoints", "--artifacts", ".ia", "-o", "report.html", "--json",
+                   "report.json", "--ray") == 2
+    assert (pytester.path / "report.json").read_bytes() == (
+        pytester.path / "serial.json").read_bytes()
+    page = (pytester.path / "report.html").read_text(encoding="utf-8")
+    assert page.count('class="claim"') == len(records)
     # the terminal's reports (errors, failures, the summary of skips and xfails) are the same
     assert reports(remote.outlines) == reports(serial.outlines)
     remote.stdout.fnmatch_lines(["*XPASS(strict)*status: open, but the claim now holds*",
@@ -204,3 +215,43 @@ def test_a_task_whose_process_dies_is_retried_once_then_reported(cluster: str,
     assert records["kills"]["verdict"] == "error"
     assert ("the Ray task running dies.claims.yaml died twice (the second time retried), then "
             "again with this claim alone (WorkerCrashedError") in records["kills"]["error"]
+
+
+def test_gpus_are_requested_for_cuda_subjects_on_clusters_with_gpus(tmp_path: Path) -> None:
+    """One GPU per task when the subject's device is cuda, cuda:N or auto and the cluster has
+    a GPU; none for cpu subjects or on a cluster without GPUs. One task per (file, target)."""
+    save_checkpoint(tmp_path / "model.pt")
+    for step in (0, 1000):
+        save_checkpoint(tmp_path / "ckpts" / f"step_{step}.pt")
+    runner = Runner(RunOptions(root=tmp_path))
+    checks = []
+    for device in ("cpu", "cuda", "cuda:1", "auto"):
+        path = tmp_path / f"{device.replace(':', '')}.claims.yaml"
+        path.write_text(claim_file_text("- N0, N1, N3 cluster with cos > 0.9\n"
+                                        "- N0, N1, N4 cluster with cos > 0.9",
+                                        subject_extra=f"  device: '{device}'\n"))
+        checks += runner.checks(runner.load(path))
+    (tmp_path / "sweep.claims.yaml").write_text(SWEEP.replace(
+        "  checkpoints: ckpts/step_*.pt\n", "  checkpoints: ckpts/step_*.pt\n  device: cuda\n"))
+    checks += runner.checks(runner.load(tmp_path / "sweep.claims.yaml"))
+    with_gpus = groups(runner, checks, cluster_gpus=2)
+    assert [(Path(g.path).name, g.target, len(g.checks), g.gpus) for g in with_gpus] == [
+        ("cpu.claims.yaml", 0, 2, 0.0), ("cuda.claims.yaml", 0, 2, 1.0),
+        ("cuda1.claims.yaml", 0, 2, 1.0), ("auto.claims.yaml", 0, 2, 1.0),
+        ("sweep.claims.yaml", 0, 1, 1.0), ("sweep.claims.yaml", 1, 1, 1.0)]
+    assert all(g.gpus == 0 for g in groups(runner, checks, cluster_gpus=0))
+
+
+def test_without_ray_installed_the_error_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    with pytest.raises(InterpAssertError, match="needs the 'ray' package") as caught:
+        connect("auto")
+    assert caught.value.hint == "pip install 'interp-assert[ray]'"
+    save_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "m.claims.yaml").write_text(claim_file_text("- N0, N1 cluster with cos > 0.9"))
+    assert run_cli(tmp_path, "check", "m.claims.yaml", "-q", "--ray") == 2
+    assert "pip install 'interp-assert[ray]'" in capsys.readouterr().err
