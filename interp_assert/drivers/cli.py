@@ -4,6 +4,8 @@
 [--baseline-update]]`` evaluates every claim on every checkpoint of its file (sweeps included),
 prints the same reports as the pytest plugin for claims that do not hold, then the summary
 table (claims × checkpoints for sweeps). A progress bar is drawn on a terminal only.
+``--ray [ADDRESS]`` runs each claim file and checkpoint as a task on a Ray cluster
+(:mod:`interp_assert.drivers.ray_runs`).
 
 ``interp-assert report FILES [-o report.html] [--format markdown]`` writes the claim files and
 their results as one document (see :mod:`interp_assert.output.document`).

@@ -189,7 +189,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if claim_session is None:
         return
     checks = [item.check for item in session.items if hasattr(item, "interp_release")]
-    if session.config.getoption("interp_ray"):
+    if session.config.getoption("interp_ray") and not session.config.option.collectonly:
         claim_session.dispatch(checks, session.config.getoption("interp_ray"))
     else:
         claim_session.runner.prepare(checks)

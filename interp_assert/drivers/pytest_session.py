@@ -147,7 +147,8 @@ class ClaimSession:
         written once. An interrupted run (Ctrl-C) writes its results and document for the
         claims that finished, but never the baseline. False when a file could not be written
         (its error is among the end-of-run lines)."""
-        if self.remote is not None:
+        if self.remote is not None:  # tasks still running after Ctrl-C are stopped
+            self.remote.cancel()
             self.remote.close()
         try:
             messages = self.runner.finish(self.records.values(), interrupted)

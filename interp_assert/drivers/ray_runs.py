@@ -193,7 +193,9 @@ class RayRun:
                 result = self.runner.crashed(check, message)
                 self._results[check.key] = (result, self.runner.record(result))
             return
-        for check, (record, result, plot) in zip(group.checks, returned):
+        by_id = {result.claim_id: (record, result, plot) for record, result, plot in returned}
+        for check in group.checks:
+            record, result, plot = by_id[check.entry.id]
             if plot is not None and result.plot is not None and not result.plot.exists():
                 result.plot.parent.mkdir(parents=True, exist_ok=True)
                 result.plot.write_bytes(plot)  # drawn on another host
