@@ -255,3 +255,21 @@ def test_without_ray_installed_the_error_says_how_to_install_it(
     (tmp_path / "m.claims.yaml").write_text(claim_file_text("- N0, N1 cluster with cos > 0.9"))
     assert run_cli(tmp_path, "check", "m.claims.yaml", "-q", "--ray") == 2
     assert "pip install 'interp-assert[ray]'" in capsys.readouterr().err
+
+
+def test_baseline_update_on_ray_records_the_serial_values(cluster: str, tmp_path: Path) -> None:
+    """``--baseline-update`` with ``--ray``: the workers only measure; the driver records the
+    values once, into the same file a serial run writes."""
+    small_project(tmp_path)
+    files = ["weights.claims.yaml", "sweep.claims.yaml", "-q"]
+    for name, extra in (("serial", []), ("ray", ["--ray"])):
+        run_cli(tmp_path, "check", *files, "--baseline", f"{name}.json", "--baseline-update",
+                "--json", f"{name}-results.json", *extra)
+    assert (tmp_path / "ray.json").read_bytes() == (tmp_path / "serial.json").read_bytes()
+    assert (tmp_path / "ray-results.json").read_bytes() == (
+        tmp_path / "serial-results.json").read_bytes()
+    recorded = json.loads((tmp_path / "ray.json").read_text())["files"]["sweep.claims.yaml"]
+    readout = tiny_state_dict()["readout"].double().numpy()
+    for step in (0, 1000, 2000):  # mean(A·V) at each step, by hand
+        assert recorded[f"grows[step_{step}]"]["value"] == pytest.approx(
+            readout.mean() * step / 1000, rel=1e-12, abs=1e-15)
