@@ -456,3 +456,33 @@ def test_missing_package_in_a_claim_file(tmp_path: Path) -> None:
                                         r"model': package 'no_such_package_xyz' is not "
                                         r"installed"):
         api.load(path)
+
+
+def test_table_paths_take_environment_variables(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``table:`` file named through ${ENV} reads the same numbers; an unset variable is that
+    quantity's error (the claim reading it reports it, the others run)."""
+    scores = np.array([0.25, 1.5, -3.0, 0.75])
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "t.csv").write_text("score\n" + "\n".join(map(str, scores)) + "\n",
+                                encoding="utf-8")
+    monkeypatch.setenv("IA_LOGS", str(logs))
+    monkeypatch.delenv("IA_NOPE", raising=False)
+    path = write_claims(tmp_path / "t.claims.yaml", f"""
+        quantities:
+          s: {{table: "${{IA_LOGS}}/t.csv", column: score}}
+          broken: {{table: "${{IA_NOPE}}/t.csv", column: score}}
+        claims:
+          - id: top
+            claim: max(s) ≥ {scores.max()}
+          - id: bottom
+            claim: min(s) ≤ {scores.min()}
+          - id: broken
+            claim: max(broken) > 0
+        """)
+    results = {r.claim_id: r for r in api.load(path).run()}
+    assert results["top"].status == "holds" and results["top"].outcome.value == scores.max()
+    assert results["bottom"].status == "holds" and results["bottom"].outcome.value == scores.min()
+    assert results["broken"].status == "error"
+    assert "environment variable IA_NOPE, which is not set" in str(results["broken"].error)
