@@ -486,3 +486,41 @@ def test_table_paths_take_environment_variables(tmp_path: Path,
     assert results["bottom"].status == "holds" and results["bottom"].outcome.value == scores.min()
     assert results["broken"].status == "error"
     assert "environment variable IA_NOPE, which is not set" in str(results["broken"].error)
+
+
+def test_call_quantities_get_the_state_dict_and_a_named_model(tiny_tl: Any,
+                                                              tmp_path: Path) -> None:
+    """With no loader a ``call:`` quantity still receives the state dict by default; a parameter
+    named ``model`` gets the model the checkpoint built (here its logits on fixed tokens)."""
+    pytest.importorskip("transformer_lens", reason="needs transformer_lens ([tl])")
+    from examples.tiny_transformer import save_checkpoint as save_tiny
+
+    save_tiny(tmp_path / "tiny.pt", tiny_tl, step=1)
+    (tmp_path / "probe.py").write_text(
+        "import torch\n\n\n"
+        "def first_embedding(weights):\n    return float(weights['embed.W_E'][0, 0])\n\n\n"
+        "def logit(model):\n"
+        "    with torch.inference_mode():\n"
+        "        return float(model(torch.arange(12)[None] % 11)[0, -1, 3])\n",
+        encoding="utf-8")
+    tokens = (torch.arange(12)[None] % 11)
+    with torch.inference_mode():
+        expected_logit = float(tiny_tl(tokens)[0, -1, 3])
+    expected_weight = float(tiny_tl.state_dict()["embed.W_E"][0, 0])
+    path = write_claims(tmp_path / "c.claims.yaml", f"""
+        subject:
+          checkpoint: tiny.pt
+        quantities:
+          w: {{call: "probe.py:first_embedding"}}
+          z: {{call: "probe.py:logit"}}
+        claims:
+          - id: w
+            claim: w ≥ {expected_weight - 1e-6}
+          - id: z
+            claim: z ≥ {expected_logit - 1e-5}
+        """)
+    results = {r.claim_id: r for r in api.load(path).run()}
+    assert results["w"].status == "holds", results["w"].error
+    assert results["w"].outcome.value == pytest.approx(expected_weight, abs=1e-7)
+    assert results["z"].status == "holds", results["z"].error
+    assert results["z"].outcome.value == pytest.approx(expected_logit, abs=1e-5)

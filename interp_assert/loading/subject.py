@@ -152,10 +152,10 @@ class LoadedSubject:
         return checkpoint.sha256 if checkpoint is not None else None
 
     # -- weights ---------------------------------------------------------------------------
-    def _weights_model(self) -> Any:
-        """The model whose parameters weight names may also name: the loader's. A model the
-        built-in loader builds is not consulted: its weights are the checkpoint's own, read
-        from the file by the names it stores."""
+    def loader_model(self) -> Any:
+        """The model of ``loader:`` (None without one): what weight names may also name and
+        what a ``call:`` quantity receives by default. A model the built-in loader builds is
+        not consulted: its weights are the checkpoint's own, read by the names it stores."""
         return self.model if self.spec.loader or self.spec.checkpoint is None else None
 
     def weight_names(self) -> list[str]:
@@ -163,7 +163,7 @@ class LoadedSubject:
         checkpoint = self.checkpoint
         if checkpoint is not None:
             names.extend(checkpoint.state_dict)
-        model = self._weights_model()
+        model = self.loader_model()
         if model is not None and hasattr(model, "named_parameters"):
             names.extend(n for n, _ in model.named_parameters() if n not in names)
             names.extend(n for n, _ in model.named_buffers() if n not in names)
@@ -184,7 +184,7 @@ class LoadedSubject:
         checkpoint = self.checkpoint
         if checkpoint is not None and name in checkpoint.state_dict:
             return checkpoint.state_dict[name]
-        model = self._weights_model()
+        model = self.loader_model()
         if model is not None and hasattr(model, "get_parameter"):
             for getter in (model.get_parameter, model.get_buffer):
                 try:
