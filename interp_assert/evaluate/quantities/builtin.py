@@ -101,8 +101,8 @@ class CallQuantity(QuantityKind):
             if accepts(function, name) and name not in kwargs:
                 kwargs[name] = get()
         if not any(name in kwargs for name in provided):
-            # the model, else the state dict; nothing when the subject has neither
-            model = subject.model
+            # the loader's model, else the state dict; nothing when the subject has neither
+            model = subject.loader_model()
             weights = model if model is not None else state_dict()
             if weights is not None:
                 positional.append(weights)
