@@ -310,17 +310,28 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             ax.stairs(np.maximum(counts, 0.5), edges, fill=True, alpha=0.5, color="C0",
                       baseline=0.5)
             ax.set_yscale("log")
+        from interp_assert.claims.plots import FAIL, HOLD, nan_notice
+
+        verdict_color = HOLD if data["holds"] else FAIL
         for i, x in enumerate(data["peaks"]):
-            ax.axvline(x, color="C3", linewidth=1.5, label="peaks" if i == 0 else None)
+            ax.axvline(x, color="C4", linewidth=1.5,
+                       label=f"peaks found ({len(data['peaks'])})" if i == 0 else None)
         for x, style, label in outcome.plot_data.get("lines", []):
-            ax.axvline(x, color="k", linestyle=style, label=label or None)
+            measured = style == "-"  # the channel's statistic; the bounds are dashed
+            ax.axvline(x, color=verdict_color if measured else "k", linestyle=style,
+                       linewidth=2.5 if measured else 1.5, label=label or None)
+        if not counts.size or not np.isfinite(counts).any():
+            nan_notice(ax, "no finite values: the statistic is NaN, never passes")
+        elif outcome.value is not None and not math.isfinite(outcome.value):
+            nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
         if data.get("band"):
             low, high, label = data["band"]
             ax.axvspan(low, high, color="C2", alpha=0.2, label=label)
         ax.set_xlabel(f"value ({data['label']})")
         ax.set_ylabel("count (log)")
         verdict = "holds" if data["holds"] else "fails"
-        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9)
+        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9,
+                     color="black" if data["holds"] else FAIL)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
@@ -359,16 +370,20 @@ def _split(ax: Axes) -> tuple[Axes, Axes]:
 
 def _strip(ax: Axes, strip: dict[str, Any], title: str) -> None:
     """Each channel's statistic as a dot, green where it does not count against the claim."""
+    from interp_assert.claims.plots import FAIL, HOLD, nan_columns
+
     values = np.asarray(strip["values"], dtype=float)
     x = np.arange(values.size)
-    colors = np.where(np.asarray(strip["holds"]), "C2", "C3")
+    ok = np.asarray(strip["holds"], dtype=bool)
     shown = np.where(np.isfinite(values), values, np.nan)
-    ax.scatter(x, shown, c=colors, s=8 if values.size > 64 else 16)
+    size = 8 if values.size > 64 else 16
+    for mask, color, word in ((ok, HOLD, "holds"), (~ok, FAIL, "fails")):
+        if mask.any():
+            ax.scatter(x[mask], shown[mask], color=color, s=size, label=f"channel {word}")
     bad = ~np.isfinite(values)
     if bad.any():
-        low = np.nanmin(shown) if np.isfinite(shown).any() else 0.0
-        ax.scatter(x[bad], np.full(bad.sum(), low), marker="x", color="C3", s=20,
-                   label="NaN/inf")
+        nan_columns(ax, np.flatnonzero(bad).tolist())
+    ax.legend(loc="best", fontsize=6)
     if values.size <= 40:
         ax.set_xticks(x, strip["labels"], rotation=90, fontsize=6)
     ax.set_ylabel(title, fontsize=7)
