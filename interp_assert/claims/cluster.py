@@ -122,7 +122,8 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
         return Outcome(passed, measured, expected, value=value, rows=table,
                        plot_data={"labels": plot_rows.labels_of(0), "failing": failing,
                                   "cos": cosine_matrix(plot_rows.values, plot_rows.values),
-                                  "n_members": len(labels), "threshold": threshold})
+                                  "n_members": len(labels), "threshold": threshold,
+                                  "other_bound": bound if self.others is not None else None})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from matplotlib.patches import Rectangle
@@ -155,8 +156,11 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
         if nan:
             handles.append(nan_patch("NaN cos (a zero vector; never passes)"))
         legend(ax, handles, below=True)
+        others = "" if self.others is None else (
+            f"; others' cos {self.others_op or _OPPOSITE[self.op]} "
+            f"{fmt(data.get('other_bound', data['threshold']))}")
         ax.set_title(f"cosine similarity of the members; every pair must have cos {self.op} "
-                     f"{threshold}", fontsize=9)
+                     f"{threshold}{others}", fontsize=9)
 
 
 def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:

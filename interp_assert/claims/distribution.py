@@ -269,7 +269,8 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             data["strip"] = {"labels": [j.label for j in judged],
                              "values": [j.value for j in judged],
                              "holds": [fine(j, self.quantifier == "at most")
-                                       for j in judged]}
+                                       for j in judged],
+                             "bounds": self._strip_bounds(numbers)}
         return data
 
     def _markers(self, j: Judged, ctx_values: dict[str, float]) -> dict[str, Any]:
@@ -302,8 +303,10 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         """The worst channel's histogram with its peaks and thresholds (and the strip)."""
         data = outcome.plot_data
         if data.get("strip"):
-            ax, strip_ax = _split(ax)
-            _strip(strip_ax, data["strip"], self._strip_title())
+            from interp_assert.claims.distribution_plot import split, strip
+
+            ax, strip_ax = split(ax)
+            strip(strip_ax, data["strip"], self._strip_title())
         counts = np.asarray(data["counts"], dtype=float)
         edges = np.asarray(data["edges"], dtype=float)
         if counts.size:
@@ -336,6 +339,14 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
 
+    def _strip_bounds(self, numbers: dict[str, Any]) -> list[float]:
+        """The bounds each channel's strip value is compared with (none for peak counts)."""
+        if self.predicate == "peak":
+            return [numbers["tolerance"]]
+        if self.statistic is None:
+            return []
+        return [v for v in (numbers.get("bound"), numbers.get("upper")) if v is not None]
+
     def _strip_title(self) -> str:
         """The strip panel's axis label: what each dot shows."""
         if self.predicate in ("unimodal", "multimodal"):
@@ -356,38 +367,6 @@ def _statistic(tree: Any) -> Statistic:
                          options=parse_options(tree.children[1], "quantile"))
     var, op, threshold, std = tree.children
     return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
-
-
-# -- plotting helpers ------------------------------------------------------------------------
-def _split(ax: Axes) -> tuple[Axes, Axes]:
-    """Replace ``ax`` by a histogram panel above a strip panel."""
-    figure = ax.figure
-    spec = ax.get_subplotspec()
-    ax.remove()
-    grid = spec.subgridspec(2, 1, height_ratios=[3, 1])
-    return figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
-
-
-def _strip(ax: Axes, strip: dict[str, Any], title: str) -> None:
-    """Each channel's statistic as a dot, green where it does not count against the claim."""
-    from interp_assert.claims.plots import FAIL, HOLD, nan_columns
-
-    values = np.asarray(strip["values"], dtype=float)
-    x = np.arange(values.size)
-    ok = np.asarray(strip["holds"], dtype=bool)
-    shown = np.where(np.isfinite(values), values, np.nan)
-    size = 8 if values.size > 64 else 16
-    for mask, color, word in ((ok, HOLD, "holds"), (~ok, FAIL, "fails")):
-        if mask.any():
-            ax.scatter(x[mask], shown[mask], color=color, s=size, label=f"channel {word}")
-    bad = ~np.isfinite(values)
-    if bad.any():
-        nan_columns(ax, np.flatnonzero(bad).tolist())
-    ax.legend(loc="best", fontsize=6)
-    if values.size <= 40:
-        ax.set_xticks(x, strip["labels"], rotation=90, fontsize=6)
-    ax.set_ylabel(title, fontsize=7)
-    ax.grid(alpha=0.3)
 
 
 __all__ = ["DistributionClaim"]
