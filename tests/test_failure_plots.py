@@ -245,3 +245,18 @@ def test_an_attention_template_outlines_every_failing_instance(
     tags = [f"i={i}" for i in range(10) if not scores[i] >= threshold]
     assert f"the target cells: fails ({', '.join(tags)})" in texts
     assert any(text.startswith("the target cells: holds (") for text in texts)
+
+
+def test_a_comparison_template_draws_one_bar_per_instance() -> None:
+    values = np.array([0.5, 2.0, np.nan, 3.0])
+    subject = ia.subject(quantities={"v": labelled(values, ("unit", ("u0", "u1", "u2", "u3")))})
+    claim, outcome = failed("all of u{i} of v > 1 for i in 0..3", subject)
+    assert outcome.measured.startswith("2/4 instances hold")
+    ax = draw(claim, outcome)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["i=0", "i=1", "i=2", "i=3"]
+    from matplotlib.colors import to_rgba
+
+    colors = [tuple(bar.get_facecolor()) for bar in ax.containers[0]]
+    fails = [c == to_rgba(FAIL) for c in colors]
+    assert fails == [not v > 1 for v in values]  # NaN fails, and is labelled NaN
+    assert [round(t.get_position()[1]) for t in ax.texts if t.get_text() == "NaN"] == [2]
