@@ -61,12 +61,10 @@ def _composition_plot(ax: Axes, outcome: Outcome, mode: str) -> None:
                               f"({verdict})")]
     best = data.get("best")
     if best is not None and tuple(best) != pair:
-        heatmap_outline = [tuple(best)]
         from matplotlib.patches import Rectangle
 
-        for i, j in heatmap_outline:
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="orange",
-                                   linewidth=2, linestyle="--", zorder=5))
+        ax.add_patch(Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False,
+                               edgecolor="orange", linewidth=2, linestyle="--", zorder=5))
         handles.append(outline("orange", f"top pair {labels[best[0]]} → {labels[best[1]]}",
                                "--"))
     if nan:
