@@ -6,7 +6,10 @@ checkpoint, the gates table),
 draws every claim's plot through the Python API (``plots="all"``), and tiles the PNGs into
 ``<out>/contact_sheet.png``, each tile titled with its claim id and verdict::
 
-    python bench/contact_sheet.py OUT_FOLDER [--columns 4] [--only ID ...]
+    python bench/contact_sheet.py OUT_FOLDER [--columns 4] [--only ID ...] [--colors 256]
+
+``--colors N`` stores the sheet with a palette of N colours (Pillow, no dithering): about a
+fifth of the size (docs/images/contact_sheet.png was made with ``--colors 256``).
 
 The claim files are written into ``OUT_FOLDER/claims/``; the single plots into
 ``OUT_FOLDER/plots/``. Nothing is downloaded.
@@ -129,11 +132,24 @@ def tile(images: list[tuple[str, Path]], path: Path, columns: int) -> Path:
     return path
 
 
+def quantize(path: Path, colors: int) -> Path:
+    """Rewrite the PNG at ``path`` with a palette of ``colors`` colours (no dithering)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        palette = image.convert("RGB").quantize(colors=colors,
+                                                method=Image.Quantize.FASTOCTREE,
+                                                dither=Image.Dither.NONE)
+    palette.save(path, optimize=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="output folder")
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--only", nargs="*", help="only these claim ids")
+    parser.add_argument("--colors", type=int, help="store the sheet with this many colours")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from interp_assert.drivers.api import load
@@ -152,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             images.append((f"{claim_id} [{word}]", Path(result.plot)))
     sheet = tile(images, out / "contact_sheet.png", args.columns)
+    if args.colors:
+        quantize(sheet, args.colors)
     print(f"{len(images)} plots tiled into {sheet} in {time.perf_counter() - start:.0f} s")
     return 0
 
