@@ -260,3 +260,21 @@ def test_a_comparison_template_draws_one_bar_per_instance() -> None:
     fails = [c == to_rgba(FAIL) for c in colors]
     assert fails == [not v > 1 for v in values]  # NaN fails, and is labelled NaN
     assert [round(t.get_position()[1]) for t in ax.texts if t.get_text() == "NaN"] == [2]
+
+
+def test_stays_marks_every_failing_step_and_the_nan_steps() -> None:
+    steps = np.arange(0, 1000, 100)
+    values = np.array([0.2, 0.5, 0.95, np.nan, 0.97, 0.85, 0.99, 0.99, 0.7, 0.99])
+    subject = ia.subject(quantities={"acc": labelled(values, ("step", tuple(map(str, steps))))})
+    claim, outcome = failed("acc stays ≥ 0.9 from step 200", subject)
+    ax = draw(claim, outcome)
+    failing = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(failing) == 1
+    window = steps >= 200
+    with np.errstate(invalid="ignore"):
+        expected = steps[window & ~(values >= 0.9)]  # NaN fails
+    assert list(failing[0].get_xdata()) == list(expected) == [300, 500, 800]
+    assert failing[0].get_color() == FAIL
+    texts = legend_texts(ax)
+    assert "failing steps (3)" in texts
+    assert "NaN/inf value (1 steps; never passes)" in texts
