@@ -120,19 +120,6 @@ def _best_note(view: PatternView, scores: np.ndarray, best: int) -> str:
             f"(next {runner[1]} {fmt(float(runner[0]))})")
 
 
-def _heatmap(ax: Axes, data: dict[str, Any], title: str) -> None:
-    """The stored batch-mean pattern of one head, its target cells outlined."""
-    from interp_assert.claims.plots import heatmap
-
-    matrix = data["matrix"]
-    top = float(np.nanmax(matrix)) if np.isfinite(matrix).any() else 1.0
-    heatmap(ax, matrix, data["queries"], data["keys"], vmin=0.0, vmax=max(top, 1e-9),
-            cmap="Blues", outline=[tuple(c) for c in data["cells"]], outline_color="red")
-    ax.set_xlabel("key (attended-to position)")
-    ax.set_ylabel("query (attending position)")
-    ax.set_title(title, fontsize=8)
-
-
 def _plot_data(view: PatternView, head: int, cells: list[tuple[int, int]], what: str
                ) -> dict[str, Any]:
     """What ``plot`` draws: head ``head``'s batch-mean pattern and the cells to outline."""
@@ -307,9 +294,9 @@ attention_target: member ("," member)*                          -> attention_key
                 None if legacy else count)
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        data = outcome.plot_data
-        _heatmap(ax, data, f"{data['pattern']} {data['head']}: batch-mean attention over "
-                           f"{data['samples']}\n{data['what']}")
+        from interp_assert.claims.attention_plot import draw_pattern
+
+        draw_pattern(ax, outcome, outcome.plot_data["what"].removeprefix("outlined: "))
 
 
 @register_claim
@@ -386,14 +373,11 @@ ATTENTION_TOP: /top-[1-9]\d*\b/"""
                        plot_data=data)
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        from matplotlib.patches import Rectangle
+        from interp_assert.claims.attention_plot import draw_pattern
 
-        data = outcome.plot_data
-        _heatmap(ax, data, f"{data['pattern']} {data['head']}: batch-mean attention over "
-                           f"{data['samples']}\n{data['what']} of {self.query}")
-        for i, j in data.get("top", []):
-            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="orange",
-                                   linestyle="--", linewidth=1.5))
+        top = [tuple(cell) for cell in outcome.plot_data.get("top", [])]
+        draw_pattern(ax, outcome, f"the listed sources of {self.query}",
+                     (top, "orange", f"the actual top {self.k}"))
 
 
 __all__ = ["AttendsTo", "TopSources"]

@@ -314,34 +314,15 @@ class CausalClaim(Claim):
         return {"grid": grid.tolist(), "rows": rows, "cols": cols}
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        from interp_assert.claims.causal_plot import plot_controls, plot_sweep
+
         data = outcome.plot_data
         if "sweep" in data:
-            from interp_assert.claims.plots import heatmap
-
             if isinstance(data["sweep"], Exception):
                 raise data["sweep"]
-            grid = np.asarray(data["sweep"]["grid"], dtype=float)
-            rows, cols = data["sweep"]["rows"], data["sweep"]["cols"]
-            cells = [(rows.index(f"L{h[0]}"), h[1]) for h in
-                     (parse_head(label) for label in self.parts) if h is not None]
-            heatmap(ax, grid, rows, cols, outline=cells, annotate=True, outline_color="red",
-                    cmap="RdBu_r", vmin=-np.nanmax(np.abs(grid)), vmax=np.nanmax(np.abs(grid)))
-            ax.set_title(f"{data['change']} of {self.effect.metric if self.effect else ''} per "
-                         "head (claimed outlined)", fontsize=9)
+            cells = [h for h in (parse_head(label) for label in self.parts) if h is not None]
+            metric = self.effect.metric if self.effect else ""
+            plot_sweep(ax, outcome, cells, f"{data['change']} of {metric} per head, each "
+                                           "head alone")
             return
-        controls = np.asarray(data.get("controls") or [])
-        if controls.size:
-            jitter = np.random.default_rng(0).uniform(-0.15, 0.15, size=controls.size)
-            ax.scatter(np.zeros(controls.size) + jitter, controls, color="C0",
-                       label="random sets")
-        ax.scatter([0], [data["effect"]], color="C3", s=80, marker="*", zorder=3,
-                   label=", ".join(self.parts))
-        ax.axhline(data["bound"], color="C3", linestyle="--", label="claimed bound")
-        if data.get("control_bound"):
-            ax.axhline(data["control_bound"][0], color="C0", linestyle=":",
-                       label="control bound")
-        ax.set_xticks([])
-        ax.set_xlim(-1, 1)
-        ax.set_ylabel(data["change"])
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
+        plot_controls(ax, outcome, ", ".join(self.parts))

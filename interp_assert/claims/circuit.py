@@ -28,6 +28,7 @@ from interp_assert.evaluate.circuit_scores import (
     congruence,
     energy_rank,
     layer_norm_rows,
+    nonzero_count,
     quantiles,
     spectrum,
 )
@@ -78,26 +79,19 @@ class EffectiveRank(Claim):
         energy = np.cumsum(singular**2) / np.sum(singular**2)
         rows = [{"index": f"S{i}", "singular value": float(s), "cumulative energy": float(e)}
                 for i, (s, e) in enumerate(zip(singular[:20], energy[:20]))]
-        measured = (f"{k} of {len(singular)} singular values hold {fmt(fraction)} of the energy "
-                    f"(top {k}: {fmt(float(energy[k - 1]))})")
+        nonzero = nonzero_count(singular, matrix.shape)
+        measured = (f"{k} of {len(singular)} singular values ({nonzero} nonzero) hold "
+                    f"{fmt(fraction)} of the energy (top {k}: {fmt(float(energy[k - 1]))})")
         return Outcome(passed, measured, expected_text(self.comparison, bound, upper),
                        value=float(k), rows=rows,
-                       plot_data={"singular": singular.tolist(), "fraction": fraction, "k": k})
+                       plot_data={"singular": singular.tolist(), "fraction": fraction, "k": k,
+                                  "nonzero": nonzero, "bound": bound, "upper": upper,
+                                  "op": self.comparison.op})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        data = outcome.plot_data
-        singular = np.asarray(data["singular"])
-        x = np.arange(len(singular))
-        ax.bar(x, singular, color=["C3" if i < data["k"] else "C0" for i in x])
-        ax.set_xlabel("singular value index")
-        ax.set_ylabel("singular value")
-        twin = ax.twinx()
-        twin.plot(x, np.cumsum(singular**2) / np.sum(singular**2), "k.-", label="cumulative energy")
-        twin.axhline(data["fraction"], color="k", linestyle="--",
-                     label=f"energy {fmt(data['fraction'])}")
-        twin.set_ylim(0, 1.05)
-        twin.legend(loc="center right", fontsize=8)
-        ax.set_title(f"spectrum of {self.matrix}: effective rank {data['k']}", fontsize=9)
+        from interp_assert.claims.circuit_plots import plot_spectrum
+
+        plot_spectrum(ax, outcome, str(self.matrix))
 
 
 @register_claim
@@ -169,12 +163,16 @@ HN_ORD: /(st|nd|rd|th)\b/"""
                                   "value": value})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        from interp_assert.claims.plots import FAIL, HOLD
+
         data = outcome.plot_data
-        ax.hist(data["scores"], bins=60, color="C0", log=True)
+        ax.hist(data["scores"], bins=60, color="C0", log=True, label="all head→neuron pairs")
         ax.axvline(data["threshold"], color="k", linestyle="--",
                    label=f"{fmt(self.percentile)}th percentile {fmt(data['threshold'])}")
-        ax.axvline(data["value"], color="C3", linewidth=2,
-                   label=f"{self.head} → {self.neuron} {fmt(data['value'])}")
+        verdict = "holds" if outcome.passed else "fails"
+        ax.axvline(data["value"], color=HOLD if outcome.passed else FAIL, linewidth=2,
+                   label=f"claimed {self.head} → {self.neuron} {fmt(data['value'])} "
+                         f"({verdict})")
         ax.set_xlabel("head→neuron score |cos(W_OV output direction, W_in)|")
         ax.set_ylabel("pairs")
         ax.legend(fontsize=8)
@@ -263,19 +261,7 @@ CONG_LN: /through\s+(layer\s+norm|ln)\b/"""
                                   "bound": bound, "upper": upper})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        data = outcome.plot_data
-        labels, values = data["labels"], np.asarray(data["values"])
-        layers = np.array([(parse_neuron(label) or (0, 0))[0] for label in labels], dtype=float)
-        jitter = np.random.default_rng(0).uniform(-0.25, 0.25, size=len(labels))
-        ax.scatter(layers + jitter, values, s=8, color="C0", alpha=0.6)
-        for label in self.neurons:
-            i = labels.index(label)
-            ax.scatter(layers[i] + jitter[i], values[i], s=40, color="C3", zorder=3)
-            ax.annotate(label, (layers[i] + jitter[i], values[i]), fontsize=8, color="C3",
-                        xytext=(4, 4), textcoords="offset points")
-        for key, style in (("bound", "--"), ("upper", ":")):
-            if data.get(key) is not None:
-                ax.axhline(data[key], color="k", linestyle=style)
-        ax.set_xticks(sorted(set(layers)), [f"layer {int(v)}" for v in sorted(set(layers))])
-        ax.set_ylabel(f"{self.side} congruence with {self.target}")
-        ax.grid(axis="y", alpha=0.3)
+        from interp_assert.claims.circuit_plots import plot_congruence
+
+        plot_congruence(ax, outcome, self.neurons, f"{self.side} congruence with {self.target}",
+                        self.comparison.op)

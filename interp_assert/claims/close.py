@@ -84,6 +84,9 @@ class Close(Claim):
             ax.plot(x[~holds], shown[~holds], "X", color="red", markersize=9,
                     label="measured, outside (NaN drawn at the expected value)"
                     if np.isnan(got).any() else "measured, outside")
+        for i in np.flatnonzero(np.isnan(got)):
+            ax.annotate("NaN", (x[i], want[i]), xytext=(6, 6), textcoords="offset points",
+                        fontsize=8, color="red")
         ax.set_xticks(x, data["labels"], rotation=90 if len(x) > 12 else 0, fontsize=8)
         ax.legend(loc="best", fontsize=8)
         ax.set_title("measured against expected values", fontsize=9)

@@ -122,22 +122,45 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
         return Outcome(passed, measured, expected, value=value, rows=table,
                        plot_data={"labels": plot_rows.labels_of(0), "failing": failing,
                                   "cos": cosine_matrix(plot_rows.values, plot_rows.values),
-                                  "n_members": len(labels), "threshold": threshold})
+                                  "n_members": len(labels), "threshold": threshold,
+                                  "other_bound": bound if self.others is not None else None})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from matplotlib.patches import Rectangle
 
-        from interp_assert.claims.plots import heatmap
+        from interp_assert.claims.plots import CLAIMED, FAIL, heatmap, legend, nan_patch
+        from interp_assert.claims.plots import outline_patch as outline
 
         data = outcome.plot_data
-        n = data["n_members"]
+        n, labels = data["n_members"], data["labels"]
         failing = [cell for i, j in data["failing"] for cell in ((i, j), (j, i))]
-        heatmap(ax, data["cos"], data["labels"], data["labels"], vmin=-1, vmax=1,
-                cmap="RdBu_r", outline=failing, outline_color="lime",
-                annotate=len(data["labels"]) <= 12)
-        ax.add_patch(Rectangle((-0.5, -0.5), n, n, fill=False, edgecolor="black", linewidth=2.5))
-        ax.set_title(f"cosine similarity: members boxed, failing pairs in green, "
-                     f"threshold {fmt(data['threshold'])}", fontsize=9)
+        apart = [(n + labels[n:].index(r["a"]), labels.index(r["b"])) for r in outcome.rows
+                 if r.get("role") == "apart" and not r["holds"] and r["a"] in labels[n:]]
+        apart = [cell for i, j in apart for cell in ((i, j), (j, i))]
+        nan = heatmap(ax, data["cos"], labels, labels, vmin=-1, vmax=1, cmap="PRGn",
+                      annotate=len(labels) <= 12)
+        ax.add_patch(Rectangle((-0.5, -0.5), n, n, fill=False, edgecolor=CLAIMED, linewidth=2.5))
+        for cells, style in ((failing, "-"), (apart, "--")):
+            for i, j in cells:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=FAIL,
+                                       linewidth=2.5, linestyle=style, zorder=5))
+        threshold = fmt(data["threshold"])
+        handles = [outline(CLAIMED, f"the {n} members")]
+        if failing:
+            handles.append(outline(FAIL, f"failing member pair (cos not {self.op} {threshold})"))
+        if apart:
+            handles.append(outline(FAIL, "member/other pair too close", "--"))
+        if self.others is None and len(labels) > n:
+            handles.append(outline("none", f"outside the box: the {len(labels) - n} nearest "
+                                           "non-members (context)"))
+        if nan:
+            handles.append(nan_patch("NaN cos (a zero vector; never passes)"))
+        legend(ax, handles, below=True)
+        others = "" if self.others is None else (
+            f"; others' cos {self.others_op or _OPPOSITE[self.op]} "
+            f"{fmt(data.get('other_bound', data['threshold']))}")
+        ax.set_title(f"cosine similarity of the members; every pair must have cos {self.op} "
+                     f"{threshold}{others}", fontsize=9)
 
 
 def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:

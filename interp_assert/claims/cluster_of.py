@@ -117,26 +117,27 @@ COS_WORD: /\|cos\||abs\(cos\)|cos\b/"""
                                   "members": found, "absolute": self.absolute})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        from matplotlib.patches import Patch
-
-        from interp_assert.claims.plots import heatmap
+        from interp_assert.claims.plots import FAIL, fill_patch, heatmap, legend, nan_patch
+        from interp_assert.claims.plots import outline_patch as outline
 
         data = outcome.plot_data
         order = linkage_order(np.asarray(data["cos"], dtype=float))
         labels = [data["labels"][i] for i in order]
         matrix = np.asarray(data["cos"], dtype=float)[np.ix_(order, order)]
         failing = {labels.index(label) for label in data["failing"]}
-        outline = [(i, j) for i in failing for j in range(len(labels))]
-        heatmap(ax, np.abs(matrix) if data["absolute"] else matrix, labels, labels,
-                vmin=0 if data["absolute"] else -1, vmax=1, cmap="RdBu_r",
-                outline=outline, outline_color="red", annotate=len(labels) <= 12)
+        cells = [(i, j) for i in failing for j in range(len(labels))]
+        nan = heatmap(ax, np.abs(matrix) if data["absolute"] else matrix, labels, labels,
+                      vmin=0 if data["absolute"] else -1, vmax=1, cmap="PRGn",
+                      outline=cells, outline_color=FAIL, annotate=len(labels) <= 12)
         members = set(data["members"])
         for tick in ax.get_yticklabels():
             tick.set_fontweight("bold" if tick.get_text() in members else "normal")
-        ax.legend(handles=[Patch(fill=False, edgecolor="red",
-                                 label="listed row on the wrong side"),
-                           Patch(color="white", label="bold: in the found cluster")],
-                  loc="upper right", fontsize=8)
+        handles = [fill_patch("none", "bold: in the found cluster")]
+        if cells:
+            handles.insert(0, outline(FAIL, "listed row on the wrong side"))
+        if nan:
+            handles.append(nan_patch("NaN cos (a zero vector)"))
+        legend(ax, handles, below=True)
         ax.set_title("cosine, ordered by hierarchical clustering (average linkage)",
                      fontsize=9)
 

@@ -43,23 +43,36 @@ def _pairs(table: Labelled) -> list[tuple[int, int]]:
             if layers[i] < layers[j]]
 
 
-def _composition_plot(ax: Axes, data: dict[str, Any], title: str) -> None:
-    """The composition heatmap, the claimed pair outlined red and the top pair orange."""
-    from interp_assert.claims.plots import heatmap
+def _composition_plot(ax: Axes, outcome: Outcome, mode: str) -> None:
+    """The composition heatmap: the claimed pair outlined red when the claim fails (black when
+    it holds), the top pair dashed orange."""
+    from interp_assert.claims.plots import CLAIMED, FAIL, heatmap, legend, nan_patch
+    from interp_assert.claims.plots import outline_patch as outline
 
+    data = outcome.plot_data
     labels = data["labels"]
-    matrix = np.asarray(data["matrix"])
-    heatmap(ax, matrix, labels, labels, vmin=0.0, outline=[tuple(data["pair"])],
-            annotate=len(labels) <= 8, outline_color="red")
+    matrix = np.asarray(data["matrix"], dtype=float)
+    color = CLAIMED if outcome.passed else FAIL
+    pair = tuple(data["pair"])
+    nan = heatmap(ax, matrix, labels, labels, vmin=0.0, outline=[pair],
+                  annotate=len(labels) <= 8, outline_color=color)
+    verdict = "holds" if outcome.passed else "fails"
+    handles = [outline(color, f"claimed pair {labels[pair[0]]} → {labels[pair[1]]} "
+                              f"({verdict})")]
     best = data.get("best")
-    if best is not None and tuple(best) != tuple(data["pair"]):
+    if best is not None and tuple(best) != pair:
         from matplotlib.patches import Rectangle
 
         ax.add_patch(Rectangle((best[1] - 0.5, best[0] - 0.5), 1, 1, fill=False,
-                               edgecolor="orange", linewidth=2, linestyle="--"))
+                               edgecolor="orange", linewidth=2, linestyle="--", zorder=5))
+        handles.append(outline("orange", f"top pair {labels[best[0]]} → {labels[best[1]]}",
+                               "--"))
+    if nan:
+        handles.append(nan_patch("NaN score (a zero OV or QK matrix)"))
+    legend(ax, handles, below=True)
     ax.set_xlabel("reader head")
     ax.set_ylabel("writer head")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{mode}-composition scores (writer row → reader column)", fontsize=9)
 
 
 CIRCUIT_TERMINALS = r"""
@@ -117,8 +130,7 @@ class Composition(Claim):
         return outcome
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        _composition_plot(ax, outcome.plot_data,
-                          f"{self.mode}-composition (claimed pair red, top pair orange)")
+        _composition_plot(ax, outcome, self.mode)
 
 
 @register_claim
@@ -175,5 +187,4 @@ COMP_FIRST: /first\b/"""
                                   "pair": (i, j), "best": top})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        _composition_plot(ax, outcome.plot_data,
-                          f"{self.mode}-composition (claimed pair red, top pair orange)")
+        _composition_plot(ax, outcome, self.mode)

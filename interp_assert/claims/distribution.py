@@ -269,7 +269,8 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             data["strip"] = {"labels": [j.label for j in judged],
                              "values": [j.value for j in judged],
                              "holds": [fine(j, self.quantifier == "at most")
-                                       for j in judged]}
+                                       for j in judged],
+                             "bounds": self._strip_bounds(numbers)}
         return data
 
     def _markers(self, j: Judged, ctx_values: dict[str, float]) -> dict[str, Any]:
@@ -302,28 +303,49 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         """The worst channel's histogram with its peaks and thresholds (and the strip)."""
         data = outcome.plot_data
         if data.get("strip"):
-            ax, strip_ax = _split(ax)
-            _strip(strip_ax, data["strip"], self._strip_title())
+            from interp_assert.claims.distribution_plot import split, strip
+
+            ax, strip_ax = split(ax)
+            strip(strip_ax, data["strip"], self._strip_title())
         counts = np.asarray(data["counts"], dtype=float)
         edges = np.asarray(data["edges"], dtype=float)
         if counts.size:
             ax.stairs(np.maximum(counts, 0.5), edges, fill=True, alpha=0.5, color="C0",
                       baseline=0.5)
             ax.set_yscale("log")
+        from interp_assert.claims.plots import FAIL, HOLD, nan_notice
+
+        verdict_color = HOLD if data["holds"] else FAIL
         for i, x in enumerate(data["peaks"]):
-            ax.axvline(x, color="C3", linewidth=1.5, label="peaks" if i == 0 else None)
+            ax.axvline(x, color="C4", linewidth=1.5,
+                       label=f"peaks found ({len(data['peaks'])})" if i == 0 else None)
         for x, style, label in outcome.plot_data.get("lines", []):
-            ax.axvline(x, color="k", linestyle=style, label=label or None)
+            measured = style == "-"  # the channel's statistic; the bounds are dashed
+            ax.axvline(x, color=verdict_color if measured else "k", linestyle=style,
+                       linewidth=2.5 if measured else 1.5, label=label or None)
+        if not counts.size or not np.isfinite(counts).any():
+            nan_notice(ax, "no finite values: the statistic is NaN, never passes")
+        elif outcome.value is not None and not math.isfinite(outcome.value):
+            nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
         if data.get("band"):
             low, high, label = data["band"]
             ax.axvspan(low, high, color="C2", alpha=0.2, label=label)
         ax.set_xlabel(f"value ({data['label']})")
         ax.set_ylabel("count (log)")
         verdict = "holds" if data["holds"] else "fails"
-        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9)
+        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9,
+                     color="black" if data["holds"] else FAIL)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
+
+    def _strip_bounds(self, numbers: dict[str, Any]) -> list[float]:
+        """The bounds each channel's strip value is compared with (none for peak counts)."""
+        if self.predicate == "peak":
+            return [numbers["tolerance"]]
+        if self.statistic is None:
+            return []
+        return [v for v in (numbers.get("bound"), numbers.get("upper")) if v is not None]
 
     def _strip_title(self) -> str:
         """The strip panel's axis label: what each dot shows."""
@@ -345,34 +367,6 @@ def _statistic(tree: Any) -> Statistic:
                          options=parse_options(tree.children[1], "quantile"))
     var, op, threshold, std = tree.children
     return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
-
-
-# -- plotting helpers ------------------------------------------------------------------------
-def _split(ax: Axes) -> tuple[Axes, Axes]:
-    """Replace ``ax`` by a histogram panel above a strip panel."""
-    figure = ax.figure
-    spec = ax.get_subplotspec()
-    ax.remove()
-    grid = spec.subgridspec(2, 1, height_ratios=[3, 1])
-    return figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
-
-
-def _strip(ax: Axes, strip: dict[str, Any], title: str) -> None:
-    """Each channel's statistic as a dot, green where it does not count against the claim."""
-    values = np.asarray(strip["values"], dtype=float)
-    x = np.arange(values.size)
-    colors = np.where(np.asarray(strip["holds"]), "C2", "C3")
-    shown = np.where(np.isfinite(values), values, np.nan)
-    ax.scatter(x, shown, c=colors, s=8 if values.size > 64 else 16)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        low = np.nanmin(shown) if np.isfinite(shown).any() else 0.0
-        ax.scatter(x[bad], np.full(bad.sum(), low), marker="x", color="C3", s=20,
-                   label="NaN/inf")
-    if values.size <= 40:
-        ax.set_xticks(x, strip["labels"], rotation=90, fontsize=6)
-    ax.set_ylabel(title, fontsize=7)
-    ax.grid(alpha=0.3)
 
 
 __all__ = ["DistributionClaim"]

@@ -83,9 +83,13 @@ def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
     measured = f"{held}/{len(results)} instances hold"
     if failing:
         measured += f"; first failing {tag}: {worst.measured}"
+    # the plot draws the first failing instance, and marks every instance it can
+    shown = [{"tag": t, "holds": o.passed, "value": o.value, "data": o.plot_data}
+             for t, _, o in results]
     combined = Outcome(not failing, measured, f"every instance: {worst.expected}",
                        value=float(held) / len(results), rows=rows, notes=worst.notes,
-                       plot_data=worst.plot_data, context=worst.context)
+                       plot_data={**worst.plot_data, "instances": shown},
+                       context=worst.context)
     return claim, combined
 
 

@@ -106,17 +106,27 @@ STRICT: /strictly\b/"""
                                   "violations": violations.tolist(), "word": word})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        from interp_assert.claims.plots import FAIL, nan_columns, nan_patch
+
         data = outcome.plot_data
-        x = np.arange(len(data["values"]))
-        ax.plot(x, data["values"], "o-", color="C0", label=str(self.subject))
+        values = np.asarray(data["values"], dtype=float)
+        x = np.arange(len(values))
+        ax.plot(x, values, "o-", color="C0", label=str(self.subject))
         for i in data["violations"]:
-            ax.plot([i, i + 1], [data["values"][i], data["values"][i + 1]], "-", color="red",
-                    linewidth=3, label="violation" if i == data["violations"][0] else None)
+            ax.plot([i, i + 1], [values[i], values[i + 1]], "-", color=FAIL, linewidth=3,
+                    label=(f"step against the direction ({len(data['violations'])})"
+                           if i == data["violations"][0] else None))
+        handles, _ = ax.get_legend_handles_labels()
+        nan = np.flatnonzero(~np.isfinite(values)).tolist()
+        if nan:
+            nan_columns(ax, nan)
+            handles.append(nan_patch(f"NaN value ({len(nan)}; never passes)"))
         ax.set_xticks(x, data["labels"], rotation=90 if len(x) > 20 else 0)
         ax.set_xlabel(self.axis)
         ax.set_ylabel(str(self.subject))
-        ax.set_title(f"{self.subject}: expected {data['word'] if self.direction else 'monotone'}")
-        ax.legend(loc="best")
+        ax.set_title(f"{self.subject}: expected {data['word'] if self.direction else 'monotone'}",
+                     fontsize=9)
+        ax.legend(handles=handles, loc="best", fontsize=8)
         ax.grid(alpha=0.3)
 
 

@@ -66,17 +66,19 @@ class Orthogonal(Claim):
                                   "tolerance": tolerance})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        from matplotlib.patches import Patch
-
-        from interp_assert.claims.plots import heatmap
+        from interp_assert.claims.plots import FAIL, heatmap, legend, nan_patch, outline_patch
 
         data = outcome.plot_data
         cells = [cell for i, j in data["failing"] for cell in ((i, j), (j, i))]
         pairs = np.array(data["overlap"], dtype=float)
         np.fill_diagonal(pairs, np.nan)  # a member with itself is not a pair
-        heatmap(ax, pairs, data["labels"], data["labels"], vmin=0, vmax=1,
-                cmap="Blues", outline=cells, outline_color="red",
-                annotate=len(data["labels"]) <= 12)
-        ax.legend(handles=[Patch(fill=False, edgecolor="red", label="|cos| over the tolerance")],
-                  loc="upper right", fontsize=8)
-        ax.set_title(f"|cos| between members; tolerance {fmt(data['tolerance'])}", fontsize=9)
+        nan = heatmap(ax, pairs, data["labels"], data["labels"], vmin=0, vmax=1,
+                      cmap="Blues", outline=cells, outline_color=FAIL,
+                      annotate=len(data["labels"]) <= 12, blank=np.eye(len(pairs), dtype=bool))
+        tolerance = fmt(data["tolerance"])
+        handles = [outline_patch(FAIL, f"failing pair: |cos| over {tolerance}")] if cells else []
+        if nan:
+            handles.append(nan_patch("NaN |cos| (a zero vector; never passes)"))
+        legend(ax, handles, below=True)
+        ax.set_title(f"|cos| between members (diagonal: a member with itself, blank); every "
+                     f"pair must have |cos| <= {tolerance}", fontsize=9)

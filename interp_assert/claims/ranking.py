@@ -33,19 +33,54 @@ def _vector(ctx: Context, node: ast.Node) -> Labelled:
 
 
 
-def plot_ranking(ax: Axes, labels: list[str], values: list[float], highlight: set[str],
-                 title: str, k: int | None = None, limit: int = 40) -> None:
-    """Sorted bars, the highlighted labels in red, a line after the top k."""
-    order = np.argsort(-np.nan_to_num(np.asarray(values), nan=-np.inf))
-    shown = [i for i in order[:limit]]
-    shown += [i for i in order[limit:] if labels[i] in highlight]
-    colors = ["C3" if labels[i] in highlight else "C0" for i in shown]
-    ax.bar(range(len(shown)), [values[i] for i in shown], color=colors)
+def plot_ranking(ax: Axes, labels: list[str], values: list[float], claimed: dict[str, bool],
+                 title: str, k: int | None = None, limit: int = 40,
+                 descending: bool = True) -> None:
+    """Sorted bars (best first), each claimed label green where its part of the claim holds and
+    red where it fails, NaN values as hatched grey bars; a line after the top (or bottom) k."""
+    from interp_assert.claims.plots import (
+        FAIL,
+        HOLD,
+        fill_patch,
+        legend,
+        nan_columns,
+        nan_patch,
+    )
+
+    numbers = np.asarray(values, dtype=float)
+    keyed = np.nan_to_num(numbers if descending else -numbers, nan=-np.inf)
+    order = np.argsort(-keyed, kind="stable")
+    shown = [int(i) for i in order[:limit]]
+    shown += [int(i) for i in order[limit:] if labels[i] in claimed]
+    colors = [(HOLD if claimed[labels[i]] else FAIL) if labels[i] in claimed else "C0"
+              for i in shown]
+    heights = [0.0 if np.isnan(numbers[i]) else numbers[i] for i in shown]
+    ax.bar(range(len(shown)), heights, color=colors)
     ax.set_xticks(range(len(shown)), [labels[i] for i in shown], rotation=90, fontsize=7)
+    for tick, i in zip(ax.get_xticklabels(), shown):
+        if labels[i] in claimed:
+            tick.set_color(HOLD if claimed[labels[i]] else FAIL)
+            tick.set_fontweight("bold")
+    handles = [fill_patch("C0", "other labels")]
+    if any(claimed.values()):
+        handles.append(fill_patch(HOLD, "claimed: holds"))
+    if not all(claimed.values()):
+        handles.append(fill_patch(FAIL, "claimed: fails"))
     if k is not None and k < len(shown):
-        ax.axvline(k - 0.5, color="k", linestyle="--", label=f"top {k}")
-        ax.legend()
-    ax.set_title(title)
+        from matplotlib.lines import Line2D
+
+        ax.axvline(k - 0.5, color="k", linestyle="--")
+        handles.append(Line2D([], [], color="k", linestyle="--",
+                              label=f"{'top' if descending else 'bottom'} {k} cut-off"))
+    nan = [n for n, i in enumerate(shown) if np.isnan(numbers[i])]
+    if nan:
+        nan_columns(ax, nan)
+        handles.append(nan_patch("NaN (ranks last; never passes)"))
+    if len(shown) < len(labels):
+        ax.set_xlabel(f"{len(shown)} of {len(labels)} labels shown (the first {limit} and every "
+                      "claimed one)", fontsize=7)
+    legend(ax, handles)
+    ax.set_title(title, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -100,8 +135,10 @@ SIDE: /(top|bottom)\b/"""
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         data = outcome.plot_data
-        plot_ranking(ax, data["labels"], data["values"], set(self.members.labels),
-                     f"{self.source}: claimed labels in red", k=self.k)
+        claimed = {row["label"]: bool(row["holds"]) for row in outcome.rows}
+        plot_ranking(ax, data["labels"], data["values"], claimed,
+                     f"{self.source}: claimed labels must be in the {self.side} {self.k}",
+                     k=self.k, descending=self.side == "top")
 
 
 @register_claim
@@ -141,8 +178,9 @@ class RanksAbove(Claim):
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         data = outcome.plot_data
-        plot_ranking(ax, data["labels"], data["values"], {self.higher, self.lower},
-                     f"{self.source}: {self.higher} vs {self.lower}")
+        plot_ranking(ax, data["labels"], data["values"],
+                     {self.higher: outcome.passed, self.lower: outcome.passed},
+                     f"{self.source}: {self.higher} must rank above {self.lower}")
 
 
 @register_claim
@@ -188,12 +226,31 @@ ARG: /arg(max|min)\b/"""
                        plot_data={"labels": labels, "values": values.tolist(), "found": found})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        from interp_assert.claims.plots import (
+            FAIL,
+            HOLD,
+            fill_patch,
+            legend,
+            nan_columns,
+            nan_patch,
+        )
+
         data = outcome.plot_data
         x = np.arange(len(data["labels"]))
-        colors = ["C3" if lab == self.expected_label else
-                  ("C1" if lab == data["found"] else "C0") for lab in data["labels"]]
-        ax.bar(x, data["values"], color=colors)
+        values = np.asarray(data["values"], dtype=float)
+        expected = HOLD if outcome.passed else FAIL
+        colors = [expected if lab == self.expected_label else
+                  ("orange" if lab == data["found"] else "C0") for lab in data["labels"]]
+        ax.bar(x, np.nan_to_num(values, nan=0.0), color=colors)
         ax.set_xticks(x, data["labels"], rotation=90 if len(x) > 20 else 0)
-        ax.set_title(f"{self.which} of {self.source}: expected {self.expected_label} (red), "
-                     f"found {data['found']} (orange)")
+        handles = [fill_patch(expected, f"expected {self.which}: {self.expected_label}")]
+        if not outcome.passed and data["found"] in data["labels"]:
+            handles.append(fill_patch("orange", f"actual {self.which}: {data['found']}"))
+        nan = np.flatnonzero(np.isnan(values)).tolist()
+        if nan:
+            nan_columns(ax, nan)
+            handles.append(nan_patch("NaN (no argmax/argmin; never passes)"))
+        legend(ax, handles)
+        ax.set_title(f"{self.which} of {self.source}: expected {self.expected_label}, found "
+                     f"{data['found']}", fontsize=9)
         ax.set_xlabel(self.axis)

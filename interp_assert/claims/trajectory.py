@@ -95,29 +95,44 @@ def _curve_data(series: Series, **extra: Any) -> dict[str, Any]:
             "axis": series.axis, **extra}
 
 
-def _plot_curve(ax: Axes, data: dict[str, Any], name: str) -> None:
-    ax.plot(data["steps"], data["values"], "-", color="C0", marker="o" if len(
-        data["steps"]) <= 60 else None, markersize=3, label=name)
+def _plot_curve(ax: Axes, data: dict[str, Any], name: str, passed: bool = True) -> None:
+    """The series with its bounds and step markers; failing steps red, NaN steps hatched."""
+    from interp_assert.claims.plots import FAIL, HOLD, nan_notice, nan_patch
+
+    steps, values = np.asarray(data["steps"], dtype=float), np.asarray(data["values"], dtype=float)
+    ax.plot(steps, values, "-", color="C0", marker="o" if len(steps) <= 60 else None,
+            markersize=3, label=name)
     for key, style in (("bound", "--"), ("upper", ":")):
         if data.get(key) is not None:
             ax.axhline(data[key], color="k", linestyle=style, label=f"{key} {fmt(data[key])}")
     if data.get("deadline") is not None:
-        ax.axvline(data["deadline"], color="C1", linestyle="--",
+        ax.axvline(data["deadline"], color=FAIL if not passed else "C1", linestyle="--",
                    label=f"deadline {_step_text(data['deadline'])}")
     if data.get("from") is not None:
         ax.axvline(data["from"], color="C1", linestyle=":",
                    label=f"from {_step_text(data['from'])}")
     if data.get("reached") is not None:
-        ax.axvline(data["reached"], color="C2", linewidth=2,
+        ax.axvline(data["reached"], color=HOLD if passed else FAIL, linewidth=2,
                    label=f"reached at {_step_text(data['reached'])}")
-    for i, x in enumerate(data.get("failing_steps", [])[:200]):
-        ax.plot(x, data["values"][data["steps"].index(x)], "x", color="C3",
-                label="fails" if i == 0 else None)
+    failing = [x for x in data.get("failing_steps", [])[:200]]
+    if failing:
+        index = [data["steps"].index(x) for x in failing]
+        ax.plot(failing, values[index], "x", color=FAIL, markersize=7, mew=2,
+                label=f"failing {data['axis']}s ({len(data.get('failing_steps', []))})")
     if data.get("point") is not None:
-        ax.plot(*data["point"], "o", color="C3", markersize=8, label="final")
+        ax.plot(*data["point"], "o", color=HOLD if passed else FAIL, markersize=9,
+                label=f"final value ({'holds' if passed else 'fails'})")
+    nan = steps[~np.isfinite(values)]
+    for x in nan:
+        ax.axvline(x, color="lightgrey", linewidth=4, zorder=0)
+    handles, _ = ax.get_legend_handles_labels()
+    if nan.size:
+        handles.append(nan_patch(f"NaN/inf value ({nan.size} {data['axis']}s; never passes)"))
+        if not np.isfinite(values).any():
+            nan_notice(ax, "every value is NaN: never passes")
     ax.set_xlabel(data["axis"])
     ax.set_ylabel(name)
-    ax.legend(loc="best", fontsize=8)
+    ax.legend(handles=handles, loc="best", fontsize=8)
     ax.grid(alpha=0.3)
 
 
@@ -216,7 +231,7 @@ TRAJ_CMP: /<=|>=|[<>≤≥]/"""
         return outcome
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        _plot_curve(ax, outcome.plot_data, str(self.subject))
+        _plot_curve(ax, outcome.plot_data, str(self.subject), outcome.passed)
         ax.set_title(f"{self.subject}: first {self.op} threshold", fontsize=9)
 
 
@@ -314,7 +329,7 @@ TRAJ_FROM: /(from|after)\b/"""
                                              **{"from": start}))
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        _plot_curve(ax, outcome.plot_data, str(self.subject))
+        _plot_curve(ax, outcome.plot_data, str(self.subject), outcome.passed)
         ax.set_title(f"{self.subject}: expected to stay {self.comparison}", fontsize=9)
 
 
@@ -354,7 +369,7 @@ class FinalValue(Claim):
                                              point=(float(series.steps[-1]), last)))
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        _plot_curve(ax, outcome.plot_data, str(self.subject))
+        _plot_curve(ax, outcome.plot_data, str(self.subject), outcome.passed)
         ax.set_title(f"final {self.subject}: expected {self.comparison}", fontsize=9)
 
 

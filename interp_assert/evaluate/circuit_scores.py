@@ -74,6 +74,16 @@ def spectrum(matrix: np.ndarray) -> np.ndarray:
     return np.linalg.svd(matrix, compute_uv=False)
 
 
+def nonzero_count(singular: np.ndarray, shape: tuple[int, ...]) -> int:
+    """How many singular values are nonzero: above ``max(s) · max(m, n) · eps`` (float64 eps;
+    ``numpy.linalg.matrix_rank``'s tolerance), i.e. the matrix's numerical rank."""
+    finite = singular[np.isfinite(singular)]
+    if not finite.size:
+        return 0
+    tolerance = float(finite.max()) * max(shape[-2:]) * np.finfo(np.float64).eps
+    return int(np.sum(finite > tolerance))
+
+
 def energy_rank(singular: np.ndarray, fraction: float) -> int:
     """Smallest k whose top-k singular values hold ``fraction`` of the squared total (the same
     rule as the expression function ``effective_rank``). A spectrum with no energy (all zeros)

@@ -25,6 +25,18 @@ def save_plot(claim: Claim, outcome: Outcome, path: Path, title: str, verdict: s
     ax = figure.add_subplot()
     claim.plot(outcome, ax)
     text = "\n".join(textwrap.wrap(title, 110) + textwrap.wrap(
-        f"[{verdict}] measured {outcome.measured}; expected {outcome.expected}", 110))
+        f"[{verdict}] measured {outcome.measured}; expected {outcome.expected}", 110)
+        + textwrap.wrap(_failing_instances(outcome), 110))
     figure.suptitle(text, fontsize=8)
     return save_figure(figure, path)
+
+
+def _failing_instances(outcome: Outcome) -> str:
+    """'failing instances: i=2, i=5' for a template with failures (else nothing)."""
+    instances = outcome.plot_data.get("instances") or []
+    failing = [str(i["tag"]) for i in instances if not i["holds"]]
+    if not failing:
+        return ""
+    shown = ", ".join(failing[:12]) + (f" and {len(failing) - 12} more" if len(failing) > 12
+                                       else "")
+    return f"failing instances: {shown}"
