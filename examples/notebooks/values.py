@@ -315,6 +315,14 @@ INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
                                       _001_top3_count),
     ("001", "embedding-norm-restriction"): ("embedding rows with norm > 0.8", lambda: float(
         np.sum(np.linalg.norm(w("embed.W_E"), axis=1) > 0.8))),
+    ("001", "in-directions-vs-unembedding"): ("W_in directions vs unembedding (max |cos|)",
+                                              lambda: float(np.abs(unit(w("blocks.1.mlp.W_in").T)
+                                                                   @ unit(w("unembed.W_U").T).T
+                                                                   ).max())),
+    ("001", "out-directions-vs-embedding-kurtosis"): (
+        "W_out vs embedding congruence, kurtosis per neuron (max)", lambda: float(
+            __import__("scipy.stats").stats.kurtosis(
+                unit(w("blocks.1.mlp.W_out")) @ unit(w("embed.W_E")).T, axis=1).max())),
     ("002", "exact-match"): ("exact match", lambda: float(
         np.mean(~adder_run(500, 42)["wrong"].any(1)))),
     ("002", "per-position-error"): ("per-position error ≤ 1% (share of A0..A10)", lambda: float(
