@@ -135,3 +135,24 @@ def test_top_k_per_row_counted_across_rows(scores, k):
     for row, line in enumerate(scores):
         in_bottom[row, np.argsort(line, kind="stable")[:k]] = 1
     assert measured(f"count(bottom(S, {k}), neuron)[0] >= 0", subject) == in_bottom[:, 0].sum()
+
+
+@SETTINGS
+@given(arrays(float, (5, 8), elements=FLOATS), st.sampled_from([0.0, 0.5, 0.9, 0.999, 1.0]))
+def test_quantile_matches_numpy(values, level):
+    subject = subject_of(S=values)
+    assert measured(f"quantile(S, {level}) > -100", subject) == pytest.approx(
+        np.quantile(values, level))
+    per_row = measured(f"max(quantile(S, {level}, d1)) > -100", subject)
+    assert per_row == pytest.approx(np.max(np.quantile(values, level, axis=1)))
+
+
+def test_random_edge_control_counts_like_numpy():
+    """How many of 30 random edges pass the 90th percentile of all edge scores (seeded)."""
+    scores = np.random.default_rng(3).normal(size=(12, 20))
+    subject = subject_of(S=scores)
+    rng = np.random.default_rng(7)
+    drawn = scores.reshape(-1)[np.sort(rng.choice(scores.size, 30, replace=False))]
+    expected = np.sum(drawn > np.quantile(scores, 0.9))
+    got = measured("count(sample(S, 30, 7) > quantile(S, 0.9)) >= 0", subject)
+    assert got == expected

@@ -264,6 +264,12 @@ def _004_above_percentile() -> float:
     return float(value)
 
 
+def _random_edges_past(scores: np.ndarray, n: int, level: float) -> int:
+    """The notebook's control, seeded: n edges drawn without replacement (seed 0)."""
+    drawn = scores[np.sort(np.random.default_rng(0).choice(scores.size, n, replace=False))]
+    return int(np.sum(drawn > np.quantile(scores, level)))
+
+
 # --- the table -----------------------------------------------------------------------------
 
 def _svd(m: np.ndarray) -> tuple:
@@ -368,6 +374,8 @@ INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
         np.sum(np.nan_to_num(head_neuron(), nan=0) > 0.4))),
     ("004", "neuron-edges"): ("heads by neuron (L0N90)",
                               lambda: float(np.sum(head_neuron()[:4, 90] > 0.4))),
+    ("004", "random-edge-control"): ("768 random edges past the 99.9th percentile", lambda: float(
+        _random_edges_past(head_neuron()[:4].reshape(-1), 768, 0.999))),
     ("004", "ov-writes-to-tokens"): ("heads' SVD onto the unembedding (max |cos|)", lambda: float(
         np.abs(_svd(ov(0, 0))[2][:32] @ unit(w("unembed.W_U").T).T).max())),
     ("004", "ov-reads-tokens"): ("embedding into heads' SVD (max |cos|)", lambda: float(

@@ -143,3 +143,32 @@ def _extremes(x: Labelled, k: Labelled, axis: str | None, largest: bool) -> Labe
     chosen = (ranks < int(count_)).astype(float)
     chosen[np.isnan(moved).any(axis=-1)] = np.nan
     return Labelled(np.moveaxis(chosen, -1, i), x.axes, x.name)
+
+
+@register_function("quantile", (2, 3), axis_params=(2,))
+def quantile(x: Labelled, q: Labelled, axis: str | None = None) -> Labelled:
+    """numpy's linear quantile ``q`` in [0, 1] over every element (or along the named axis);
+    NaN when any element is NaN."""
+    level = q.scalar()
+    if not 0 <= level <= 1:
+        raise QuantityError(f"quantile(): q must be in [0, 1], not {level:g}",
+                            hint="write the 99.9th percentile as 0.999")
+    if axis is None:
+        return Labelled(np.asarray(float(np.quantile(x.values, level))), (), x.name)
+    i = x.axis(axis)
+    return Labelled(np.quantile(x.values, level, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+
+
+@register_function("sample", (2, 3))
+def sample(x: Labelled, n: Labelled, seed: Labelled | None = None) -> Labelled:
+    """``n`` elements drawn uniformly without replacement from all of ``x`` (flattened, C
+    order) by ``numpy.random.default_rng(seed)`` (seed 0 by default): a seeded random control,
+    e.g. ``count(sample(scores, 768) > quantile(scores, 0.999))``."""
+    size = n.scalar()
+    if size != int(size) or not 1 <= size <= x.values.size:
+        raise QuantityError(f"sample(): n must be a whole number from 1 to {x.values.size}, "
+                            f"not {size:g}")
+    rng = np.random.default_rng(int(seed.scalar()) if seed is not None else 0)
+    flat = x.values.reshape(-1)
+    chosen = np.sort(rng.choice(flat.size, size=int(size), replace=False))
+    return Labelled(flat[chosen], (Axis("sample"),), x.name)
