@@ -32,7 +32,8 @@ class DatasetSpec:
     file: Path | None = None
     n: int | None = None
     seed: int = 0
-    batch_size: int = 512
+    #: samples per batch; None: derived from the memory of the model's device
+    batch_size: int | None = None
     device: str = "cpu"
     positions: tuple[str, ...] | None = None
     input: str = "tokens"
@@ -68,10 +69,11 @@ class Dataset:
                             self.spec.location, hint="fields: " + ", ".join(self.fields))
         return self.fields[name]
 
-    def batches(self) -> Iterator[dict[str, Any]]:
-        """The dataset in batches of ``batch_size`` (every field sliced); ``_index`` holds the
-        samples' positions in the dataset (interventions use it to align activations)."""
-        size = max(1, self.spec.batch_size)
+    def batches(self, size: int | None = None) -> Iterator[dict[str, Any]]:
+        """The dataset in batches of ``size`` (default its ``batch_size``, else 512), every
+        field sliced; ``_index`` holds the samples' positions in the dataset (interventions use
+        it to align activations)."""
+        size = max(1, size or self.spec.batch_size or 512)
         for start in range(0, self.n, size):
             batch = {k: v[start:start + size] for k, v in self.fields.items()}
             batch["_index"] = np.arange(start, min(start + size, self.n))
@@ -117,7 +119,7 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
                 name=str(name), generate=entry.get("generate"),
                 file=safe_resolve(base / entry["file"]) if "file" in entry else None,
                 n=int(entry["n"]) if "n" in entry else None, seed=int(entry.get("seed", 0)),
-                batch_size=int(entry.get("batch_size", 512)),
+                batch_size=int(entry["batch_size"]) if "batch_size" in entry else None,
                 device=str(entry.get("device", "cpu")),
                 positions=tuple(expand_labels(positions)) if positions is not None else None,
                 input=str(entry.get("input", "tokens")),

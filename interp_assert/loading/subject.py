@@ -10,7 +10,9 @@ from typing import Any
 
 from interp_assert.errors import CheckpointError, InterpAssertError, Location, did_you_mean
 from interp_assert.loading.checkpoint import Checkpoint, load_checkpoint
+from interp_assert.loading.devices import DeviceError, apply_threads, place
 from interp_assert.loading.source_files import safe_resolve
+from interp_assert.progress import phase
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
 
@@ -35,6 +37,8 @@ class SubjectSpec:
     allow_pickle: bool = False
     search_path: tuple[Path, ...] = ()
     device: str = "cpu"
+    #: the dtype the model runs in (float32, bfloat16, float16); None: as the loader built it
+    dtype: str | None = None
     location: Location | None = field(default=None, compare=False)
     #: set: the subject is private to this scope instead of the process-wide pool
     scope: SubjectScope | None = field(default=None, repr=False)
@@ -66,7 +70,8 @@ class LoadedSubject:
             raise self._failure
         if self._checkpoint is None:
             try:
-                self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
+                with phase("load", self.spec.label):
+                    self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
             except InterpAssertError as exc:
                 self._failure = exc.at(self.spec.location)
                 raise
@@ -93,12 +98,15 @@ class LoadedSubject:
         checkpoint = self.checkpoint
         args = [checkpoint.raw] if checkpoint is not None else []
         kwargs = {"path": self.spec.checkpoint} if accepts(loader, "path") else {}
-        model = call_user(loader, f"loader '{name}'", *args, **kwargs)
+        apply_threads()
+        with phase("load", self.spec.label):
+            model = call_user(loader, f"loader '{name}'", *args, **kwargs)
         if hasattr(model, "eval"):
             model.eval()
-        if hasattr(model, "to") and self.spec.device != "cpu":
-            model = model.to(self.spec.device)
-        return model
+        try:
+            return place(model, self.spec.device, self.spec.dtype)
+        except DeviceError as exc:
+            raise exc.at(self.spec.location) from None
 
     @property
     def sha256(self) -> str | None:
