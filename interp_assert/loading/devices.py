@@ -105,6 +105,16 @@ def targets_on_device(found: list[Target], device: str | None = None,
             if t.spec is not None else t for t in found]
 
 
+def check_run_device(device: str | None, dtype: str | None, device_ini: str | None = None,
+                     dtype_ini: str | None = None) -> None:
+    """Refuse a run's device (its option, ini value or environment variable) that is misspelt
+    or that this machine lacks, and a misspelt dtype, before any work (DeviceError)."""
+    dtype_override(dtype, dtype_ini)
+    chosen_device = device_override(device, device_ini)
+    if chosen_device not in (None, "cpu", "auto"):
+        resolve_device(chosen_device)
+
+
 def _source(value: str, option: str | None, ini: str | None, flag: str, env: str) -> str:
     return flag if value == option else ("the ini option" if value == ini else env)
 
