@@ -34,8 +34,9 @@ class RichProgress(Progress):
             from rich.progress import Progress as Bars
 
             console = Console(file=stream, force_terminal=True)
-            self.bars = Bars(TextColumn("{task.description}"), BarColumn(bar_width=24),
-                             TextColumn("{task.fields[count]}"), TextColumn("{task.fields[rate]}"),
+            texts = [TextColumn(f"{{task.{name}}}", markup=False)  # names hold [step_5000]
+                     for name in ("description", "fields[count]", "fields[rate]")]
+            self.bars = Bars(texts[0], BarColumn(bar_width=24), *texts[1:],
                              TimeRemainingColumn(), console=console, transient=True,
                              auto_refresh=False)
             self.claims_task = self.bars.add_task("claims", total=max(total, 1), count="",
@@ -79,10 +80,10 @@ class RichProgress(Progress):
         self.bars.update(self.pass_task, completed=done, total=total,
                          count=f"batch {self.batches}/{math.ceil(total / size)}, "
                                f"{done:,}/{total:,} samples", rate=rate)
-        self._refresh(force=done >= total)
+        self._refresh(force=self.batches == 1 or done >= total)  # others: at most 10/s
 
     def left(self, name: str) -> None:
-        self.phase_text = ""
+        self.phase_text = self.current_phase or ""  # the enclosing phase goes on
         if self.bars is None:
             return
         if name == "pass" and self.pass_task is not None:

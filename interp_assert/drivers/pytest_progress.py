@@ -18,6 +18,8 @@ from interp_assert.progress import Progress
 
 #: seconds between two redraws
 REDRAW = 0.1
+#: the phases drawn (claims and plots come and go too fast for a line of their own)
+SHOWN = ("load", "pass")
 
 
 def make_progress(config: Any) -> Progress:
@@ -50,20 +52,28 @@ class TerminalProgress(Progress):
         self.terminal, self.capture = terminal, capture
         self.detail = ""
         self.started = 0.0
+        self.last = (0, 0)
         self.drawn = 0.0
         self.showing = False
 
     def entered(self, name: str, detail: str) -> None:
         if name == "pass":
-            self.detail, self.started = detail, time.perf_counter()
+            self.detail, self.started, self.last = detail, time.perf_counter(), (0, 0)
+        if name in SHOWN:
             self._draw(describe(name, detail, 0, 0, 0.0), force=True)
 
     def batch_done(self, done: int, total: int) -> None:
+        self.last = (done, total)
         elapsed = time.perf_counter() - self.started
         self._draw(describe("pass", self.detail, done, total, elapsed), force=done >= total)
 
     def left(self, name: str) -> None:
-        if name == "pass":
+        if name not in SHOWN:
+            return
+        if self.current_phase == "pass":  # a model loaded inside a pass: the pass goes on
+            elapsed = time.perf_counter() - self.started
+            self._draw(describe("pass", self.detail, *self.last, elapsed), force=True)
+        else:
             self.close()
 
     def close(self) -> None:
