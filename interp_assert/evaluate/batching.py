@@ -5,15 +5,14 @@ batch's tensor fields follow them, so that metrics and user code find logits and
 one device. Activations leave the device in the sinks, batch by batch.
 
 A dataset without ``batch_size:`` gets one derived from the memory of the model's device
-(``docs/definitions.md``, "Batch sizes"): one sample is run through the model first, with a
-hook on every module summing the bytes of the outputs (:func:`sample_bytes`), and the batch
-is as large as :data:`HEADROOM` times that fits in the device's budget, at most
-:data:`MAX_BATCH` samples.
+(``docs/definitions.md``, "Batch sizes"): the pass's first batch holds one sample, with a
+hook on every module summing the bytes of the outputs, and the later batches hold as many
+samples as fit :data:`HEADROOM` times over in the device's budget, at most :data:`MAX_BATCH`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,18 +64,32 @@ def on_device(batch: dict[str, Any], device: Any) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def batch_size(subject: LoadedSubject, model: Any, dataset: Dataset,
-               call: Callable[[dict[str, Any]], Any]) -> int:
-    """The dataset's ``batch_size``, or one derived from the device's memory (once per subject
-    and dataset); ``call`` runs the model on a batch."""
-    if dataset.spec.batch_size is not None:
-        return max(1, dataset.spec.batch_size)
+def sized_batches(subject: LoadedSubject, model: Any, dataset: Dataset
+                  ) -> Iterator[dict[str, Any]]:
+    """The dataset's batches of its ``batch_size``; without one, a first batch of one sample
+    while a hook on every module adds up the bytes of their outputs, then batches of the size
+    :func:`derived_batch_size` gives (remembered per subject and dataset). The caller runs the
+    model on each batch before asking for the next."""
     key = ("batch size", dataset.spec)
-    if key not in subject.cache:
-        device = model_placement(model, dataset.spec.device)[0]
-        per_sample = sample_bytes(model, dataset, call)
-        subject.cache[key] = derived_batch_size(per_sample, device_budget(device), dataset.n)
-    return subject.cache[key]
+    size = dataset.spec.batch_size or subject.cache.get(key)
+    if size is not None or dataset.n == 0:
+        yield from dataset.batches(size)
+        return
+    total = [0]
+
+    def count(_module: Any, _args: Any, output: Any) -> None:
+        total[0] += tensor_bytes(output)
+
+    modules = list(model.modules()) if hasattr(model, "modules") else []
+    handles = [module.register_forward_hook(count) for module in modules]
+    try:
+        yield from dataset.batches(1, stop=1)
+    finally:
+        for handle in handles:
+            handle.remove()
+    device = model_placement(model, dataset.spec.device)[0]
+    size = subject.cache[key] = derived_batch_size(total[0], device_budget(device), dataset.n)
+    yield from dataset.batches(size, start=1)
 
 
 def derived_batch_size(per_sample: int, budget: int | None, n: int) -> int:
@@ -85,30 +98,6 @@ def derived_batch_size(per_sample: int, budget: int | None, n: int) -> int:
     if budget is None or per_sample <= 0:
         return most
     return max(1, min(most, budget // (HEADROOM * per_sample)))
-
-
-def sample_bytes(model: Any, dataset: Dataset, call: Callable[[dict[str, Any]], Any]) -> int:
-    """Bytes of every module output (and the model's output) on the dataset's first sample."""
-    import torch
-
-    if dataset.n == 0 or not hasattr(model, "modules"):
-        return 0
-    total = [0]
-
-    def count(_module: Any, _args: Any, output: Any) -> None:
-        total[0] += tensor_bytes(output)
-
-    first = next(iter(dataset.batches(1)))
-    handles = [module.register_forward_hook(count) for module in model.modules()]
-    try:
-        with torch.inference_mode():
-            logits, values = call(first)
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not handles:  # a model without modules: only its output is known
-        total[0] += tensor_bytes(logits)
-    return total[0] + tensor_bytes(values)
 
 
 def tensor_bytes(value: Any, depth: int = 0) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
-from interp_assert.evaluate.batching import batch_size, model_placement, on_device, to_device
+from interp_assert.evaluate.batching import model_placement, on_device, sized_batches, to_device
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
 from interp_assert.loading.subject import LoadedSubject
@@ -305,8 +305,6 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                             hint="a loader is a function 'package.module:load' that returns "
                                  "the model built from the checkpoint")
     device = model_placement(model, dataset.spec.device)[0]
-    size = batch_size(subject, model, dataset,  # before any hook: the probe feeds no sink
-                      lambda b: model_output(model, on_device(b, device), dataset))
     current: dict[str, Any] = {}
     handles = []
     try:
@@ -340,7 +338,7 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                     lambda _m, _args, out, _g=group: _feed(_g, out, current)))
         output_sinks = [s for s in sinks if s.hook is None]
         with torch.inference_mode():
-            for number, batch in enumerate(dataset.batches(size)):
+            for number, batch in enumerate(sized_batches(subject, model, dataset)):
                 batch = on_device(batch, device)
                 current.clear()
                 current.update(batch)

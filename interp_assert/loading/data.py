@@ -69,14 +69,17 @@ class Dataset:
                             self.spec.location, hint="fields: " + ", ".join(self.fields))
         return self.fields[name]
 
-    def batches(self, size: int | None = None) -> Iterator[dict[str, Any]]:
-        """The dataset in batches of ``size`` (default its ``batch_size``, else 512), every
-        field sliced; ``_index`` holds the samples' positions in the dataset (interventions use
-        it to align activations)."""
+    def batches(self, size: int | None = None, start: int = 0,
+                stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """Samples ``start`` to ``stop`` (default all) in batches of ``size`` (default its
+        ``batch_size``, else 512), every field sliced; ``_index`` holds the samples' positions
+        in the dataset (interventions use it to align activations)."""
         size = max(1, size or self.spec.batch_size or 512)
-        for start in range(0, self.n, size):
-            batch = {k: v[start:start + size] for k, v in self.fields.items()}
-            batch["_index"] = np.arange(start, min(start + size, self.n))
+        stop = self.n if stop is None else min(stop, self.n)
+        for first in range(start, stop, size):
+            last = min(first + size, stop)
+            batch = {k: v[first:last] for k, v in self.fields.items()}
+            batch["_index"] = np.arange(first, last)
             yield batch
 
     def position_index(self, label: str) -> int:
