@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "interp_assert"
 
 #: each top-level part of the package and its step in the pipeline (0: shared foundations)
 LAYERS = {
-    "errors": 0, "labels": 0, "resources": 0, "workers": 0, "usercode": 0,
+    "errors": 0, "labels": 0, "resources": 0, "workers": 0, "usercode": 0, "progress": 0,
     "language": 1, "loading": 2, "plan": 3, "evaluate": 4, "adapters": 4, "claims": 5,
     "judge": 6, "output": 7, "run": 8, "drivers": 9,
 }

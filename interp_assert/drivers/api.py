@@ -12,6 +12,7 @@ from interp_assert.judge.verdict import ClaimResult, Verdict
 from interp_assert.labels import Labelled
 from interp_assert.language.parser import parse_claim
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, check_names
+from interp_assert.loading.devices import targets_on_device
 from interp_assert.loading.quantity_def import QuantityDef
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import SubjectScope, SubjectSpec
@@ -31,8 +32,10 @@ class Subject:
 
     def __init__(self, claim_file: ClaimFile) -> None:
         self.claim_file = claim_file
+        #: the subject on INTERP_ASSERT_DEVICE / INTERP_ASSERT_DTYPE when they are set
+        self.target = targets_on_device([Target(claim_file.subject)])[0]
         #: plans every forward quantity once, so that all checks share one pass
-        self.plan = Plan.build_all(claim_file, claim_file.subject) if claim_file.subject else None
+        self.plan = Plan.build_all(claim_file, self.target.spec) if claim_file.subject else None
 
     def check(self, sentence: str, *, plot_dir: str | Path | None = None) -> ClaimResult:
         return check(sentence, self, plot_dir=plot_dir)
@@ -145,7 +148,7 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> 
     runner = Runner(options)
     if on.plan is not None:
         runner.plan.add(on.plan)
-    result = runner.result(Check(on.claim_file, entry, Target(on.claim_file.subject)))
+    result = runner.result(Check(on.claim_file, entry, on.target))
     if result.error is not None:
         raise result.error
     if result.verdict is not Verdict.HOLDS:

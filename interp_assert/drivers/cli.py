@@ -18,11 +18,13 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from interp_assert.drivers.cli_progress import RichProgress
 from interp_assert.errors import InterpAssertError
 from interp_assert.judge.verdict import ClaimResult
 from interp_assert.loading.claim_file import SUFFIXES
+from interp_assert.loading.devices import DTYPES, check_device, check_run_device
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
@@ -31,7 +33,6 @@ from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally
 from interp_assert.usercode import parse_timeout
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
-BAR_WIDTH = 24
 
 
 def _claim_files(paths: Sequence[str]) -> list[Path]:
@@ -45,26 +46,6 @@ def _claim_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-class Progress:
-    """``[#####-----] 12/40 file::claim`` on one rewritten line of a terminal; silent else."""
-
-    def __init__(self, total: int, stream: TextIO, enabled: bool) -> None:
-        self.total, self.stream, self.enabled, self.done = total, stream, enabled, 0
-
-    def step(self, text: str) -> None:
-        if not self.enabled:
-            return
-        filled = BAR_WIDTH * self.done // max(self.total, 1)
-        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        line = f"[{bar}] {self.done}/{self.total} {text}"[:100]
-        print("\r" + line.ljust(100), end="", file=self.stream, flush=True)
-        self.done += 1
-
-    def close(self) -> None:
-        if self.enabled:
-            print("\r" + " " * 100 + "\r", end="", file=self.stream, flush=True)
-
-
 def _options(args: argparse.Namespace, plots: str) -> RunOptions:
     """The run's options from the command line (paths relative to the current folder)."""
     options = RunOptions(
@@ -72,7 +53,8 @@ def _options(args: argparse.Namespace, plots: str) -> RunOptions:
         checkpoint=safe_resolve(Path(args.checkpoint)) if args.checkpoint else None,
         baseline=Path(args.baseline) if args.baseline else None,
         baseline_shown=args.baseline or "", baseline_update=args.baseline_update,
-        json=Path(args.json) if args.json else None, timeout=args.timeout)
+        json=Path(args.json) if args.json else None, timeout=args.timeout,
+        device=args.device, dtype=args.dtype)
 
     def record_command(check: Check) -> str:
         words = ["interp-assert", "check", str(check.claim_file.path), "--baseline",
@@ -128,6 +110,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     runner = Runner(options)
     try:
         runner.baselines()  # a broken baseline file stops the run before any work
+        check_run_device(args.device, args.dtype)
     except InterpAssertError as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -135,7 +118,8 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     checks = [c for c in checks if _selected(c, args.select)]
     if document is not None and not args.all_checkpoints:
         checks = _latest_targets(checks)
-    progress = Progress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
+    progress = RichProgress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
+    runner.options.progress = progress
     records, reports = [], []
     interrupted = False
     try:
@@ -164,6 +148,8 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     for message in messages:
         print(message)
     print(tally_line(records, broken))
+    if args.verbose and records:
+        print(progress.times_line())
     if interrupted:
         print(f"interp-assert: interrupted after {len(records)} of {len(checks)} checks",
               file=sys.stderr)
@@ -196,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("paths", nargs="+")
     check.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
     check.add_argument("--plots", choices=("failed", "all", "never"), default="failed")
-    check.add_argument("-v", "--verbose", action="store_true", help="report passing claims too")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="report passing claims too, and the time of each phase at the end")
     check.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     check.set_defaults(run=check_command)
     report = commands.add_parser("report", help="render claim files and their results as a "
@@ -221,6 +208,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--select", action="append", metavar="NAME",
                              help="only this claim id, check name (claim-id[step_5000]) or "
                                   "checkpoint label (step_5000); repeatable")
+        command.add_argument("--device", type=_device,
+                             help="run every model on DEVICE: cpu, cuda, cuda:N, mps or auto "
+                                  "(cuda, else mps, else cpu); default INTERP_ASSERT_DEVICE, "
+                                  "else the subject's 'device:', else cpu")
+        command.add_argument("--dtype", choices=DTYPES,
+                             help="run every model in this dtype (reductions stay float64); "
+                                  "default INTERP_ASSERT_DTYPE, else the subject's 'dtype:'")
         command.add_argument("--memory-limit", metavar="SIZE", type=_memory_limit,
                              help="fail a quantity early when it would need more memory than "
                                   "SIZE (512MB, 4GiB, 50%%, none; default 50%% of physical "
@@ -250,6 +244,13 @@ def _timeout(text: str) -> float | None:
         return parse_timeout(text, "--timeout")
     except InterpAssertError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _device(text: str) -> str:
+    try:
+        return check_device(text, "--device")
+    except InterpAssertError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.hint})") from None
 
 
 def _memory_limit(text: str) -> str:

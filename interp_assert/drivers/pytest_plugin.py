@@ -60,6 +60,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run each claim file and checkpoint as a task on the Ray cluster at "
                          "ADDRESS (host:6379, ray://host:10001); auto: the running one or a "
                          "new local one (pip install 'interp-assert[ray]')")
+    group.addoption("--interp-device", metavar="DEVICE", default=None,
+                    help="run every model on DEVICE: cpu, cuda, cuda:N, mps or auto (cuda, else "
+                         "mps, else cpu); ini: interp_assert_device; env: INTERP_ASSERT_DEVICE; "
+                         "default: the subject's 'device:', else cpu")
+    group.addoption("--interp-dtype", metavar="DTYPE", default=None,
+                    help="run every model in DTYPE: float32, bfloat16 or float16 (reductions "
+                         "stay float64); ini: interp_assert_dtype; env: INTERP_ASSERT_DTYPE; "
+                         "default: the subject's 'dtype:', else as loaded")
+    parser.addini("interp_assert_device", "device of every model (cpu, cuda, cuda:N, mps, auto)",
+                  default="")
+    parser.addini("interp_assert_dtype", "dtype of every model (float32, bfloat16, float16)",
+                  default="")
     parser.addini("interp_assert_timeout", "seconds the user code of one claim may run",
                   default="")
     parser.addini("interp_assert_memory_limit", "memory limit of one quantity (4GiB, 50%, none)",
@@ -84,6 +96,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_plots(config)
     _check_timeout(config)
     _set_memory_limit(config)
+    _check_device(config)
+    if _is_worker(config):  # threads and GPU shared among the workers of this host
+        from interp_assert.loading.devices import set_worker
+
+        worker = config.workerinput  # type: ignore[attr-defined]
+        set_worker(int(str(worker["workerid"]).lstrip("gw") or 0), int(worker["workercount"]))
     if config.pluginmanager.hasplugin("xdist"):
         from interp_assert.drivers.pytest_xdist import XdistHooks
 
@@ -131,6 +149,24 @@ def _set_memory_limit(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(f"--interp-memory-limit: {exc}") from None
     config.add_cleanup(lambda: set_memory_limit(None))
+
+
+def _check_device(config: pytest.Config) -> None:
+    """A misspelt device or dtype (option, ini or environment) stops the run; a device this
+    machine lacks too (only then is torch imported here)."""
+    options = [config.getoption(f"interp_{key}") or config.getini(f"interp_assert_{key}")
+               or None for key in ("device", "dtype")]
+    if not any(options) and not any(map(os.environ.get, ("INTERP_ASSERT_DEVICE",
+                                                         "INTERP_ASSERT_DTYPE"))):
+        return
+    from interp_assert.loading.devices import DeviceError, check_run_device
+
+    try:
+        check_run_device(config.getoption("interp_device"), config.getoption("interp_dtype"),
+                         config.getini("interp_assert_device") or None,
+                         config.getini("interp_assert_dtype") or None)
+    except DeviceError as exc:
+        raise pytest.UsageError(f"{exc.message}\n  hint: {exc.hint}") from None
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -262,6 +298,12 @@ class _Reporting:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _is_worker(session.config):
+        claim_session = session.config.stash.get(SESSION_KEY, None)
+        if claim_session is not None:  # the controller adds up the workers' phase times
+            progress = claim_session.runner.options.progress
+            session.config.workeroutput["interp_phases"] = {  # type: ignore[attr-defined]
+                "seconds": progress.seconds, "passes": progress.passes,
+                "samples": progress.samples}
         return
     claim_session = session.config.stash.get(SESSION_KEY, None)
     if claim_session is not None:
@@ -274,5 +316,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
+        session.runner.options.progress.close()
         session.report(terminalreporter)
+        if config.option.verbose > 0 and session.records:
+            terminalreporter.write_line(session.phase_times())
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.drivers.pytest_keys import SESSION_KEY
+from interp_assert.drivers.pytest_progress import make_progress
 from interp_assert.errors import InterpAssertError
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
@@ -52,6 +53,8 @@ class ClaimSession:
     messages: list[str] = field(default_factory=list)
     #: the run's Ray tasks (``--interp-ray``), or None
     remote: RayRun | None = None
+    #: xdist workers whose phase times were added (the controller's)
+    workers: int = 0
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -80,7 +83,10 @@ class ClaimSession:
             report=(here / report).resolve() if report else None,
             timeout=parse_timeout(config.getoption("interp_timeout")
                                   or config.getini("interp_assert_timeout") or None,
-                                  "--interp-timeout"))
+                                  "--interp-timeout"),
+            device=config.getoption("interp_device") or config.getini("interp_assert_device")
+            or None, dtype=config.getoption("interp_dtype") or config.getini(
+                "interp_assert_dtype") or None, progress=make_progress(config))
         session = cls(Runner(options), bool(config.getoption("interp_summary")), from_ini, here)
         options.record_command = session.record_command
         return session
@@ -162,6 +168,11 @@ class ClaimSession:
             return False
         self.messages.extend(f"interp-assert: {m}" for m in messages)
         return True
+
+    def phase_times(self) -> str:
+        """The time of each phase (``-v``), summed over the xdist workers that ran claims."""
+        line = self.runner.options.progress.times_line()
+        return line + (f", summed over {self.workers} xdist workers" if self.workers else "")
 
     def report(self, terminal: Any) -> None:
         """The end-of-run lines and, with --interp-summary, the claims table."""

@@ -103,6 +103,19 @@ class XdistHooks:
             session_of(self.config).crashed(
                 crashitem, f"the process evaluating it died ({report.longrepr})")
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Add a finished worker's phase times to the run's (printed with ``-v``)."""
+        phases = getattr(node, "workeroutput", {}).get("interp_phases")
+        if phases is None:
+            return
+        from interp_assert.drivers.pytest_session import session_of
+
+        session = session_of(self.config)
+        session.runner.options.progress.add(phases["seconds"], phases["passes"],
+                                            phases["samples"])
+        session.workers += 1
+
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         dist = config.getoption("dist")

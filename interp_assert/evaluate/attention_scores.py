@@ -146,9 +146,9 @@ def modal_keys(keys: np.ndarray, pairs: np.ndarray) -> list[tuple[int, int]]:
 def masked_mean(pattern: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """(head, query, key) batch mean over the samples where both query and key are real."""
     if mask is None:
-        return pattern.mean(axis=0)
+        return pattern.mean(axis=0, dtype=np.float64)
     both = (mask[:, :, None] & mask[:, None, :])[:, None]
-    total = np.where(both, pattern, 0.0).sum(axis=0)
+    total = np.where(both, pattern, 0.0).sum(axis=0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return total / both.sum(axis=0)
 

@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
+from interp_assert.evaluate.batching import model_placement, on_device, sized_batches, to_device
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
 from interp_assert.loading.subject import LoadedSubject
+from interp_assert.progress import current, phase
 from interp_assert.workers import parallel_map
 
 if TYPE_CHECKING:
@@ -161,7 +163,10 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
                 missing[k] = make()
             except InterpAssertError as exc:  # one quantity's bad options break only its claims
                 subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
-        run_forward(subject, load_dataset(dataset_spec), list(missing.values()), interventions)
+        dataset = load_dataset(dataset_spec)
+        with phase("pass", f"{dataset_spec.name} on {subject.spec.label}"):
+            run_forward(subject, dataset, list(missing.values()), interventions,
+                        progress=current().batch)
         FORWARD_PASSES.append(pass_key)
         # the sinks' results (concatenations, mostly) are independent: computed side by side
         results = parallel_map(_finish, missing.values())
@@ -267,7 +272,8 @@ def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
         out = model.interp_forward(batch, virtual)
         return out["logits"], {k: v for k, v in out.items() if k != "logits"}
     inputs = batch[dataset.spec.input]
-    output = model(_to_device(inputs, dataset.spec.device))
+    device, dtype = model_placement(model, dataset.spec.device)
+    output = model(to_device(inputs, device, dtype))
     if hasattr(output, "logits"):
         return output.logits, {}
     if isinstance(output, tuple | list):
@@ -283,22 +289,17 @@ def has_module(model: Any, path: str) -> bool:
     return True
 
 
-def _to_device(value: Any, device: str) -> Any:
-    import torch
-
-    if not isinstance(value, torch.Tensor):
-        value = torch.as_tensor(np.asarray(value))
-    return value.to(device)
-
-
 def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
-                interventions: tuple[Intervention, ...] = ()) -> None:
-    """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
+                interventions: tuple[Intervention, ...] = (),
+                progress: Callable[[int, int], None] | None = None) -> None:
+    """One pass over ``dataset`` feeding every sink; interventions modify outputs first.
+    ``progress(done, total)`` is called after each batch with the samples done so far."""
     import torch
 
     model = subject.model  # a load that failed raises its own error here
     if model is None:  # what is missing (a loader, or a config beside the checkpoint)
         raise subject.no_model_error()
+    device = model_placement(model, dataset.spec.device)[0]
     current: dict[str, Any] = {}
     handles = []
     try:
@@ -332,7 +333,8 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                     lambda _m, _args, out, _g=group: _feed(_g, out, current)))
         output_sinks = [s for s in sinks if s.hook is None]
         with torch.inference_mode():
-            for number, batch in enumerate(dataset.batches()):
+            for number, batch in enumerate(sized_batches(subject, model, dataset)):
+                batch = on_device(batch, device)
                 current.clear()
                 current.update(batch)
                 logits, values = model_output(model, batch, dataset, virtual)
@@ -351,6 +353,8 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                         for group in (*groups.values(), *virtual_sinks.values(), output_sinks):
                             if sink in group:
                                 group.remove(sink)
+                if progress is not None:
+                    progress(int(batch["_index"][-1]) + 1, dataset.n)
     finally:
         for handle in handles:
             handle.remove()

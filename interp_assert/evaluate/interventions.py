@@ -171,7 +171,7 @@ def ablation(ctx: WeightContext, parts: Sequence[Component], how: str, target: D
     for part in parts:
         source = order = None
         if how == "mean":
-            source = sources[part.label].mean(axis=0)
+            source = sources[part.label].mean(axis=0, dtype=np.float64)
         elif how == "resample":
             source = sources[part.label]
             n = load_dataset(target).n

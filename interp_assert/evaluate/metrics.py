@@ -39,8 +39,10 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
 
 
 def _numpy(value: Any) -> np.ndarray:
+    """A tensor on the host as numpy (bfloat16, which numpy lacks, as float32)."""
     if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
     return np.asarray(value)
 
 
@@ -253,13 +255,13 @@ class Loss(Metric):
             mask = self.scored(batch, tokens)
             source = np.clip(np.arange(tokens.shape[1]) - self.shift, 0, None)
             picked = np.take_along_axis(log_probs[:, source], tokens[..., None], axis=-1)[..., 0]
-            self.sums.append(np.where(mask, -picked, 0.0).sum(axis=1))
+            self.sums.append(np.where(mask, -picked, 0.0).sum(axis=1, dtype=np.float64))
             self.counts.append(mask.sum(axis=1))
         else:
             targets, _ = self.targets_and_logits(logits, batch)
             index = np.array(self.answer_index) - self.shift
             picked = np.take_along_axis(log_probs[:, index], targets[..., None], axis=-1)[..., 0]
-            self.sums.append(-picked.sum(axis=1))
+            self.sums.append(-picked.sum(axis=1, dtype=np.float64))
             self.counts.append(np.full(picked.shape[0], picked.shape[1]))
 
     def result(self) -> Labelled:
@@ -307,7 +309,7 @@ class LogitDifference(Metric):
         correct = _numpy(batch[self.config["correct"]]).astype(np.int64).reshape(-1, 1)
         incorrect = _numpy(batch[self.config["incorrect"]]).astype(np.int64).reshape(-1, 1)
         diff = (np.take_along_axis(array, correct, 1) - np.take_along_axis(array, incorrect, 1))
-        self.values.append(diff[:, 0])
+        self.values.append(diff[:, 0].astype(np.float64))
 
     def result(self) -> Labelled:
         samples = np.concatenate(self.values)

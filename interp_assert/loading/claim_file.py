@@ -18,6 +18,7 @@ from interp_assert.errors import (
 )
 from interp_assert.language.parser import ParsedClaim, parse_claim
 from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
+from interp_assert.loading.devices import subject_device
 from interp_assert.loading.paths import expand_reference, resolve_path
 from interp_assert.loading.quantity_def import QuantityDef
 from interp_assert.loading.source_files import read_text
@@ -40,7 +41,7 @@ SUFFIXES = (".claims.yaml", ".claims.yml")
 TOP_LEVEL_KEYS = frozenset({"subject", "quantities", "claims", "data", "description", "title",
                             "defaults", "baseline", "metrics", "layout"})
 SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle", "python_path",
-                          "device", "description"})
+                          "device", "dtype", "description"})
 CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
                         "plot", "skip", "holds_from", "strategies", "max_examples",
                         "exhaustive", "timeout"})
@@ -192,12 +193,14 @@ def _subject(raw: Mapping, path: Path, shown: str,
     allow_pickle = spec.get("allow_pickle", False)
     if not isinstance(allow_pickle, bool):
         raise SpecError("'subject: allow_pickle' must be true or false", where)
+    device, dtype = subject_device(spec, where)
     return SubjectSpec(
         checkpoint=(resolve_path(checkpoint, base, "'subject: checkpoint'",
                                  key_location(shown, spec, "checkpoint") or where)
                     if checkpoint else None),
         loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
-        device=str(spec.get("device", "cpu")), location=where)
+        device=device, dtype=dtype, location=where)
+
 
 
 def _sweep(raw: Mapping, path: Path, shown: str) -> tuple[Path, ...]:

@@ -33,7 +33,8 @@ class DatasetSpec:
     file: Path | None = None
     n: int | None = None
     seed: int = 0
-    batch_size: int = 512
+    #: samples per batch; None: derived from the memory of the model's device
+    batch_size: int | None = None
     device: str = "cpu"
     positions: tuple[str, ...] | None = None
     input: str = "tokens"
@@ -69,13 +70,17 @@ class Dataset:
                             self.spec.location, hint="fields: " + ", ".join(self.fields))
         return self.fields[name]
 
-    def batches(self) -> Iterator[dict[str, Any]]:
-        """The dataset in batches of ``batch_size`` (every field sliced); ``_index`` holds the
-        samples' positions in the dataset (interventions use it to align activations)."""
-        size = max(1, self.spec.batch_size)
-        for start in range(0, self.n, size):
-            batch = {k: v[start:start + size] for k, v in self.fields.items()}
-            batch["_index"] = np.arange(start, min(start + size, self.n))
+    def batches(self, size: int | None = None, start: int = 0,
+                stop: int | None = None) -> Iterator[dict[str, Any]]:
+        """Samples ``start`` to ``stop`` (default all) in batches of ``size`` (default its
+        ``batch_size``, else 512), every field sliced; ``_index`` holds the samples' positions
+        in the dataset (interventions use it to align activations)."""
+        size = max(1, size or self.spec.batch_size or 512)
+        stop = self.n if stop is None else min(stop, self.n)
+        for first in range(start, stop, size):
+            last = min(first + size, stop)
+            batch = {k: v[first:last] for k, v in self.fields.items()}
+            batch["_index"] = np.arange(first, last)
             yield batch
 
     def position_index(self, label: str) -> int:
@@ -119,7 +124,7 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
                 file=(resolve_path(str(entry["file"]), base, f"dataset '{name}': 'file'",
                                    where) if "file" in entry else None),
                 n=int(entry["n"]) if "n" in entry else None, seed=int(entry.get("seed", 0)),
-                batch_size=int(entry.get("batch_size", 512)),
+                batch_size=int(entry["batch_size"]) if "batch_size" in entry else None,
                 device=str(entry.get("device", "cpu")),
                 positions=tuple(expand_labels(positions)) if positions is not None else None,
                 input=str(entry.get("input", "tokens")),

@@ -16,6 +16,7 @@ from interp_assert.errors import (
     did_you_mean,
 )
 from interp_assert.loading.checkpoint import Checkpoint, folder_weights, load_checkpoint
+from interp_assert.loading.devices import DeviceError, apply_threads, place
 from interp_assert.loading.model_source import (
     AUTO_LOADER,
     ModelSource,
@@ -23,6 +24,7 @@ from interp_assert.loading.model_source import (
     missing_model_error,
 )
 from interp_assert.loading.source_files import safe_resolve
+from interp_assert.progress import phase
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
 
@@ -47,6 +49,8 @@ class SubjectSpec:
     allow_pickle: bool = False
     search_path: tuple[Path, ...] = ()
     device: str = "cpu"
+    #: the dtype the model runs in (float32, bfloat16, float16); None: as the loader built it
+    dtype: str | None = None
     location: Location | None = field(default=None, compare=False)
     #: set: the subject is private to this scope instead of the process-wide pool
     scope: SubjectScope | None = field(default=None, repr=False)
@@ -78,7 +82,8 @@ class LoadedSubject:
             raise self._failure
         if self._checkpoint is None:
             try:
-                self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
+                with phase("load", self.spec.label):
+                    self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
             except InterpAssertError as exc:
                 self._failure = exc.at(self.spec.location)
                 raise
@@ -123,28 +128,32 @@ class LoadedSubject:
                                    source if isinstance(source, str) else None)
 
     def _load_model(self) -> Any:
+        apply_threads()
         if self.spec.loader:
             return self._call_loader(self.spec.loader)
         source = self.model_source()
         if not isinstance(source, ModelSource):
             return None
         build = resolve_callable(AUTO_LOADER, (), "loader")
-        return self._place(build(self.checkpoint, source))
+        with phase("load", self.spec.label):
+            return self._place(build(self.checkpoint, source))
 
     def _call_loader(self, name: str) -> Any:
         loader = resolve_callable(name, self.spec.search_path, "loader")
         checkpoint = self.checkpoint
         args = [checkpoint.raw] if checkpoint is not None else []
         kwargs = {"path": self.spec.checkpoint} if accepts(loader, "path") else {}
-        return self._place(call_user(loader, f"loader '{name}'", *args, **kwargs))
+        with phase("load", self.spec.label):
+            return self._place(call_user(loader, f"loader '{name}'", *args, **kwargs))
 
     def _place(self, model: Any) -> Any:
-        """The model in evaluation mode on the subject's device."""
+        """The model in evaluation mode on the subject's device, in its dtype."""
         if hasattr(model, "eval"):
             model.eval()
-        if hasattr(model, "to") and self.spec.device != "cpu":
-            model = model.to(self.spec.device)
-        return model
+        try:
+            return place(model, self.spec.device, self.spec.dtype)
+        except DeviceError as exc:
+            raise exc.at(self.spec.location) from None
 
     @property
     def sha256(self) -> str | None:

@@ -39,6 +39,7 @@ from interp_assert.judge.verdict import (
 from interp_assert.language.ast import referenced_names
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, Kinds
 from interp_assert.loading.claim_file import load_claim_file as _load
+from interp_assert.loading.devices import targets_on_device
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import clear_subjects, get_subject, subject_summary
 from interp_assert.loading.targets import Target, targets
@@ -49,6 +50,7 @@ from interp_assert.output.plotting import save_plot
 from interp_assert.output.results import record, write_records
 from interp_assert.output.trajectories import draw_trajectories, trajectories
 from interp_assert.plan.plan import Plan, RunPlan
+from interp_assert.progress import Progress, phase, using
 from interp_assert.run.summary import exit_code, tally_line  # noqa: F401 - re-exported
 from interp_assert.usercode import default_timeout, time_limit
 
@@ -93,6 +95,9 @@ class RunOptions:
     #: seconds the user code of one claim may run (None: INTERP_ASSERT_TIMEOUT, else no limit);
     #: a claim's own ``timeout:`` wins
     timeout: float | None = None
+    device: str | None = None  # every model's device and dtype (None: the environment's,
+    dtype: str | None = None  # else each subject's own)
+    progress: Progress = field(default_factory=Progress)  # phases and batches, timed
 
     def __post_init__(self) -> None:
         if self.plots not in PLOT_POLICIES:
@@ -142,9 +147,10 @@ class Runner:
 
     def checks(self, claim_file: ClaimFile) -> list[Check]:
         """Every claim on every target, target after target (a sweep in step order)."""
-        return [Check(claim_file, entry, target)
-                for target in targets(claim_file, self.options.checkpoint)
-                for entry in claim_file.claims]
+        options = self.options
+        found = targets_on_device(targets(claim_file, options.checkpoint), options.device,
+                                  options.dtype)
+        return [Check(claim_file, entry, t) for t in found for entry in claim_file.claims]
 
     def baselines(self) -> BaselineStore | None:
         """The baseline file, read once (an unreadable one raises InterpAssertError)."""
@@ -189,7 +195,8 @@ class Runner:
         """The judged result of ``check`` (evaluated once per runner)."""
         if check.key not in self._results:
             self.prepare([check])
-            self._results[check.key] = self._evaluate(check, _trail)
+            with using(self.options.progress):
+                self._results[check.key] = self._evaluate(check, _trail)
         return self._results[check.key]
 
     def _requirement(self, check: Check, trail: tuple[str, ...]) -> str | None:
@@ -231,7 +238,8 @@ class Runner:
             with contextlib.suppress(InterpAssertError):  # identity even when evaluation failed
                 result.sha256 = get_subject(target.spec).sha256
         result.quantities = list(measured.used)
-        self._plot(check, measured, result)
+        with phase("plots", check.name):
+            self._plot(check, measured, result)
         result.duration = time.perf_counter() - started
         return result
 
@@ -275,7 +283,7 @@ class Runner:
         evaluation.plan = self.plan
         lock = subject.lock if subject is not None else contextlib.nullcontext()
         seconds = entry.options.get("timeout") or self.options.timeout or default_timeout()
-        with lock, time_limit(seconds, f"claim '{entry.id}'"):
+        with lock, time_limit(seconds, f"claim '{entry.id}'"), phase("claims", check.name):
             measured = measure(entry.parsed, evaluation, entry.id, entry.location)
         measured.used = evaluation.used
         return measured
