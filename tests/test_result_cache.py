@@ -224,8 +224,15 @@ def test_metric_values_round_trip_with_their_meta(tmp_path: Path) -> None:
     assert back.meta["trials"].dtype == value.meta["trials"].dtype
 
 
+def histograms_only() -> StreamingStats:
+    stats = StreamingStats(2, bins=8, keep_samples=False)  # as when the memory limit drops them
+    stats.update(np.ones((4, 2)))
+    return stats
+
+
 @pytest.mark.parametrize("value", [np.array([object(), 1]), {"x": object()}, {1: 2},
-                                   Labelled(np.zeros(2), meta={"callback": print})])
+                                   Labelled(np.zeros(2), meta={"callback": print}),
+                                   histograms_only()])
 def test_what_cannot_be_stored_without_a_pickle_is_not_cached(tmp_path: Path, value) -> None:
     cache = result_cache.ResultCache(tmp_path)
     assert not cache.put("k", value)

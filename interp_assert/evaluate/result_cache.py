@@ -190,6 +190,8 @@ def encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
                 "name": value.name, "meta": encode(value.meta, arrays),
                 "keep_float32": value.keep_float32}
     if kind is StreamingStats:
+        if not value.exact:  # dropped under the memory limit: a later run may keep them
+            raise Uncacheable("statistics whose raw samples were dropped")
         samples = value.samples()
         state = {k: v for k, v in vars(value).items() if k not in ("_kept", "_gathered")}
         return {"t": "stats", "state": encode(state, arrays),
