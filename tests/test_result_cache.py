@@ -296,3 +296,44 @@ def test_bad_cache_sizes_are_refused(project: Path, pytester: pytest.Pytester,
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*interp_assert_cache_size: cannot read *'lots'*"])
+
+
+WORKER = """
+import sys
+import numpy as np
+from interp_assert.evaluate import result_cache
+
+cache = result_cache.ResultCache(sys.argv[1], max_bytes=1_000_000)
+rng = np.random.default_rng(int(sys.argv[2]))
+served = 0
+for step in range(150):
+    number = int(rng.integers(10))
+    found = cache.get(f"k{number}")
+    if found is result_cache.MISS:
+        cache.put(f"k{number}", np.full(20_000, number, dtype=np.float64))
+        cache.evict()
+    else:
+        assert found.shape == (20_000,) and (found == number).all(), (number, found[:3])
+        served += 1
+print(served)
+"""
+
+
+def test_processes_sharing_one_cache_never_read_a_wrong_or_partial_entry(tmp_path: Path) -> None:
+    """Two processes (as xdist workers do) storing, reading and evicting the same entries
+    under a bound that keeps about 6 of the 10: every read is the stored value or a miss."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(seed)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+               for seed in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+        assert int(out) > 0  # some reads were served
+    assert result_cache.ResultCache(tmp_path).size() <= 1_000_000
+    assert not list((tmp_path / "tmp").glob("*"))  # no temporary file left behind
