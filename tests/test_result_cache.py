@@ -103,6 +103,17 @@ def test_a_second_run_reuses_every_pass_with_the_same_results(project: Path) -> 
         assert json.loads(manifest["key"])["subject"]["checkpoint"]
 
 
+def test_the_environment_turns_the_cache_off_or_moves_it(project: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(cache_config.ENV_VAR, "off")
+    assert check(project, "off.json")[2] > 0
+    assert not (project / "artifacts/cache").exists()
+    monkeypatch.setenv(cache_config.ENV_VAR, str(project / "elsewhere"))
+    check(project, "first.json")
+    assert entries(project / "elsewhere") and not (project / "artifacts/cache").exists()
+    assert check(project, "second.json")[2] == 0
+
+
 def test_the_same_checkpoint_elsewhere_is_served_from_the_cache(project: Path,
                                                                  tmp_path_factory) -> None:
     cache = str(project / "cache")
