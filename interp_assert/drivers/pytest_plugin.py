@@ -151,7 +151,8 @@ def _use_cache(config: pytest.Config) -> None:
     try:
         cache_config.configure(folder, config.getini("interp_assert_cache_size") or None)
     except ValueError as exc:
-        raise pytest.UsageError(f"interp_assert_cache_size: {exc}") from None
+        raise pytest.UsageError(f"interp_assert_cache_size / {cache_config.SIZE_ENV_VAR}: "
+                                f"{exc}") from None
     config.add_cleanup(cache_config.reset)
 
 
