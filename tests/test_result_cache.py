@@ -348,3 +348,25 @@ def test_processes_sharing_one_cache_never_read_a_wrong_or_partial_entry(tmp_pat
         assert int(out) > 0  # some reads were served
     assert result_cache.ResultCache(tmp_path).size() <= 1_000_000
     assert not list((tmp_path / "tmp").glob("*"))  # no temporary file left behind
+
+
+def test_xdist_workers_share_one_cache(pytester: pytest.Pytester,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two xdist workers store into one folder; a second ``-n 2`` run reads what they stored
+    and writes the same JSON results, and so does a serial run."""
+    pytest.importorskip("xdist")
+    monkeypatch.delenv(cache_config.ENV_VAR, raising=False)
+    write_project(pytester.path)
+    pytester.makeini("[pytest]\ninterp_assert_cache = shared-cache\n")
+    runs = {}
+    for name, args in (("first", ["-n", "2"]), ("second", ["-n", "2"]), ("serial", [])):
+        result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider",
+                                               "--interp-json", f"{name}.json", *args)
+        result.assert_outcomes(passed=5, failed=1)
+        runs[name] = (pytester.path / f"{name}.json").read_bytes()
+        if name == "first":
+            stored = {p: p.stat().st_ino for p in entries(pytester.path / "shared-cache")}
+    assert runs["first"] == runs["second"] == runs["serial"]
+    # a store replaces the file (a new inode); every entry is the one the first run wrote
+    assert stored and {p: p.stat().st_ino
+                       for p in entries(pytester.path / "shared-cache")} == stored
