@@ -15,7 +15,10 @@ import numpy as np
 from interp_assert.errors import QuantityError, SpecError, UnknownNameError, did_you_mean
 from interp_assert.resources import MAX_LABELS
 
-_RANGE = re.compile(r"^(?P<prefix>[^\d\s]*?)(?P<start>\d+)\.\.(?P<prefix2>[^\d\s]*?)(?P<stop>\d+)$")
+#: ``N0..N15``, ``L1H0..L1H3``: a prefix (which may hold digits, as ``L1H`` does, but does not
+#: end in a digit or a dot) and a number, twice
+_RANGE = re.compile(r"^(?P<prefix>(?:\S*[^\d\s.])?)(?P<start>\d+)\.\."
+                    r"(?P<prefix2>(?:\S*[^\d\s.])?)(?P<stop>\d+)$")
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 
@@ -126,7 +129,13 @@ def _plan_one(text: str) -> tuple[int, Callable[[], list[str]]]:
 
         return size, braces
     match = _RANGE.match(text)
-    if match and match["prefix"] == match["prefix2"]:
+    if match and match["prefix"] != match["prefix2"]:
+        raise SpecError(f"label range {_short(text)} changes its prefix "
+                        f"({_short(match['prefix'], 20)} to {_short(match['prefix2'], 20)}), so "
+                        "it is not one range",
+                        hint="vary one number per range, or use braces for several: "
+                             "L{0..1}H{0..3}")
+    if match:
         start, stop = _bound(text, match["start"]), _bound(text, match["stop"])
         if stop < start:
             raise SpecError(f"label range {text!r} runs backwards",
@@ -224,8 +233,9 @@ class Labelled:
         for i, axis in enumerate(self.axes):
             if axis.matches(name):
                 return i
-        raise UnknownNameError(f"'{self.name}' has no axis '{name}'"
-                               + did_you_mean(name, [a.name for a in self.axes]))
+        names = [a.name for a in self.axes]
+        raise UnknownNameError(f"'{self.name}' has no axis '{name}'" + did_you_mean(name, names),
+                               hint=f"its axes: {', '.join(names) or 'none (a single number)'}")
 
     def find_label(self, label: str) -> int:
         """Index of the first axis whose labels include ``label``."""

@@ -878,7 +878,10 @@ HOSTILE_ROWS = [
     Row("checkpoint-is-a-folder",
         "- id: bad\n  claim: norm(N0) > 0", checkpoint="ckpt.pt",
         setup=lambda folder: (folder / "ckpt.pt").mkdir(), others="error",
-        error=CheckpointError, at="subject:", expect=("checkpoint path is a folder",)),
+        error=CheckpointError, at="subject:",
+        expect=("ckpt.pt is not a Hugging Face model folder: it has no config.json and "
+                "model.safetensors or pytorch_model.bin (it is empty)",
+                "or a folder holding config.json and model.safetensors")),
     Row("data-file-is-a-fifo",
         "- id: bad\n  claim: acc > 0.5", ("claim 'bad': data file ", "pipe.npz is a FIFO"),
         SpecError, data="data:\n  sums: {file: pipe.npz}\n", setup=fifo("pipe.npz"),

@@ -110,7 +110,8 @@ class TestBrokenFiles:
             assert "m.claims.yaml" in str(result.error)
 
     def test_folder(self, tmp_path):
-        with pytest.raises(ia.CheckpointError, match="is a folder"):
+        with pytest.raises(ia.CheckpointError, match="is not a Hugging Face model folder: it "
+                                                     r"has no config\.json"):
             load_checkpoint(tmp_path)
 
     @pytest.mark.parametrize("cut", [0, 10, 0.5, -20])

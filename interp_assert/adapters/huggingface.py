@@ -200,11 +200,14 @@ def _tensor(value: Any, device: torch.device) -> torch.Tensor:
 
 
 def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
-               input_key: str | None = None) -> HFModel:
+               input_key: str | None = None,
+               state_dict: Mapping[str, torch.Tensor] | None = None) -> HFModel:
     """An :class:`HFModel` from a local model folder or a model object.
 
     A folder is loaded with the class its ``config.json`` names (``architectures``; else
-    ``AutoModel``), or ``model_class``; its tokenizer is loaded too when present.
+    ``AutoModel``), or ``model_class``; its tokenizer is loaded too when present. With
+    ``state_dict`` the weights are those tensors (a weights file beside ``config.json``), not
+    the folder's weights file.
     """
     if isinstance(source, HFModel):
         return source
@@ -218,7 +221,7 @@ def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
             names = getattr(config, "architectures", None) or []
             model_class = getattr(transformers, names[0], None) if names else None
             model_class = model_class or transformers.AutoModel
-        model, missing = _from_folder(model_class, folder)
+        model, missing = _from_folder(model_class, folder, state_dict)
         named, missing_head = type(model).__name__, head_weights(model, missing)
         if missing_head:  # keep the bare base model; what reads logits is an error (MissingHead)
             prefix = f"{model.base_model_prefix}."
@@ -236,11 +239,25 @@ def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
                     f"{type(source).__name__}")
 
 
-def _from_folder(model_class: Any, folder: Path) -> tuple[nn.Module, list[str]]:
-    """``model_class`` loaded from ``folder`` (eager attention, local files only), and the
-    names of the weights the checkpoint lacks (transformers initialised them randomly)."""
-    model, info = model_class.from_pretrained(folder, attn_implementation="eager",
-                                              local_files_only=True, output_loading_info=True)
+def _from_folder(model_class: Any, folder: Path,
+                 state_dict: Mapping[str, torch.Tensor] | None = None
+                 ) -> tuple[nn.Module, list[str]]:
+    """``model_class`` loaded from ``folder`` (eager attention, local files only), or from its
+    config.json and ``state_dict``, and the names of the weights the checkpoint lacks
+    (transformers initialised them randomly)."""
+    if state_dict is not None:
+        transformers = require_transformers()
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        if model_class is transformers.AutoModel:  # an Auto class needs a folder: the bare one
+            model_class = transformers.MODEL_MAPPING[type(config)]
+        model, info = model_class.from_pretrained(None, config=config,
+                                                  state_dict=dict(state_dict),
+                                                  attn_implementation="eager",
+                                                  output_loading_info=True)
+    else:
+        model, info = model_class.from_pretrained(folder, attn_implementation="eager",
+                                                  local_files_only=True,
+                                                  output_loading_info=True)
     return model, sorted(info.get("missing_keys", ()))
 
 

@@ -4,7 +4,6 @@ combined, and any exception turned into an error that names the claim and its pl
 from __future__ import annotations
 
 import dataclasses
-import re
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.outcome import Outcome
 from interp_assert.errors import InterpAssertError, Location
+from interp_assert.language import templates
 from interp_assert.usercode import is_user_frame, user_code_error
 
 if TYPE_CHECKING:
@@ -34,19 +34,10 @@ class Measured:
 
 
 def substitute(obj: Any, variable: str, value: int) -> Any:
-    """Replace ``{i}`` / ``{i+1}`` / ``{i-1}`` in every name and label of a claim."""
-    pattern = re.compile(r"\{" + re.escape(variable) + r"(?:([+-])(\d+))?\}")
-
-    def fill(text: str) -> str:
-        def repl(match: re.Match[str]) -> str:
-            sign, amount = match.groups()
-            offset = int(amount) * (1 if sign == "+" else -1) if sign else 0
-            return str(value + offset)
-
-        return pattern.sub(repl, text)
-
+    """Fill the placeholders of ``variable`` (``{i}``, ``{i+1}``, ``{9-i}``, ``{2*i}``) in every
+    name and label of a claim."""
     if isinstance(obj, str):
-        return fill(obj)
+        return templates.fill(obj, variable, value)
     if isinstance(obj, tuple):
         return tuple(substitute(item, variable, value) for item in obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -57,10 +48,9 @@ def substitute(obj: Any, variable: str, value: int) -> Any:
 
 
 def uses_variable(parsed: ParsedClaim) -> bool:
-    """Whether the sentence of a template uses its variable (``{i}``, ``{i+1}``)."""
+    """Whether the sentence of a template uses its variable (``{i}``, ``{9-i}``)."""
     each = parsed.for_each
-    return each is not None and re.search(
-        r"\{" + re.escape(each.variable) + r"(?:[+-]\d+)?\}", parsed.text) is not None
+    return each is not None and templates.uses(parsed.text, each.variable)
 
 
 def instances(parsed: ParsedClaim) -> Iterator[tuple[str | None, Any]]:

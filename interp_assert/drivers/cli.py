@@ -4,6 +4,8 @@
 [--baseline-update]]`` evaluates every claim on every checkpoint of its file (sweeps included),
 prints the same reports as the pytest plugin for claims that do not hold, then the summary
 table (claims × checkpoints for sweeps). A progress bar is drawn on a terminal only.
+``--ray [ADDRESS]`` runs each claim file and checkpoint as a task on a Ray cluster
+(:mod:`interp_assert.drivers.ray_runs`).
 
 ``interp-assert report FILES [-o report.html] [--format markdown]`` writes the claim files and
 their results as one document (see :mod:`interp_assert.output.document`).
@@ -14,12 +16,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from interp_assert.errors import InterpAssertError
 from interp_assert.evaluate import cache_config
+from interp_assert.judge.verdict import ClaimResult
 from interp_assert.loading.claim_file import SUFFIXES
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
@@ -137,13 +140,16 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     records, reports = [], []
     interrupted = False
     try:
-        for check, result in zip(checks, runner.run(checks)):
+        for check, (result, record) in zip(checks, _results(runner, checks, args.ray)):
             progress.step(f"{check.claim_file.path.name}::{check.name}")
-            records.append(runner.record(result))
+            records.append(record)
             if result.judgement.fails_run or args.verbose:
                 reports.append(format_result(result))
     except KeyboardInterrupt:  # Ctrl-C, or user code raising it: report what finished
         interrupted = True
+    except InterpAssertError as exc:  # the Ray cluster could not be reached
+        print(f"ERROR {exc}", file=sys.stderr)
+        return EXIT_ERROR
     progress.close()
     for text in reports:
         print(text)
@@ -164,6 +170,16 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
               file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_ERROR if failed else exit_code(records, broken)
+
+
+def _results(runner: Runner, checks: list[Check],
+             ray: str | None) -> Iterator[tuple[ClaimResult, dict[str, Any]]]:
+    """Each check's result and JSON record, in order: here, or on a Ray cluster."""
+    if ray is None:
+        return ((result, runner.record(result)) for result in runner.run(checks))
+    from interp_assert.drivers.ray_runs import ray_results
+
+    return ray_results(runner, checks, ray)
 
 
 def _latest_targets(checks: list[Check]) -> list[Check]:
@@ -219,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="bound of the result cache; least recently used results "
                                   "are removed beyond it (default INTERP_ASSERT_CACHE_SIZE, "
                                   "else 2GiB)")
+        command.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                             help="run each claim file and checkpoint as a task on the Ray "
+                                  "cluster at ADDRESS (host:6379, ray://host:10001); without "
+                                  "ADDRESS, the running one or a new local one (pip install "
+                                  "'interp-assert[ray]')")
         command.add_argument("--timeout", metavar="SECONDS", type=_timeout,
                              help="stop a claim's user code (loaders, callables, metrics) "
                                   "after SECONDS and report the claim as an error (default "

@@ -61,9 +61,8 @@ class ClaimItem(pytest.Item):
             self.add_marker(pytest.mark.xdist_group(group))
 
     def setup(self) -> None:
-        runner = _session(self.config).runner
-        self.result = result = runner.result(self.check)
-        self.interp_record = runner.record(result)
+        self.result, self.interp_record = _session(self.config).result(self.check)
+        result = self.result
         properties: list[tuple[str, Any]] = [("verdict", result.verdict.value),
                                              ("checkpoint", result.label or result.subject),
                                              ("sha256", result.sha256)]

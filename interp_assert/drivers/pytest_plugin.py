@@ -64,6 +64,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default="")
     parser.addini("interp_assert_cache_size", "bound of the result cache (2GiB, 500MB, none)",
                   default="")
+    group.addoption("--interp-ray", metavar="ADDRESS", default=None,
+                    help="run each claim file and checkpoint as a task on the Ray cluster at "
+                         "ADDRESS (host:6379, ray://host:10001); auto: the running one or a "
+                         "new local one (pip install 'interp-assert[ray]')")
     parser.addini("interp_assert_timeout", "seconds the user code of one claim may run",
                   default="")
     parser.addini("interp_assert_memory_limit", "memory limit of one quantity (4GiB, 50%, none)",
@@ -83,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("interp_baseline_update") and not (
             config.getoption("interp_baseline") or config.getini("interp_assert_baseline")):
         raise pytest.UsageError("--interp-baseline-update needs --interp-baseline FILE")
+    if config.getoption("interp_ray") and config.getoption("numprocesses", None):
+        raise pytest.UsageError("--interp-ray distributes the claims itself: drop -n")
     _check_plots(config)
     _check_timeout(config)
     _set_memory_limit(config)
@@ -212,7 +218,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if claim_session is None:
         return
     checks = [item.check for item in session.items if hasattr(item, "interp_release")]
-    claim_session.runner.prepare(checks)
+    if session.config.getoption("interp_ray") and not session.config.option.collectonly:
+        claim_session.dispatch(checks, session.config.getoption("interp_ray"))
+    else:
+        claim_session.runner.prepare(checks)
 
 
 @pytest.hookimpl(hookwrapper=True)

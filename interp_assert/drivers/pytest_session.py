@@ -25,6 +25,9 @@ from interp_assert.usercode import parse_timeout
 if TYPE_CHECKING:
     import pytest
 
+    from interp_assert.drivers.ray_runs import RayRun
+    from interp_assert.judge.verdict import ClaimResult
+
 
 def session_of(config: pytest.Config) -> ClaimSession:
     """The run's session, made on first use (when the first claim file is collected)."""
@@ -47,6 +50,8 @@ class ClaimSession:
     #: node id -> record (a rerun replaces the earlier record)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
+    #: the run's Ray tasks (``--interp-ray``), or None
+    remote: RayRun | None = None
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -104,6 +109,24 @@ class ClaimSession:
             words += ["--interp-checkpoint", str(options.checkpoint)]
         return shlex.join([*words, "--interp-baseline-update"])
 
+    def dispatch(self, checks: list[Check], address: str) -> None:
+        """Hand the checks to Ray, one task per claim file and checkpoint (--interp-ray)."""
+        from interp_assert.drivers.ray_runs import RayRun
+
+        try:
+            self.remote = RayRun(self.runner, checks, address)
+        except InterpAssertError as exc:
+            import pytest
+
+            raise pytest.UsageError(f"--interp-ray: {exc}") from None
+
+    def result(self, check: Check) -> tuple[ClaimResult, dict[str, Any]]:
+        """A check's result and JSON record: from its Ray task, or evaluated here."""
+        if self.remote is not None:
+            return self.remote.result(check)
+        result = self.runner.result(check)
+        return result, self.runner.record(result)
+
     # -- the reporting process -----------------------------------------------------------------
     def add(self, nodeid: str, record: dict[str, Any]) -> None:
         self.records[nodeid] = record
@@ -124,6 +147,9 @@ class ClaimSession:
         written once. An interrupted run (Ctrl-C) writes its results and document for the
         claims that finished, but never the baseline. False when a file could not be written
         (its error is among the end-of-run lines)."""
+        if self.remote is not None:  # tasks still running after Ctrl-C are stopped
+            self.remote.cancel()
+            self.remote.close()
         try:
             messages = self.runner.finish(self.records.values(), interrupted)
         except (InterpAssertError, OSError) as exc:

@@ -18,6 +18,7 @@ from interp_assert.errors import (
     UnknownNameError,
     did_you_mean,
 )
+from interp_assert.evaluate import masks
 from interp_assert.evaluate.circuit_names import (
     call_context_function,
     circuit_quantity,
@@ -283,6 +284,15 @@ class Evaluation:
         axes = left.axes if left.ndim >= right.ndim else right.axes
         context = {**right.meta.get("context", {}), **left.meta.get("context", {})}
         return Labelled(values, axes, str(node), {"context": context} if context else {})
+
+    def _eval_mask(self, node: ast.Mask) -> Labelled:
+        return masks.mask(node.op, self.value(node.left), self.value(node.right), str(node))
+
+    def _eval_where(self, node: ast.Where) -> Labelled:
+        return masks.where(self.value(node.value), self.value(node.condition), str(node))
+
+    def _eval_vector(self, node: ast.Vector) -> Labelled:
+        return masks.vector([self.value(item) for item in node.items], str(node))
 
     def _eval_at(self, node: ast.At) -> Labelled:
         whole = self.resolve(node.quantity)

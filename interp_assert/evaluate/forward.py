@@ -310,14 +310,9 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
     """One pass over ``dataset`` feeding every sink; interventions modify outputs first."""
     import torch
 
-    model = subject.model  # a loader that failed raises its own error here
-    if model is None and subject.spec.loader:
-        raise QuantityError(f"the subject's loader '{subject.spec.loader}' returned None",
-                            hint="the loader must return the model it built")
-    if model is None:
-        raise QuantityError("activations and metrics need a model: add 'loader:' to the subject",
-                            hint="a loader is a function 'package.module:load' that returns "
-                                 "the model built from the checkpoint")
+    model = subject.model  # a load that failed raises its own error here
+    if model is None:  # what is missing (a loader, or a config beside the checkpoint)
+        raise subject.no_model_error()
     current: dict[str, Any] = {}
     handles = []
     try:

@@ -133,6 +133,41 @@ class Neg(Node):
 
 
 @dataclass(frozen=True)
+class Mask(Node):
+    """``left op right`` as a call's argument: 1 where it holds, 0 where it does not, NaN where
+    either side is NaN (``count(norm(neurons) > 0.8)``)."""
+
+    op: str
+    left: Node
+    right: Node
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+@dataclass(frozen=True)
+class Where(Node):
+    """``value where condition`` as a call's argument: the elements of ``value`` for which the
+    condition holds (``mean(gate where logit >= 0)``)."""
+
+    value: Node
+    condition: Mask
+
+    def __str__(self) -> str:
+        return f"{self.value} where {self.condition}"
+
+
+@dataclass(frozen=True)
+class Vector(Node):
+    """``[0.74, 2.83, 4.0]``: a literal vector (axis ``element``, positions 0, 1, ...)."""
+
+    items: tuple[Node, ...]
+
+    def __str__(self) -> str:
+        return f"[{', '.join(map(str, self.items))}]"
+
+
+@dataclass(frozen=True)
 class Slice(Node):
     """``start:stop`` inside an index; label slices include their end (like pandas ``.loc``)."""
 

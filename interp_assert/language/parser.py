@@ -112,6 +112,16 @@ class _ToAst(Transformer):
     def call(self, name: Token, *args: ast.Node | None) -> ast.Node:
         return ast.Call(str(name), tuple(a for a in args if a is not None), column=_col(name))
 
+    def mask(self, left: ast.Node, op: Token, right: ast.Node) -> ast.Node:
+        return ast.Mask(ast.comparison_op(op), left, right, column=left.column)
+
+    def where(self, value: ast.Node, left: ast.Node, op: Token, right: ast.Node) -> ast.Node:
+        condition = ast.Mask(ast.comparison_op(op), left, right, column=left.column)
+        return ast.Where(value, condition, column=value.column)
+
+    def vector(self, *items: ast.Node) -> ast.Node:
+        return ast.Vector(tuple(items), column=items[0].column if items else 0)
+
     def ref(self, name: Token) -> ast.Node:
         return ast.Ref(str(name), column=_col(name))
 

@@ -16,6 +16,8 @@ from interp_assert.loading.source_files import check_regular, not_a_file
 
 STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+#: the weights file of a Hugging Face model folder, in the order they are looked for
+FOLDER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 @dataclass
@@ -55,7 +57,8 @@ def file_sha256(path: Path) -> str:
 
 
 def load_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:
-    """Load ``path`` (.pt/.pth/.bin/.ckpt via torch, .safetensors via safetensors).
+    """Load ``path`` (.pt/.pth/.bin/.ckpt via torch, .safetensors via safetensors; a Hugging
+    Face model folder: its weights file).
 
     Without ``allow_pickle`` only tensors and plain containers are unpickled
     (``weights_only=True``); a checkpoint that needs more is refused with the way to opt in.
@@ -65,24 +68,54 @@ def load_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:
                               hint="check 'subject: checkpoint:' (paths are relative to the "
                                    "claim file)")
     if path.is_dir():
-        raise CheckpointError(f"checkpoint path is a folder: {path}",
-                              hint="name the checkpoint file (or use a loader for model folders)")
+        path = folder_weights(path)
     check_regular(path, "checkpoint", CheckpointError,
                   hint="name a checkpoint file in 'subject: checkpoint:'")
+    header: dict[str, str] = {}
     if path.suffix == ".safetensors":
-        raw = _load_safetensors(path)
+        raw, header = _load_safetensors(path)
     else:
         raw = _load_torch(path, allow_pickle)
     state_dict, metadata = split_state_dict(raw, path)
-    return Checkpoint(path, raw, state_dict, metadata)
+    return Checkpoint(path, raw, state_dict, {**header, **metadata})
 
 
-def _load_safetensors(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError
+def folder_weights(folder: Path) -> Path:
+    """The weights file of a Hugging Face model folder (``config.json`` plus
+    ``model.safetensors`` or ``pytorch_model.bin``); anything else is an error saying what the
+    folder lacks."""
+    has_config = (folder / "config.json").is_file()
+    found = [folder / name for name in FOLDER_WEIGHTS if (folder / name).is_file()]
+    if has_config and found:
+        return found[0]
+    listing = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
+    held = f" (it holds {', '.join(listing)})" if listing else " (it is empty)"
+    sharded = any(name.endswith(".index.json") for name in listing)
+    if not has_config:
+        missing = "config.json" + ("" if found else " and model.safetensors or pytorch_model.bin")
+        raise CheckpointError(
+            f"checkpoint folder {folder} is not a Hugging Face model folder: it has no "
+            f"{missing}{held}",
+            hint="name a checkpoint file in 'subject: checkpoint:', or a folder holding "
+                 "config.json and model.safetensors (or pytorch_model.bin)")
+    raise CheckpointError(
+        f"checkpoint folder {folder} has config.json but no model.safetensors or "
+        f"pytorch_model.bin{held}",
+        hint=("sharded weights (*.index.json) are not read without a loader: add 'loader:' "
+              "calling interp_assert.adapters.huggingface.load_model(folder)" if sharded
+              else "save the model there with model.save_pretrained(folder), or name its "
+                   "weights file in 'subject: checkpoint:'"))
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The tensors of a safetensors file and the text metadata of its header."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+        return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path.name} is not a readable safetensors file: {exc}") from None
 

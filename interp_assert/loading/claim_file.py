@@ -18,8 +18,9 @@ from interp_assert.errors import (
 )
 from interp_assert.language.parser import ParsedClaim, parse_claim
 from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
+from interp_assert.loading.paths import expand_reference, resolve_path
 from interp_assert.loading.quantity_def import QuantityDef
-from interp_assert.loading.source_files import read_text, safe_resolve
+from interp_assert.loading.source_files import read_text
 from interp_assert.loading.subject import SubjectSpec
 from interp_assert.loading.yaml_source import (
     LocatedMap,
@@ -179,7 +180,7 @@ def _subject(raw: Mapping, path: Path, shown: str,
     search = list(default_search_path(path))
     extra = spec.get("python_path", [])
     for entry in [extra] if isinstance(extra, str) else extra:
-        search.insert(0, safe_resolve(base / entry))
+        search.insert(0, resolve_path(str(entry), base, "'subject: python_path'", where))
     checkpoint = spec.get("checkpoint")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise SpecError("'subject: checkpoint' must be a path", where)
@@ -192,7 +193,9 @@ def _subject(raw: Mapping, path: Path, shown: str,
     if not isinstance(allow_pickle, bool):
         raise SpecError("'subject: allow_pickle' must be true or false", where)
     return SubjectSpec(
-        checkpoint=safe_resolve(base / checkpoint) if checkpoint else None,
+        checkpoint=(resolve_path(checkpoint, base, "'subject: checkpoint'",
+                                 key_location(shown, spec, "checkpoint") or where)
+                    if checkpoint else None),
         loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
         device=str(spec.get("device", "cpu")), location=where)
 
@@ -210,8 +213,10 @@ def _sweep(raw: Mapping, path: Path, shown: str) -> tuple[Path, ...]:
     if not isinstance(patterns, list) or not patterns or not all(
             isinstance(p, str) for p in patterns):
         raise SpecError("'subject: checkpoints' must be a glob or a list of paths", where)
+    base = path.resolve().parent
+    patterns = [expand_reference(p, "'subject: checkpoints'", where) for p in patterns]
     try:
-        return expand_checkpoints(patterns, path.resolve().parent)
+        return expand_checkpoints(patterns, base)
     except ValueError as exc:
         raise SpecError(str(exc), where, hint="paths and globs are relative to the claim "
                                               "file's folder") from None

@@ -14,7 +14,8 @@ import numpy as np
 
 from interp_assert.errors import Location, SpecError, did_you_mean
 from interp_assert.labels import expand_labels
-from interp_assert.loading.source_files import check_regular, not_a_file, safe_resolve
+from interp_assert.loading.paths import expand_reference, resolve_path
+from interp_assert.loading.source_files import check_regular, not_a_file
 from interp_assert.usercode import call_user, resolve_callable
 
 DATASET_KEYS = frozenset({"generate", "file", "n", "seed", "batch_size", "device", "positions",
@@ -115,15 +116,18 @@ def parse_datasets(raw: Any, base: Path, search_path: tuple[Path, ...],
         try:
             out[str(name)] = DatasetSpec(
                 name=str(name), generate=entry.get("generate"),
-                file=safe_resolve(base / entry["file"]) if "file" in entry else None,
+                file=(resolve_path(str(entry["file"]), base, f"dataset '{name}': 'file'",
+                                   where) if "file" in entry else None),
                 n=int(entry["n"]) if "n" in entry else None, seed=int(entry.get("seed", 0)),
                 batch_size=int(entry.get("batch_size", 512)),
                 device=str(entry.get("device", "cpu")),
                 positions=tuple(expand_labels(positions)) if positions is not None else None,
                 input=str(entry.get("input", "tokens")),
                 args=tuple(sorted((entry.get("args") or {}).items())),
-                sentences=_sentences(entry.get("sentences"), base),
-                tokenizer=str(entry["tokenizer"]) if "tokenizer" in entry else None,
+                sentences=_sentences(entry.get("sentences"), base, f"dataset '{name}'", where),
+                tokenizer=(expand_reference(str(entry["tokenizer"]),
+                                            f"dataset '{name}': 'tokenizer'", where)
+                           if "tokenizer" in entry else None),
                 max_length=int(entry["max_length"]) if "max_length" in entry else None,
                 search_path=search_path, location=where)
         except (TypeError, ValueError) as exc:
@@ -151,14 +155,15 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         return _CACHE[spec]
 
 
-def _sentences(value: Any, base: Path) -> tuple[str, ...] | Path | None:
+def _sentences(value: Any, base: Path, what: str,
+               where: Location | None) -> tuple[str, ...] | Path | None:
     """``sentences:`` as an inline list or a file of one sentence per line."""
     if value is None:
         return None
     if isinstance(value, list):
         return tuple(str(s) for s in value)
     if isinstance(value, str):
-        return safe_resolve(base / value)
+        return resolve_path(value, base, f"{what}: 'sentences'", where)
     raise TypeError("'sentences' must be a list of sentences or a file name")
 
 

@@ -8,8 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interp_assert.errors import CheckpointError, InterpAssertError, Location, did_you_mean
-from interp_assert.loading.checkpoint import Checkpoint, load_checkpoint
+from interp_assert.errors import (
+    CheckpointError,
+    InterpAssertError,
+    Location,
+    QuantityError,
+    did_you_mean,
+)
+from interp_assert.loading.checkpoint import Checkpoint, folder_weights, load_checkpoint
+from interp_assert.loading.model_source import (
+    AUTO_LOADER,
+    ModelSource,
+    find_model_source,
+    missing_model_error,
+)
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
@@ -74,26 +86,60 @@ class LoadedSubject:
 
     @property
     def model(self) -> Any:
-        """The model built by the loader, or None without a loader. A loader that failed
-        raises its error again on every later access (not None: the subject has a loader)."""
+        """The model built by the loader (``loader:``, else the built-in loader when the
+        checkpoint carries its config), or None. A load that failed raises its error again on
+        every later access, whatever it raised (not None: the subject has a model to load)."""
         if self._model_failure is not None:
             raise self._model_failure.copy()
         if not self._model_loaded:
+            try:
+                self._model = self._load_model()
+            except InterpAssertError as exc:
+                self._model_failure = exc.copy()  # untouched by what claims add to exc
+                raise
+            except Exception as exc:  # e.g. moving the model to a device torch lacks
+                self._model_failure = CheckpointError(
+                    f"loading the model of {self.spec.label} failed: {type(exc).__name__}: "
+                    f"{str(exc).strip()[:300]}", self.spec.location,
+                    hint="check 'subject:' (its 'device:' and the checkpoint)")
+                raise self._model_failure.copy() from None
             self._model_loaded = True
-            if self.spec.loader:
-                try:
-                    self._model = self._load_model(self.spec.loader)
-                except InterpAssertError as exc:
-                    self._model_failure = exc.copy()  # untouched by what claims add to exc
-                    raise
         return self._model
 
-    def _load_model(self, name: str) -> Any:
+    def model_source(self) -> ModelSource | str | None:
+        """What the built-in loader builds from the checkpoint when there is no ``loader:``
+        (a :class:`ModelSource`), or why it builds nothing; None without a checkpoint."""
+        if self.spec.checkpoint is None:
+            return None
+        return find_model_source(self.spec.checkpoint, self.checkpoint)
+
+    def no_model_error(self) -> InterpAssertError:
+        """Why there is no model to run (:attr:`model` is None): what is missing, the fix."""
+        if self.spec.loader:
+            return QuantityError(f"the subject's loader '{self.spec.loader}' returned None",
+                                 hint="the loader must return the model it built")
+        source = self.model_source()
+        return missing_model_error(self.spec.checkpoint,
+                                   source if isinstance(source, str) else None)
+
+    def _load_model(self) -> Any:
+        if self.spec.loader:
+            return self._call_loader(self.spec.loader)
+        source = self.model_source()
+        if not isinstance(source, ModelSource):
+            return None
+        build = resolve_callable(AUTO_LOADER, (), "loader")
+        return self._place(build(self.checkpoint, source))
+
+    def _call_loader(self, name: str) -> Any:
         loader = resolve_callable(name, self.spec.search_path, "loader")
         checkpoint = self.checkpoint
         args = [checkpoint.raw] if checkpoint is not None else []
         kwargs = {"path": self.spec.checkpoint} if accepts(loader, "path") else {}
-        model = call_user(loader, f"loader '{name}'", *args, **kwargs)
+        return self._place(call_user(loader, f"loader '{name}'", *args, **kwargs))
+
+    def _place(self, model: Any) -> Any:
+        """The model in evaluation mode on the subject's device."""
         if hasattr(model, "eval"):
             model.eval()
         if hasattr(model, "to") and self.spec.device != "cpu":
@@ -106,12 +152,18 @@ class LoadedSubject:
         return checkpoint.sha256 if checkpoint is not None else None
 
     # -- weights ---------------------------------------------------------------------------
+    def loader_model(self) -> Any:
+        """The model of ``loader:`` (None without one): what weight names may also name and
+        what a ``call:`` quantity receives by default. A model the built-in loader builds is
+        not consulted: its weights are the checkpoint's own, read by the names it stores."""
+        return self.model if self.spec.loader or self.spec.checkpoint is None else None
+
     def weight_names(self) -> list[str]:
         names: list[str] = []
         checkpoint = self.checkpoint
         if checkpoint is not None:
             names.extend(checkpoint.state_dict)
-        model = self.model
+        model = self.loader_model()
         if model is not None and hasattr(model, "named_parameters"):
             names.extend(n for n, _ in model.named_parameters() if n not in names)
             names.extend(n for n, _ in model.named_buffers() if n not in names)
@@ -132,7 +184,7 @@ class LoadedSubject:
         checkpoint = self.checkpoint
         if checkpoint is not None and name in checkpoint.state_dict:
             return checkpoint.state_dict[name]
-        model = self.model
+        model = self.loader_model()
         if model is not None and hasattr(model, "get_parameter"):
             for getter in (model.get_parameter, model.get_buffer):
                 try:
@@ -166,6 +218,8 @@ def load_shared(path: Path, allow_pickle: bool = False) -> Checkpoint:
     """``path`` loaded once per process, whichever specs name it (claim files in different
     folders, the Python API), until the file changes; a failure is remembered too."""
     resolved = safe_resolve(path)
+    if resolved.is_dir():  # a Hugging Face model folder: its weights file
+        path = resolved = folder_weights(resolved)
     try:
         stat = resolved.stat()
     except (OSError, RuntimeError):

@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.errors import ClaimSyntaxError, SpecError
-from interp_assert.evaluate.quantities import behaviour, circuit, table  # noqa: F401  (registers forward-pass, circuit, table)
+from interp_assert.evaluate.quantities import (  # noqa: F401  (registers forward-pass, circuit, metadata, table)
+    behaviour,
+    circuit,
+    metadata,
+    table,
+)
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
 from interp_assert.language.ast import referenced_names
 from interp_assert.usercode import accepts, call_user, resolve_callable
@@ -96,8 +101,8 @@ class CallQuantity(QuantityKind):
             if accepts(function, name) and name not in kwargs:
                 kwargs[name] = get()
         if not any(name in kwargs for name in provided):
-            # the model, else the state dict; nothing when the subject has neither
-            model = subject.model
+            # the loader's model, else the state dict; nothing when the subject has neither
+            model = subject.loader_model()
             weights = model if model is not None else state_dict()
             if weights is not None:
                 positional.append(weights)

@@ -55,6 +55,7 @@ from interp_assert.evaluate.quantities.table_io import (
 )
 from interp_assert.labels import Axis, Labelled
 from interp_assert.loading.data import json_cell
+from interp_assert.loading.paths import resolve_path
 
 if TYPE_CHECKING:
     from interp_assert.evaluate.evaluation import Evaluation
@@ -85,6 +86,7 @@ class Table(QuantityKind):
 
         if not isinstance(config["table"], str):
             fail("'table' must be a path to a .csv, .jsonl or .parquet file")
+        resolve_path(config["table"], Path.cwd(), f"{where}: 'table'", self.location)
         if not isinstance(config.get("column"), str):
             fail("'column' must name the column to read", "add 'column: <name>'")
         for key in ("group_by", "index"):
@@ -114,10 +116,10 @@ class Table(QuantityKind):
                     fail(f"'{key}' only applies with 'as: distribution'")
 
     def _path(self, base: Path | None) -> Path:
-        table = Path(self.config["table"]).expanduser()
         if base is None and self.location is not None and not self.location.path.startswith("<"):
             base = Path(self.location.path).parent
-        return (base / table).resolve() if base is not None else table.resolve()
+        return resolve_path(str(self.config["table"]), base or Path.cwd(),
+                            f"quantity '{self.name}': 'table'", self.location)
 
     def fingerprint(self) -> str:
         path = self._path(None)
