@@ -22,6 +22,7 @@ from typing import Any
 
 from interp_assert.drivers.cli_progress import RichProgress
 from interp_assert.errors import InterpAssertError
+from interp_assert.evaluate import cache_config
 from interp_assert.judge.verdict import ClaimResult
 from interp_assert.loading.claim_file import SUFFIXES
 from interp_assert.loading.devices import DTYPES, check_device, check_run_device
@@ -219,6 +220,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="fail a quantity early when it would need more memory than "
                                   "SIZE (512MB, 4GiB, 50%%, none; default 50%% of physical "
                                   "memory or INTERP_ASSERT_MEMORY_LIMIT)")
+        command.add_argument("--cache", metavar="DIR",
+                             help="reuse forward-pass results stored in DIR by earlier runs "
+                                  "(default INTERP_ASSERT_CACHE, else <artifacts>/cache)")
+        command.add_argument("--no-cache", action="store_true",
+                             help="neither read nor write the result cache")
+        command.add_argument("--cache-size", metavar="SIZE", type=_cache_size,
+                             help="bound of the result cache; least recently used results "
+                                  "are removed beyond it (default INTERP_ASSERT_CACHE_SIZE, "
+                                  "else 2GiB)")
         command.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                              help="run each claim file and checkpoint as a task on the Ray "
                                   "cluster at ADDRESS (host:6379, ray://host:10001); without "
@@ -232,11 +242,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)
+    _use_cache(args)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:  # before any claim ran (loading): nothing to write
         print("interp-assert: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        cache_config.reset()
+
+
+def _use_cache(args: argparse.Namespace) -> None:
+    """The result cache: --no-cache, --cache DIR, INTERP_ASSERT_CACHE, else on in
+    <artifacts>/cache."""
+    import os
+
+    folder = args.cache or os.environ.get(cache_config.ENV_VAR)
+    if args.no_cache:
+        folder = None
+    elif folder is None:
+        folder = str(Path(args.artifacts) / "cache")
+    try:
+        cache_config.configure(folder, args.cache_size)
+    except ValueError as exc:  # INTERP_ASSERT_CACHE_SIZE
+        print(f"interp-assert: {cache_config.SIZE_ENV_VAR}: {exc}; the result cache is off",
+              file=sys.stderr)
+        cache_config.configure(None)
 
 
 def _timeout(text: str) -> float | None:
@@ -258,6 +289,15 @@ def _memory_limit(text: str) -> str:
         parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _cache_size(text: str) -> str:
+    try:
+        parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("memory limit", "cache size")
+                                         ) from None
     return text
 
 

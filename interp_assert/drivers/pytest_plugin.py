@@ -56,6 +56,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "and report the claim as an error with the time it ran (ini: "
                          "interp_assert_timeout; env: INTERP_ASSERT_TIMEOUT; default none); a "
                          "claim's 'timeout:' wins")
+    group.addoption("--interp-cache", metavar="DIR", default=None,
+                    help="reuse forward-pass results stored in DIR by earlier runs, and store "
+                         "this run's ('off': none; ini: interp_assert_cache; env: "
+                         "INTERP_ASSERT_CACHE; default off)")
+    parser.addini("interp_assert_cache", "folder of the result cache (relative to the rootdir)",
+                  default="")
+    parser.addini("interp_assert_cache_size", "bound of the result cache (2GiB, 500MB, none)",
+                  default="")
     group.addoption("--interp-ray", metavar="ADDRESS", default=None,
                     help="run each claim file and checkpoint as a task on the Ray cluster at "
                          "ADDRESS (host:6379, ray://host:10001); auto: the running one or a "
@@ -102,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         worker = config.workerinput  # type: ignore[attr-defined]
         set_worker(int(str(worker["workerid"]).lstrip("gw") or 0), int(worker["workercount"]))
+    _use_cache(config)
     if config.pluginmanager.hasplugin("xdist"):
         from interp_assert.drivers.pytest_xdist import XdistHooks
 
@@ -167,6 +176,26 @@ def _check_device(config: pytest.Config) -> None:
                          config.getini("interp_assert_dtype") or None)
     except DeviceError as exc:
         raise pytest.UsageError(f"{exc.message}\n  hint: {exc.hint}") from None
+
+
+def _use_cache(config: pytest.Config) -> None:
+    """The result cache: --interp-cache (relative to the current folder), the ini option
+    (relative to the rootdir), INTERP_ASSERT_CACHE; off otherwise."""
+    from interp_assert.evaluate import cache_config
+
+    option, ini = config.getoption("interp_cache"), config.getini("interp_assert_cache")
+    folder = option or ini or os.environ.get(cache_config.ENV_VAR)
+    if not folder:
+        return
+    if (option or ini) and not cache_config.is_off(folder):
+        base = config.invocation_params.dir if option else config.rootpath
+        folder = str(base / os.path.expandvars(folder))  # an absolute DIR stays as it is
+    try:
+        cache_config.configure(folder, config.getini("interp_assert_cache_size") or None)
+    except ValueError as exc:
+        raise pytest.UsageError(f"interp_assert_cache_size / {cache_config.SIZE_ENV_VAR}: "
+                                f"{exc}") from None
+    config.add_cleanup(cache_config.reset)
 
 
 def _is_worker(config: pytest.Config) -> bool:

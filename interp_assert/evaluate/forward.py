@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
+from interp_assert.evaluate import result_cache
 from interp_assert.evaluate.batching import model_placement, on_device, sized_batches, to_device
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
@@ -148,30 +149,42 @@ def announce(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: Dataset
 def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetSpec, key: Hashable,
             factory: Callable[[], Sink], interventions: tuple[Intervention, ...] = ()) -> Any:
     """The result of sink ``key``, running (at most) one forward pass for everything the run
-    planned on this (subject, dataset, interventions)."""
+    planned on this (subject, dataset, interventions). With a result cache on, a sink whose
+    result is cached is read from it, and the pass runs only for the sinks that miss."""
     pass_key = (subject.spec, dataset_spec, interventions)
     cache_key = ("forward", dataset_spec, interventions, key)
     with subject.lock:
         if cache_key in subject.cache:
             return _unwrap(subject.cache[cache_key])
         planned = plan.sinks(pass_key, key, factory) if plan is not None else {key: factory}
+        stored = result_cache.entries_for(subject, dataset_spec, interventions)
         missing: dict[Hashable, Sink] = {}
+        served = False
         for k, make in planned.items():
             if ("forward", dataset_spec, interventions, k) in subject.cache:
+                continue
+            if stored is not None and (found := stored.get(k)) is not result_cache.MISS:
+                subject.cache[("forward", dataset_spec, interventions, k)] = found
+                served = True
                 continue
             try:
                 missing[k] = make()
             except InterpAssertError as exc:  # one quantity's bad options break only its claims
                 subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
-        dataset = load_dataset(dataset_spec)
-        with phase("pass", f"{dataset_spec.name} on {subject.spec.label}"):
-            run_forward(subject, dataset, list(missing.values()), interventions,
-                        progress=current().batch)
-        FORWARD_PASSES.append(pass_key)
-        # the sinks' results (concatenations, mostly) are independent: computed side by side
-        results = parallel_map(_finish, missing.values())
-        for k, result in zip(missing, results):
-            subject.cache[("forward", dataset_spec, interventions, k)] = result
+        if missing or not served:  # every sink served from the cache: no pass
+            dataset = load_dataset(dataset_spec)
+            with phase("pass", f"{dataset_spec.name} on {subject.spec.label}"):
+                run_forward(subject, dataset, list(missing.values()), interventions,
+                            progress=current().batch)
+            FORWARD_PASSES.append(pass_key)
+            # the sinks' results (concatenations, mostly) are independent: computed side by side
+            results = parallel_map(_finish, missing.values())
+            for k, result in zip(missing, results):
+                subject.cache[("forward", dataset_spec, interventions, k)] = result
+                if stored is not None and not isinstance(result, _Refused):
+                    stored.put(k, result)
+            if stored is not None:
+                stored.close()
         return _unwrap(subject.cache[cache_key])
 
 
