@@ -356,6 +356,7 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                         for group in (*groups.values(), *virtual_sinks.values(), output_sinks):
                             if sink in group:
                                 group.remove(sink)
+                del logits, values  # not alive while the next batch runs
     finally:
         for handle in handles:
             handle.remove()

@@ -98,6 +98,8 @@ class LoadedSubject:
             model.eval()
         if hasattr(model, "to") and self.spec.device != "cpu":
             model = model.to(self.spec.device)
+        if checkpoint is not None:
+            checkpoint.share_with(model)  # the weights are held once, by the model
         return model
 
     @property
