@@ -269,3 +269,35 @@ def test_causal_syntax() -> None:
     assert parse_claim(str(claim)).claim == claim
     templated = parse_claim("ablate L1H{i} (zero): loss rises by ≥ 0 for i in 0..2")
     assert templated.for_each is not None
+
+
+def test_reference_passes_are_planned(world: dict[str, Any]) -> None:
+    """Mean ablations read their reference means from the metric's clean pass, and patching
+    plans its source and target passes: 5 passes (clean rep, clean other, 3 intervened)
+    where unplanned reference passes made 7, with the reference's numbers."""
+
+    from interp_assert.evaluate import forward as forward_module
+    from interp_assert.run.runner import Runner, RunOptions
+
+    z = "blocks.1.attn.hook_z"
+    clean, corrupt = loss(world, "rep"), loss(world, "other")
+    means = {h: capture(world, "rep", z)[:, :, h].mean(0) for h in (1, 2)}
+    ablated = {h: loss(world, "rep", {z: set_head(h, lambda new, h=h: means[h].expand_as(
+        new[:, :, h]))}) for h in (1, 2)}
+    source_z = capture(world, "rep", z)[:, :, 0]
+    patched = loss(world, "other", {z: set_head(0, lambda new: source_z)})
+    claims = [{"id": f"mean-{h}", "claim": f"ablate L1H{h} (mean): loss changes by ≥ 0"}
+              for h in (1, 2)]
+    claims.append({"id": "patch", "claim": "patch L1H0 from rep into other: loss recovers ≥ 0"})
+    runner = Runner(RunOptions(plots="never"))
+    claim_file = runner.load(write(world, "planned", claims))
+    before = len(forward_module.FORWARD_PASSES)
+    results = {r.claim_id: r for r in runner.run(runner.checks(claim_file))}
+    assert len(forward_module.FORWARD_PASSES) - before == 5
+    for h in (1, 2):
+        row = results[f"mean-{h}"].outcome.rows[0]  # type: ignore[union-attr]
+        assert row["before"] == pytest.approx(clean, abs=1e-5)
+        assert row["after"] == pytest.approx(ablated[h], abs=1e-5)
+    outcome = results["patch"].outcome
+    assert outcome is not None, results["patch"].error
+    assert outcome.value == pytest.approx((patched - corrupt) / (clean - corrupt), abs=1e-4)

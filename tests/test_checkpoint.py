@@ -360,3 +360,41 @@ class TestLoadOnce:
         run_file(write_claims(tmp_path / "sub" / "b.claims.yaml", norm_claims("../m.pt")))
         ia.check("norm(readout) > 0", ia.subject("m.pt", base_dir=tmp_path))
         assert len(load_counter) == 1
+
+
+def test_weights_are_held_once_after_the_model_loads(tmp_path: Path) -> None:
+    """Once the loader has built the model, the state dict holds the model's own tensors
+    (same storage) wherever the model kept them unchanged, so the weights are not held twice;
+    a weight the loader changed keeps the file's values."""
+    from interp_assert.loading.subject import LoadedSubject
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = pytest.importorskip("examples.tiny_transformer")
+    torch.manual_seed(0)
+    model = tiny.TinyTransformer(tiny.TinyConfig(n_layers=1, d_model=8, n_heads=2, d_head=4,
+                                                 d_mlp=8, d_vocab=11, n_ctx=6))
+    path = tmp_path / "model.pt"
+    tiny.save_checkpoint(path, model)
+    (tmp_path / "scaled.py").write_text(
+        "from examples.tiny_transformer import load as _load\n"
+        "def load(raw):\n"
+        "    model = _load(raw)\n"
+        "    model.unembed.W_U.data.mul_(2.0)\n"
+        "    return model\n")
+    on_file = torch.load(path, weights_only=True)["model_state_dict"]
+    for loader, changed in (("examples.tiny_transformer:load", set()),
+                            ("scaled:load", {"unembed.W_U"})):
+        subject = LoadedSubject(SubjectSpec(checkpoint=path, loader=loader,
+                                            search_path=(tmp_path, root)))
+        loaded = subject.model
+        params = dict(loaded.named_parameters())
+        assert set(on_file) <= set(subject.checkpoint.state_dict)
+        for name, tensor in on_file.items():
+            held = subject.weight(name)
+            assert torch.equal(held, tensor), name
+            if name in params and name not in changed:
+                assert held.data_ptr() == params[name].data_ptr(), name
+                assert subject.checkpoint.raw["model_state_dict"][name] is held
+            elif name in changed:
+                assert held.data_ptr() != params[name].data_ptr()
+                assert torch.equal(params[name].detach(), 2.0 * tensor)

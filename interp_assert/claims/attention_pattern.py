@@ -5,6 +5,7 @@ dataset it was computed on and that dataset's padding mask.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +34,14 @@ def _pattern_quantities(ctx: Context) -> list[str]:
 
 def _head_prefix(ctx: Context, name: str) -> str:
     """'L1H' for a quantity of ``blocks.1.attn.hook_pattern``: its heads' label prefix."""
+    return _hook_head_prefix(str(ctx.definitions[name].kind.config["activation"]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _hook_head_prefix(hook: str) -> str:
+    """The head label prefix of a pattern hook (worked out once per hook, not per claim)."""
     from interp_assert.evaluate.quantities.behaviour import activation_axes
 
-    hook = str(ctx.definitions[name].kind.config["activation"])
     labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
     return labels[0][:-1] if labels else ""
 

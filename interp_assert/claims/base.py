@@ -9,7 +9,7 @@ is registered with :func:`register_claim`. Existing kinds never change when one 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -122,6 +122,13 @@ class Claim(ABC):
         """Quantities this claim reads beyond the names in its sentence (for the plan: a kind
         that picks a quantity itself, such as an attention pattern, names it here)."""
         return set()
+
+    def planned_sinks(self, claim_file: Any, dataset: str | None
+                      ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        """Forward-pass sinks this claim reads beyond its quantities, as (dataset name, or None
+        for ``dataset``, the claim's; sink key; sink factory): planned, so that the pass its
+        quantities need serves them too (an ablation's reference activations)."""
+        return []
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         """Draw the diagnostic plot; the default shows the value against its bounds."""

@@ -25,6 +25,7 @@ The measurement the two kinds share lives in :mod:`interp_assert.claims.causal_b
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,9 +39,18 @@ from interp_assert.claims.causal_base import (
     positions_of,
 )
 from interp_assert.errors import QuantityError
+from interp_assert.evaluate.circuit_layout import Layout
 from interp_assert.evaluate.forward import Intervention
-from interp_assert.evaluate.interventions import ABLATIONS, Component, ablation, patching
+from interp_assert.evaluate.interventions import (
+    ABLATIONS,
+    Component,
+    ablation,
+    component,
+    patching,
+    reference_sinks,
+)
 from interp_assert.language import ast
+from interp_assert.language.ast import referenced_names
 from interp_assert.loading.data import DatasetSpec
 
 
@@ -78,13 +88,28 @@ ABLATION: /(zero|mean|resample)\b/""" + SHARED_GRAMMAR
     def datasets(self, ctx: Context) -> tuple[DatasetSpec, DatasetSpec | None]:
         return self._metric_dataset(ctx), None
 
-    def _metric_dataset(self, ctx: Context) -> DatasetSpec:
-        """The claim's dataset, or the one a single metric quantity is pinned to."""
+    def _pinned(self, definitions: Mapping[str, Any]) -> str | None:
+        """The dataset a single metric quantity is pinned to (``data:``), if any."""
         assert self.effect is not None
         expr = self.effect.metric.expr
-        definition = ctx.definitions.get(expr.name) if isinstance(expr, ast.Ref) else None
+        definition = definitions.get(expr.name) if isinstance(expr, ast.Ref) else None
         pinned = getattr(definition.kind, "config", {}).get("data") if definition else None
-        return ctx.dataset_spec(str(pinned) if pinned else None)
+        return str(pinned) if pinned else None
+
+    def _metric_dataset(self, ctx: Context) -> DatasetSpec:
+        """The claim's dataset, or the one a single metric quantity is pinned to."""
+        return ctx.dataset_spec(self._pinned(ctx.definitions))
+
+    def planned_sinks(self, claim_file: Any, dataset: str | None
+                      ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        """The clean activations of its components on the reference dataset (for ``mean``
+        and ``resample``): planned, so the metric's clean pass captures them."""
+        if self.how not in ("mean", "resample") or self.effect is None:
+            return []
+        reference = self.over or self._pinned(claim_file.quantities) or dataset
+        layout = Layout.parse(claim_file.raw.get("layout"))
+        parts = [component(label, layout) for label in self.parts]
+        return [(reference, key, factory) for key, factory in reference_sinks(parts)]
 
     def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:
@@ -131,6 +156,28 @@ patch: "patch" causal_parts [causal_at] "from" NAME "into" NAME ":" _causal_tail
 
     def datasets(self, ctx: Context) -> tuple[DatasetSpec, DatasetSpec | None]:
         return ctx.dataset_spec(self.target), ctx.dataset_spec(self.source)
+
+    def planned_sinks(self, claim_file: Any, dataset: str | None
+                      ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        """The clean activations of its components on the source dataset, and its metric
+        quantities on the source and the target: planned, so one clean pass of each serves
+        them."""
+        layout = Layout.parse(claim_file.raw.get("layout"))
+        parts = [component(label, layout) for label in self.parts]
+        sinks = [(self.source, key, factory) for key, factory in reference_sinks(parts)]
+        metric = self.effect.metric if self.effect is not None else None
+        names = referenced_names(metric.expr) if metric is not None and metric.mask is None \
+            else set()
+        for name in sorted(names):
+            definition = claim_file.quantities.get(name)
+            need = getattr(definition.kind, "need", None) if definition is not None else None
+            if need is None or definition.kind.config.get("data"):
+                continue
+            for data in (self.source, self.target):
+                if data in claim_file.datasets:
+                    key, factory = need(claim_file.datasets[data], claim_file.search_path)
+                    sinks.append((data, key, factory))
+        return sinks
 
     def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:

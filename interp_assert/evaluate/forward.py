@@ -368,6 +368,7 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                                 group.remove(sink)
                 if progress is not None:
                     progress(int(batch["_index"][-1]) + 1, dataset.n)
+                del logits, values  # not alive while the next batch runs
     finally:
         for handle in handles:
             handle.remove()

@@ -21,7 +21,7 @@ import numpy as np
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head, parse_neuron
 from interp_assert.evaluate.circuit_weights import WeightContext, weights_for
-from interp_assert.evaluate.forward import Intervention, KeepingSink, announce, request
+from interp_assert.evaluate.forward import Intervention, KeepingSink, Sink, announce, request
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
 ABLATIONS = ("zero", "mean", "resample")
@@ -94,6 +94,12 @@ class SliceSink(KeepingSink):
 
 def _sink_key(part: Component) -> Hashable:
     return ("component", part.hook, part.kind, part.index)
+
+
+def reference_sinks(parts: Sequence[Component]) -> list[tuple[Hashable, Callable[[], Sink]]]:
+    """(sink key, factory) of each component's clean activation, as :func:`activations` reads
+    them: what a causal claim plans, so that its reference pass is shared."""
+    return [(_sink_key(part), lambda p=part: SliceSink(p)) for part in parts]
 
 
 def activations(ctx: WeightContext, dataset: DatasetSpec, parts: Sequence[Component]

@@ -17,6 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from interp_assert.errors import ClaimSyntaxError, InterpAssertError
 from interp_assert.language import ast
+from interp_assert.language.shapes import parse_by_shape
 from interp_assert.resources import MAX_DIGITS, MAX_NESTING, MAX_SENTENCE, MAX_TEMPLATE_INSTANCES
 
 if TYPE_CHECKING:
@@ -282,7 +283,7 @@ def _parse(parser: Lark, text: str) -> Tree:
                                "'exact-match >= 99%'")
     check_bounds(text)
     try:
-        return parser.parse(text)
+        return parse_by_shape(parser, text, parser.parse)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
     except RecursionError:  # the bounds above keep this away; never a raw RecursionError

@@ -48,6 +48,41 @@ class Checkpoint:
                  + ", ".join(list(self.state_dict)[:4]))
 
 
+    def share_with(self, model: Any) -> int:
+        """Hold the loaded model's own tensor in place of each state-dict tensor that the model
+        keeps unchanged (same name, shape, dtype, device and values), in the state dict and the
+        raw checkpoint alike, so the weights are not held twice. Returns the bytes no longer
+        held twice."""
+        import torch
+
+        if not hasattr(model, "named_parameters") or not hasattr(model, "named_buffers"):
+            return 0
+        own = dict(model.named_parameters())
+        own.update(model.named_buffers())
+        holders = [self.state_dict, *_raw_mappings(self.raw)]
+        shared = 0
+        for name, old in list(self.state_dict.items()):
+            new = own.get(name)
+            if not (isinstance(old, torch.Tensor) and isinstance(new, torch.Tensor)) or \
+                    old is new or old.shape != new.shape or old.dtype != new.dtype or \
+                    old.device != new.device or not torch.equal(old, new.detach()):
+                continue
+            kept = new.detach()
+            for holder in holders:
+                if holder.get(name) is old:
+                    holder[name] = kept
+            shared += old.numel() * old.element_size()
+        return shared
+
+
+def _raw_mappings(raw: Any) -> list[dict[str, Any]]:
+    """The mutable mappings of a raw checkpoint that may hold its tensors."""
+    found = [raw] if isinstance(raw, dict) else []
+    if isinstance(raw, Mapping):
+        found += [raw[key] for key in STATE_DICT_KEYS if isinstance(raw.get(key), dict)]
+    return found
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -151,9 +151,12 @@ class LoadedSubject:
         if hasattr(model, "eval"):
             model.eval()
         try:
-            return place(model, self.spec.device, self.spec.dtype)
+            model = place(model, self.spec.device, self.spec.dtype)
         except DeviceError as exc:
             raise exc.at(self.spec.location) from None
+        if self._checkpoint is not None:  # the weights are held once, by the model
+            self._checkpoint.share_with(model)  # (only tensors on the same device and dtype)
+        return model
 
     @property
     def sha256(self) -> str | None:

@@ -11,6 +11,11 @@ from typing import Any
 
 import yaml
 
+try:  # libyaml's parser, when PyYAML was built with it
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _CParser = None
+
 from interp_assert.errors import Location, SpecError, did_you_mean
 from interp_assert.resources import MAX_DIGITS, MAX_YAML_DEPTH, MAX_YAML_VALUES
 
@@ -139,6 +144,62 @@ _LocatingLoader.add_implicit_resolver(
     list("tTfF"))
 
 
+class _FastLocatingLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor,
+                          yaml.resolver.Resolver, _CParser or object):
+    """:class:`_LocatingLoader` over libyaml's events: the same composition (depth bound),
+    construction (places, duplicate keys, problems) and resolvers, with the scanning and
+    parsing done in C; marks carry the text as the pure-Python loader's do."""
+
+    name: str
+    _depth = 0
+
+    def __init__(self, stream: str) -> None:
+        _CParser.__init__(self, stream)
+        yaml.composer.Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self._text = stream
+
+    def _mark(self, mark: Any) -> yaml.Mark:
+        return yaml.Mark(self.name, mark.index, mark.line, mark.column, self._text, mark.index)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_YAML_DEPTH and not self.check_event(yaml.AliasEvent):
+            node = self._skip_too_deep()
+        else:
+            self._depth += 1
+            try:
+                node = yaml.composer.Composer.compose_node(self, parent, index)
+            finally:
+                self._depth -= 1
+        if node is not None and not isinstance(node.start_mark, yaml.Mark):
+            node.start_mark, node.end_mark = self._mark(node.start_mark), self._mark(
+                node.end_mark)
+        return node
+
+    def get_single_node(self) -> Any:
+        node = yaml.composer.Composer.get_single_node(self)
+        if node is not None:
+            _check_expansion(node, self.name)
+        return node
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_DIGITS:
+            return _LocatingLoader.construct_yaml_int(self, node)  # type: ignore[arg-type]
+        return yaml.constructor.SafeConstructor.construct_yaml_int(self, node)
+
+    _skip_too_deep = _LocatingLoader._skip_too_deep
+    construct_problem = _LocatingLoader.construct_problem
+    construct_mapping = _LocatingLoader.construct_mapping
+
+
+_FastLocatingLoader.yaml_constructors = {
+    **_LocatingLoader.yaml_constructors,
+    "tag:yaml.org,2002:int": _FastLocatingLoader.construct_yaml_int}
+_FastLocatingLoader.yaml_implicit_resolvers = _LocatingLoader.yaml_implicit_resolvers
+
+
 def _check_expansion(root: yaml.Node, shown: str) -> None:
     """Refuse YAML whose aliases expand to more than MAX_YAML_VALUES values (a "billion
     laughs"): each node's expanded size is counted once, shared nodes included."""
@@ -191,6 +252,11 @@ def check_keys(mapping: Mapping, allowed: frozenset[str] | set[str], what: str,
 def read_yaml(text: str, shown: str) -> Any:
     """Parse ``text`` (the file ``shown``) with places kept; invalid YAML is a SpecError at
     the place it went wrong."""
+    if _CParser is not None:
+        try:
+            return yaml.load(text, Loader=_make_loader(shown, fast=True))
+        except (yaml.YAMLError, SpecError, RecursionError, ValueError):
+            pass  # the pure-Python loader reports the problem in its own words
     try:
         return yaml.load(text, Loader=_make_loader(shown))  # a SafeLoader subclass
     except SpecError:
@@ -218,8 +284,11 @@ def _yaml_error(exc: yaml.MarkedYAMLError, shown: str) -> SpecError:
                      hint="check indentation and quoting near this place")
 
 
-def _make_loader(name: str) -> type[_LocatingLoader]:
-    class Loader(_LocatingLoader):
+def _make_loader(name: str, fast: bool = False) -> type[Any]:
+    """The loader for the file ``name``: over libyaml's events (``fast``) or pure Python."""
+    base: type[Any] = _FastLocatingLoader if fast else _LocatingLoader
+
+    class Loader(base):  # type: ignore[misc, valid-type]
         def __init__(self, stream: Any) -> None:
             super().__init__(stream)
             self.name = name

@@ -74,8 +74,10 @@ class Plan:
         plan = cls(subject)
         for entry in entries:
             dataset = entry.options.get("data")
+            data = str(dataset) if dataset is not None else None
             for name in sorted(quantities_read(claim_file, entry)):
-                plan._add(claim_file, name, str(dataset) if dataset is not None else None)
+                plan._add(claim_file, name, data)
+            plan._add_sinks(claim_file, entry, data)
         return plan
 
     @classmethod
@@ -100,6 +102,20 @@ class Plan:
         except InterpAssertError:  # reported on the claims that read it
             return
         self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
+
+
+    def _add_sinks(self, claim_file: ClaimFile, entry: ClaimEntry, data: str | None) -> None:
+        """The sinks a claim kind reads beyond its quantities (reference activations)."""
+        if entry.parsed is None:
+            return
+        try:
+            sinks = entry.parsed.claim.planned_sinks(claim_file, data)
+        except InterpAssertError:  # reported on the claim when it runs
+            return
+        for name, key, factory in sinks:
+            spec = _dataset(claim_file, name or data)
+            if spec is not None:
+                self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
 
 
 def _dataset(claim_file: ClaimFile, name: str | None) -> DatasetSpec | None:

@@ -201,6 +201,8 @@ class Runner:
 
     def _requirement(self, check: Check, trail: tuple[str, ...]) -> str | None:
         """Why a claim it requires does not count as holding, or None."""
+        if not check.entry.requires:  # most claims: no look-up table to build
+            return None
         entries = {entry.id: entry for entry in check.claim_file.claims}
         for required in check.entry.requires:
             if required in trail or required == check.entry.id:

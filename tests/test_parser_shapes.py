@@ -1,0 +1,123 @@
+"""Sentences of the same shape share a parse tree (``language/shapes.py``): over every claim
+sentence of the bundled specs, examples and tests, the shared tree gives exactly the claim (or
+the syntax error) that the Earley parser gives on its own."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from interp_assert.claims.builtin import all_kinds
+from interp_assert.errors import ClaimSyntaxError
+from interp_assert.language import parser as parsing
+from interp_assert.language.shapes import ShapeCache, shape
+
+ROOT = Path(__file__).resolve().parent.parent
+_LINE = re.compile(r"""^\s*-?\s*claim:\s*(?P<q>["']?)(?P<text>.+?)(?P=q)\s*$""")
+_CALL = re.compile(r"""parse_claim\((?P<q>["'])(?P<text>.+?)(?P=q)""")
+
+
+def _yaml_sentences(path: Path) -> list[str]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    claims = data.get("claims", []) if isinstance(data, dict) else []
+    return [c["claim"] for c in claims if isinstance(c, dict) and isinstance(c.get("claim"), str)]
+
+
+def corpus() -> list[str]:
+    """Every claim sentence of specs/, examples/, the tests and the documentation."""
+    found: list[str] = []
+    for folder in ("specs", "examples"):
+        for path in sorted((ROOT / folder).rglob("*.yaml")):
+            found.extend(_yaml_sentences(path))
+    texts = [*sorted((ROOT / "tests").glob("*.py")), ROOT / "README.md",
+             *sorted((ROOT / "docs").glob("*.md"))]
+    for path in texts:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for pattern in (_LINE, _CALL):
+                match = pattern.search(line)
+                if match:
+                    found.append(match.group("text"))
+    return sorted(set(found))
+
+
+def _variant(text: str) -> str:
+    """The same shape, other characters: digits shifted, quoted letters rotated."""
+    def quoted(match: re.Match[str]) -> str:
+        return re.sub(r"[A-Za-z]", lambda m: "b" if m.group(0) != "b" else "c",
+                      re.sub(r"\d", lambda m: str((int(m.group(0)) + 3) % 10), match.group(0)))
+
+    parts, last = [], 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"', text):
+        parts.append(re.sub(r"\d", lambda m: str((int(m.group(0)) + 7) % 10),
+                            text[last:match.start()]))
+        parts.append(quoted(match))
+        last = match.end()
+    parts.append(re.sub(r"\d", lambda m: str((int(m.group(0)) + 7) % 10), text[last:]))
+    return "".join(parts)
+
+
+KINDS = all_kinds()
+
+
+def _outcome(text: str, parse: Any) -> tuple[Any, ...]:
+    """What a sentence reads as: the claim and template (repr), or the syntax error."""
+    lark = parsing._parser(tuple(KINDS.items()), "start")
+    try:
+        parsing.check_bounds(text)
+        try:
+            tree = parse(lark, text)
+        except parsing.UnexpectedInput as exc:
+            raise parsing._syntax_error(exc, text) from None
+        claim, for_each = parsing._transform(tree, dict(KINDS), text)
+    except ClaimSyntaxError as exc:
+        return ("error", exc.message, exc.column, exc.hint)
+    return ("claim", type(claim).__name__, repr(claim), repr(for_each))
+
+
+SENTENCES = corpus()
+
+
+def test_the_corpus_is_real() -> None:
+    """The corpus holds the bundled claims and the tests' (so the comparison means something)."""
+    assert len(SENTENCES) > 120
+    assert "L0H2 attends to the previous token ≥ 0.95" in SENTENCES
+
+
+def test_variants_share_the_shape() -> None:
+    for text in SENTENCES:
+        assert shape(_variant(text)) == shape(text), text
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_shared_tree_reads_as_earley(text: str) -> None:
+    """Earley alone and the tree of a same-shaped sentence give the same claim or error, for
+    the sentence and for a variant with other digits and quoted labels."""
+    lark = parsing._parser(tuple(KINDS.items()), "start")
+    cache = ShapeCache(lark)
+
+    def earley(parser: Any, sentence: str) -> Any:
+        return parser.parse(sentence)
+
+    def shared(parser: Any, sentence: str) -> Any:
+        return cache.parse(sentence, parser.parse)
+
+    first = _outcome(text, shared)  # fills the cache (when it parses)
+    assert first == _outcome(text, earley)
+    variant = _variant(text)
+    assert _outcome(variant, shared) == _outcome(variant, earley), variant
+    assert _outcome(text, shared) == first
+
+
+def test_a_token_that_no_longer_fits_is_parsed_again() -> None:
+    """``top-0`` has the shape of ``top-3`` but no parse: it reports Earley's own error."""
+    lark = parsing._parser(tuple(KINDS.items()), "start")
+    cache = ShapeCache(lark)
+    good = "top-3 sources of A4 include X4"
+    assert shape(good) == shape("top-0 sources of A4 include X4")
+    cache.parse(good, lark.parse)
+    with pytest.raises(parsing.UnexpectedInput):
+        cache.parse("top-0 sources of A4 include X4", lark.parse)
