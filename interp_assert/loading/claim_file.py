@@ -16,6 +16,7 @@ from interp_assert.errors import (
     SpecError,
     did_you_mean,
 )
+from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
 from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
 from interp_assert.loading.devices import subject_device
@@ -62,6 +63,12 @@ class ClaimEntry:
     options: dict[str, Any] = field(default_factory=dict)
     parsed: ParsedClaim | None = None
     error: InterpAssertError | None = None
+
+    @property
+    def uses_baseline(self) -> bool:
+        """Whether the sentence refers to ``baseline`` (its recorded value)."""
+        return self.parsed is not None and any(
+            "baseline" in referenced_names(node) for node in self.parsed.claim.expressions())
 
 
 @dataclass

@@ -36,7 +36,6 @@ from interp_assert.judge.verdict import (
     judge,
     requirement_met,
 )
-from interp_assert.language.ast import referenced_names
 from interp_assert.loading.claim_file import ClaimEntry, ClaimFile, Kinds
 from interp_assert.loading.claim_file import load_claim_file as _load
 from interp_assert.loading.devices import targets_on_device
@@ -254,7 +253,7 @@ class Runner:
             return self._measure(check, None), None, None
         recorded = store.get(check.claim_file.path, check.name)
         value = recorded.value if recorded is not None else math.nan
-        if recorded is None and self.options.baseline_update and _uses_baseline(check.entry):
+        if recorded is None and self.options.baseline_update and check.entry.uses_baseline:
             first = self._measure(check, value)
             if first.outcome is not None and first.outcome.value is not None:
                 value = first.outcome.value
@@ -404,9 +403,3 @@ class Runner:
         write_document(sections(records, headers, self.options.report_latest_only),
                        self.options.root, output, markdown, self.options.report_title)
 
-
-def _uses_baseline(entry: ClaimEntry) -> bool:
-    """Whether the claim's sentence refers to ``baseline`` (its recorded value)."""
-    if entry.parsed is None:
-        return False
-    return any("baseline" in referenced_names(node) for node in entry.parsed.claim.expressions())
