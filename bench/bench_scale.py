@@ -8,7 +8,8 @@ checkpoint. Each row writes a claim file to a temporary folder and measures, in 
 processes, interp-assert checking it (``Runner``, plots off) against a bare torch/numpy script
 computing the same numbers from the same checkpoint with the same loader, data and batches:
 
-1. ``labels``: expanding ``L{0..11}N{0..3071}`` (36,864 labels) vs a list comprehension;
+1. ``labels``: expanding ``L{0..11}N{0..3071}`` (36,864 labels; the call alone, after its
+   import) vs a list comprehension;
 2. ``weights``: a weight claim over every neuron (``norm`` of each ``W_out`` row ≥ 0);
 3. ``attention``: 144 claims "L{l}H{h} attends to the previous token ≥ 0", 64 × 128 tokens;
 4. ``distribution``: every neuron of one MLP layer (3072) has kurtosis in a range,
@@ -21,9 +22,11 @@ the two sides run alternately (paired), ``--repeats`` times; the table gives med
 min-max. Time is the work in the child after ``import torch, numpy`` (both sides import them):
 for interp-assert it includes importing the library, reading the claim file, loading the
 checkpoint, the passes and the claims; for bare, loading and computing. Peak memory is the
-child's peak RSS (``ru_maxrss``), next to the bytes actually needed: the floor (the RSS of a
-child that only imports torch and numpy) + 4 B × the parameters + the row's largest
-transient (one batch's logits 4·B·T·V, plus what the row must keep; see ``needed``).
+child's peak RSS (``VmHWM`` of /proc/self/status, reset at exec, so nothing is inherited from
+the parent, which never imports torch; ``ru_maxrss`` elsewhere), next to the bytes actually
+needed: the floor (the peak RSS of a child that only imports torch and numpy) + 4 B × the
+parameters + the row's largest transient (one batch's logits 4·B·T·V, plus what the row must
+keep; see ``needed_mb``).
 Before a row is reported, the numbers of the two sides must agree within 1e-4.
 
 Run: python bench/bench_scale.py [--quick] [--repeats 3] [--rows labels,weights,...]
@@ -267,10 +270,11 @@ def mean_ablation(model: Any, data: dict[str, Any], batch: int, heads: int) -> d
 
 
 def k_composition(state: dict[str, Any], layers: int, heads: int) -> dict[str, Any]:
-    """K-composition ‖W_OV^w W_QK^r ᵀ‖_F / (‖W_OV^w‖_F ‖W_QK^r‖_F) for every (writer,
+    """K-composition ‖W_OV^w W_QK^rᵀ‖_F / (‖W_OV^w‖_F ‖W_QK^r‖_F) for every (writer,
     reader) head pair with the writer in an earlier layer (Elhage et al. 2021), in float64
-    with BLAS matmuls: with W_V = Q_V R_V and W_Q = Q_Q R_Q (QR), the product's norm is
-    ‖R_V (W_O W_K) R_Qᵀ‖_F. Returns the claimed pair's rank and the top 10 scores."""
+    with BLAS matmuls on the head-sized factors: with M = W_O^w W_K^r, G_V = W_V^wᵀ W_V^w and
+    G_Q = W_Q^rᵀ W_Q^r, ‖W_V M W_Qᵀ‖_F² = Σ (G_V M G_Q) ⊙ M. Returns the claimed pair's rank
+    (1 + the pairs scoring higher) and the top 10 pairs' scores."""
     import torch
 
     def stack(name: str) -> Any:
@@ -279,23 +283,21 @@ def k_composition(state: dict[str, Any], layers: int, heads: int) -> dict[str, A
 
     w_q, w_k, w_v, w_o = stack("W_Q"), stack("W_K"), stack("W_V"), stack("W_O")
     n, d_model, d_head = w_q.shape
-    r_v = torch.linalg.qr(w_v, mode="r").R  # [N, d_head, d_head]
-    r_q = torch.linalg.qr(w_q, mode="r").R
-    ov_norm = (r_v @ w_o).flatten(1).norm(dim=1)  # ‖W_V W_O‖_F
-    qk_norm = (w_k @ r_q.transpose(1, 2)).flatten(1).norm(dim=1)  # ‖W_K W_Qᵀ‖_F
+    g_v = w_v.transpose(1, 2) @ w_v  # [N, d_head, d_head]
+    g_q = w_q.transpose(1, 2) @ w_q
+    ov_norm = ((g_v @ w_o) * w_o).sum((1, 2)).sqrt()  # ‖W_V W_O‖_F
+    qk_norm = ((w_k @ g_q) * w_k).sum((1, 2)).sqrt()  # ‖W_K W_Qᵀ‖_F
     k_all = w_k.permute(1, 0, 2).reshape(d_model, n * d_head)  # [d_model, N·d_head]
-    scores = torch.zeros(n, n, dtype=torch.float64)
+    squared = torch.zeros(n, n, dtype=torch.float64)
     for layer in range(layers - 1):
         rows = slice(layer * heads, (layer + 1) * heads)
         middle = (w_o[rows].reshape(heads * d_head, d_model) @ k_all)  # W_O^w W_K^r
         middle = middle.reshape(heads, d_head, n, d_head).permute(0, 2, 1, 3)
-        product = r_v[rows, None] @ middle @ r_q[None].transpose(-1, -2)
-        scores[rows] = product.flatten(2).norm(dim=2)
-        later = (layer + 1) * heads
-        scores[rows, :later] = 0.0
-    scores = scores / (ov_norm[:, None] * qk_norm[None, :])
+        squared[rows] = ((g_v[rows, None] @ middle @ g_q[None]) * middle).sum((2, 3))
     writer_layer = torch.arange(n)[:, None] // heads
     valid = writer_layer < torch.arange(n)[None, :] // heads
+    scores = torch.where(valid, squared.clamp(min=0).sqrt(), 0.0) / (
+        ov_norm[:, None] * qk_norm[None, :])
     claimed = float(scores[0, (layers - 1) * heads])
     rank = 1 + int((scores[valid] > claimed).sum())
     flat = sorted(((float(scores[i, j]), i, j) for i, j in valid.nonzero().tolist()),
@@ -306,41 +308,56 @@ def k_composition(state: dict[str, Any], layers: int, heads: int) -> dict[str, A
 
 def child(row: str, side: str, work: Path, out: Path) -> None:
     """One measurement: the work timed after ``import torch, numpy``; peak RSS at its end."""
-    import resource
-
     import numpy  # noqa: F401  (both sides have them imported before the clock starts)
     import torch  # noqa: F401
 
     size = json.loads((work / "size.json").read_text())
     numbers: dict[str, Any] = {}
+    if row == "labels" and side == "ours":
+        import interp_assert.labels  # noqa: F401  (the row times the expansion alone)
     started = time.perf_counter()
-    if side != "floor":
+    if side == "build":
+        numbers = build(work)
+    elif side != "floor":
         numbers = (ours if side == "ours" else bare)(row, size, work)
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out.write_text(json.dumps({"seconds": seconds, "peak_mb": peak_kb / 1024,
+    out.write_text(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb(),
                                "numbers": numbers}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set: VmHWM (Linux; reset at exec, so nothing is inherited
+    from the parent), else ``ru_maxrss``."""
+    import resource
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 # ----------------------------------------------------------------------------- parent
 
 
-def build(size: dict[str, int], work: Path) -> int:
-    """Save the random-weight checkpoint and the claim files; return the parameter count."""
+def build(work: Path) -> dict[str, Any]:
+    """Save the random-weight checkpoint (run in a child: the parent never imports torch, so
+    the children it starts inherit no memory from it); return the parameter count."""
     sys.path.insert(0, str(ROOT))
     import torch
 
     from examples.tiny_transformer import TinyConfig, TinyTransformer, save_checkpoint
 
+    size = json.loads((work / "size.json").read_text())
     config = TinyConfig(**{k: size[k] for k in ("n_layers", "d_model", "n_heads", "d_head",
                                                 "d_mlp", "d_vocab", "n_ctx")})
     torch.manual_seed(0)
     model = TinyTransformer(config)
     save_checkpoint(work / "model.pt", model)
-    (work / "size.json").write_text(json.dumps(size))
-    for row in ROWS[1:]:
-        (work / f"{row}.claims.yaml").write_text(claim_file(row, size, work / "model.pt"))
-    return sum(p.numel() for p in model.parameters())
+    return {"params": sum(p.numel() for p in model.parameters())}
 
 
 def measure(row: str, side: str, work: Path) -> dict[str, Any]:
@@ -422,7 +439,10 @@ def main() -> None:
     size = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
-        params = build(size, work)
+        (work / "size.json").write_text(json.dumps(size))
+        for row in ROWS[1:]:
+            (work / f"{row}.claims.yaml").write_text(claim_file(row, size, work / "model.pt"))
+        params = measure("model", "build", work)["numbers"]["params"]
         floor = statistics.median(measure("labels", "floor", work)["peak_mb"]
                                   for _ in range(max(1, min(repeats, 3))))
         print(f"model: {size['n_layers']} layers, d_model {size['d_model']}, {size['n_heads']} "
@@ -462,8 +482,8 @@ def main() -> None:
                   f"{statistics.median(r['bare_mb']):.0f} | {spread(r['mem_ratio'])} | "
                   f"{r['needed_mb']:.0f} ({r['formula']}) | {r['goal']} |")
         print("\nTimes: the child's work after `import torch, numpy` (median, min–max over the "
-              "paired runs; ratio = median of the per-pair ratios). Peak: ru_maxrss of the "
-              "fresh child. P parameters, B batch, T tokens, V vocab, H heads per layer, N "
+              "paired runs; ratio = median of the per-pair ratios). Peak: the peak RSS (VmHWM) of "
+              "the fresh child. P parameters, B batch, T tokens, V vocab, H heads per layer, N "
               "heads in all.")
 
 
