@@ -53,6 +53,14 @@ SAME = {
     ("minilm", "no-sep-head", None): ("minilm", "L0H5 [SEP]"),
     ("minilm", "no-self-head", None): ("minilm", "L1H1 itself"),
     ("gates", "sum-head-high", None): ("gates", "quantile 0.1 L0H0"),
+    ("gates", "operand-heads-aligned", None): ("gates", "aligned L0H1"),  # the lower of two
+    ("gates", "layer-1-not-aligned", None): ("gates", "aligned L1H2"),  # the highest of four
+    ("gates", "gates-open", None): ("gates", "ov_logit sigmoid L0H0"),
+    ("gates", "sharp-operand-heads", None): ("gates", "entropy L0H0"),
+    ("gates", "spread-heads", None): ("gates", "entropy L1H0"),
+    ("adder", "local-effect", None): ("adder", "ablate L0H0,L0H1 at A4: digit-error[A5]"),
+    ("adder", "learned-in-time", None): ("adder", "log reaches 0.99 at"),
+    ("adder", "final-exact", None): ("adder", "final log"),
 }
 
 

@@ -252,8 +252,8 @@ def minilm() -> dict[str, float]:
     folder = model_folder()
     model = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    sentences = [s.strip() for s in (ROOT / "examples/minilm/sentences.txt").read_text(
-        encoding="utf-8").splitlines() if s.strip()]
+    lines = (ROOT / "examples/minilm/sentences.txt").read_text(encoding="utf-8").splitlines()
+    sentences = [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
     sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros(6, 12, dtype=torch.float64))
     counts: dict[str, float] = defaultdict(float)
     with torch.inference_mode():
