@@ -12,8 +12,8 @@ computing the same numbers from the same checkpoint with the same loader, data a
    import) vs a list comprehension;
 2. ``weights``: a weight claim over every neuron (``norm`` of each ``W_out`` row ≥ 0);
 3. ``attention``: 144 claims "L{l}H{h} attends to the previous token ≥ 0", 64 × 128 tokens;
-4. ``distribution``: every neuron of one MLP layer (3072) has kurtosis in a range,
-   256 × 128 tokens;
+4. ``distribution``: mostly (≥ 90% of) the neurons of one MLP layer (3072) have kurtosis in
+   a range (a neuron that never fires has none), 256 × 128 tokens;
 5. ``kcomp``: the 144 × 144 K-composition table (a ranking claim reads all of it);
 6. ``ablation``: mean-ablating 12 heads (one per layer), the loss change, 64 × 128 tokens.
 
@@ -99,7 +99,7 @@ def claim_file(row: str, size: dict[str, int], checkpoint: Path) -> str:
     if row == "distribution":
         return (head + data + "quantities:\n  post: {distribution: "
                 f"blocks.{layers // 2}.mlp.hook_post}}\nclaims:\n  - id: kurtosis\n"
-                "    claim: \"every neuron of post has kurtosis in [-3, 1000000]\"\n")
+                "    claim: \"mostly neurons of post have kurtosis in [-3, 1000000]\"\n")
     if row == "kcomp":
         return (head + "claims:\n  - id: k-composition\n"
                 f"    claim: \"L0H0 → L{layers - 1}H0 ranks in top {(layers * heads) ** 2} in "
@@ -384,6 +384,8 @@ def agree(row: str, ours_numbers: dict[str, Any], bare_numbers: dict[str, Any]) 
         if isinstance(value, str) or isinstance(other, str):
             if value != other:
                 raise SystemExit(f"{row}: {key} differs")
+            continue
+        if value != value and other != other:  # NaN on both sides (a neuron that never fires)
             continue
         diff = abs(value - other)
         if not diff <= TOLERANCE * max(1.0, abs(other)):
