@@ -2,16 +2,18 @@
 
 A claim file with behaviour claims (one planned forward pass per checkpoint) over a sweep of
 >= 8 checkpoints of the induction model: ``examples/induction/checkpoints/step_*.pt`` when
-they are there, else as many randomly initialised checkpoints of the same architecture. It
-is run with ``-n 0``, ``-n 1`` and ``-n 2`` (pytest in a fresh process each time); the wall
-times and the speed-ups against ``-n 0`` are printed. With xdist, the claims are distributed
-by checkpoint, so each worker loads a checkpoint and runs its forward pass once.
+they are there, else as many randomly initialised checkpoints of the same architecture. Each
+configuration is a fresh ``pytest`` process; the configurations run one after the other in
+every repeat (paired), and the table gives the median wall time and the median of the
+per-repeat speed-ups against the serial run.
 
-Each pytest process runs torch with ``--threads`` intra-op threads (default 1, through
-OMP_NUM_THREADS), so that workers do not compete for the cores; ``--threads 0`` leaves torch's
-default.
+The baseline is what a user gets by default: ``-n 0`` with torch's default threads (nothing
+pinned). Each worker count of ``--workers`` is run the same way (the environment as given, so
+the workers use whatever threads the plugin and torch choose), and, with ``--threads T``
+(default 1), once more with ``OMP_NUM_THREADS=T`` for every process, to show what pinning
+threads per worker would give. Speed-ups are always against the unpinned serial run.
 
-Run: python bench/bench_sweep_xdist.py [--n 8000] [--workers 0,1,2] [--repeats 1] [--threads 1]
+Run: python bench/bench_sweep_xdist.py [--n 8000] [--workers 0,1,2] [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def checkpoints(folder: Path) -> tuple[str, str]:
 
 
 def run(claims: Path, workers: int, json_path: Path, threads: int) -> float:
-    """Wall time of one pytest run of the sweep (a fresh process)."""
-    env = dict(os.environ)
+    """Wall time of one pytest run of the sweep (a fresh process); ``threads`` 0: torch's
+    default threads (OMP_NUM_THREADS and MKL_NUM_THREADS unset)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     command = [sys.executable, "-m", "pytest", str(claims), "-q", "-p", "no:cacheprovider",
@@ -97,36 +100,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=8000, help="sequences per checkpoint")
     parser.add_argument("--workers", default="0,1,2", help="xdist worker counts to compare")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per worker count (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="paired runs (median)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process (0: torch's default)")
+                        help="also run each worker count with this many threads per process "
+                             "(OMP_NUM_THREADS); 0: only the unpinned runs")
     args = parser.parse_args()
-    counts = [int(w) for w in args.workers.split(",")]
+    configs = [(0, 0)] + [(int(w), 0) for w in args.workers.split(",") if int(w) > 0]
+    if args.threads:
+        configs += [(w, args.threads) for w, _ in configs[1:]]
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         folder = Path(tmp)
         pattern, origin = checkpoints(folder / "ckpts")
         claims = folder / "sweep.claims.yaml"
         claims.write_text(CLAIMS.format(checkpoints=json.dumps(pattern), root=ROOT, n=args.n),
                           encoding="utf-8")
-        threads = args.threads or "default"
         print(f"sweep: {origin}; {args.n} sequences per checkpoint, 4 claims each; "
-              f"{threads} torch thread(s) per process, {os.cpu_count()} CPUs")
-        times: dict[int, float] = {}
-        outputs: dict[int, bytes] = {}
-        for workers in counts:
-            json_path = folder / f"results-{workers}.json"
-            times[workers] = statistics.median(run(claims, workers, json_path, args.threads)
-                                               for _ in range(args.repeats))
-            outputs[workers] = json_path.read_bytes()
-        records = json.loads(next(iter(outputs.values())))["results"]
+              f"{os.cpu_count()} CPUs; {args.repeats} paired repeats")
+        times: dict[tuple[int, int], list[float]] = {c: [] for c in configs}
+        outputs: dict[tuple[int, int], bytes] = {}
+        for _ in range(args.repeats):
+            for workers, threads in configs:
+                json_path = folder / f"results-{workers}-{threads}.json"
+                times[(workers, threads)].append(run(claims, workers, json_path, threads))
+                outputs[(workers, threads)] = json_path.read_bytes()
+        base = times[(0, 0)]
+        print(f"{'run':<34} {'wall s (median, min-max)':>26} {'speed-up vs serial':>19}")
+        for workers, threads in configs:
+            wall = times[(workers, threads)]
+            speed = statistics.median(b / t for b, t in zip(base, wall))
+            name = "serial (-n 0), default threads" if workers == 0 else (
+                f"-n {workers}, " + (f"OMP_NUM_THREADS={threads}" if threads
+                                     else "default threads"))
+            print(f"{name:<34} {statistics.median(wall):8.2f} ({min(wall):.2f}-{max(wall):.2f})"
+                  f"{'':>5} {speed:17.2f}x")
+        records = json.loads(outputs[(0, 0)])
         same = len(set(outputs.values())) == 1
-        base = times[counts[0]]
-        print(f"{'workers':>8} {'wall s':>8} {'speed-up':>9}")
-        for workers in counts:
-            print(f"{workers:>8} {times[workers]:8.2f} {base / times[workers]:8.2f}x")
-        verdicts = json.loads(next(iter(outputs.values())))["summary"]
-        print(f"{len(records)} results per run {verdicts}; JSON results identical across runs: "
-              f"{same}")
+        print(f"{len(records['results'])} results per run {records['summary']}; JSON results "
+              f"identical across runs: {same}")
 
 
 if __name__ == "__main__":

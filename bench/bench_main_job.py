@@ -1,0 +1,131 @@
+"""Benchmark: the main job, ``pytest specs``, against a plain script doing the same work.
+
+Both are whole fresh processes, as a user runs them: ``python -m pytest specs -q -p
+no:cacheprovider`` (default options: plots of failures and expected failures, the JSON
+results written with ``--interp-json`` so the numbers can be compared) against
+``python bench/main_job_plain.py``, which loads the same checkpoints with the examples'
+loaders, generates the same data, runs the same forward passes (clean, mean-ablated,
+patched) with forward hooks and computes the claims' numbers with torch, numpy and the
+standard library. The two run alternately (paired, the order swapped every repeat); the
+table gives medians with min-max and the median of the per-pair ratios. Goal: ≤ 1.3×.
+
+Afterwards the claims' recorded values are compared with the plain script's numbers
+(within 1e-4): the count that agree is printed, and any that differ are listed.
+
+Run: python bench/bench_main_job.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = Path(__file__).resolve().parent / "main_job_plain.py"
+GOAL = 1.3
+TOLERANCE = 1e-4
+
+#: (claim file stem, claim id, label or None) -> the plain script's (section, key)
+SAME = {
+    ("adder", "exact-match", None): ("adder", "exact-match"),
+    ("adder", "token-accuracy", None): ("adder", "token-accuracy"),
+    ("induction", "previous-token-head", None): ("induction", "previous-token L0H1"),
+    ("induction", "repeated-tokens-predictable", None): ("induction", "loss-repeated"),
+    ("induction", "advantage", None): ("induction", "advantage"),
+    ("induction", "k-composition-top-pair", None): ("induction", "K-composition rank L0H1->L1H2"),
+    ("induction", "induction-heads-needed", None): ("induction", "ablate L1: advantage drop"),
+    ("induction", "first-occurrences-unaffected", None): ("induction",
+                                                          "ablate L1: loss-first change"),
+    ("induction", "patching-restores-induction", None): ("induction", "patch L1: recovery"),
+    ("induction", "patching-layer-0-alone-does-not", None): ("induction", "patch L0: recovery"),
+    ("minilm", "previous-token-head", None): ("minilm", "L0H2 previous"),
+    ("minilm", "next-token-head", None): ("minilm", "L1H8 next"),
+    ("minilm", "cls-head-L1H11", None): ("minilm", "L1H11 [CLS]"),
+    ("minilm", "cls-head-L2H9", None): ("minilm", "L2H9 [CLS]"),
+    ("minilm", "cls-head-L4H5", None): ("minilm", "L4H5 [CLS]"),
+    ("minilm", "no-sep-head", None): ("minilm", "L0H5 [SEP]"),
+    ("minilm", "no-self-head", None): ("minilm", "L1H1 itself"),
+    ("gates", "sum-head-high", None): ("gates", "quantile 0.1 L0H0"),
+    ("gates", "operand-heads-aligned", None): ("gates", "aligned L0H1"),  # the lower of two
+    ("gates", "layer-1-not-aligned", None): ("gates", "aligned L1H2"),  # the highest of four
+    ("gates", "gates-open", None): ("gates", "ov_logit sigmoid L0H0"),
+    ("gates", "sharp-operand-heads", None): ("gates", "entropy L0H0"),
+    ("gates", "spread-heads", None): ("gates", "entropy L1H0"),
+    ("adder", "local-effect", None): ("adder", "ablate L0H0,L0H1 at A4: digit-error[A5]"),
+    ("adder", "learned-in-time", None): ("adder", "log reaches 0.99 at"),
+    ("adder", "final-exact", None): ("adder", "final log"),
+}
+
+
+def timed(command: list[str]) -> float:
+    """Wall time of one fresh process; exits on an unexpected failure."""
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    return elapsed
+
+
+def compare(results: Path, numbers: Path) -> tuple[int, list[str]]:
+    """How many claim values equal the plain script's numbers, and those that differ."""
+    plain: dict[str, dict[str, float]] = json.loads(numbers.read_text())
+    agree, differ = 0, []
+    for record in json.loads(results.read_text())["results"]:
+        stem = Path(record["file"]).name.split(".")[0]
+        key = SAME.get((stem, record["id"], record.get("label")))
+        if stem == "induction_sweep" and record.get("label"):
+            name = "induction L1H2" if record["id"] == "induction-head" else record["id"]
+            key = ("induction_sweep", f"{record['label']} {name}")
+        if key is None or key[1] not in plain.get(key[0], {}):
+            continue
+        ours, theirs = record.get("value"), plain[key[0]][key[1]]
+        if ours is not None and abs(ours - theirs) <= TOLERANCE * max(1.0, abs(theirs)):
+            agree += 1
+        else:
+            differ.append(f"{stem}::{record['id']}[{record.get('label')}]: {ours} vs {theirs}")
+    return agree, differ
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="paired runs (median)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-main-") as tmp:
+        folder = Path(tmp)
+        results, numbers = folder / "results.json", folder / "numbers.json"
+        commands = {
+            "pytest specs": [sys.executable, "-m", "pytest", "specs", "-q", "-p",
+                             "no:cacheprovider", f"--interp-json={results}",
+                             f"--interp-artifacts={folder / 'artifacts'}"],
+            "plain script": [sys.executable, str(PLAIN), "--out", str(numbers)]}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for repeat in range(args.repeats):
+            order = list(commands) if repeat % 2 == 0 else list(reversed(commands))
+            for name in order:
+                times[name].append(timed(commands[name]))
+        ratios = [o / b for o, b in zip(times["pytest specs"], times["plain script"])]
+        agree, differ = compare(results, numbers)
+        summary: dict[str, Any] = json.loads(results.read_text())["summary"]
+    print(f"main job, whole fresh processes, {args.repeats} paired repeats")
+    for name, wall in times.items():
+        print(f"  {name:<13} {statistics.median(wall):7.2f} s ({min(wall):.2f}-{max(wall):.2f})")
+    ratio = statistics.median(ratios)
+    print(f"  ratio         {ratio:7.2f}x ({min(ratios):.2f}-{max(ratios):.2f}); goal <= {GOAL}x: "
+          f"{'met' if ratio <= GOAL else 'NOT met'}")
+    print(f"pytest verdicts {summary}; {agree} claim values equal the plain script's numbers "
+          f"within {TOLERANCE:g}" + (f"; {len(differ)} differ:" if differ else ""))
+    for line in differ:
+        print(f"  {line}")
+
+
+if __name__ == "__main__":
+    main()
