@@ -30,12 +30,19 @@ def composition_scores(w_q: np.ndarray, w_k: np.ndarray, w_v: np.ndarray, w_o: n
         right_a, right_b = w_v, w_o
     else:
         raise QuantityError(f"composition must be Q, K or V, not '{mode}'")
+    # contiguous float64 copies: numpy's matmul reaches BLAS only for contiguous operands
+    left_a, left_b, right_a, right_b = (np.ascontiguousarray(x, dtype=np.float64)
+                                        for x in (left_a, left_b, right_a, right_b))
+    n, m, d = right_a.shape
     gram_left = np.swapaxes(left_a, -1, -2) @ left_a  # [N, d, d]
-    gram_right = right_b @ np.swapaxes(right_b, -1, -2)  # [N, d, d]
-    squared = np.empty((left_a.shape[0], right_a.shape[0]))
+    gram_right = np.ascontiguousarray(right_b @ np.swapaxes(right_b, -1, -2))  # [N, d, d]
+    readers = np.ascontiguousarray(np.moveaxis(right_a, 0, 1).reshape(m, n * d))  # [m, N·d]
+    squared = np.empty((left_a.shape[0], n))
     for i in range(left_a.shape[0]):  # one writer at a time: memory N·d², not N²·d²
-        middle = left_b[i] @ right_a  # B₁A₂ for every reader (batched BLAS matmul)
-        squared[i] = np.sum((gram_left[i] @ middle @ gram_right) * middle, axis=(1, 2))
+        middle = (left_b[i] @ readers).reshape(d, n, d)  # B₁A₂ for every reader: one GEMM
+        left = (gram_left[i] @ middle.reshape(d, n * d)).reshape(d, n, d)
+        product = np.ascontiguousarray(np.moveaxis(left, 1, 0)) @ gram_right  # [N, d, d]
+        squared[i] = np.einsum("rab,arb->r", product, middle)
     left_norm = np.sqrt(np.einsum("iab,iba->i", gram_left,
                                   left_b @ np.swapaxes(left_b, -1, -2)))
     right_norm = np.sqrt(np.einsum("iab,iba->i", np.swapaxes(right_a, -1, -2) @ right_a,
