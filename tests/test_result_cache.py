@@ -370,3 +370,28 @@ def test_xdist_workers_share_one_cache(pytester: pytest.Pytester,
     # a store replaces the file (a new inode); every entry is the one the first run wrote
     assert stored and {p: p.stat().st_ino
                        for p in entries(pytester.path / "shared-cache")} == stored
+
+
+def test_a_ray_task_uses_its_drivers_cache(project: Path) -> None:
+    """run_group (the body of a Ray task, called here in-process) reads and fills the cache
+    the driver resolved, and leaves the process's own setting as it found it."""
+    from interp_assert.drivers.ray_runs import run_group
+    from interp_assert.run.runner import RunOptions
+
+    folder = project / "shared-cache"
+    cache_config.configure(folder)
+    chosen = cache_config.setting()
+    cache_config.reset()
+    options = RunOptions(plots="never", root=project, artifacts=project / "artifacts")
+    path = str(project / "m.claims.yaml")
+    ids = ["loss", "resid"]
+    runs = []
+    for _ in range(2):
+        clear_subjects()
+        forward.FORWARD_PASSES.clear()
+        returned = run_group(options, str(project), None, chosen, path, 0, ids, {})
+        runs.append((len(forward.FORWARD_PASSES), [record for record, _, _ in returned]))
+    assert runs[0][0] > 0 and runs[1][0] == 0
+    assert runs[0][1] == runs[1][1]
+    assert entries(folder)
+    assert cache_config.setting() is None  # the task's setting did not leak

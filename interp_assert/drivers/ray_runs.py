@@ -20,9 +20,11 @@ import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from interp_assert.errors import InterpAssertError
+from interp_assert.evaluate import cache_config
 from interp_assert.judge.verdict import ClaimResult
 from interp_assert.loading.subject import clear_subjects
 from interp_assert.loading.targets import Target
@@ -84,14 +86,17 @@ def groups(runner: Runner, checks: Iterable[Check], cluster_gpus: float) -> list
 
 
 # -- the worker's side -----------------------------------------------------------------------
-def run_group(options: RunOptions, folder: str, limit: int | None, path: str, target: int,
-              ids: list[str], commands: dict[str, str]) -> list[Returned]:
+def run_group(options: RunOptions, folder: str, limit: int | None,
+              cache: tuple[Path, int | None] | None, path: str, target: int, ids: list[str],
+              commands: dict[str, str]) -> list[Returned]:
     """Evaluate one group's checks in a Ray worker, as the serial run would on the driver:
-    in the driver's folder (when this host has it), with its memory and time limits."""
+    in the driver's folder (when this host has it), with its memory and time limits and its
+    result cache."""
     here = os.getcwd()
     if os.path.isdir(folder):
         os.chdir(folder)
     set_memory_limit("none" if limit is None else limit)
+    cache_config.use(cache)
     options.record_command = lambda check: commands.get(check.name, "")
     try:
         runner = Runner(options)
@@ -104,6 +109,7 @@ def run_group(options: RunOptions, folder: str, limit: int | None, path: str, ta
     finally:
         clear_subjects()
         set_memory_limit(None)
+        cache_config.reset()
         os.chdir(here)
 
 
@@ -142,7 +148,7 @@ class RayRun:
         options = dataclasses.replace(runner.options, record_command=None,
                                       timeout=runner.options.timeout or default_timeout())
         self._task = ray.remote(run_group)
-        self._arguments = (options, os.getcwd(), memory_limit())
+        self._arguments = (options, os.getcwd(), memory_limit(), cache_config.setting())
         self._pending: dict[tuple[str, str, str | None], tuple[Group, Any]] = {}
         for group in self.groups:
             self._submit(group, retries=1)

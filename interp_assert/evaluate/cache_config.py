@@ -41,6 +41,12 @@ def configure(folder: str | os.PathLike[str] | None, size: str | int | None = No
     _setting = None if is_off(folder) else (Path(folder).absolute(), size_bound(size))
 
 
+def use(chosen: tuple[Path, int | None] | None) -> None:
+    """Use a setting another process resolved (a Ray task gets its driver's :func:`setting`)."""
+    global _setting
+    _setting = chosen
+
+
 def reset() -> None:
     """Back to the environment: ``INTERP_ASSERT_CACHE`` (off when unset)."""
     global _setting
