@@ -105,3 +105,23 @@ def test_missing_axis_error_lists_the_axes(tmp_path):
     assert wrong.status == "error" and right.status == "holds"
     text = str(wrong.error)
     assert "has no axis 'd_vocab'" in text and "its axes: d_model, vocab" in text
+
+
+@pytest.mark.parametrize(("hook", "axis", "first"), [
+    ("blocks.1.mlp.hook_post", "neuron", "L1N0"),            # TransformerLens
+    ("transformer.h.0.mlp.c_fc", "neuron", "L0N0"),          # nanoGPT / GPT-2
+    ("transformer.h.2.mlp.gelu", "neuron", "L2N0"),
+    ("model.layers.3.mlp.up_proj", "neuron", "L3N0"),        # Llama
+    ("encoder.layer.2.intermediate", "neuron", "L2N0"),      # BERT
+    ("transformer.h.0.mlp.c_proj", "d_model", None),         # writes the residual stream
+    ("transformer.h.0.attn.c_attn", "d_model", None),
+    ("blocks.0.hook_resid_post", "d_model", None),
+])
+def test_channel_axes_are_named_after_what_they_are(hook, axis, first):
+    from interp_assert.evaluate.quantities.behaviour import activation_axes
+
+    last = activation_axes(hook, (2, 5, 16), None)[-1]
+    assert last.name == axis
+    assert (last.labels[0] if last.labels else None) == first
+    if last.labels:
+        assert len(last.labels) == 16 and last.labels[-1] == first[:-1] + "15"

@@ -22,13 +22,20 @@ if TYPE_CHECKING:
     from interp_assert.evaluate.evaluation import Evaluation
 
 _LAYER = re.compile(r"(?:blocks|layers?|layer|h)\.(\d+)\.")
+#: module names (last part of a path inside an MLP) whose output is the hidden layer: one
+#: channel per neuron (nanoGPT's c_fc and gelu, Llama's up/gate projections, HF's fc1/act)
+_MLP_HIDDEN = frozenset({"hook_pre", "hook_post", "hook_pre_linear", "c_fc", "fc1", "fc_in",
+                         "up_proj", "gate_proj", "act", "act_fn", "gelu", "relu",
+                         "intermediate", "dense_h_to_4h", "w1", "w3"})
 
 
 def activation_axes(hook: str, shape: tuple[int, ...],
                     positions: tuple[str, ...] | None) -> tuple[Axis, ...]:
     """Axis names and labels following TransformerLens's hook conventions.
 
-    Heads are labelled L{layer}H{head}, MLP neurons L{layer}N{i}, positions by the dataset.
+    Heads are labelled L{layer}H{head}, MLP neurons L{layer}N{i} (the output of an MLP's
+    hidden layer under TransformerLens's, nanoGPT's, Llama's or Hugging Face's module names),
+    positions by the dataset.
     """
     match = _LAYER.search(hook + ".")
     layer = match.group(1) if match else None
@@ -47,7 +54,9 @@ def activation_axes(hook: str, shape: tuple[int, ...],
                 pos_axis("key", shape[3]))
     if suffix in ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result") and len(shape) == 4:
         return (Axis("batch"), pos_axis("pos", shape[1]), heads(shape[2]), Axis("d_head"))
-    if suffix in ("hook_pre", "hook_post", "hook_pre_linear") and len(shape) == 3:
+    inside_mlp = suffix.startswith("hook_") or any(
+        part in ("mlp", "ffn", "feed_forward", "intermediate") for part in hook.split(".")[:-1])
+    if suffix in _MLP_HIDDEN and len(shape) == 3 and (inside_mlp or suffix == "intermediate"):
         prefix = f"L{layer}N" if layer is not None else "N"
         return (Axis("batch"), pos_axis("pos", shape[1]),
                 Axis("neuron", tuple(f"{prefix}{i}" for i in range(shape[2]))))
