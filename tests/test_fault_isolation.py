@@ -193,3 +193,15 @@ def test_a_never_firing_transformer_lens_hook_names_its_flag(tmp_path: Path) -> 
         _, cache = subject.model.model.run_with_cache(tokens)
     expected = cache["blocks.0.attn.hook_pattern"].numpy()
     assert abs(pattern - expected).max() < 1e-6
+
+
+def test_a_model_without_hook_points_lists_its_modules():
+    """A module path that does not exist names the modules there are, not an empty list."""
+    torch = pytest.importorskip("torch")
+    from interp_assert.errors import QuantityError
+    from interp_assert.evaluate.forward import find_module
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
+    with pytest.raises(QuantityError) as info:
+        find_module(model, "blocks.0.attn.hook_z")
+    assert info.value.hint == "the model has no hook points; its modules: 0, 1"

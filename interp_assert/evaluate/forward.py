@@ -268,8 +268,11 @@ def find_module(model: Any, path: str) -> Any:
         return model.get_submodule(path)
     except AttributeError:
         names = [name for name, _ in model.named_modules() if name]
+        hooks = [n for n in names if "hook" in n]
+        shown = ", ".join(hooks or names)
+        what = "hook points" if hooks else "the model has no hook points; its modules"
         raise QuantityError(f"the model has no module '{path}'" + did_you_mean(path, names),
-                            hint="hook points: " + ", ".join(n for n in names if "hook" in n)[:300]
+                            hint=f"{what}: {shown[:300]}{' ...' if len(shown) > 300 else ''}"
                             ) from None
 
 
