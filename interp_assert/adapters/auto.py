@@ -50,8 +50,8 @@ def _load_hf(checkpoint: Checkpoint, source: ModelSource) -> Any:
     from interp_assert.adapters.huggingface import load_model
 
     assert source.folder is not None
-    if source.whole_folder:
-        return load_model(source.folder)
+    # the weights come from the checkpoint already read (a folder's own weights file too), so
+    # the file is not read a second time
     return load_model(source.folder, state_dict=checkpoint.state_dict)
 
 
