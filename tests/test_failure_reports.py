@@ -21,6 +21,8 @@ FAILING = {
     "argmax": "argmax of A·V over digits is 0",
     "reaches": "A·V reaches 5 by digit 3",
     "final": "final A·V < 0",
+    "close": "A·V[0:2] ≈ [100, 100, 100] within 0.1",
+    "cluster-of": "the cluster of N0 at |cos| > 0.999 includes N1, N2 and excludes N3",
 }
 
 
