@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from interp_assert.errors import QuantityError, SpecError, did_you_mean
+from interp_assert.loading.layout_rules import AttentionRule, parse_attention
 
 #: TransformerLens state-dict names of the per-layer and global weights
 TL_KEYS: dict[str, str] = {
@@ -38,7 +39,7 @@ COMPOSITIONS = ("Q", "K", "V")
 #: names the engine resolves to circuit quantities
 CIRCUIT_NAMES = frozenset({*TARGET_AXES, "W_OV", "W_QK", "head-neuron",
                            *(f"{m}-composition" for m in COMPOSITIONS)})
-LAYOUT_KEYS = frozenset({*TARGET_AXES, *TL_HOOKS, "n_heads", "convert"})
+LAYOUT_KEYS = frozenset({*TARGET_AXES, *TL_HOOKS, "n_heads", "convert", "attention"})
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")
 _NEURON = re.compile(r"^L(\d+)N(\d+)$")
 
@@ -63,6 +64,8 @@ class WeightSource:
     template: str
     axes: tuple[tuple[str, ...], ...] | None = None
     transpose: bool = False
+    #: a part of a fused attention (``layout: attention:``), split by the rule
+    fused: bool = False
 
 
 def parse_axes(pattern: str, target: tuple[str, ...], where: str) -> tuple[tuple[str, ...], ...]:
@@ -100,12 +103,15 @@ class Layout:
     ``transpose: true`` swaps its last two axes. ``n_heads`` splits fused head axes;
     ``hook_z``/``hook_post`` name the hook modules ablations slice; ``convert:
     package.module:function`` instead maps the whole state dict to TransformerLens names.
+    ``attention:`` (:mod:`interp_assert.loading.layout_rules`) gives W_Q, W_K, W_V from a fused
+    qkv projection, W_O from the output projection, and hook_z from its input.
     """
 
     sources: tuple[tuple[str, WeightSource], ...] = ()
     hooks: tuple[tuple[str, str], ...] = ()
     n_heads: int | None = None
     convert: str | None = None
+    attention: AttentionRule | None = None
 
     @classmethod
     def parse(cls, raw: Any) -> Layout:
@@ -130,15 +136,31 @@ class Layout:
         convert = raw.get("convert")
         if convert is not None and not isinstance(convert, str):
             raise SpecError("'layout: convert' must be 'package.module:function'")
-        return cls(tuple(sources), hooks, n_heads, convert)
+        attention = parse_attention(raw.get("attention"), n_heads)
+        if attention is not None and n_heads is None:
+            n_heads = attention.n_heads
+        return cls(tuple(sources), hooks, n_heads, convert, attention)
 
     def source(self, name: str) -> WeightSource:
-        """Where weight ``name`` lives (its TransformerLens name by default)."""
-        return dict(self.sources).get(name) or WeightSource(TL_KEYS[name])
+        """Where weight ``name`` lives (the attention rule's projections, else its
+        TransformerLens name, by default)."""
+        given = dict(self.sources).get(name)
+        if given is not None:
+            return given
+        rule = self.attention
+        module = None if rule is None else rule.out if name == "W_O" else (
+            rule.qkv if name in ("W_Q", "W_K", "W_V") else None)
+        if module:
+            return WeightSource(f"{module}.weight", fused=True)
+        return WeightSource(TL_KEYS[name])
 
     def hook(self, name: str) -> str:
-        """The module template of hook ``hook_z`` / ``hook_post``."""
-        return dict(self.hooks).get(name) or TL_HOOKS[name]
+        """The module template of hook ``hook_z`` / ``hook_post`` (``hook_z`` beside the
+        attention rule's output projection when it names one)."""
+        given = dict(self.hooks).get(name)
+        if given is None and name == "hook_z" and self.attention and self.attention.out:
+            return self.attention.out.rsplit(".", 1)[0] + ".hook_z"
+        return given or TL_HOOKS[name]
 
 
 def _source(name: str, raw: Any, target: tuple[str, ...]) -> WeightSource:

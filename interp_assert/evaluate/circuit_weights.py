@@ -20,6 +20,7 @@ from interp_assert.evaluate.circuit_layout import (
     rearrange,
 )
 from interp_assert.evaluate.circuit_scores import composition_scores, head_neuron_scores
+from interp_assert.evaluate.fused_attention import fused_weight
 from interp_assert.labels import Axis, Labelled
 
 
@@ -72,6 +73,8 @@ class CircuitWeights:
         known = {"head": self.layout.n_heads} if self.layout.n_heads else {}
 
         def shaped(array: np.ndarray) -> np.ndarray:
+            if source.fused and self.layout.attention is not None:
+                return fused_weight(array, self.layout.attention, name, where)
             if source.transpose:
                 array = np.swapaxes(array, -1, -2)
             if source.axes is not None:

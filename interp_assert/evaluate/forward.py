@@ -26,6 +26,7 @@ from interp_assert.progress import current, phase
 from interp_assert.workers import parallel_map
 
 if TYPE_CHECKING:
+    from interp_assert.loading.layout_rules import AttentionRule
     from interp_assert.plan.plan import RunPlan
 
 
@@ -262,18 +263,22 @@ def over_memory_limit(sinks: Sequence[Sink], seen: int, dataset: Dataset) -> lis
     return dropped
 
 
-def find_module(model: Any, path: str) -> Any:
-    """The submodule at a dotted path (TransformerLens hook names are submodule paths)."""
+def find_module(model: Any, path: str, rule: AttentionRule | None = None) -> Any:
+    """The submodule at a dotted path (TransformerLens hook names are submodule paths), else
+    the hook point the subject's ``layout: attention:`` rule computes from a module."""
+    from interp_assert.evaluate.fused_attention import fused_hook, no_module_error
+
     try:
         return model.get_submodule(path)
     except AttributeError:
-        names = [name for name, _ in model.named_modules() if name]
-        hooks = [n for n in names if "hook" in n]
-        shown = ", ".join(hooks or names)
-        what = "hook points" if hooks else "the model has no hook points; its modules"
-        raise QuantityError(f"the model has no module '{path}'" + did_you_mean(path, names),
-                            hint=f"{what}: {shown[:300]}{' ...' if len(shown) > 300 else ''}"
-                            ) from None
+        pass
+    try:
+        found = fused_hook(model, path, rule)
+    except AttributeError:  # the rule names a module the model lacks: report that module
+        found, path = None, rule.resolve(path)[0] if rule and rule.resolve(path) else path
+    if found is not None:
+        return found
+    raise no_module_error(model, path, rule) from None
 
 
 def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
@@ -297,11 +302,12 @@ def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
     return output, {}
 
 
-def has_module(model: Any, path: str) -> bool:
+def has_module(model: Any, path: str, rule: AttentionRule | None = None) -> bool:
+    """Whether ``path`` is a module of the model, or a hook point ``rule`` gives."""
     try:
         model.get_submodule(path)
     except AttributeError:
-        return False
+        return rule is not None and rule.resolve(path) is not None
     return True
 
 
@@ -316,11 +322,12 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
     if model is None:  # what is missing (a loader, or a config beside the checkpoint)
         raise subject.no_model_error()
     device = model_placement(model, dataset.spec.device)[0]
+    rule = subject.spec.attention  # hook points a fused attention gives (layout: attention:)
     current: dict[str, Any] = {}
     handles = []
     try:
         for intervention in interventions:
-            module = find_module(model, intervention.hook)
+            module = find_module(model, intervention.hook, rule)
             handles.append(module.register_forward_hook(
                 lambda _m, _args, out, _i=intervention: _i.apply(out, current)))
         groups: dict[tuple[str, bool], list[Sink]] = {}
@@ -329,14 +336,14 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
         for sink in sinks:
             if sink.hook is None:
                 continue
-            if adapter and not sink.read_input and not has_module(model, sink.hook):
+            if adapter and not sink.read_input and not has_module(model, sink.hook, rule):
                 virtual_sinks.setdefault(sink.hook, []).append(sink)
             else:
                 groups.setdefault((sink.hook, sink.read_input), []).append(sink)
         virtual = frozenset(virtual_sinks)
         for (hook, read_input), group in groups.items():
             try:
-                module = find_module(model, hook)
+                module = find_module(model, hook, rule)
             except QuantityError as exc:  # only the sinks of this hook fail
                 for sink in group:
                     sink.error = exc

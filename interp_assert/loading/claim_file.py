@@ -20,6 +20,7 @@ from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
 from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
 from interp_assert.loading.devices import subject_device
+from interp_assert.loading.layout_rules import parse_attention
 from interp_assert.loading.paths import expand_reference, resolve_path
 from interp_assert.loading.quantity_def import QuantityDef
 from interp_assert.loading.source_files import read_text
@@ -201,12 +202,16 @@ def _subject(raw: Mapping, path: Path, shown: str,
     if not isinstance(allow_pickle, bool):
         raise SpecError("'subject: allow_pickle' must be true or false", where)
     device, dtype = subject_device(spec, where)
+    layout = raw.get("layout")
+    attention = (parse_attention(layout.get("attention"), layout.get("n_heads"),
+                                 key_location(shown, raw, "layout"))
+                 if isinstance(layout, Mapping) else None)
     return SubjectSpec(
         checkpoint=(resolve_path(checkpoint, base, "'subject: checkpoint'",
                                  key_location(shown, spec, "checkpoint") or where)
                     if checkpoint else None),
         loader=spec.get("loader"), allow_pickle=allow_pickle, search_path=tuple(search),
-        device=device, dtype=dtype, location=where)
+        device=device, dtype=dtype, attention=attention, location=where)
 
 
 

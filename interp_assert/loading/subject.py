@@ -17,6 +17,7 @@ from interp_assert.errors import (
 )
 from interp_assert.loading.checkpoint import Checkpoint, folder_weights, load_checkpoint
 from interp_assert.loading.devices import DeviceError, apply_threads, place
+from interp_assert.loading.layout_rules import AttentionRule
 from interp_assert.loading.model_source import (
     AUTO_LOADER,
     ModelSource,
@@ -51,6 +52,8 @@ class SubjectSpec:
     device: str = "cpu"
     #: the dtype the model runs in (float32, bfloat16, float16); None: as the loader built it
     dtype: str | None = None
+    #: the claim file's ``layout: attention:`` rule (hook points of a fused attention)
+    attention: AttentionRule | None = None
     location: Location | None = field(default=None, compare=False)
     #: set: the subject is private to this scope instead of the process-wide pool
     scope: SubjectScope | None = field(default=None, repr=False)
