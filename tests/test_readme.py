@@ -106,6 +106,7 @@ def test_claim_file_blocks_are_valid_yaml_with_known_sections():
     assert len(blocks) >= 3
     for block in blocks:
         data = yaml.safe_load(block)
-        assert set(data) <= {"title", "description", "subject", "data", "quantities", "claims"}
+        assert set(data) <= {"title", "description", "subject", "data", "quantities", "claims",
+                             "layout"}
         for entry in data.get("claims", []):
             parse_claim(str(entry["claim"]))
