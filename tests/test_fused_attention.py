@@ -17,6 +17,8 @@ import yaml
 import interp_assert as ia
 from interp_assert.errors import InterpAssertError, QuantityError, SpecError
 from interp_assert.evaluate.evaluation import Evaluation
+from interp_assert.evaluate.fused_attention import FusedHook, fused_weight
+from interp_assert.loading.layout_rules import parse_attention
 from interp_assert.loading.subject import get_subject
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,12 +226,45 @@ def test_rule_errors_name_the_fix(world: dict[str, Any]) -> None:
                      {"attention": {"out": RULE["out"], "n_heads": 4}})
     error = ia.load(only_out).run()[0].error
     assert isinstance(error, QuantityError) and "add 'qkv:'" in error.hint
-    odd = write(world, "odd", ["mean(z) > 0", "mean(wq) > 0"],
+    odd = write(world, "odd", ["mean(z) > 0", "mean(wq) > 0", "loss > 0"],
                 {"attention": {**RULE, "n_heads": 5}})
-    errors = [r.error for r in ia.load(odd).run()]
+    results = ia.load(odd).run()
+    errors = [r.error for r in results[:2]]
     assert all(isinstance(e, InterpAssertError) for e in errors)
     assert "does not split into 5 heads" in errors[0].message
     assert "do not split into q, k, v of 5 heads" in errors[1].message
+    # the broken hook point fails only its own claims: the loss of the same pass is measured
+    assert results[2].passed and results[2].outcome.value == pytest.approx(_loss(world))
+
+
+def test_per_head_fusion_scale_and_no_mask() -> None:
+    """``order: head qkv d_head`` (GPT-NeoX), ``causal: false`` and ``scale:`` on plain
+    tensors, against reshapes written out by hand."""
+    rule = parse_attention({"qkv": "gpt_neox.layers.{l}.attention.query_key_value",
+                            "n_heads": 2, "order": "(head qkv d_head)", "causal": False,
+                            "scale": 0.5})
+    assert rule is not None
+    assert rule.resolve("blocks.3.attn.hook_k") == (
+        "gpt_neox.layers.3.attention.query_key_value", "hook_k")
+    assert rule.resolve("gpt_neox.layers.3.attention.hook_v")[1] == "hook_v"  # type: ignore
+    assert rule.resolve("blocks.3.attn.hook_z") is None  # no 'out:'
+    y = torch.randn(3, 5, 2 * 3 * 4, generator=torch.Generator().manual_seed(0))
+    parts = y.view(3, 5, 2, 3, 4)  # [batch, pos, head, part, d_head]
+
+    def hook(kind: str) -> FusedHook:
+        return FusedHook(f"x.{kind}", None, "x", kind, rule)
+
+    np.testing.assert_array_equal(hook("hook_k").derive(y).numpy(), parts[:, :, :, 1].numpy())
+    q, k = parts[:, :, :, 0].double(), parts[:, :, :, 1].double()
+    scores = 0.5 * torch.einsum("bqhd,bkhd->bhqk", q, k)
+    np.testing.assert_allclose(hook("hook_pattern").derive(y).numpy(),
+                               torch.softmax(scores, -1).numpy(), atol=1e-6)
+    written = hook("hook_v").write(y, torch.zeros(3, 5, 2, 4))
+    assert torch.equal(written.view(3, 5, 2, 3, 4)[:, :, :, :2], parts[:, :, :, :2])
+    assert not written.view(3, 5, 2, 3, 4)[:, :, :, 2].any()
+    weight = np.random.default_rng(0).normal(size=(24, 6))
+    np.testing.assert_array_equal(fused_weight(weight, rule, "W_K", "w"),
+                                  weight.reshape(2, 3, 4, 6)[:, 1].transpose(0, 2, 1))
 
 
 def test_a_model_without_hook_points_is_pointed_to_the_rule(world: dict[str, Any]) -> None:

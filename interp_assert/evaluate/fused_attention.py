@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from interp_assert.errors import QuantityError, did_you_mean
+from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
 from interp_assert.loading.layout_rules import QKV_HOOKS, AttentionRule
 
 PARTS = {"hook_q": 0, "hook_k": 1, "hook_v": 2, "W_Q": 0, "W_K": 1, "W_V": 2}
@@ -32,6 +32,16 @@ PARTS = {"hook_q": 0, "hook_k": 1, "hook_v": 2, "W_Q": 0, "W_K": 1, "W_V": 2}
 
 def _tensor(value: Any) -> Any:
     return value[0] if isinstance(value, tuple | list) else value
+
+
+class Unreadable:
+    """A hook point value that could not be computed: any use raises its error."""
+
+    def __init__(self, error: InterpAssertError) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.error.copy()
 
 
 class FusedHook:
@@ -86,6 +96,14 @@ class FusedHook:
             scores = scores.masked_fill(later, float("-inf"))
         return scores if self.kind == "hook_attn_scores" else torch.softmax(scores, dim=-1)
 
+    def derive_or_error(self, value: Any) -> Any:
+        """:meth:`derive`, or a stand-in raising its error when read: the sinks of this hook
+        point get the error, and the rest of the pass goes on."""
+        try:
+            return self.derive(value)
+        except InterpAssertError as exc:
+            return Unreadable(exc)
+
     def write(self, value: Any, new: Any) -> Any:
         """``value`` (the module's output or input) with this hook point replaced by ``new``."""
         if self.kind == "hook_z":
@@ -103,7 +121,7 @@ class FusedHook:
     def register_forward_hook(self, hook: Any, *args: Any, **kwargs: Any) -> Any:
         if self.kind == "hook_z":
             def before(module: Any, inputs: tuple[Any, ...]) -> Any:
-                derived = self.derive(inputs[0])
+                derived = self.derive_or_error(inputs[0])
                 result = hook(self, (derived,), derived)
                 return None if result is None else (self.write(inputs[0], _tensor(result)),
                                                     *inputs[1:])
@@ -112,7 +130,7 @@ class FusedHook:
 
         def after(module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
             value = _tensor(output)
-            derived = self.derive(value)
+            derived = self.derive_or_error(value)
             result = hook(self, (derived,), derived)
             if result is None:
                 return None
