@@ -204,4 +204,5 @@ def test_a_model_without_hook_points_lists_its_modules():
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU())
     with pytest.raises(QuantityError) as info:
         find_module(model, "blocks.0.attn.hook_z")
-    assert info.value.hint == "the model has no hook points; its modules: 0, 1"
+    assert info.value.hint.endswith("the model has no hook points; its modules: 0, 1")
+    assert "'layout: attention:' rule" in info.value.hint  # how such a model gets hook_z

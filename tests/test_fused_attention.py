@@ -222,10 +222,20 @@ def test_rule_errors_name_the_fix(world: dict[str, Any]) -> None:
         ia.load(write(world, "layer", [], {"attention": {"qkv": "transformer.h.0.attn.c_attn",
                                                          "n_heads": 4}}))
     # only 'out': the pattern needs 'qkv'; heads that do not divide the width
-    only_out = write(world, "only-out", ["mean(pattern) > 0"],
+    only_out = write(world, "only-out", ["mean(pattern) > 0",
+                                         "ablate L1H2 (zero): loss changes by ≥ 0"],
                      {"attention": {"out": RULE["out"], "n_heads": 4}})
-    error = ia.load(only_out).run()[0].error
+    pattern, ablated = ia.load(only_out).run()
+    error = pattern.error
     assert isinstance(error, QuantityError) and "add 'qkv:'" in error.hint
+
+    def zero(z: torch.Tensor) -> torch.Tensor:
+        z[:, :, 2 * D_HEAD:3 * D_HEAD] = 0
+        return z
+
+    assert ablated.outcome is not None  # ablating heads needs only 'out'
+    assert ablated.outcome.value == pytest.approx(abs(_loss(world, zero) - _loss(world)),
+                                                  abs=1e-5)
     odd = write(world, "odd", ["mean(z) > 0", "mean(wq) > 0", "loss > 0"],
                 {"attention": {**RULE, "n_heads": 5}})
     results = ia.load(odd).run()
