@@ -47,15 +47,6 @@ class AttentionRule(NamedTuple):
     #: the factor on q·k (None: 1/sqrt(d_head))
     scale: float | None = None
 
-    def hook_names(self, layer: int) -> list[str]:
-        """The hook points the rule gives in ``layer``, by their names beside the modules."""
-        names = []
-        for template, hooks in ((self.qkv, QKV_HOOKS), (self.out, OUT_HOOKS)):
-            if template:
-                parent = _parent(template).replace("{l}", str(layer))
-                names += [f"{parent}.{hook}" for hook in hooks]
-        return names
-
     def resolve(self, path: str) -> tuple[str, str] | None:
         """(module path, hook kind) of a hook point the rule gives (``hook_pattern`` ...), or
         None when ``path`` is not one of them."""
@@ -108,8 +99,8 @@ def parse_attention(raw: Any, n_heads: Any = None, where: Location | None = None
     modules = {}
     for key in ("qkv", "out"):
         value = raw.get(key)
-        if value is not None and (not isinstance(value, str) or "{l}" not in value
-                                  or "." not in value):
+        if value is not None and (not isinstance(value, str)
+                                  or "{l}" not in _parent(value).split(".")):
             raise SpecError(f"'layout: attention: {key}' must be a module path with '{{l}}' "
                             f"for the layer, not {value!r}", where, hint=fix)
         modules[key] = value
