@@ -5,6 +5,7 @@ from __future__ import annotations
 from interp_assert.claims import (  # noqa: F401  (each module registers its claim kinds)
     attention,
     causal,
+    circle,
     circuit,
     close,
     cluster,
