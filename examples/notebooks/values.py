@@ -406,8 +406,6 @@ NOT_EXPRESSIBLE = [
      "notebook's find_peaks(height=200, distance=40); no independent number"),
     ("004", "768 random edges against the 99.9th percentile",
      "not expressible: no seeded sampling of a table's entries"),
-    ("004", "head→neuron graph",
-     "not expressible: a graph drawing (networkx/pyvis), no claim kind"),
 ]
 
 

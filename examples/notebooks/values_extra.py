@@ -94,6 +94,18 @@ def _002_stride() -> float:
     return float(np.min(np.abs(np.degrees(np.diff(turns)))))
 
 
+# --- 004: the head→neuron graph -----------------------------------------------------------
+
+def _004_weakest(heads: list[int], neurons: list[int], only: bool) -> float:
+    """The weakest listed edge; NaN unless every listed edge passes 0.4 (and, ``only``, no
+    other head passes it into a listed neuron)."""
+    scores = _v().head_neuron()  # [head, neuron], NaN where a head cannot reach a neuron
+    listed = scores[np.ix_(heads, neurons)]
+    others = np.delete(scores[:, neurons], heads, axis=0)
+    ok = (listed > 0.4).all() and not (only and (np.nan_to_num(others) > 0.4).any())
+    return float(listed.min()) if ok else float("nan")
+
+
 INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
     ("001", "pairwise-cos-quantile"): ("describe() of pairwise |cos| of W_in (90th percentile)",
                                        _001_pairs_quantile),
@@ -106,6 +118,10 @@ INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
                                        _002_stride),
     ("002", "embeddings-on-circle"): ("2-D token embeddings on an arc (open; max deviation)",
                                       lambda: _002_circle(plane(_v().w("embed.W_E")[:10]))),
+    ("004", "head-neuron-graph"): ("head→neuron graph: edges > 0.4 from L0H0 (weakest)",
+                                   lambda: _004_weakest([0], [90, 102, 166], False)),
+    ("004", "neuron-90-inputs"): ("heads by neuron: only L0H0, L0H1 reach L0N90 (weakest)",
+                                  lambda: _004_weakest([0, 1], [90], True)),
     ("003", "attn-peak-centred"): ("peak-centred attention neurons: mean near 0 (share)",
                                    lambda: _003_share("blocks.0.attn.hook_z", "peak", lambda r: (
                                        -0.3 <= r.mean() <= 0.2))),

@@ -14,6 +14,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     composition,
     distribution,
     forall,
+    links,
     monotone,
     orthogonal,
     ranking,
