@@ -257,15 +257,18 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         ch = worst_one.channel
         settings = peak_settings(self.peak_options or (self.statistic.options
                                                        if self.statistic else ()))
-        modes = ch.modes(settings)
+        ecdf = ecdf_data(ch, self.statistic, numbers, worst_one.value)
+        histogram: dict[str, list[float]] = {"counts": [], "edges": [], "peaks": []}
+        if ecdf is None:  # the ECDF replaces the histogram (and needs no peak finding)
+            modes = ch.modes(settings)
+            histogram = {"counts": modes.counts.tolist(), "edges": modes.edges.tolist(),
+                         "peaks": modes.locations.tolist()}
         shown = (worst_one.label if axis_name == "channel"
                  else f"{axis_name} {worst_one.label}")
         data: dict[str, Any] = {
-            "label": shown, "counts": modes.counts.tolist(),
-            "edges": modes.edges.tolist(), "peaks": modes.locations.tolist(),
-            "mean": ch.mean, "std": ch.std, "detail": worst_one.detail,
-            "holds": worst_one.holds, "axis": axis_name, **self._markers(worst_one, numbers),
-            "ecdf": ecdf_data(ch, self.statistic, numbers, worst_one.value),
+            "label": shown, **histogram, "mean": ch.mean, "std": ch.std,
+            "detail": worst_one.detail, "holds": worst_one.holds, "axis": axis_name,
+            **self._markers(worst_one, numbers), "ecdf": ecdf,
         }
         if len(judged) > 1:
             data["strip"] = {"labels": [j.label for j in judged],

@@ -31,7 +31,7 @@ def pca(x: Labelled, k: Labelled) -> Labelled:
     if x.ndim != 2:
         raise QuantityError(f"pca() needs a matrix [row, feature]; '{x.name}' has shape "
                             f"{x.shape}", hint="select the rows first, e.g. embed[0:9]")
-    if count != int(count) or not 1 <= count <= min(x.shape):
+    if not 1 <= count <= min(x.shape) or count != int(count):
         raise QuantityError(f"pca(): k must be a whole number from 1 to {min(x.shape)}, not "
                             f"{count:g}")
     values = np.asarray(x.values, dtype=np.float64)
