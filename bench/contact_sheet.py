@@ -57,6 +57,12 @@ ADDER_CLAIMS = [
     ("reaches", "log reaches 0.99 by step 300", {}),
     ("stays", "log stays ≥ 0.9 from step 0", {}),
     ("final-value", "final log < 0.5", {}),
+    ("circle", "pca(neurons[N0:N9], 2) lies on a circle within 0.3 in order", {}),
+    ("links", "head-neuron > 0.3 links L0H0, L0H2 to L0N90, L0N102 only", {}),
+    ("ecdf-fraction", "abs(pairs(cos(neurons))) has fraction x <= 0.1 >= 0.9", {}),
+    ("cluster-template", "N104, N{i} cluster with cos > 0.5 for i in 205..208",
+     {"on": "neuron_logits"}),
+    ("top-k-template", "L1N{i} in top 3 of congruence(4) for i in 42..46", {}),
 ]
 
 #: on the adder's early checkpoint (adder_early.pt), which still makes mistakes
@@ -69,6 +75,8 @@ EARLY_CLAIMS = [
 GATES_CLAIMS = [
     ("distribution-every", "every head of aligned_dist has kurtosis in [-1, 0]", {}),
     ("distribution-modes", "aligned_dist[L0H0] is multimodal", {}),
+    ("distribution-centred", "every head of layer_scaled(peak_centred(aligned_dist)) has "
+                             "quantile 0.9 < 0.01", {}),
 ]
 
 INDUCTION_CLAIMS = [

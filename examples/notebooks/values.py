@@ -382,23 +382,22 @@ INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
         np.abs(_svd(ov(0, 0))[0][:, :32].T @ unit(w("embed.W_E")).T).max())),
 }
 
+INDEPENDENT.update(__import__("examples.notebooks.values_extra", fromlist=["INDEPENDENT"])
+                   .INDEPENDENT)
+
 #: analyses of the notebooks that no claim reproduces: (notebook, analysis, why), the why
 #: starting "not expressible" or "left out"
 NOT_EXPRESSIBLE = [
     ("000", "per-projector histogram has one bump",
      "left out: it can be written (`scalar_dist[L0H0] is unimodal`, it holds), but the "
      "project's peak finder has no independent reference here"),
-    ("001", "ECDF / describe() of all pairwise |cos|",
-     "not expressible: no quantile of an expression's values; `cos(M)` keeps the diagonal"),
-    ("002", "token embeddings and positions in Q/K space (2-D)",
-     "not expressible: geometry of points in a plane, no claim kind"),
+    ("002", "positions in Q/K space (2-D)",
+     "left out: the 62p model's q_proj of positions has no counterpart in the bundled adder"),
     ("002", "off-by histogram of errors",
      "left out: `error_direction` expresses it, but the bundled adder makes no errors on "
      "these sums, so there is nothing to histogram"),
     ("002", "out_proj |A| (read) vs |B| (write)",
      "left out: the 62p model's rank-1 out_proj has no counterpart in the bundled adder"),
-    ("003", "peak- and mean-centred distributions",
-     "not expressible: no centring option on distribution quantities"),
     ("003", "per-head distributions of hook_z",
      "not expressible: `every head of z0` is refused: hook_z's channels are its d_head "
      "coordinates, the heads are pooled"),
@@ -407,8 +406,6 @@ NOT_EXPRESSIBLE = [
      "notebook's find_peaks(height=200, distance=40); no independent number"),
     ("004", "768 random edges against the 99.9th percentile",
      "not expressible: no seeded sampling of a table's entries"),
-    ("004", "head→neuron graph",
-     "not expressible: a graph drawing (networkx/pyvis), no claim kind"),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from interp_assert.claims import (  # noqa: F401  (each module registers its claim kinds)
     attention,
     causal,
+    circle,
     circuit,
     close,
     cluster,
@@ -13,6 +14,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     composition,
     distribution,
     forall,
+    links,
     monotone,
     orthogonal,
     ranking,

@@ -9,7 +9,7 @@ import numpy as np
 
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.outcome import Outcome, compare, fmt
-from interp_assert.errors import QuantityError
+from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.language import ast
 
 if TYPE_CHECKING:
@@ -125,7 +125,36 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
                                   "n_members": len(labels), "threshold": threshold,
                                   "other_bound": bound if self.others is not None else None})
 
+    def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:
+        """For a template: the cosines of every instance's members on one table, with each
+        instance's failing pairs (and the pairs of holding instances) in its positions."""
+        instances = outcome.plot_data.get("instances") or []
+        if len(instances) < 2:
+            return
+        members = [inst["data"]["labels"][:inst["data"]["n_members"]] for inst in instances]
+        union = list(dict.fromkeys(label for group in members for label in group))
+        try:
+            rows = ctx.members(ast.Members(tuple(union), self.members.source))
+        except InterpAssertError:  # members of different quantities: the worst one is drawn
+            return
+        at = {label: k for k, label in enumerate(rows.labels_of(0))}
+        failing, holding, tags = set(), set(), []
+        for inst, group in zip(instances, members):
+            if inst["holds"]:
+                holding |= {(at[a], at[b]) for a in group for b in group if a != b}
+                continue
+            tags.append(str(inst["tag"]))
+            names = inst["data"]["labels"]
+            failing |= {cell for i, j in inst["data"]["failing"]
+                        for cell in ((at[names[i]], at[names[j]]), (at[names[j]], at[names[i]]))}
+        outcome.plot_data["union"] = {
+            "labels": rows.labels_of(0), "cos": cosine_matrix(rows.values, rows.values),
+            "failing": sorted(failing), "holding": sorted(holding - failing), "tags": tags}
+
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        if outcome.plot_data.get("union"):
+            self._plot_union(outcome.plot_data, ax)
+            return
         from matplotlib.patches import Rectangle
 
         from interp_assert.claims.plots import CLAIMED, FAIL, heatmap, legend, nan_patch
@@ -161,6 +190,37 @@ apart: "apart" "from" members ["with" "cos" CMP expr]"""
             f"{fmt(data.get('other_bound', data['threshold']))}")
         ax.set_title(f"cosine similarity of the members; every pair must have cos {self.op} "
                      f"{threshold}{others}", fontsize=9)
+
+
+    def _plot_union(self, data: dict[str, Any], ax: Axes) -> None:
+        """Every instance of a template on one heatmap: failing pairs outlined in red, the
+        pairs of holding instances in black."""
+        from interp_assert.claims.plots import FAIL, heatmap, legend, nan_patch
+        from interp_assert.claims.plots import outline_patch as outline
+
+        union = data["union"]
+        failing = [tuple(cell) for cell in union["failing"]]
+        holding = [tuple(cell) for cell in union["holding"]]
+        nan = heatmap(ax, union["cos"], union["labels"], union["labels"], vmin=-1, vmax=1,
+                      cmap="PRGn", annotate=len(union["labels"]) <= 12, outline=failing,
+                      outline_color=FAIL)
+        from matplotlib.patches import Rectangle
+
+        for i, j in holding:
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black",
+                                   linewidth=2.5, linestyle="--", zorder=4))
+        tags = union["tags"]
+        shown = ", ".join(tags[:8]) + (", ..." if len(tags) > 8 else "")
+        threshold = fmt(data["threshold"])
+        handles = [outline(FAIL, f"failing pair (cos not {self.op} {threshold}): {shown}")]
+        if holding:
+            handles.append(outline("black", "pair of an instance that holds", "--"))
+        if nan:
+            handles.append(nan_patch("NaN cos (a zero vector; never passes)"))
+        legend(ax, handles, below=True)
+        ax.set_title(f"cosine similarity of every instance's members; {len(tags)} of "
+                     f"{len(data['instances'])} instances fail (every pair must have cos "
+                     f"{self.op} {threshold})", fontsize=9)
 
 
 def _worst_pair(cos: np.ndarray, op: str, threshold: float) -> tuple[str, int]:

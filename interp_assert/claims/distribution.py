@@ -44,6 +44,7 @@ import numpy as np
 
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.distribution_plot import draw_ecdf, ecdf_data
 from interp_assert.claims.distribution_verdicts import (
     Judged,
     Statistic,
@@ -256,14 +257,18 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         ch = worst_one.channel
         settings = peak_settings(self.peak_options or (self.statistic.options
                                                        if self.statistic else ()))
-        modes = ch.modes(settings)
+        ecdf = ecdf_data(ch, self.statistic, numbers, worst_one.value)
+        histogram: dict[str, list[float]] = {"counts": [], "edges": [], "peaks": []}
+        if ecdf is None:  # the ECDF replaces the histogram (and needs no peak finding)
+            modes = ch.modes(settings)
+            histogram = {"counts": modes.counts.tolist(), "edges": modes.edges.tolist(),
+                         "peaks": modes.locations.tolist()}
         shown = (worst_one.label if axis_name == "channel"
                  else f"{axis_name} {worst_one.label}")
         data: dict[str, Any] = {
-            "label": shown, "counts": modes.counts.tolist(),
-            "edges": modes.edges.tolist(), "peaks": modes.locations.tolist(),
-            "mean": ch.mean, "std": ch.std, "detail": worst_one.detail,
-            "holds": worst_one.holds, "axis": axis_name, **self._markers(worst_one, numbers),
+            "label": shown, **histogram, "mean": ch.mean, "std": ch.std,
+            "detail": worst_one.detail, "holds": worst_one.holds, "axis": axis_name,
+            **self._markers(worst_one, numbers), "ecdf": ecdf,
         }
         if len(judged) > 1:
             data["strip"] = {"labels": [j.label for j in judged],
@@ -300,26 +305,49 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         return {"lines": lines, "band": band}
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
-        """The worst channel's histogram with its peaks and thresholds (and the strip)."""
+        """The worst channel's histogram with its peaks and thresholds, or for fractions and
+        quantiles its empirical CDF (and the strip of every channel)."""
         data = outcome.plot_data
         if data.get("strip"):
             from interp_assert.claims.distribution_plot import split, strip
 
             ax, strip_ax = split(ax)
             strip(strip_ax, data["strip"], self._strip_title())
+        from interp_assert.claims.plots import FAIL, nan_notice
+
+        if data.get("ecdf"):  # fractions and quantiles: the empirical CDF, threshold marked
+            draw_ecdf(ax, data["ecdf"], data["holds"])
+            if outcome.value is not None and not math.isfinite(outcome.value):
+                nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
+        else:
+            self._histogram(ax, data, outcome)
+        if data.get("band"):
+            low, high, label = data["band"]
+            ax.axvspan(low, high, color="C2", alpha=0.2, label=label)
+        shown = data["ecdf"]["xlabel"] if data.get("ecdf") else "value"
+        ax.set_xlabel(f"{shown} ({data['label']})")
+        verdict = "holds" if data["holds"] else "fails"
+        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9,
+                     color="black" if data["holds"] else FAIL)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8)
+        ax.grid(alpha=0.3)
+
+    def _histogram(self, ax: Axes, data: dict[str, Any], outcome: Outcome) -> None:
+        """The histogram (log counts) with the peaks found and the claim's lines."""
+        from interp_assert.claims.plots import FAIL, HOLD, nan_notice
+
         counts = np.asarray(data["counts"], dtype=float)
         edges = np.asarray(data["edges"], dtype=float)
         if counts.size:
             ax.stairs(np.maximum(counts, 0.5), edges, fill=True, alpha=0.5, color="C0",
                       baseline=0.5)
             ax.set_yscale("log")
-        from interp_assert.claims.plots import FAIL, HOLD, nan_notice
-
         verdict_color = HOLD if data["holds"] else FAIL
         for i, x in enumerate(data["peaks"]):
             ax.axvline(x, color="C4", linewidth=1.5,
                        label=f"peaks found ({len(data['peaks'])})" if i == 0 else None)
-        for x, style, label in outcome.plot_data.get("lines", []):
+        for x, style, label in data.get("lines", []):
             measured = style == "-"  # the channel's statistic; the bounds are dashed
             ax.axvline(x, color=verdict_color if measured else "k", linestyle=style,
                        linewidth=2.5 if measured else 1.5, label=label or None)
@@ -327,17 +355,7 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             nan_notice(ax, "no finite values: the statistic is NaN, never passes")
         elif outcome.value is not None and not math.isfinite(outcome.value):
             nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
-        if data.get("band"):
-            low, high, label = data["band"]
-            ax.axvspan(low, high, color="C2", alpha=0.2, label=label)
-        ax.set_xlabel(f"value ({data['label']})")
         ax.set_ylabel("count (log)")
-        verdict = "holds" if data["holds"] else "fails"
-        ax.set_title(f"{data['label']} ({verdict}): {data['detail']}", fontsize=9,
-                     color="black" if data["holds"] else FAIL)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8)
-        ax.grid(alpha=0.3)
 
     def _strip_bounds(self, numbers: dict[str, Any]) -> list[float]:
         """The bounds each channel's strip value is compared with (none for peak counts)."""

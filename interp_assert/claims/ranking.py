@@ -130,14 +130,20 @@ SIDE: /(top|bottom)\b/"""
         measured = (f"{worst['label']} ranks {worst['rank']} of {len(labels)} "
                     f"(value {fmt(worst['value'])}; rank-{self.k} value {fmt(float(cutoff))})")
         expected = f"every listed label within the {self.side} {self.k}"
+        claimed = {row["label"]: bool(row["holds"]) for row in rows}
         return Outcome(passed, measured, expected, value=float(worst["rank"]), rows=rows,
-                       plot_data={"labels": labels, "values": vector.values.tolist()})
+                       plot_data={"labels": labels, "values": vector.values.tolist(),
+                                  "claimed": claimed})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        """Sorted bars; every instance's claimed labels marked (templates included)."""
+        from interp_assert.claims.template_plots import instances_note, merged_claims
+
         data = outcome.plot_data
-        claimed = {row["label"]: bool(row["holds"]) for row in outcome.rows}
+        claimed, failing, elsewhere = merged_claims(data, data["claimed"])
         plot_ranking(ax, data["labels"], data["values"], claimed,
-                     f"{self.source}: claimed labels must be in the {self.side} {self.k}",
+                     f"{self.source}: claimed labels must be in the {self.side} {self.k}"
+                     + instances_note(failing, elsewhere),
                      k=self.k, descending=self.side == "top")
 
 
@@ -174,13 +180,19 @@ class RanksAbove(Claim):
         return Outcome(passed, f"{self.higher} = {fmt(a)}, {self.lower} = {fmt(b)}",
                        f"{self.higher} > {self.lower}", value=a - b, rows=rows,
                        plot_data={"labels": vector.labels_of(0),
-                                  "values": vector.values.tolist()})
+                                  "values": vector.values.tolist(),
+                                  "claimed": {self.higher: passed, self.lower: passed}})
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
+        """Sorted bars; both labels of every instance marked (templates included)."""
+        from interp_assert.claims.template_plots import instances_note, merged_claims
+
         data = outcome.plot_data
-        plot_ranking(ax, data["labels"], data["values"],
-                     {self.higher: outcome.passed, self.lower: outcome.passed},
-                     f"{self.source}: {self.higher} must rank above {self.lower}")
+        own = data.get("claimed", {self.higher: outcome.passed, self.lower: outcome.passed})
+        claimed, failing, elsewhere = merged_claims(data, own)
+        plot_ranking(ax, data["labels"], data["values"], claimed,
+                     f"{self.source}: {self.higher} must rank above {self.lower}"
+                     + instances_note(failing, elsewhere))
 
 
 @register_claim

@@ -18,7 +18,7 @@ from interp_assert.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from interp_assert.evaluate import masks
+from interp_assert.evaluate import centring, geometry, masks, pairwise  # noqa: F401
 from interp_assert.evaluate.circuit_names import (
     call_context_function,
     circuit_quantity,
