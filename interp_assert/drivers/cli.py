@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from interp_assert.drivers.cli_lint import add_lint
 from interp_assert.drivers.cli_progress import RichProgress
 from interp_assert.errors import InterpAssertError
 from interp_assert.evaluate import cache_config
@@ -239,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "after SECONDS and report the claim as an error (default "
                                   "INTERP_ASSERT_TIMEOUT, else none); a claim's 'timeout:' "
                                   "wins")
+    add_lint(commands, _claim_files)
     args = parser.parse_args(argv)
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)

@@ -18,6 +18,8 @@ from interp_assert.drivers.pytest_keys import DEFAULT_PATTERNS, SESSION_KEY, cla
 if TYPE_CHECKING:
     from interp_assert.drivers.pytest_session import ClaimSession
 
+#: plugin modules that own their own hooks (each imports nothing but pytest at start-up)
+pytest_plugins = ["interp_assert.drivers.pytest_terminal"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
