@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from interp_assert.drivers.pytest_session import ClaimSession
 
 #: plugin modules that own their own hooks (each imports nothing but pytest at start-up)
-pytest_plugins = ["interp_assert.drivers.pytest_terminal"]
+pytest_plugins = ["interp_assert.drivers.pytest_terminal",
+                  "interp_assert.drivers.pytest_baselines"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -66,9 +66,14 @@ def format_result(result: ClaimResult, *, why: bool = False, evidence: bool = Tr
         return "\n".join(lines)
     outcome = result.outcome
     assert outcome is not None
-    lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
-                 f"{outcome.expected}")
-    if result.judgement.reason:
+    if result.verdict is Verdict.FAILS and result.judgement.reason:  # no recorded value
+        lines.append(f"  {WORDS[result.verdict].text}: {result.judgement.reason}"
+                     + (f"; {result.advice}" if result.advice else ""))
+        lines.append(f"  measured {outcome.measured} (no recorded value to compare with)")
+    else:
+        lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
+                     f"{outcome.expected}")
+    if result.judgement.reason and result.verdict is not Verdict.FAILS:
         lines.append(f"  {result.judgement.reason}" + (f"; {result.advice}"
                                                        if result.advice else ""))
     for key, value in outcome.context.items():
