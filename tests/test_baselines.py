@@ -176,8 +176,8 @@ def test_store_keys_are_relative_to_the_baseline_file(tmp_path: Path) -> None:
 
 def test_baseline_file_from_the_ini(project: Path, pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ninterp_assert_baseline = ci/base.json\n")
-    result = pytester.runpytest(*RUN, "-k", "plain")
-    result.stdout.fnmatch_lines(["*record it with: pytest model.claims.yaml::plain "
+    result = pytester.runpytest(*RUN, "-k", "top")
+    result.stdout.fnmatch_lines(["*record it with: pytest model.claims.yaml::top "
                                  "--interp-baseline-update"])
     clear_subjects()
     pytester.runpytest(*RUN, "--interp-baseline-update").assert_outcomes(passed=3)

@@ -37,8 +37,24 @@ class Subject:
         #: plans every forward quantity once, so that all checks share one pass
         self.plan = Plan.build_all(claim_file, self.target.spec) if claim_file.subject else None
 
-    def check(self, sentence: str, *, plot_dir: str | Path | None = None) -> ClaimResult:
-        return check(sentence, self, plot_dir=plot_dir)
+    def check(self, sentence: str, *, plot_dir: str | Path | None = None,
+              plots: str | None = None, id: str | None = None) -> ClaimResult:
+        return check(sentence, self, plot_dir=plot_dir, plots=plots, id=id)
+
+    @property
+    def model(self) -> Any:
+        """The model its loader builds (loaded once per process), or None without one."""
+        from interp_assert.loading.subject import get_subject
+
+        return get_subject(self.target.spec).model if self.target.spec else None
+
+    def weight(self, name: str) -> Any:
+        """A tensor of the checkpoint (or of the model) by name."""
+        from interp_assert.loading.subject import get_subject
+
+        if self.target.spec is None:
+            raise SpecError("this subject has no checkpoint")
+        return get_subject(self.target.spec).weight(name)
 
     def run(self, plot_dir: str | Path | None = None, plots: str = "failed", *,
             artifacts: str | Path | None = None, json: str | Path | None = None,

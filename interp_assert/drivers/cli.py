@@ -207,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--json", help="write JSON results to this file")
         command.add_argument("--baseline", metavar="FILE",
                              help="judge claims against the values recorded in FILE; a claim "
-                                  "without a recorded value fails")
+                                  "that uses it and has no recorded value fails")
         command.add_argument("--baseline-update", action="store_true",
                              help="record the measured values of the claims that ran into FILE")
         command.add_argument("--baseline-prune", action="store_true",

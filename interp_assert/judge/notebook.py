@@ -16,7 +16,7 @@ MAX_ROWS = 30
 
 def verdict_line(result: ClaimResult) -> str:
     """``does not hold: measured ...; expected ...`` (or the error, or why it was skipped)."""
-    from interp_assert.judge.verdict import WORDS
+    from interp_assert.judge.verdict import WORDS, Verdict
 
     words = WORDS[result.verdict].text
     if result.error is not None:
@@ -24,6 +24,8 @@ def verdict_line(result: ClaimResult) -> str:
     outcome = result.outcome
     if outcome is None:
         return f"{words}: {result.judgement.reason}"
+    if result.verdict is Verdict.FAILS and result.judgement.reason:  # no recorded value
+        return f"{words}: {result.judgement.reason}; measured {outcome.measured}"
     line = f"{words}: measured {outcome.measured}; expected {outcome.expected}"
     return f"{line} ({result.judgement.reason})" if result.judgement.reason else line
 

@@ -66,7 +66,8 @@ def format_result(result: ClaimResult, *, why: bool = False, evidence: bool = Tr
         return "\n".join(lines)
     outcome = result.outcome
     assert outcome is not None
-    if result.verdict is Verdict.FAILS and result.judgement.reason:  # no recorded value
+    unrecorded = result.verdict is Verdict.FAILS and bool(result.judgement.reason)
+    if unrecorded:  # no recorded value: nothing was compared (no evidence table either)
         lines.append(f"  {WORDS[result.verdict].text}: {result.judgement.reason}"
                      + (f"; {result.advice}" if result.advice else ""))
         lines.append(f"  measured {outcome.measured} (no recorded value to compare with)")
@@ -80,7 +81,7 @@ def format_result(result: ClaimResult, *, why: bool = False, evidence: bool = Tr
         lines.append(f"  {key}: {value}")
     for note in outcome.notes:
         lines.append(f"  note: {note}")
-    table = format_table(outcome.rows) if evidence else ""
+    table = format_table(outcome.rows) if evidence and not unrecorded else ""
     if not evidence and outcome.rows:
         lines.append(f"  ({len(outcome.rows)} evidence rows not shown)")
     if table:
