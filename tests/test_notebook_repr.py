@@ -32,19 +32,22 @@ def cosines() -> dict[tuple[str, str], float]:
 
 def test_failing_check_plots_to_a_temporary_file_named_after_the_claim(subject) -> None:
     with pytest.raises(ia.ClaimFailed) as info:
-        ia.check("N0, N1, N4 cluster with cos > 0.9", subject, id="n4-joins")
+        ia.check("N0, N1, N4 cluster with cos > 0.9", subject, id="n4-joins", plots="failed")
     result = info.value.result
     assert result.plot == api._plot_folder() / "n4-joins.png"
     assert result.plot.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ia.ClaimFailed) as info:
-        ia.check("N0, N1, N4 cluster with cos > 0.95", subject)
+        ia.check("N0, N1, N4 cluster with cos > 0.95", subject, plots="failed")
     assert info.value.result.plot.name == "n0-n1-n4-cluster-with-cos-0-95.png"
-    assert ia.check("N0, N1 cluster with cos > 0.9", subject).plot is None  # failed only
+    assert ia.check("N0, N1 cluster with cos > 0.9", subject, plots="failed").plot is None
+    with pytest.raises(ia.ClaimFailed) as info:  # outside notebooks, no plot unless asked
+        ia.check("N0, N1, N4 cluster with cos > 0.95", subject)
+    assert info.value.result.plot is None
 
 
-def test_repr_is_one_line_and_html_shows_verdict_evidence_and_plot(subject) -> None:
+def test_repr_is_one_line_and_html_shows_verdict_evidence_and_plot(subject, tmp_path) -> None:
     with pytest.raises(ia.ClaimFailed) as info:
-        ia.check("N0, N1, N4 cluster with cos > 0.9", subject, id="n4-joins")
+        ia.check("N0, N1, N4 cluster with cos > 0.9", subject, id="n4-joins", plot_dir=tmp_path)
     result = info.value.result
     cos = cosines()
     low = min(cos.values())

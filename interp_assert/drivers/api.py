@@ -149,8 +149,8 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None,
 
     The plot is named after the claim (``id``, default the sentence as a slug) and goes to
     ``plot_dir``, else to a temporary folder of this process; ``plots`` says which claims get
-    one (default: every claim in a notebook, else the failing ones). In a notebook the result
-    shows its verdict, evidence table and plot."""
+    one (default: every claim in a notebook, the failing ones with ``plot_dir``, else none).
+    In a notebook the result shows its verdict, evidence table and plot."""
     from interp_assert.errors import InterpAssertError
     from interp_assert.loading.claim_file import slugify
 
@@ -165,7 +165,8 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None,
     except InterpAssertError as exc:
         exc.at(location)
         raise
-    options = RunOptions(plots=plots or ("all" if _in_notebook() else "failed"),
+    default = "all" if _in_notebook() else "failed" if plot_dir is not None else "never"
+    options = RunOptions(plots=plots or default,
                          plot_folder=Path(plot_dir) if plot_dir is not None else _plot_folder(),
                          flat_plots=True)
     runner = Runner(options)
