@@ -110,3 +110,14 @@ def test_verbose_shows_why(pytester, project):
     assert "  why: N4 was thought to write it too" in result.stdout.str().split("FAILURES")[1]
     quiet = run(pytester)
     assert "why:" not in quiet.stdout.str()
+
+
+def test_cli_verbose_shows_why(project, capsys, monkeypatch):
+    from interp_assert.drivers.cli import main
+
+    monkeypatch.chdir(project.parent)
+    assert main(["check", "-v", "-q", "--plots", "never", "--no-cache", str(project.name)]) == 2
+    out = capsys.readouterr().out
+    assert "claim 'aligned' at model.claims.yaml:" in out
+    assert "  why: the three neurons write the same direction" in out
+    assert "  why: N4 was thought to write it too" in out

@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
             progress.step(f"{check.claim_file.path.name}::{check.name}")
             records.append(record)
             if result.judgement.fails_run or args.verbose:
-                reports.append(format_result(result))
+                reports.append(format_result(result, why=args.verbose))
     except KeyboardInterrupt:  # Ctrl-C, or user code raising it: report what finished
         interrupted = True
     except InterpAssertError as exc:  # the Ray cluster could not be reached
