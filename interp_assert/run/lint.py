@@ -39,14 +39,33 @@ class LintResult:
     unchecked: set[str] = field(default_factory=set)
 
 
+@dataclass
+class _Known:
+    """What the file declares, worked out once per file (a lint runs on every claim)."""
+
+    claim_file: ClaimFile
+    owners: dict[str, list[str]]
+    quantities: set[str]
+    unchecked: set[str]
+
+    @classmethod
+    def of(cls, claim_file: ClaimFile, unchecked: set[str]) -> _Known:
+        return cls(claim_file, claim_file.label_owners(),
+                   {normalize_name(n) for n in claim_file.quantities}, unchecked)
+
+    def declared(self, name: str) -> bool:
+        return name in self.owners or normalize_name(name) in self.quantities
+
+
 def lint_claim_file(claim_file: ClaimFile, shown: str | Path) -> LintResult:
     """Every problem of a loaded claim file that can be found without a model."""
     result = LintResult(str(shown))
     result.problems += [str(error) for error in claim_file.quantity_errors.values()]
+    known = _Known.of(claim_file, result.unchecked)
     for entry in claim_file.claims:
         error = entry.error
         if error is None and entry.parsed is not None:
-            error = _check_entry(entry, claim_file, result.unchecked)
+            error = _check_entry(entry, known)
         if error is not None:
             result.problems.append(str(error))
     return result
@@ -57,15 +76,18 @@ def lint_error(shown: str | Path, error: InterpAssertError) -> LintResult:
     return LintResult(str(shown), [str(error)])
 
 
-def _check_entry(entry: ClaimEntry, claim_file: ClaimFile,
-                 unchecked: set[str]) -> InterpAssertError | None:
+def _check_entry(entry: ClaimEntry, known: _Known) -> InterpAssertError | None:
     """The first name of the claim that the file shows to be wrong, as an error."""
     try:
-        _check_options(entry, claim_file)
+        _check_options(entry, known.claim_file)
         assert entry.parsed is not None
+        positions = _positions(entry, known.claim_file)
+        seen: set[tuple[str, str]] = set()
         for _, claim in instances(entry.parsed):
             for kind, name in _names(claim):
-                _check_name(kind, name, entry, claim_file, unchecked)
+                if (kind, name) not in seen:
+                    seen.add((kind, name))
+                    _check_name(kind, name, entry, known, positions)
     except InterpAssertError as exc:
         exc.at(entry.location)
         if f"claim '{entry.id}'" not in exc.message:
@@ -117,12 +139,10 @@ def _names(claim: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _check_name(kind: str, name: str, entry: ClaimEntry, claim_file: ClaimFile,
-                unchecked: set[str]) -> None:
-    owners = claim_file.label_owners()
-    quantities = {normalize_name(n) for n in claim_file.quantities}
-    positions = _positions(entry, claim_file)
-    if "{" in name or name in owners or normalize_name(name) in quantities:
+def _check_name(kind: str, name: str, entry: ClaimEntry, known: _Known,
+                positions: tuple[str, ...] | None) -> None:
+    unchecked = known.unchecked
+    if "{" in name or known.declared(name):
         return
     if kind == "component":
         unchecked.add(name)  # a head or neuron of the model
@@ -133,7 +153,7 @@ def _check_name(kind: str, name: str, entry: ClaimEntry, claim_file: ClaimFile,
         if "." in name or _COMPONENT.match(name):
             unchecked.add(name)  # a weight, hook or component of the model
             return
-        close = did_you_mean(name, [*claim_file.quantities, *owners])
+        close = did_you_mean(name, [*known.claim_file.quantities, *known.owners])
         if close:
             raise UnknownNameError(f"unknown name '{name}'{close}",
                                    hint="a weight of that name would be found only when the "
