@@ -53,7 +53,8 @@ class TestCheck:
         assert isinstance(failure, AssertionError)
         assert str(failure) == ia.format_result(failure.result)
         report = str(failure).splitlines()
-        assert report[0] == ("claim 'check' at <check>:1:1: N0, N1, N4 cluster with cos > 0.9")
+        assert report[0] == ("claim 'n0-n1-n4-cluster-with-cos-0-9' at <check>:1:1: N0, N1, N4 "
+                             "cluster with cos > 0.9")
         assert report[1].startswith("  subject: model.pt (sha256 ")
         assert report[2].startswith("  does not hold: measured min pairwise cos ")
         assert "expected every pair cos > 0.9" in report[2]
@@ -67,7 +68,7 @@ class TestCheck:
     def test_same_report_as_a_claim_file(self, claim_path):
         [_, from_file, _] = ia.load(claim_path).run()
         with pytest.raises(ia.ClaimFailed) as info:
-            ia.check("N0, N1, N4 cluster with cos > 0.9", ia.load(claim_path))
+            ia.check("N0, N1, N4 cluster with cos > 0.9", ia.load(claim_path), plots="never")
         # everything but the header line (claim id and place) is the same
         assert str(info.value).splitlines()[1:] == ia.format_result(from_file).splitlines()[1:]
         header = ia.format_result(from_file).splitlines()[0]
@@ -84,7 +85,7 @@ class TestCheck:
         result = pytester.runpytest("-k", "mixed", "--interp-plots=never")
         result.assert_outcomes(failed=1, deselected=2)
         with pytest.raises(ia.ClaimFailed) as info:
-            ia.check("N0, N1, N4 cluster with cos > 0.9", ia.load(claim_path))
+            ia.check("N0, N1, N4 cluster with cos > 0.9", ia.load(claim_path), plots="never")
         body = [line for line in str(info.value).splitlines()[2:] if line.strip()]
         result.stdout.fnmatch_lines(body)
 
@@ -109,7 +110,7 @@ class TestCheck:
             ia.check("N0, N1, N4 cluster with cos > 0.9", neurons_subject,
                      plot_dir=tmp_path / "plots")
         plot = info.value.result.plot
-        assert plot == tmp_path / "plots" / "check.png"
+        assert plot == tmp_path / "plots" / "n0-n1-n4-cluster-with-cos-0-9.png"
         assert plot.read_bytes()[:4] == b"\x89PNG"
         assert f"plot: {plot}" in str(info.value)
         result = ia.check("N0, N1 cluster with cos > 0.9", neurons_subject,

@@ -66,12 +66,24 @@ def test_within_parses_prints_and_round_trips() -> None:
 
 def test_missing_entry_fails_with_the_command_that_records_it(project: Path,
                                                               pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest(*RUN, "--interp-baseline", "base.json")
-    result.assert_outcomes(failed=3)
+    result = pytester.runpytest(*RUN, "--interp-baseline", "base.json", "-rf",
+                                "--interp-json", "r.json")
+    result.assert_outcomes(failed=2, passed=1)  # 'plain' does not use its baseline
     command = ("pytest model.claims.yaml::top --interp-baseline base.json "
                "--interp-baseline-update")
     assert command in result.stdout.str()
     assert not (project / "base.json").exists()
+    # said plainly: no "does not hold: measured ...; expected >= nan"
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*does not hold: no baseline value for 'top' in base.json; record it with: pytest *",
+        "*measured 2 (no recorded value to compare with)",
+        "FAILED model.claims.yaml::top - no baseline value for 'top' in base.json"])
+    assert "nan" not in out
+    plain = next(r for r in json.loads((project / "r.json").read_text())["results"]
+                 if r["id"] == "plain")
+    assert plain["verdict"] == "holds"
+    assert plain["notes"] == ["no baseline value for 'plain' in base.json"]
     # the printed command records exactly that entry
     clear_subjects()
     result = pytester.runpytest(*RUN, *shlex.split(command)[1:])
@@ -80,7 +92,7 @@ def test_missing_entry_fails_with_the_command_that_records_it(project: Path,
     assert data["schema"] == SCHEMA and list(data["files"]["model.claims.yaml"]) == ["top"]
     clear_subjects()
     result = pytester.runpytest(*RUN, "--interp-baseline", "base.json")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=1)
 
 
 def test_update_then_gate_a_new_checkpoint(project: Path, pytester: pytest.Pytester) -> None:
@@ -164,8 +176,8 @@ def test_store_keys_are_relative_to_the_baseline_file(tmp_path: Path) -> None:
 
 def test_baseline_file_from_the_ini(project: Path, pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\ninterp_assert_baseline = ci/base.json\n")
-    result = pytester.runpytest(*RUN, "-k", "plain")
-    result.stdout.fnmatch_lines(["*record it with: pytest model.claims.yaml::plain "
+    result = pytester.runpytest(*RUN, "-k", "top")
+    result.stdout.fnmatch_lines(["*record it with: pytest model.claims.yaml::top "
                                  "--interp-baseline-update"])
     clear_subjects()
     pytester.runpytest(*RUN, "--interp-baseline-update").assert_outcomes(passed=3)

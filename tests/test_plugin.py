@@ -52,19 +52,32 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 # ---- collection ----------------------------------------------------------------------------
+#: the claims without the one whose sentence has a syntax error (which --collect-only reports)
+VALID_CLAIMS = CLAIMS.replace("- id: syntax\n  claim: N0,N1 cluster with cos >\n", "")
+
+
 def test_collect_only_lists_one_item_per_claim(pytester, project):
+    project.write_text(claim_file_text(VALID_CLAIMS), encoding="utf-8")
     result = run(pytester, "--collect-only", "-q")
     ids = [line for line in result.outlines if "::" in line]
     assert ids == ["model.claims.yaml::aligned", "model.claims.yaml::mixed",
-                   "model.claims.yaml::mono", "model.claims.yaml::syntax",
-                   "model.claims.yaml::norm-n0-0"]
+                   "model.claims.yaml::mono", "model.claims.yaml::norm-n0-0"]
     assert result.ret == 0
 
 
-def test_collection_needs_no_checkpoint(pytester):
-    pytester.makefile(".claims.yaml", model=claim_file_text(CLAIMS, checkpoint="absent.pt"))
+def test_collect_only_reports_a_syntax_error(pytester, project):
     result = run(pytester, "--collect-only", "-q")
-    assert "5 tests collected" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    line, _ = line_and_column(project.read_text(), "N0,N1 cluster with cos >")
+    assert f"model.claims.yaml:{line}:" in result.stdout.str()
+    assert "claim 'syntax': the claim ends too early" in result.stdout.str()
+
+
+def test_collection_needs_no_checkpoint(pytester):
+    pytester.makefile(".claims.yaml", model=claim_file_text(VALID_CLAIMS,
+                                                            checkpoint="absent.pt"))
+    result = run(pytester, "--collect-only", "-q")
+    assert "4 tests collected" in result.stdout.str()
 
 
 def test_keyword_selection(pytester, project):

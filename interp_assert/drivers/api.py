@@ -37,8 +37,24 @@ class Subject:
         #: plans every forward quantity once, so that all checks share one pass
         self.plan = Plan.build_all(claim_file, self.target.spec) if claim_file.subject else None
 
-    def check(self, sentence: str, *, plot_dir: str | Path | None = None) -> ClaimResult:
-        return check(sentence, self, plot_dir=plot_dir)
+    def check(self, sentence: str, *, plot_dir: str | Path | None = None,
+              plots: str | None = None, id: str | None = None) -> ClaimResult:
+        return check(sentence, self, plot_dir=plot_dir, plots=plots, id=id)
+
+    @property
+    def model(self) -> Any:
+        """The model its loader builds (loaded once per process), or None without one."""
+        from interp_assert.loading.subject import get_subject
+
+        return get_subject(self.target.spec).model if self.target.spec else None
+
+    def weight(self, name: str) -> Any:
+        """A tensor of the checkpoint (or of the model) by name."""
+        from interp_assert.loading.subject import get_subject
+
+        if self.target.spec is None:
+            raise SpecError("this subject has no checkpoint")
+        return get_subject(self.target.spec).weight(name)
 
     def run(self, plot_dir: str | Path | None = None, plots: str = "failed", *,
             artifacts: str | Path | None = None, json: str | Path | None = None,
@@ -126,24 +142,32 @@ def load(path: str | Path) -> Subject:
     return Subject(load_claim_file(path))
 
 
-def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> ClaimResult:
+def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None,
+          plots: str | None = None, id: str | None = None) -> ClaimResult:
     """Check one claim sentence against ``on``; raise :class:`ClaimFailed` (an AssertionError)
-    with the full report when it does not hold, or the error when it cannot be evaluated."""
+    with the full report when it does not hold, or the error when it cannot be evaluated.
+
+    The plot is named after the claim (``id``, default the sentence as a slug) and goes to
+    ``plot_dir``, else to a temporary folder of this process; ``plots`` says which claims get
+    one (default: every claim in a notebook, the failing ones with ``plot_dir``, else none).
+    In a notebook the result shows its verdict, evidence table and plot."""
     from interp_assert.errors import InterpAssertError
+    from interp_assert.loading.claim_file import slugify
 
     if not isinstance(on, Subject):
         raise TypeError("check(sentence, on): 'on' must come from interp_assert.subject() or "
                         "interp_assert.load()")
     location = Location("<check>", 1)
-    entry = ClaimEntry("check", sentence, "", location)
+    entry = ClaimEntry(id or slugify(sentence), sentence, "", location)
     try:
         entry.parsed = parse_claim(sentence, builtin_kinds().claims)
         check_names(entry.parsed, on.claim_file)
     except InterpAssertError as exc:
         exc.at(location)
         raise
-    options = RunOptions(plots="failed" if plot_dir is not None else "never",
-                         plot_folder=Path(plot_dir) if plot_dir is not None else None,
+    default = "all" if _in_notebook() else "failed" if plot_dir is not None else "never"
+    options = RunOptions(plots=plots or default,
+                         plot_folder=Path(plot_dir) if plot_dir is not None else _plot_folder(),
                          flat_plots=True)
     runner = Runner(options)
     if on.plan is not None:
@@ -154,6 +178,26 @@ def check(sentence: str, on: Subject, *, plot_dir: str | Path | None = None) -> 
     if result.verdict is not Verdict.HOLDS:
         raise ClaimFailed(format_result(result), result)
     return result
+
+
+_PLOTS: list[Path] = []
+
+
+def _plot_folder() -> Path:
+    """This process's temporary folder for the plots of :func:`check` (made on first use)."""
+    if not _PLOTS:
+        import tempfile
+
+        _PLOTS.append(Path(tempfile.mkdtemp(prefix="interp-assert-plots-")))
+    return _PLOTS[0]
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (where a result shows its plot)."""
+    import sys
+
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def validate(path: str | Path) -> list[str]:

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from interp_assert.drivers.cli_diff import add_diff
+from interp_assert.drivers.cli_lint import add_lint
 from interp_assert.drivers.cli_progress import RichProgress
 from interp_assert.errors import InterpAssertError
 from interp_assert.evaluate import cache_config
@@ -53,7 +55,9 @@ def _options(args: argparse.Namespace, plots: str) -> RunOptions:
         root=Path.cwd(), artifacts=Path(args.artifacts), plots=plots,
         checkpoint=safe_resolve(Path(args.checkpoint)) if args.checkpoint else None,
         baseline=Path(args.baseline) if args.baseline else None,
-        baseline_shown=args.baseline or "", baseline_update=args.baseline_update,
+        baseline_shown=args.baseline or "",
+        baseline_update=args.baseline_update or args.baseline_prune,
+        baseline_prune=args.baseline_prune,
         json=Path(args.json) if args.json else None, timeout=args.timeout,
         device=args.device, dtype=args.dtype)
 
@@ -101,7 +105,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     if not files:
         print("interp-assert: no claim files found", file=sys.stderr)
         return EXIT_ERROR
-    if args.baseline_update and not args.baseline:
+    if (args.baseline_update or args.baseline_prune) and not args.baseline:
         print("interp-assert: --baseline-update needs --baseline FILE", file=sys.stderr)
         return EXIT_ERROR
     options = _options(args, plots)
@@ -128,7 +132,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
             progress.step(f"{check.claim_file.path.name}::{check.name}")
             records.append(record)
             if result.judgement.fails_run or args.verbose:
-                reports.append(format_result(result))
+                reports.append(format_result(result, why=args.verbose))
     except KeyboardInterrupt:  # Ctrl-C, or user code raising it: report what finished
         interrupted = True
     except InterpAssertError as exc:  # the Ray cluster could not be reached
@@ -203,9 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--json", help="write JSON results to this file")
         command.add_argument("--baseline", metavar="FILE",
                              help="judge claims against the values recorded in FILE; a claim "
-                                  "without a recorded value fails")
+                                  "that uses it and has no recorded value fails")
         command.add_argument("--baseline-update", action="store_true",
                              help="record the measured values of the claims that ran into FILE")
+        command.add_argument("--baseline-prune", action="store_true",
+                             help="as --baseline-update, and remove the entries of claims that "
+                                  "no longer exist")
         command.add_argument("--select", action="append", metavar="NAME",
                              help="only this claim id, check name (claim-id[step_5000]) or "
                                   "checkpoint label (step_5000); repeatable")
@@ -239,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "after SECONDS and report the claim as an error (default "
                                   "INTERP_ASSERT_TIMEOUT, else none); a claim's 'timeout:' "
                                   "wins")
+    add_lint(commands, _claim_files)
+    add_diff(commands)
     args = parser.parse_args(argv)
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)

@@ -15,12 +15,29 @@ import pytest
 from interp_assert.drivers.pytest_session import session_of as _session
 from interp_assert.errors import InterpAssertError
 from interp_assert.judge.verdict import ClaimResult, Verdict
-from interp_assert.output.text import format_result
+from interp_assert.output.text import format_result, headline
 from interp_assert.run.runner import Check
 
 
 class ClaimFailure(AssertionError):
     """A claim that was evaluated and does not hold (reported as FAILED)."""
+
+
+class ClaimErrored(Exception):
+    """A claim that could not be evaluated (raised at setup: reported as ERROR)."""
+
+
+def claim_repr(result: ClaimResult, config: pytest.Config) -> Any:
+    """The claim's report as pytest's own failure representation: the crash line (``-r``,
+    ``--tb=line``) carries measured against expected, ``--tb=short`` drops the evidence
+    table, ``-v`` adds the claim's ``why``."""
+    from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
+
+    style = config.getoption("tbstyle", "auto")
+    text = format_result(result, why=config.option.verbose > 0, evidence=style != "short")
+    crash = ReprFileLocation(result.location.path, result.location.line, headline(result))
+    lines = [] if style in ("line", "no") else [text + "\n"]  # line: only the crash line
+    return ReprExceptionInfo(ReprTracebackNative(lines), crash)
 
 
 class ClaimFileCollector(pytest.File):
@@ -37,6 +54,12 @@ class ClaimFileCollector(pytest.File):
             session.runner.baselines()  # a broken baseline file stops every claim file early
         except InterpAssertError as exc:
             raise self.CollectError(str(exc)) from None
+        if self.config.option.collectonly:  # a lint: every problem the file alone shows
+            from interp_assert.run.lint import lint_claim_file
+
+            problems = lint_claim_file(claim_file, session.shown(self.path)).problems
+            if problems:
+                raise self.CollectError("\n".join(problems))
         for check in session.runner.checks(claim_file):
             yield ClaimItem.from_parent(self, name=check.name, check=check)
 
@@ -79,7 +102,7 @@ class ClaimItem(pytest.Item):
         self.user_properties.extend(p for p in properties if p[1] is not None)
         verdict, reason = result.verdict, result.judgement.reason
         if verdict is Verdict.ERROR:  # an error, not a failure: ERROR at setup, report only
-            pytest.fail(format_result(result), pytrace=False)
+            raise ClaimErrored(headline(result))
         if verdict is Verdict.SKIPPED:
             pytest.skip(reason)
         if verdict in (Verdict.XFAIL, Verdict.XPASS):
@@ -96,11 +119,13 @@ class ClaimItem(pytest.Item):
         if self.result.verdict in (Verdict.FAILS, Verdict.XFAIL):
             raise ClaimFailure(format_result(self.result))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
-        if isinstance(excinfo.value, ClaimFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+    def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException],
+                         style: Any = None) -> Any:
+        """Setup errors and failures of the claim render as :func:`claim_repr` (pytest
+        calls this for setup errors, and ``repr_failure`` for failures)."""
+        if isinstance(excinfo.value, ClaimFailure | ClaimErrored) and self.result is not None:
+            return claim_repr(self.result, self.config)
+        return super()._repr_failure_py(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.check.entry.location.line - 1, f"claim {self.name}"

@@ -18,6 +18,9 @@ from interp_assert.drivers.pytest_keys import DEFAULT_PATTERNS, SESSION_KEY, cla
 if TYPE_CHECKING:
     from interp_assert.drivers.pytest_session import ClaimSession
 
+#: plugin modules that own their own hooks (each imports nothing but pytest at start-up)
+pytest_plugins = ["interp_assert.drivers.pytest_terminal",
+                  "interp_assert.drivers.pytest_baselines", "interp_assert.drivers.pytest_fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,8 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(env: INTERP_ASSERT_CHECKPOINT)")
     group.addoption("--interp-baseline", metavar="FILE", default=None,
                     help="judge claims against the values recorded in FILE (the name "
-                         "'baseline' in a claim); a claim without a recorded value fails "
-                         "(ini: interp_assert_baseline)")
+                         "'baseline' in a claim); a claim that uses it and has no recorded "
+                         "value fails (ini: interp_assert_baseline)")
     group.addoption("--interp-baseline-update", action="store_true", default=False,
                     help="record the measured values of the claims that ran into the "
                          "--interp-baseline file (others are kept)")

@@ -74,11 +74,13 @@ class ClaimSession:
             shown = str(config.getini("interp_assert_baseline"))
             baseline = str(config.rootpath / shown)
         report = config.getoption("interp_report", None)
+        prune = bool(config.getoption("interp_baseline_prune", False))
         options = RunOptions(
             root=config.rootpath, artifacts=artifacts, plots="all" if report else plots,
             checkpoint=safe_resolve(here / checkpoint) if checkpoint else None,
             baseline=(here / baseline).resolve() if baseline else None, baseline_shown=shown,
-            baseline_update=bool(config.getoption("interp_baseline_update")),
+            baseline_update=bool(config.getoption("interp_baseline_update") or prune),
+            baseline_prune=prune,
             json=(here / json_path).resolve() if json_path else None,
             report=(here / report).resolve() if report else None,
             timeout=parse_timeout(config.getoption("interp_timeout")

@@ -169,4 +169,14 @@ class ClaimResult:
         return self.verdict.value
 
     def __repr__(self) -> str:
-        return f"<ClaimResult {self.name!r}: {self.verdict.value}>"
+        """One line: the name and the verdict line."""
+        from interp_assert.judge.notebook import verdict_line
+
+        line = " ".join(verdict_line(self).split())
+        return f"<ClaimResult {self.name!r}: {line[:200]}>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the verdict line, the evidence table and the plot inline."""
+        from interp_assert.judge.notebook import result_html
+
+        return result_html(self)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,9 +130,33 @@ LOCK_TIMEOUT = 600.0
 
 def record_values(path: Path, shown: str, records: Iterable[dict[str, Any]],
                   root: Path) -> tuple[int, int]:
+    """Record the measured values of ``records`` in the baseline file at ``path`` (see
+    :func:`update_baseline_file`). Returns (changed, records)."""
+    changed, count, _ = update_baseline_file(path, shown, records, root)
+    return changed, count
+
+
+def stale_entries(store: BaselineStore, known: Mapping[str, set[str]]) -> list[tuple[str, str]]:
+    """Entries no claim produces any more: (file key, check name). ``known`` maps the file
+    keys of the claim files this run read to every check name they have now; an entry of a
+    claim file that no longer exists is stale too. Other files' entries are not judged."""
+    stale = []
+    for file, checks in sorted(store.files.items()):
+        if file in known:
+            stale += [(file, name) for name in sorted(checks) if name not in known[file]]
+        elif not (store.path.parent / file).exists():
+            stale += [(file, name) for name in sorted(checks)]
+    return stale
+
+
+def update_baseline_file(path: Path, shown: str, records: Iterable[dict[str, Any]], root: Path,
+                         known: Mapping[str, set[str]] | None = None, prune: bool = False
+                         ) -> tuple[int, int, list[tuple[str, str]]]:
     """Record the measured values of ``records`` in the baseline file at ``path``: read,
     update and write under a file lock, so that concurrent updaters (CLI runs, pytest runs,
-    xdist controllers) never lose each other's entries. Returns (changed, records)."""
+    xdist controllers) never lose each other's entries. With ``known`` (claim file key ->
+    its check names now) the stale entries are found, and removed when ``prune``. Returns
+    (changed, records, stale entries)."""
     from filelock import FileLock, Timeout
 
     records = list(records)
@@ -141,6 +165,9 @@ def record_values(path: Path, shown: str, records: Iterable[dict[str, Any]],
         with lock:
             store = BaselineStore.load(path, shown)  # what is there now, others' entries too
             changed = store.update(records, root)
+            stale = stale_entries(store, known) if known is not None else []
+            for file, name in stale if prune else ():
+                del store.files[file][name]
             store.save()
     except OutputError:
         raise
@@ -151,4 +178,4 @@ def record_values(path: Path, shown: str, records: Iterable[dict[str, Any]],
                                 f"{LOCK_TIMEOUT:.0f} s; not updated",
                                 hint="run the update again when the other run has finished"
                                 ) from None
-    return changed, len(records)
+    return changed, len(records), stale

@@ -36,9 +36,25 @@ def format_table(rows: list[dict[str, Any]], limit: int = MAX_ROWS) -> str:
     return text
 
 
-def format_result(result: ClaimResult) -> str:
-    """The full report of one claim: sentence, place, measured vs expected, table, plot."""
+def headline(result: ClaimResult) -> str:
+    """One line that says why a claim fails the run: measured against expected (or the error,
+    or the missing baseline value), for pytest's ``-r`` summary and ``--tb=line``."""
+    if result.error is not None:
+        return result.error.message.split("\n")[0]
+    if result.verdict is Verdict.SKIPPED or result.outcome is None:
+        return result.judgement.reason
+    if result.judgement.reason and result.verdict is not Verdict.XFAIL:
+        return result.judgement.reason  # a missing baseline value, an XPASS of an open claim
+    measured = str(result.outcome.measured).split("; ")[0]  # the value, not the details
+    return f"{measured}; expected {result.outcome.expected}"
+
+
+def format_result(result: ClaimResult, *, why: bool = False, evidence: bool = True) -> str:
+    """The full report of one claim: sentence, place, measured vs expected, table, plot.
+    ``why`` adds the claim's ``why:``; ``evidence=False`` leaves out the evidence table."""
     lines = [f"claim '{result.claim_id}' at {result.location}: {result.sentence}"]
+    if why and result.why:
+        lines.append(f"  why: {' '.join(result.why.split())}")
     if result.subject:
         lines.append(f"  subject: {result.subject}" + (f" (sha256 {result.sha256[:12]})"
                                                        if result.sha256 else ""))
@@ -50,16 +66,24 @@ def format_result(result: ClaimResult) -> str:
         return "\n".join(lines)
     outcome = result.outcome
     assert outcome is not None
-    lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
-                 f"{outcome.expected}")
-    if result.judgement.reason:
+    unrecorded = result.verdict is Verdict.FAILS and bool(result.judgement.reason)
+    if unrecorded:  # no recorded value: nothing was compared (no evidence table either)
+        lines.append(f"  {WORDS[result.verdict].text}: {result.judgement.reason}"
+                     + (f"; {result.advice}" if result.advice else ""))
+        lines.append(f"  measured {outcome.measured} (no recorded value to compare with)")
+    else:
+        lines.append(f"  {WORDS[result.verdict].text}: measured {outcome.measured}; expected "
+                     f"{outcome.expected}")
+    if result.judgement.reason and result.verdict is not Verdict.FAILS:
         lines.append(f"  {result.judgement.reason}" + (f"; {result.advice}"
                                                        if result.advice else ""))
     for key, value in outcome.context.items():
         lines.append(f"  {key}: {value}")
     for note in outcome.notes:
         lines.append(f"  note: {note}")
-    table = format_table(outcome.rows)
+    table = format_table(outcome.rows) if evidence and not unrecorded else ""
+    if not evidence and outcome.rows:
+        lines.append(f"  ({len(outcome.rows)} evidence rows not shown)")
     if table:
         lines.append("")
         lines.extend("  " + line for line in table.splitlines())

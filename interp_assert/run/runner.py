@@ -42,7 +42,7 @@ from interp_assert.loading.devices import targets_on_device
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.loading.subject import clear_subjects, get_subject, subject_summary
 from interp_assert.loading.targets import Target, targets
-from interp_assert.output.baseline import BaselineStore, record_values
+from interp_assert.output.baseline import BaselineStore
 from interp_assert.output.document import FileHeader, sections, write_document
 from interp_assert.output.files import file_stem, relative, safe_name
 from interp_assert.output.plotting import save_plot
@@ -50,6 +50,7 @@ from interp_assert.output.results import record, write_records
 from interp_assert.output.trajectories import draw_trajectories, trajectories
 from interp_assert.plan.plan import Plan, RunPlan
 from interp_assert.progress import Progress, phase, using
+from interp_assert.run.baseline_update import update_baseline
 from interp_assert.run.summary import exit_code, tally_line  # noqa: F401 - re-exported
 from interp_assert.usercode import default_timeout, time_limit
 
@@ -84,6 +85,7 @@ class RunOptions:
     baseline: Path | None = None
     baseline_shown: str = ""
     baseline_update: bool = False
+    baseline_prune: bool = False  # the update removes the entries no claim produces any more
     #: the command that records one check's baseline value (drivers phrase their own)
     record_command: Callable[[Check], str] | None = None
     json: Path | None = None
@@ -263,6 +265,9 @@ class Runner:
             measured.outcome.notes.append(recorded.describe(measured.outcome.value))
         elif recorded is None and not self.options.baseline_update:
             missing = f"no baseline value for '{check.name}' in {store.shown}"
+            if not check.entry.uses_baseline:  # judged on its own: the missing value is a note
+                (measured.outcome.notes if measured.outcome else []).append(missing)
+                missing = None
         return measured, recorded, missing
 
     def _record_command(self, check: Check) -> str:
@@ -366,12 +371,7 @@ class Runner:
 
             attempt(draw)
         if options.baseline_update and options.baseline is not None:
-            shown = options.baseline_shown or str(options.baseline)
-            baseline = options.baseline
-            attempt(lambda: (f"baseline {shown} not updated: the run was interrupted (run it "
-                             "again to record the values)") if interrupted else (
-                "baseline {}: {} of {} values recorded or changed".format(
-                    shown, *record_values(baseline, shown, records, options.root))))
+            attempt(lambda: update_baseline(self, records, interrupted))
         if options.json is not None:
             json_path = options.json
             attempt(lambda: write_records(json_path, records, found, options.root)
