@@ -146,6 +146,23 @@ def test_derived_and_declared_patterns_keep_labels(world: dict[str, Any]) -> Non
     assert "pos (4)" in message and "axes: [batch, head, query, key]" in message
 
 
+def test_derived_pattern_needs_no_on(world: dict[str, Any]) -> None:
+    """A claim file whose only pattern is a module inside attention (no hook_pattern, no
+    declared axes) needs no ``on:``; other activations inside attention are not patterns."""
+    p = world["pattern"]
+    quantities = {"att": {"activation": "blocks.1.attn.probe"},
+                  "z": {"activation": "blocks.1.attn.hook_z"}}
+    claims = [{"id": "prev", "claim": "L1H1 attends to the previous token >= 0"},
+              {"id": "best", "claim": "A4 attends to X4 >= 0"},
+              {"id": "other-layer", "claim": "L0H1 attends to itself >= 0"}]
+    results = _adder(world, "derived_only", quantities, claims)
+    assert _value(results["prev"]) == pytest.approx(_previous(p[:, 1]), rel=1e-6)
+    a4, x4 = LABELS.index("A4"), LABELS.index("X4")
+    assert _value(results["best"]) == pytest.approx(float(p[:, :, a4, x4].mean(0).max()),
+                                                    rel=1e-6)
+    assert "unknown head 'L0H1'" in str(results["other-layer"].error)
+
+
 def test_on_accepts_expressions(world: dict[str, Any]) -> None:
     """``on:`` takes an expression quantity or an expression itself."""
     p = world["pattern"]

@@ -37,10 +37,31 @@ def _declares_pattern(definition: Any) -> bool:
         definition.kind.config.get("activation", "")).endswith(PATTERN_HOOK)
 
 
+def _may_be_pattern(definition: Any) -> bool:
+    """Whether an activation without declared axes lies inside attention, so that its value
+    may be a pattern (a module whose output is square over positions: derived axes)."""
+    from interp_assert.evaluate.quantities.behaviour import Activation, in_attention
+
+    return (isinstance(definition.kind, Activation) and not getattr(definition, "axes", None)
+            and in_attention(str(definition.kind.config.get("activation", "")))
+            and not _declares_pattern(definition))
+
+
 def _pattern_quantities(ctx: Context) -> list[str]:
-    """The claim file's attention patterns (:func:`_declares_pattern`)."""
+    """The claim file's attention patterns (:func:`_declares_pattern`); without any, its
+    activations inside attention whose values have query and key axes."""
+    declared = [name for name, definition in ctx.definitions.items()
+                if _declares_pattern(definition)]
+    if declared:
+        return declared
     return [name for name, definition in ctx.definitions.items()
-            if _declares_pattern(definition)]
+            if _may_be_pattern(definition) and _has_pattern_axes(ctx.quantity(name))]
+
+
+def _has_pattern_axes(value: Labelled) -> bool:
+    """Whether a value has named query and key axes."""
+    return any(a.matches("query") for a in value.axes) and any(
+        a.matches("key") for a in value.axes)
 
 
 def _definition_prefix(definition: Any) -> str | None:
@@ -97,10 +118,11 @@ def on_view(ctx: Context) -> PatternView:
     return as_view(ctx.value(tree), text)
 
 
-def _forward_dataset(ctx: Context, name: str) -> DatasetSpec | None:
+def _forward_dataset(ctx: Context, name: str, _seen: frozenset[str] | set[str] = frozenset()
+                     ) -> DatasetSpec | None:
     """The dataset a forward quantity (activation, distribution, ...) runs on; for an
-    expression (``on: mean(p, batch)``) the one dataset of the forward quantities it reads;
-    None otherwise."""
+    expression (``on: mean(p, batch)``, an ``expr:`` quantity) the one dataset of the forward
+    quantities it reads; None otherwise."""
     from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
 
     definition = ctx.definitions.get(name)
@@ -114,10 +136,12 @@ def _forward_dataset(ctx: Context, name: str) -> DatasetSpec | None:
             names = set(referenced_names(parse_expression(name)))
         except InterpAssertError:
             return None
-        found = {spec for spec in (_forward_dataset(ctx, n) for n in names
-                                   if n in ctx.definitions) if spec is not None}
-        return found.pop() if len(found) == 1 else None
-    return None
+    else:
+        names = set(definition.kind.references())
+    seen = set(_seen) | {name}
+    found = {spec for spec in (_forward_dataset(ctx, n, seen) for n in names
+                               if n in ctx.definitions and n not in seen) if spec is not None}
+    return found.pop() if len(found) == 1 else None
 
 
 def _dataset_of(ctx: Context, name: str) -> DatasetSpec:
@@ -196,8 +220,9 @@ def planned_patterns(definitions: Mapping[str, Any], head: str | None) -> set[st
     carry its label prefix (or whose prefix only their value tells), or every pattern
     quantity when no head is named."""
     found = set()
+    declared = any(_declares_pattern(d) for d in definitions.values())
     for name, definition in definitions.items():
-        if not _declares_pattern(definition):
+        if not (_declares_pattern(definition) if declared else _may_be_pattern(definition)):
             continue
         prefix = _definition_prefix(definition)
         if head is None or prefix is None or (head.startswith(prefix)

@@ -61,6 +61,11 @@ def declared_axes(hook: str, shape: tuple[int, ...], positions: tuple[str, ...] 
     return tuple(out)
 
 
+def in_attention(hook: str) -> bool:
+    """Whether a module path lies inside an attention block (``attn``, ``attention``)."""
+    return bool(_ATTENTION.search(hook))
+
+
 def head_channels(hook: str) -> bool:
     """Whether ``hook``'s last two axes are (head, d_head), as TransformerLens's ``hook_z``:
     its distribution then has one channel per (head, d_head) pair."""
