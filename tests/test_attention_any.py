@@ -267,3 +267,34 @@ def test_pooled_statistics_need_kept_samples() -> None:
     dropped.update(grid.reshape(500, 12))
     with pytest.raises(interp_assert.InterpAssertError, match="raw samples"):
         pooled_stats(dropped, (3, 4), 0, "x")
+
+
+def test_axis_rules() -> None:
+    """The derived, declared and head-channel axis rules on names alone."""
+    from interp_assert.evaluate.quantities.behaviour import (
+        activation_axes,
+        declared_axes,
+        head_channels,
+    )
+
+    positions = ("P0", "P1", "P2", "P3", "P4")
+    derived = activation_axes("transformer.h.1.attn.attn_dropout", (2, 3, 5, 5), positions)
+    assert [a.name for a in derived] == ["batch", "head", "query", "key"]
+    assert derived[1].labels == ("L1H0", "L1H1", "L1H2")
+    assert derived[2].labels == derived[3].labels == positions
+    bert = activation_axes("encoder.layer.0.attention.self.dropout", (2, 3, 5, 5), None)
+    assert bert[1].labels == ("L0H0", "L0H1", "L0H2") and bert[2].labels is None
+    # not square, other positions, outside attention, or a TransformerLens hook: not a pattern
+    for hook, shape in (("h.1.attn.attn_dropout", (2, 3, 5, 4)), ("h.1.attn.x", (2, 3, 4, 4)),
+                        ("h.1.mlp.x", (2, 3, 5, 5)), ("blocks.0.attn.hook_rot_q", (2, 5, 5, 5))):
+        assert [a.name for a in activation_axes(hook, shape, positions)][1:3] != ["head",
+                                                                                  "query"]
+    declared = declared_axes("probe", (2, 4, 5, 5), positions, ["batch", "head", "query", "key"])
+    assert declared[1].labels == ("H0", "H1", "H2", "H3")
+    assert declared[2].labels == declared[3].labels == positions
+    renamed = declared_axes("blocks.2.mlp.hook_post", (2, 5, 3), positions,
+                            ["sample", "position", "unit"])
+    assert renamed[1].labels == positions and renamed[2].labels == ("L2N0", "L2N1", "L2N2")
+    assert head_channels("blocks.1.attn.hook_z") and head_channels("blocks.0.attn.hook_v")
+    assert not head_channels("blocks.1.attn.hook_pattern")
+    assert not head_channels("blocks.0.mlp.hook_post")

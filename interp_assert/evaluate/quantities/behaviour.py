@@ -99,7 +99,7 @@ def activation_axes(hook: str, shape: tuple[int, ...],
     if suffix in ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result") and len(shape) == 4:
         return (Axis("batch"), pos_axis("pos", shape[1]), heads(shape[2]), Axis("d_head"))
     if len(shape) == 4 and shape[2] == shape[3] and _ATTENTION.search(hook) and (
-            positions is None or len(positions) == shape[2]):
+            not suffix.startswith("hook_")) and (positions is None or len(positions) == shape[2]):
         # a module inside attention whose output is square over positions (nanoGPT's
         # attn_dropout, HF's attention dropout): an attention pattern [batch, head, query, key]
         return (Axis("batch"), heads(shape[1]), pos_axis("query", shape[2]),
