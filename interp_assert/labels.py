@@ -298,9 +298,12 @@ def _take_meta(item: Any, shape: tuple[int, ...], axis: int, indices: Sequence[i
     if isinstance(item, np.ndarray) and item.shape == shape:
         taken = np.take(item, list(indices), axis=axis)
         return taken if keep else taken.reshape(taken.shape[:axis] + taken.shape[axis + 1:])
-    if hasattr(item, "take") and getattr(item, "channels", None) == shape[axis] and \
-            axis == len(shape) - 1:
+    channels = getattr(item, "channels", None) if hasattr(item, "take") else None
+    if channels == shape[axis] and axis == len(shape) - 1:
         return item.take(list(indices))
+    if len(shape) > 1 and channels == int(np.prod(shape)):  # channels laid out as the values
+        flat = np.take(np.arange(channels).reshape(shape), list(indices), axis=axis)
+        return item.take([int(i) for i in flat.reshape(-1)])
     return item
 
 

@@ -196,9 +196,26 @@ def _002_first_step(column: str, bound: float) -> float:
 # --- 003: distributions --------------------------------------------------------------------
 
 def channels(name: str) -> np.ndarray:
-    """[channel, values]: the activation pooled over every axis but the last."""
+    """[channel, values]: the activation pooled over batch and positions; one channel per
+    remaining coordinate (per (head, d_head) pair for hook_z [batch, pos, head, d_head])."""
     a = adder_run(200, 7)[name]
-    return a.reshape(-1, a.shape[-1]).T
+    return a.reshape(a.shape[0] * a.shape[1], -1).T
+
+
+def head_values(name: str, head: int) -> np.ndarray:
+    """Every value of one head of a [batch, pos, head, d_head] activation, flattened."""
+    return adder_run(200, 7)[name][:, :, head, :].reshape(-1)
+
+
+def _003_heads(test: Callable[[np.ndarray], bool]) -> float:
+    """Share of hook_z's heads whose pooled values pass ``test``."""
+    return float(np.mean([test(head_values("blocks.0.attn.hook_z", h)) for h in range(4)]))
+
+
+def _003_head_channels(head: int, share: Callable[[np.ndarray], float], bound: float) -> float:
+    """Share of one head's d_head channels whose ``share`` reaches ``bound``."""
+    a = adder_run(200, 7)["blocks.0.attn.hook_z"][:, :, head, :]
+    return float(np.mean([share(c) >= bound for c in a.reshape(-1, a.shape[-1]).T]))
 
 
 def notebook_peak(acts: np.ndarray) -> float:
@@ -365,6 +382,15 @@ INDEPENDENT: dict[tuple[str, str], tuple[str, Callable[[], float]]] = {
         "blocks.0.mlp.hook_post", lambda c: np.mean(np.abs(c) < 0.001), 0.3)),
     ("003", "mlp-peak-at-zero"): ("peak near 0 (share of MLP neurons)",
                                   lambda: _003_peaks_near_zero("blocks.0.mlp.hook_post", 0.5)),
+    ("003", "attn-head-zeroness"): ("per-head distributions: |x| < 1 std (share of heads)",
+                                    lambda: _003_heads(
+                                        lambda x: np.mean(np.abs(x) < x.std()) >= 0.7)),
+    ("003", "attn-head-peak"): ("per-head distributions: peak near 0 (share of heads)",
+                                lambda: _003_heads(
+                                    lambda x: abs(notebook_peak(x)) <= 0.15 * x.std())),
+    ("003", "attn-zeroed-in-one-head"): ("zeroed neurons of head L0H2 (share)",
+                                         lambda: _003_head_channels(
+                                             2, lambda c: np.mean(np.abs(c) < c.std()), 0.5)),
     ("004", "ov-effective-rank"): ("SVD of W_OV: effective rank at 90%", _004_effective_rank),
     ("004", "ov-rank-is-d-head"): ("W_OV keeps 32 directions", lambda: float(
         np.sum(np.linalg.svd(ov(0, 0), compute_uv=False) > 0.001))),
@@ -398,14 +424,9 @@ NOT_EXPRESSIBLE = [
      "these sums, so there is nothing to histogram"),
     ("002", "out_proj |A| (read) vs |B| (write)",
      "left out: the 62p model's rank-1 out_proj has no counterpart in the bundled adder"),
-    ("003", "per-head distributions of hook_z",
-     "not expressible: `every head of z0` is refused: hook_z's channels are its d_head "
-     "coordinates, the heads are pooled"),
     ("003", "several peaks per neuron",
      "left out: `is unimodal` writes it, but the project's peak finder is not the "
      "notebook's find_peaks(height=200, distance=40); no independent number"),
-    ("004", "768 random edges against the 99.9th percentile",
-     "not expressible: no seeded sampling of a table's entries"),
 ]
 
 

@@ -6,15 +6,16 @@ dataset it was computed on and that dataset's padding mask.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interp_assert.claims.base import Context
-from interp_assert.errors import QuantityError, UnknownNameError, did_you_mean
+from interp_assert.errors import InterpAssertError, QuantityError, UnknownNameError, did_you_mean
 from interp_assert.evaluate.attention_view import HEAD_LIKE, PatternView, as_view
-from interp_assert.labels import Labelled
+from interp_assert.labels import Axis, Labelled
 from interp_assert.language import ast
 
 if TYPE_CHECKING:
@@ -23,38 +24,124 @@ if TYPE_CHECKING:
 PATTERN_HOOK = "hook_pattern"
 
 
-def _pattern_quantities(ctx: Context) -> list[str]:
-    """The claim file's ``activation: ...hook_pattern`` quantities."""
+def _declares_pattern(definition: Any) -> bool:
+    """Whether a quantity definition is an attention pattern before it is computed: an
+    ``activation: ...hook_pattern``, or any quantity declaring query and key axes."""
     from interp_assert.evaluate.quantities.behaviour import Activation
 
+    declared = [Axis(name) for name in (getattr(definition, "axes", None) or ())]
+    if declared:
+        return any(a.matches("query") for a in declared) and any(
+            a.matches("key") for a in declared)
+    return isinstance(definition.kind, Activation) and str(
+        definition.kind.config.get("activation", "")).endswith(PATTERN_HOOK)
+
+
+def _may_be_pattern(definition: Any) -> bool:
+    """Whether an activation without declared axes lies inside attention, so that its value
+    may be a pattern (a module whose output is square over positions: derived axes)."""
+    from interp_assert.evaluate.quantities.behaviour import Activation, in_attention
+
+    return (isinstance(definition.kind, Activation) and not getattr(definition, "axes", None)
+            and in_attention(str(definition.kind.config.get("activation", "")))
+            and not _declares_pattern(definition))
+
+
+def _pattern_quantities(ctx: Context) -> list[str]:
+    """The claim file's attention patterns (:func:`_declares_pattern`); without any, its
+    activations inside attention whose values have query and key axes."""
+    declared = [name for name, definition in ctx.definitions.items()
+                if _declares_pattern(definition)]
+    if declared:
+        return declared
     return [name for name, definition in ctx.definitions.items()
-            if isinstance(definition.kind, Activation)
-            and str(definition.kind.config.get("activation", "")).endswith(PATTERN_HOOK)]
+            if _may_be_pattern(definition) and _has_pattern_axes(ctx.quantity(name))]
 
 
-def _head_prefix(ctx: Context, name: str) -> str:
-    """'L1H' for a quantity of ``blocks.1.attn.hook_pattern``: its heads' label prefix."""
-    return _hook_head_prefix(str(ctx.definitions[name].kind.config["activation"]))
+def _has_pattern_axes(value: Labelled) -> bool:
+    """Whether a value has named query and key axes."""
+    return any(a.matches("query") for a in value.axes) and any(
+        a.matches("key") for a in value.axes)
+
+
+def _definition_prefix(definition: Any) -> str | None:
+    """The head label prefix of a pattern quantity known from its definition ('L1H' for a
+    quantity of ``blocks.1.attn.hook_pattern``); None when only its value can tell."""
+    from interp_assert.evaluate.quantities.behaviour import Activation
+
+    if isinstance(definition.kind, Activation):
+        names = getattr(definition, "axes", None)
+        return _hook_head_prefix(str(definition.kind.config["activation"]),
+                                 tuple(names) if names else None)
+    return None
 
 
 @functools.lru_cache(maxsize=1024)
-def _hook_head_prefix(hook: str) -> str:
-    """The head label prefix of a pattern hook (worked out once per hook, not per claim)."""
-    from interp_assert.evaluate.quantities.behaviour import activation_axes
+def _hook_head_prefix(hook: str, names: tuple[str, ...] | None = None) -> str:
+    """The head label prefix of a pattern hook (worked out once per hook, not per claim),
+    with the quantity's declared axis names when it has them."""
+    from interp_assert.evaluate.quantities.behaviour import declared_axes
 
-    labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
+    shape = (1,) * (len(names) if names else 4)
+    axes = declared_axes(hook, shape, None, list(names) if names else None)
+    labels = next((a.labels for a in axes if a.matches("head")), None)
     return labels[0][:-1] if labels else ""
 
 
-def _forward_dataset(ctx: Context, name: str) -> DatasetSpec | None:
-    """The dataset a forward quantity (activation, distribution, ...) runs on; None when
-    ``name`` is another kind of quantity."""
+def _head_prefix(ctx: Context, name: str) -> str:
+    """'L1H' for a quantity of ``blocks.1.attn.hook_pattern``: its heads' label prefix (for
+    other quantities, read from the heads of its value)."""
+    prefix = _definition_prefix(ctx.definitions[name])
+    if prefix is not None:
+        return prefix
+    heads = _heads_of(ctx.quantity(name))
+    return re.sub(r"\d+$", "", heads[0]) if heads else ""
+
+
+def on_view(ctx: Context) -> PatternView:
+    """The claim's ``on:`` pattern: a quantity by name, or an expression over quantities
+    (``on: mean(pattern1, batch)``), as a view."""
+    text = str(ctx.on)
+    names = getattr(ctx, "definitions", {})
+    if text in names:
+        return as_view(ctx.value(ast.Ref(text)), text)
+    from interp_assert.errors import ClaimSyntaxError
+    from interp_assert.language import parse_expression
+
+    try:
+        tree = parse_expression(text)
+    except ClaimSyntaxError as exc:
+        raise QuantityError(f"'on: {text}' is neither a quantity of the claim file nor an "
+                            f"expression ({exc.message})" + did_you_mean(text, names),
+                            hint="name a quantity with axes [batch, head, query, key], or "
+                                 "write an expression over quantities") from None
+    return as_view(ctx.value(tree), text)
+
+
+def _forward_dataset(ctx: Context, name: str, _seen: frozenset[str] | set[str] = frozenset()
+                     ) -> DatasetSpec | None:
+    """The dataset a forward quantity (activation, distribution, ...) runs on; for an
+    expression (``on: mean(p, batch)``, an ``expr:`` quantity) the one dataset of the forward
+    quantities it reads; None otherwise."""
     from interp_assert.evaluate.quantities.behaviour import ForwardQuantity
 
     definition = ctx.definitions.get(name)
     if definition is not None and isinstance(definition.kind, ForwardQuantity):
         return ctx.dataset_spec(definition.kind.config.get("data"))
-    return None
+    if definition is None:
+        from interp_assert.language import parse_expression
+        from interp_assert.language.ast import referenced_names
+
+        try:
+            names = set(referenced_names(parse_expression(name)))
+        except InterpAssertError:
+            return None
+    else:
+        names = set(definition.kind.references())
+    seen = set(_seen) | {name}
+    found = {spec for spec in (_forward_dataset(ctx, n, seen) for n in names
+                               if n in ctx.definitions and n not in seen) if spec is not None}
+    return found.pop() if len(found) == 1 else None
 
 
 def _dataset_of(ctx: Context, name: str) -> DatasetSpec:
@@ -84,7 +171,7 @@ def _owner_heads(ctx: Context, label: str) -> str | None:
 def is_head(ctx: Context, label: str) -> bool:
     """Whether the lone subject of an attends-to claim names a head (else a query)."""
     if ctx.on:
-        view = as_view(ctx.value(ast.Ref(str(ctx.on))), str(ctx.on))
+        view = on_view(ctx)
         if view.head_axis and label in view.heads:
             return True
         query = view.query_axis
@@ -119,7 +206,8 @@ def choose_pattern(ctx: Context, head: str | None) -> str:
         return candidates[0]
     if not candidates:
         raise QuantityError("this claim needs an attention pattern, but the claim file has no "
-                            f"'activation: ...{PATTERN_HOOK}' quantity",
+                            f"'activation: ...{PATTERN_HOOK}' quantity and none declares "
+                            "'axes: [batch, head, query, key]'",
                             hint="add 'pattern: {activation: blocks.0.attn.hook_pattern}' to "
                                  "'quantities', or set 'on: <quantity>' on the claim")
     raise QuantityError(f"several attention patterns ({', '.join(candidates)}); which one?",
@@ -129,18 +217,16 @@ def choose_pattern(ctx: Context, head: str | None) -> str:
 
 def planned_patterns(definitions: Mapping[str, Any], head: str | None) -> set[str]:
     """The pattern quantities a claim on ``head`` may read (for the plan): those whose heads
-    carry its label prefix, or every pattern quantity when no head is named."""
-    from interp_assert.evaluate.quantities.behaviour import Activation, activation_axes
-
+    carry its label prefix (or whose prefix only their value tells), or every pattern
+    quantity when no head is named."""
     found = set()
+    declared = any(_declares_pattern(d) for d in definitions.values())
     for name, definition in definitions.items():
-        hook = str(definition.kind.config.get("activation", "")) if isinstance(
-            definition.kind, Activation) else ""
-        if not hook.endswith(PATTERN_HOOK):
+        if not (_declares_pattern(definition) if declared else _may_be_pattern(definition)):
             continue
-        labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
-        prefix = labels[0][:-1] if labels else ""
-        if head is None or (head.startswith(prefix) and head[len(prefix):].isdigit()):
+        prefix = _definition_prefix(definition)
+        if head is None or prefix is None or (head.startswith(prefix)
+                                              and head[len(prefix):].isdigit()):
             found.add(name)
     return found
 
@@ -149,7 +235,7 @@ def pattern_view(ctx: Context, head: str | None) -> PatternView:
     """The pattern the claim reads, restricted to ``head`` when one is named, with its
     dataset's padding mask when it has one."""
     name = choose_pattern(ctx, head)
-    view = as_view(ctx.value(ast.Ref(name)), name)
+    view = on_view(ctx) if ctx.on else as_view(ctx.value(ast.Ref(name)), name)
     if view.batched:
         view.attach_dataset(_forward_dataset(ctx, name), ctx.dataset_spec)
     return view.select_head(head) if head is not None else view

@@ -170,23 +170,52 @@ class PatternView:
         return f"{samples} samples{where}" if samples is not None else f"pattern '{self.name}'"
 
 
+_ROLES = ("batch", "head", "query", "key")
+#: axis names that say what an axis is, so that it cannot be taken for a pattern axis
+_NAMED = re.compile(r"^(?!dim\d+$).+")
+
+
+def _shape_error(value: Labelled, name: str, problem: str) -> QuantityError:
+    """Why ``value`` is not an attention pattern, naming the quantity, its axes and the fix."""
+    axes = ", ".join(f"{a.name} ({n})" for a, n in zip(value.axes, value.shape))
+    return QuantityError(
+        f"'{name}' cannot be read as an attention pattern: its axes are [{axes}]; {problem}. "
+        "An attention claim reads a quantity with axes [batch, head, query, key] (batch and "
+        "head optional)",
+        hint=f"use an 'activation: blocks.<layer>.attn.hook_pattern' quantity; if '{name}' "
+             "holds a pattern under other axis names, declare them on its definition "
+             "('axes: [batch, head, query, key]'); otherwise index or average the other axes "
+             f"in an 'expr:' quantity (e.g. 'mean({name}, <axis>)'), or set 'on:' to one")
+
+
 def as_view(value: Labelled, name: str) -> PatternView:
-    """Normalise a pattern to (batch, head, query, key)."""
+    """Normalise a pattern to (batch, head, query, key): its axes found by name (``batch``,
+    ``head``, ``query``, ``key``); unnamed query and key axes are the last two. A 4-axis value
+    none of whose axes has a name (``dim0``..``dim3``, e.g. a ``call:`` quantity's tensor) is
+    taken as [batch, head, query, key] when its last two axes have the same size."""
     if value.ndim < 2:
-        raise QuantityError(f"'{name}' has shape {value.shape}; an attention pattern needs "
-                            "(query, key) axes", hint="use an 'activation: ...hook_pattern' "
-                                                      "quantity")
-    axes = list(range(value.ndim))
+        raise _shape_error(value, name, "a pattern needs query and key axes")
+    if value.ndim == 4 and not any(_NAMED.match(a.name) for a in value.axes):
+        if value.shape[2] != value.shape[3]:
+            raise _shape_error(value, name, "its last two axes (query, key) differ in size")
+        value = Labelled(value.values, tuple(Axis(role) for role in _ROLES), value.name,
+                         value.meta, keep_float32=value.keep_float32)
     named = {role: next((i for i, a in enumerate(value.axes) if a.matches(role)), None)
-             for role in ("batch", "head", "query", "key")}
-    query = named["query"] if named["query"] is not None else value.ndim - 2
-    key = named["key"] if named["key"] is not None else value.ndim - 1
-    rest = [i for i in axes if i not in (query, key, named["batch"], named["head"])]
-    if rest or query == key:
-        raise QuantityError(
-            f"'{name}' has axes {[a.name for a in value.axes]}; an attention pattern has "
-            "(batch, head, query, key), batch and head optional",
-            hint="index or average the other axes in an 'expr:' quantity")
+             for role in _ROLES}
+    # unnamed query and key axes: the last two axes without a name (dim0, dim1, ...)
+    free = [i for i in range(value.ndim) if i not in named.values()
+            and not _NAMED.match(value.axes[i].name)]
+    query = named["query"] if named["query"] is not None else (
+        free.pop(-2 if named["key"] is None and len(free) > 1 else -1) if free else None)
+    key = named["key"] if named["key"] is not None else (free.pop(-1) if free else None)
+    if query is None or key is None:
+        missing = " and ".join(r for r, i in (("query", query), ("key", key)) if i is None)
+        raise _shape_error(value, name, f"it has no {missing} axis")
+    rest = [i for i in range(value.ndim) if i not in (query, key, named["batch"],
+                                                       named["head"])]
+    if rest:
+        others = ", ".join(value.axes[i].name for i in rest)
+        raise _shape_error(value, name, f"axis {others} is not one of them")
     order = [i for i in (named["batch"], named["head"]) if i is not None] + [query, key]
     values = np.transpose(value.values, order)
     if named["head"] is None:

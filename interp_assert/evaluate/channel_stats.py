@@ -21,6 +21,7 @@ import numpy as np
 
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.channel_peaks import DEFAULT, Modes, PeakSettings, find_modes
+from interp_assert.evaluate.head_channels import grid_channels
 from interp_assert.evaluate.quantities.functions import register_function
 from interp_assert.evaluate.streaming import StreamingStats, kurtosis, skewness, variance
 from interp_assert.labels import Labelled, singular
@@ -244,6 +245,11 @@ def channel_stats(value: Labelled, noun: str | None, shown: str
             labels, axis_name = [shown], "channel"
         elif value.ndim == 1 and value.shape[0] == stats.channels:
             labels, axis_name = value.labels_of(0), value.axes[0].name
+        elif value.ndim > 1 and value.values.size == stats.channels:  # channels head × d_head
+            generic = noun is None or singular(noun) in _GENERIC_NOUNS
+            stats, labels, axis_name, note = grid_channels(
+                value, stats, None if generic else noun, shown)
+            return stats, labels, axis_name, None, note
         else:
             raise QuantityError(f"'{shown}' has shape {value.shape} but statistics of "
                                 f"{stats.channels} channels")

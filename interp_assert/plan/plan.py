@@ -41,7 +41,7 @@ def quantities_read(claim_file: ClaimFile, entry: ClaimEntry) -> set[str]:
         names.update(referenced_names(node))
     names.update(entry.parsed.claim.planned_quantities(definitions))
     if entry.options.get("on"):
-        names.add(str(entry.options["on"]))
+        names.update(_on_names(str(entry.options["on"]), definitions))
     found: set[str] = set()
     pending = list(names)
     while pending:
@@ -53,6 +53,18 @@ def quantities_read(claim_file: ClaimFile, entry: ClaimEntry) -> set[str]:
                 found.add(match)
                 pending.extend(definitions[match].kind.references())
     return found
+
+
+def _on_names(on: str, definitions: Mapping[str, Any]) -> set[str]:
+    """The names an ``on:`` option reads: a quantity, or those of an expression."""
+    if on in definitions:
+        return {on}
+    from interp_assert.language import parse_expression
+
+    try:
+        return set(referenced_names(parse_expression(on)))
+    except InterpAssertError:  # the claim reports it when it runs
+        return {on}
 
 
 def _normal(name: str) -> str:

@@ -22,11 +22,55 @@ if TYPE_CHECKING:
     from interp_assert.evaluate.evaluation import Evaluation
 
 _LAYER = re.compile(r"(?:blocks|layers?|layer|h)\.(\d+)\.")
+#: a module path inside an attention block (``attn``, ``self_attn``, ``attention.self``)
+_ATTENTION = re.compile(r"(?:^|[._])(?:attn|attention)(?:$|[._])", re.IGNORECASE)
 #: module names (last part of a path inside an MLP) whose output is the hidden layer: one
 #: channel per neuron (nanoGPT's c_fc and gelu, Llama's up/gate projections, HF's fc1/act)
 _MLP_HIDDEN = frozenset({"hook_pre", "hook_post", "hook_pre_linear", "c_fc", "fc1", "fc_in",
                          "up_proj", "gate_proj", "act", "act_fn", "gelu", "relu",
                          "intermediate", "dense_h_to_4h", "w1", "w3"})
+
+
+#: declared axis names whose positions take labels: heads, sequence positions, MLP neurons
+_POSITION_ROLES = frozenset({"pos", "position", "query", "key", "token", "seq", "source",
+                             "destination", "src", "dest"})
+
+
+def declared_axes(hook: str, shape: tuple[int, ...], positions: tuple[str, ...] | None,
+                  names: list[str] | None) -> tuple[Axis, ...]:
+    """The axes of an activation whose quantity declares ``axes: names``: each axis labelled
+    by what its declared name says it is (``head``: L{layer}H{i}; ``query``, ``key``, ``pos``:
+    the dataset's positions when their number matches; ``neuron``: L{layer}N{i}), else with
+    the labels the hook's own axes carry. Without a declaration (or with the wrong number of
+    names, which the quantity reports), the hook's axes."""
+    computed = activation_axes(hook, shape, positions)
+    if names is None or len(names) != len(shape):
+        return computed
+    layer = match.group(1) if (match := _LAYER.search(hook + ".")) else None
+    out = []
+    for name, size, axis in zip(names, shape, computed):
+        role = Axis(name, None)
+        labels = axis.labels
+        if role.matches("head"):
+            labels = tuple(f"{'L' + layer if layer is not None else ''}H{h}" for h in range(size))
+        elif any(role.matches(r) for r in _POSITION_ROLES):
+            labels = positions if positions is not None and len(positions) == size else None
+        elif role.matches("neuron"):
+            labels = tuple(f"{'L' + layer if layer is not None else ''}N{i}" for i in range(size))
+        out.append(Axis(name, labels))
+    return tuple(out)
+
+
+def in_attention(hook: str) -> bool:
+    """Whether a module path lies inside an attention block (``attn``, ``attention``)."""
+    return bool(_ATTENTION.search(hook))
+
+
+def head_channels(hook: str) -> bool:
+    """Whether ``hook``'s last two axes are (head, d_head), as TransformerLens's ``hook_z``:
+    its distribution then has one channel per (head, d_head) pair."""
+    axes = activation_axes(hook, (2, 3, 5, 7), None)
+    return axes[-2].matches("head") and not axes[-1].matches("key")
 
 
 def activation_axes(hook: str, shape: tuple[int, ...],
@@ -54,6 +98,12 @@ def activation_axes(hook: str, shape: tuple[int, ...],
                 pos_axis("key", shape[3]))
     if suffix in ("hook_q", "hook_k", "hook_v", "hook_z", "hook_result") and len(shape) == 4:
         return (Axis("batch"), pos_axis("pos", shape[1]), heads(shape[2]), Axis("d_head"))
+    if len(shape) == 4 and shape[2] == shape[3] and _ATTENTION.search(hook) and (
+            not suffix.startswith("hook_")) and (positions is None or len(positions) == shape[2]):
+        # a module inside attention whose output is square over positions (nanoGPT's
+        # attn_dropout, HF's attention dropout): an attention pattern [batch, head, query, key]
+        return (Axis("batch"), heads(shape[1]), pos_axis("query", shape[2]),
+                pos_axis("key", shape[3]))
     inside_mlp = suffix.startswith("hook_") or any(
         part in ("mlp", "ffn", "feed_forward", "intermediate") for part in hook.split(".")[:-1])
     if suffix in _MLP_HIDDEN and len(shape) == 3 and (inside_mlp or suffix == "intermediate"):
@@ -108,7 +158,9 @@ class Activation(ForwardQuantity):
     def compute(self, ev: Evaluation) -> Labelled:
         array, dataset = self.read(ev)
         positions = load_dataset(dataset).positions  # a text dataset derives them from tokens
-        axes = activation_axes(self.config["activation"], array.shape, positions)
+        definition = ev.definitions.get(self.name)
+        axes = declared_axes(self.config["activation"], array.shape, positions,
+                             getattr(definition, "axes", None))
         return Labelled(array, axes, self.name, {"context": self.context(dataset)},
                         keep_float32=True)
 
@@ -133,14 +185,26 @@ class Distribution(ForwardQuantity):
         hook, read_input = self.config["distribution"], bool(self.config.get("input", False))
         bins = int(self.config.get("bins", 1024))
         thresholds = tuple(float(t) for t in self.config.get("thresholds", ()))
+        if head_channels(hook):  # one channel per (head, d_head): heads are not pooled
+            from interp_assert.evaluate.head_channels import HeadChannelSink
+
+            return (("distribution", hook, read_input, bins, thresholds, "head×d_head"),
+                    lambda: HeadChannelSink(hook, read_input, bins, thresholds))
         return (("distribution", hook, read_input, bins, thresholds),
                 lambda: DistributionSink(hook, read_input, bins, thresholds))
 
     def compute(self, ev: Evaluation) -> Labelled:
-        stats, dataset = self.read(ev)
+        result, dataset = self.read(ev)
         hook = self.config["distribution"]
-        axis = activation_axes(hook, (1, 1, stats.channels), None)[-1]
-        return Labelled(stats.mean(), (axis,), self.name,
+        if isinstance(result, tuple):  # (stats, (heads, d_head)): channels head × d_head
+            stats, (n_heads, d_head) = result
+            axes = activation_axes(hook, (1, 1, n_heads, d_head), None)[-2:]
+            mean = stats.mean().reshape(n_heads, d_head)
+        else:
+            stats = result
+            axes = activation_axes(hook, (1, 1, stats.channels), None)[-1:]
+            mean = stats.mean()
+        return Labelled(mean, axes, self.name,
                         {"stats": stats, "context": {**self.context(dataset),
                                                      "values per channel": int(stats.n)}})
 
