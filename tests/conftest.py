@@ -19,6 +19,43 @@ N_NEURONS = 16
 D_MODEL = 4
 
 
+#: the costliest test files, roughly by CPU time (most start Ray, xdist or pytest/CLI processes,
+#: each importing torch anew), run first so that pytest-xdist's workers finish together; the
+#: other files follow in their usual order. A new heavy file belongs here.
+COSTLIEST_FIRST = (
+    "test_ray.py", "test_xdist.py", "test_interrupts.py", "test_consistency.py",
+    "test_readme.py", "test_hardening.py", "test_result_cache.py", "test_bundled_specs.py",
+    "test_adapters_hf.py", "test_fault_isolation.py", "test_devices.py",
+    "test_subject_loading.py", "test_attention.py", "test_bench_scale.py", "test_fuzz.py",
+    "test_adapters_tl.py", "test_causal.py", "test_circuits.py", "test_transformer_lens.py",
+    "test_notebooks.py", "test_sweeps.py", "test_baseline_concurrency.py", "test_api.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run :data:`COSTLIEST_FIRST` first (a stable sort: a file's tests keep their order)."""
+    rank = {name: i for i, name in enumerate(COSTLIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True, wrapper=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n``: interp-assert's scheduler (xdist's loadscope), with each test file one work
+    unit handed out in collection order. A file's module fixtures (a Ray cluster, a trained
+    model, a loaded subject) are then built by one worker only, not by every worker that
+    happens to run one of its tests."""
+    scheduler = yield
+    split = getattr(scheduler, "_split_scope", None)
+    if split is not None and type(scheduler).__name__ == "CheckpointScheduling":
+        def scope(nodeid: str) -> str:
+            path = nodeid.partition("::")[0]
+            return f"file {path}" if path.endswith(".py") else split(nodeid)
+
+        scheduler._split_scope = scope
+        config.option.loadscopereorder = False  # keep the order above, not largest-first
+    return scheduler
+
+
 def tiny_state_dict(seed: int = 0) -> dict[str, Any]:
     """A small "model": an MLP output matrix, a readout over digits and an unembedding."""
     import torch

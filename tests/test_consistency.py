@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import claim_file_text, save_checkpoint, tiny_state_dict
 
+from interp_assert.loading.subject import clear_subjects
+
 pytestmark = pytest.mark.usefixtures("heavy_modules_loaded")
 
 CLAIMS = """
@@ -87,7 +89,8 @@ MEMORY_LIMIT = "16KB"  # the 64 x 64 'big' weight needs 32 KiB as float64
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+def claim_files(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The checkpoints, user code and both claim files (no baseline yet)."""
     import torch
 
     root = pytester.path
@@ -103,6 +106,14 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "sweep.claims.yaml").write_text(SWEEP)
     monkeypatch.setenv("INTERP_ASSERT_MEMORY_LIMIT", MEMORY_LIMIT)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    return root
+
+
+@pytest.fixture
+def project(claim_files: Path) -> Path:
+    """:func:`claim_files` and a baseline: every claim's value recorded by the CLI, then
+    'unrecorded' taken out again."""
+    root = claim_files
     # the baseline: every claim's value recorded, then 'unrecorded' taken out again
     cli(root, "check", *FILES, "--baseline", "base.json", "--baseline-update")
     base = json.loads((root / "base.json").read_text())
@@ -129,8 +140,11 @@ def test_every_driver_reaches_the_same_verdicts_and_json(
         project: Path, pytester: pytest.Pytester) -> None:
     pytest_args = ["-p", "no:cacheprovider", "-rsxX", "--interp-plots=all",
                    "--interp-artifacts=.ia", "--interp-baseline=base.json", "-k", "not deselected"]
-    serial = pytester.runpytest_subprocess(*pytest_args, "--interp-json=serial.json")
+    # the serial run in this process (its imports are warm); the other drivers do not reuse
+    # what it loaded
+    serial = pytester.runpytest(*pytest_args, "--interp-json=serial.json")
     serial.assert_outcomes(passed=4, failed=3, errors=3, skipped=3, xfailed=2)
+    clear_subjects()
     xdist = pytester.runpytest_subprocess(*pytest_args, "-n", "2", "--interp-json=xdist.json")
     xdist.assert_outcomes(passed=4, failed=3, errors=3, skipped=3, xfailed=2)
     check = cli(project, "check", *FILES, "--baseline", "base.json", "--plots", "all",
@@ -164,12 +178,12 @@ def test_every_driver_reaches_the_same_verdicts_and_json(
     assert page.count('class="claim"') == len(EXPECTED)
 
 
-def test_deselected_and_unused_quantities_are_not_planned(project: Path) -> None:
+def test_deselected_and_unused_quantities_are_not_planned(claim_files: Path) -> None:
     """The plan holds only what the selected claims read: a deselected claim and a quantity
     no selected claim uses register no sink."""
     from interp_assert.run.runner import Runner, RunOptions
 
-    runner = Runner(RunOptions(root=project))
-    checks = runner.checks(runner.load(project / "weights.claims.yaml"))
+    runner = Runner(RunOptions(root=claim_files))
+    checks = runner.checks(runner.load(claim_files / "weights.claims.yaml"))
     runner.prepare([c for c in checks if c.entry.id == "holds"])
     assert runner.plan._passes == {}  # weight claims read no forward pass

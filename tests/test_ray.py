@@ -18,6 +18,7 @@ from conftest import claim_file_text, save_checkpoint, tiny_state_dict
 from interp_assert.drivers import cli
 from interp_assert.drivers.ray_runs import connect, groups
 from interp_assert.errors import InterpAssertError
+from interp_assert.loading.subject import clear_subjects
 from interp_assert.run.runner import Runner, RunOptions
 
 pytestmark = pytest.mark.usefixtures("heavy_modules_loaded")
@@ -126,9 +127,10 @@ def test_pytest_on_ray_gives_the_serial_outcomes(cluster: str, pytester: pytest.
     if TOKEN.exists():
         monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(TOKEN))
     args = ["-p", "no:cacheprovider", "-rsxX", "--interp-artifacts=.ia", "--interp-plots=all"]
-    serial = pytester.runpytest_subprocess(*args, "--interp-json=serial.json")
+    serial = pytester.runpytest(*args, "--interp-json=serial.json")  # in this process
     outcomes = {"passed": 3, "failed": 2, "errors": 2, "skipped": 1, "xfailed": 2}
     serial.assert_outcomes(**outcomes)
+    clear_subjects()  # nothing it loaded is reused below
     remote = pytester.runpytest_subprocess(*args, "--interp-json=ray.json", "--interp-ray=auto")
     remote.assert_outcomes(**outcomes)
     records = json.loads((pytester.path / "serial.json").read_text())["results"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 import interp_assert as ia
 from interp_assert.claims.builtin import parse_claim
 from interp_assert.errors import InterpAssertError
+from interp_assert.loading.subject import clear_subjects
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -45,6 +47,16 @@ def test_the_table_is_read():
 def test_sentence_parses_and_prints_back(sentence):
     parsed = parse_claim(sentence)
     assert str(parse_claim(str(parsed.claim)).claim) == str(parsed.claim)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_subjects() -> Iterator[None]:
+    """The sentences share loaded models and forward passes, as the claims of one ``pytest``
+    run do: the process-wide subject pool is emptied before and after this module, not
+    between its tests (each sentence still evaluates its own claim)."""
+    clear_subjects()
+    yield
+    clear_subjects()
 
 
 @pytest.fixture(scope="module")
