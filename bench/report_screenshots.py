@@ -1,16 +1,24 @@
 """Screenshots of the HTML report (the top, a failing card, a sweep) for docs/images/.
 
-    python bench/report_screenshots.py REPORT.html [--out docs/images]
+    python bench/report_screenshots.py [REPORT.html] [--out docs/images]
 
-Needs playwright (the ``test`` extra) and a Chromium (playwright's, or chromium / google-chrome
-on the PATH).
+Without REPORT.html it writes one first, in a temporary copy of the project: the bundled
+induction claims gated on an early checkpoint (step_1000, before the induction head formed,
+so some claims fail), the induction sweep and the gates tables. Needs playwright (the
+``test`` extra) and a Chromium (playwright's, or chromium / google-chrome on the PATH).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def chromium_path() -> str | None:
@@ -43,6 +51,9 @@ def shoot(report: Path, out: Path) -> list[Path]:
         page.goto(report.resolve().as_uri())
         page.screenshot(path=out / "dashboard-top.png")
         written.append(out / "dashboard-top.png")
+        contents = page.locator("#contents")
+        contents.screenshot(path=out / "dashboard-contents.png")
+        written.append(out / "dashboard-contents.png")
         failing = page.locator('article.card[data-verdict="fails"]').first
         if failing.count():
             failing.screenshot(path=out / "failing-card.png")
@@ -55,13 +66,33 @@ def shoot(report: Path, out: Path) -> list[Path]:
     return written
 
 
+def write_report(folder: Path) -> Path:
+    """The bundled example report in ``folder`` (a copy of specs/, the candidate on step_1000)."""
+    shutil.copytree(ROOT / "specs", folder / "specs")
+    (folder / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
+    spec = folder / "specs" / "induction.claims.yaml"
+    text = spec.read_text(encoding="utf-8")
+    spec.write_text(text.replace("checkpoints/induction.pt", "checkpoints/step_1000.pt")
+                    .replace("title: An induction head", "title: Candidate step_1000, an "
+                             "induction head", 1), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    subprocess.run([sys.executable, "-m", "interp_assert.drivers.cli", "report",
+                    "specs/induction.claims.yaml", "specs/induction_sweep.claims.yaml",
+                    "specs/gates.claims.yaml", "-o", "report.html", "--title",
+                    "Bundled claims", "--no-cache"], cwd=folder, env=env, check=False)
+    return folder / "report.html"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("report", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("report", type=Path, nargs="?")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()
-    for path in shoot(args.report, args.out):
-        print(path)
+    with tempfile.TemporaryDirectory() as folder:
+        report = args.report or write_report(Path(folder))
+        print(f"{report}: {report.stat().st_size / 1e6:.2f} MB")
+        for path in shoot(report, args.out):
+            print(path)
 
 
 if __name__ == "__main__":
