@@ -116,7 +116,8 @@ def _row(item: Mapping[str, Any], anchor: str, report: Report) -> dict[str, Any]
     change = (item.get("baseline") or {}).get("change")
     return {**_words(item["verdict"]), "anchor": anchor, "file": report.display(item["file"]),
             "claim": item["name"], "fails_run": bool(item.get("fails_run")),
-            "checkpoint": item.get("label") or "", "measured": measured,
+            "checkpoint": item.get("label") or report.shown(str(item.get("checkpoint") or "")),
+            "measured": measured, "baseline": "baseline" in item,
             "value_key": _number(item.get("value")), "expected": item.get("expected") or "",
             "change": change_text(item), "change_key": _number(change)}
 
@@ -187,7 +188,8 @@ def view(parts: Sequence[Section], root: Path, output: Path, title: str,
     for entry in files.values():
         entry["tally"] = [{**_words(v), "count": n} for v, n in entry["counts"].items()]
     rows.sort(key=lambda row: not row["fails_run"])  # what fails the run first, else in order
-    return {"title": title, "tally": tally, "rows": rows, "files": list(files.values()),
+    return {"title": title, "tally": tally, "rows": rows,
+            "baselines": any(row["baseline"] for row in rows), "files": list(files.values()),
             "sweeps": sweep_views, "total": len(rows),
             "verdicts": [_words(v.value) for v in Verdict]}
 

@@ -33,7 +33,7 @@ def compressed_image(path: Path, max_width: int = MAX_WIDTH,
     if picture.width > max_width:
         height = round(picture.height * max_width / picture.width)
         picture = picture.resize((max_width, height), Image.Resampling.LANCZOS)
-    palette = picture.quantize(colors=colours, method=Image.Quantize.MEDIANCUT,
+    palette = picture.quantize(colors=colours, method=Image.Quantize.FASTOCTREE,
                                dither=Image.Dither.NONE)
     out = io.BytesIO()
     if _webp():
