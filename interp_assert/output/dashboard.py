@@ -90,10 +90,14 @@ class Report(ReportContext):
         return data_uri(path), self.relative(path)
 
 
+#: the symbol before a verdict's words in the summary, the contents and the cards
+SYMBOLS = {"holds": "✓", "fails": "✗", "error": "⚠", "skipped": "–", "xfail": "✗", "xpass": "✓"}
+
+
 def _words(verdict: str) -> dict[str, str]:
     words = WORDS[Verdict(verdict)]
     return {"verdict": verdict, "status": words.text, "colour": words.colour,
-            "mark": words.mark}
+            "mark": words.mark, "symbol": SYMBOLS.get(verdict, "")}
 
 
 def _number(value: Any) -> str:
