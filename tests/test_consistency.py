@@ -175,7 +175,7 @@ def test_every_driver_reaches_the_same_verdicts_and_json(
     serial.stdout.fnmatch_lines(["*XPASS(strict)*status: open, but the claim now holds*"])
     serial.stdout.fnmatch_lines(["*SKIPPED*requires 'open-fails', which does not hold*"])
     page = (project / "report.html").read_text(encoding="utf-8")
-    assert page.count('class="claim"') == len(EXPECTED)
+    assert page.count('<article class="card"') == len(EXPECTED)
 
 
 def test_deselected_and_unused_quantities_are_not_planned(claim_files: Path) -> None:

@@ -149,7 +149,7 @@ def test_pytest_on_ray_gives_the_serial_outcomes(cluster: str, pytester: pytest.
     assert (pytester.path / "report.json").read_bytes() == (
         pytester.path / "serial.json").read_bytes()
     page = (pytester.path / "report.html").read_text(encoding="utf-8")
-    assert page.count('class="claim"') == len(records)
+    assert page.count('<article class="card"') == len(records)
     # the terminal's reports (errors, failures, the summary of skips and xfails) are the same
     assert reports(remote.outlines) == reports(serial.outlines)
     remote.stdout.fnmatch_lines(["*XPASS(strict)*status: open, but the claim now holds*",

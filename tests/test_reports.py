@@ -120,8 +120,9 @@ def test_junit_properties_and_attachments(weights: Path, pytester: pytest.Pytest
     assert properties["value"] == "2.0" and properties["expected"] == ">= 1.5"
     assert properties["checkpoint"] == "model.pt" and len(properties["sha256"]) == 64
     plot = weights / ".interp-assert" / "plots" / "w.claims" / "top.png"
-    assert properties["plot"] == str(plot)
-    assert plot.exists()
+    # relative to the rootdir: GitLab shows attachments only relative to the project folder
+    assert properties["plot"] == ".interp-assert/plots/w.claims/top.png"
+    assert plot.exists() and (pytester.path / properties["plot"]).samefile(plot)
     assert cases["low"].find("failure") is not None
     # attachments travel in the testcase's system-out, which junitxml writes from the
     # report's captured-output sections with junit_logging = system-out (pytest's public way)
@@ -130,8 +131,17 @@ def test_junit_properties_and_attachments(weights: Path, pytester: pytest.Pytest
                        "-o", "junit_logging=system-out")
     cases = {c.get("name"): c for c in ET.parse(weights / "junit2.xml").iter("testcase")}
     (out,) = cases["top"].iter("system-out")
-    assert f"[[ATTACHMENT|{plot}]]" in out.text
+    assert "[[ATTACHMENT|.interp-assert/plots/w.claims/top.png]]" in out.text
     assert "[[ATTACHMENT|" in cases["low"].find("system-out").text
+    # the ini option: absolute paths, or relative to another folder
+    for setting, shown in (("absolute", str(plot.resolve())),
+                           (".interp-assert", "plots/w.claims/top.png")):
+        pytester.runpytest(*RUN, "--interp-plots", "all", "--junitxml", "junit3.xml",
+                           "-o", "junit_logging=system-out",
+                           "-o", f"interp_assert_attachments={setting}")
+        top = {c.get("name"): c for c in ET.parse(weights / "junit3.xml").iter("testcase")}["top"]
+        assert f"[[ATTACHMENT|{shown}]]" in next(top.iter("system-out")).text
+        assert {p.get("name"): p.get("value") for p in top.iter("property")}["plot"] == shown
 
 
 def test_plots_inline_in_the_html_report(weights: Path, pytester: pytest.Pytester) -> None:

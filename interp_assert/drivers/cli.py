@@ -121,8 +121,6 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
         return EXIT_ERROR
     checks, broken = _load_all(runner, files)
     checks = [c for c in checks if _selected(c, args.select)]
-    if document is not None and not args.all_checkpoints:
-        checks = _latest_targets(checks)
     progress = RichProgress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
     runner.options.progress = progress
     records, reports = [], []
@@ -172,14 +170,6 @@ def _results(runner: Runner, checks: list[Check],
     return ray_results(runner, checks, ray)
 
 
-def _latest_targets(checks: list[Check]) -> list[Check]:
-    """Only each claim file's last target (a document shows a sweep's latest checkpoint)."""
-    last = {}
-    for check in checks:
-        last[id(check.claim_file)] = check.target
-    return [c for c in checks if c.target == last[id(c.claim_file)]]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="interp-assert", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,7 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("--format", choices=("html", "markdown"), default="html")
     report.add_argument("--title", default="Claims", help="the document's title")
     report.add_argument("--all-checkpoints", action="store_true",
-                        help="one section per checkpoint of a sweep (default: the latest)")
+                        help="cards for every checkpoint of a sweep (default: the latest; the "
+                             "sweep's claims × checkpoints table shows them all)")
     report.add_argument("--artifacts", default=".interp-assert", help="folder for plots")
     report.set_defaults(run=report_command, plots="all", verbose=False, quiet=False)
     for command in (check, report):

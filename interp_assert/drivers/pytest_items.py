@@ -98,7 +98,7 @@ class ClaimItem(pytest.Item):
             properties.append(("baseline", repr(result.baseline.value)))
         if result.plot is not None:
             self.interp_plot = str(result.plot.resolve())
-            properties.append(("plot", self.interp_plot))
+            properties.append(("plot", attachment_path(self.config, self.interp_plot)))
         self.user_properties.extend(p for p in properties if p[1] is not None)
         verdict, reason = result.verdict, result.judgement.reason
         if verdict is Verdict.ERROR:  # an error, not a failure: ERROR at setup, report only
@@ -129,3 +129,19 @@ class ClaimItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.check.entry.location.line - 1, f"claim {self.name}"
+
+
+def attachment_path(config: pytest.Config, plot: str) -> str:
+    """A plot's path as JUnit shows it: relative to the ``interp_assert_attachments`` folder
+    (default the rootdir; GitLab shows attachments only relative to the project folder), or
+    absolute with ``interp_assert_attachments = absolute``."""
+    import os
+
+    setting = str(config.getini("interp_assert_attachments") or "").strip()
+    if setting == "absolute":
+        return str(Path(plot).resolve())
+    base = Path(config.rootpath) / setting if setting else Path(config.rootpath)
+    try:
+        return Path(os.path.relpath(Path(plot).resolve(), base.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): only an absolute path reaches it
+        return str(Path(plot).resolve())

@@ -94,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   default=DEFAULT_PATTERNS)
     parser.addini("interp_assert_baseline", "baseline file (relative to the rootdir)",
                   default="")
+    parser.addini("interp_assert_attachments", "JUnit plot paths (plot property, "
+                  "[[ATTACHMENT|...]]) relative to this folder (relative to the rootdir; "
+                  "default the rootdir), or 'absolute'", default="")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -320,11 +323,13 @@ class _Reporting:
             _session(self.config).add(report.nodeid, record)
         plot = getattr(report, "interp_plot", None)
         if plot is not None:
+            from interp_assert.drivers.pytest_items import attachment_path
+
             # JUnit attachment: junitxml writes a report's captured stdout sections into the
             # testcase's system-out (with junit_logging = system-out or all), where Jenkins,
             # GitLab and Azure read [[ATTACHMENT|path]] lines
             report.sections.append(("Captured stdout interp-assert",
-                                    f"[[ATTACHMENT|{plot}]]\n"))
+                                    f"[[ATTACHMENT|{attachment_path(self.config, plot)}]]\n"))
 
 
 @pytest.hookimpl(tryfirst=True)

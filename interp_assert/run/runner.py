@@ -47,7 +47,7 @@ from interp_assert.output.document import FileHeader, sections, write_document
 from interp_assert.output.files import file_stem, relative, safe_name
 from interp_assert.output.plotting import save_plot
 from interp_assert.output.results import record, write_records
-from interp_assert.output.trajectories import draw_trajectories, trajectories
+from interp_assert.output.trajectories import Trajectory, draw_trajectories, trajectories
 from interp_assert.plan.plan import Plan, RunPlan
 from interp_assert.progress import Progress, phase, using
 from interp_assert.run.baseline_update import update_baseline
@@ -378,7 +378,7 @@ class Runner:
                     or f"results written to {json_path}")
         if options.report is not None:
             report = options.report
-            attempt(lambda: self.write_report(records, report)
+            attempt(lambda: self.write_report(records, report, found)
                     or f"report written to {report}")
         if errors:
             failure = OutputError("\n".join(errors))
@@ -386,8 +386,9 @@ class Runner:
             raise failure
         return messages
 
-    def write_report(self, records: list[dict[str, Any]], output: Path) -> None:
-        """The document of ``records`` (HTML, or Markdown for ``*.md``)."""
+    def write_report(self, records: list[dict[str, Any]], output: Path,
+                     sweeps: Iterable[Trajectory] = ()) -> None:
+        """The document of ``records`` (HTML, or Markdown for ``*.md``) and the sweeps."""
         headers = {}
         for file in sorted({item["file"] for item in records}):
             try:
@@ -401,5 +402,5 @@ class Runner:
                                        tuple(e.id for e in claim_file.claims), subjects)
         markdown = output.suffix.lower() in (".md", ".markdown")
         write_document(sections(records, headers, self.options.report_latest_only),
-                       self.options.root, output, markdown, self.options.report_title)
+                       self.options.root, output, markdown, self.options.report_title, sweeps)
 
