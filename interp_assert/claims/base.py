@@ -123,6 +123,12 @@ class Claim(ABC):
         that picks a quantity itself, such as an attention pattern, names it here)."""
         return set()
 
+    def lean_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """Streamed quantities this claim reads only through statistics that need no raw
+        samples (moments, extremes, histogram peaks): the plan keeps no samples for a quantity
+        every claim reading it names here."""
+        return set()
+
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         """Forward-pass sinks this claim reads beyond its quantities, as (dataset name, or None

@@ -107,7 +107,8 @@ class Evaluation:
                 [*self._stack, name]), definition.location)
         key = ("quantity", self.fingerprint(name), self.dataset, self.interventions)
         cache = self._subject.cache if self._subject is not None else {}
-        if key not in cache:
+        stale = getattr(definition.kind, "stale", None)
+        if key not in cache or (stale is not None and stale(self, cache[key])):
             self._stack.append(name)
             try:
                 cache[key] = definition.to_labelled(definition.kind.compute(self))

@@ -28,6 +28,10 @@ is at most this fraction of the memory limit; beyond it only the histograms stay
 statistics read from them carry their error bound."""
 
 
+NOT_KEPT = "samples were not kept"
+"""Why a :class:`StreamingStats` made with ``keep_samples=False`` holds no raw samples."""
+
+
 class StreamingStats:
     """Statistics of ``channels`` distributions fed in batches of shape [samples, channels]."""
 
@@ -51,7 +55,7 @@ class StreamingStats:
         self._kept: list[np.ndarray] | None = [] if keep_samples else None
         self._kept_bytes = 0
         self._gathered: np.ndarray | None = None
-        self.dropped = "" if keep_samples else "samples were not kept"
+        self.dropped = "" if keep_samples else NOT_KEPT
 
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
