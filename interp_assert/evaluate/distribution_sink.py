@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from interp_assert.evaluate.forward import Sink, _to_numpy
-from interp_assert.evaluate.streaming import StreamingStats
+from interp_assert.evaluate.streaming import NOT_KEPT, StreamingStats
 
 
 class DistributionSink(Sink):
@@ -27,6 +27,8 @@ class DistributionSink(Sink):
         if self.stats is None:
             self.stats = StreamingStats(array.shape[-1], self.bins, self.thresholds,
                                         keep_samples=self.keep_samples)
+            if not self.keep_samples:
+                self.stats.dropped = NOT_KEPT
         self.stats.update(array.reshape(-1, array.shape[-1]))
 
     def result(self) -> StreamingStats:

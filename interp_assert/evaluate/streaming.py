@@ -28,8 +28,9 @@ is at most this fraction of the memory limit; beyond it only the histograms stay
 statistics read from them carry their error bound."""
 
 
-NOT_KEPT = "samples were not kept"
-"""Why a :class:`StreamingStats` made with ``keep_samples=False`` holds no raw samples."""
+NOT_KEPT = "no claim reads quantiles or fractions of it, so its raw samples were not kept"
+"""Why the statistics of a planned ``distribution:`` sink hold no raw samples (the plan asked
+for none); unlike samples dropped under the memory limit, such statistics are cached."""
 
 
 class StreamingStats:
@@ -55,7 +56,7 @@ class StreamingStats:
         self._kept: list[np.ndarray] | None = [] if keep_samples else None
         self._kept_bytes = 0
         self._gathered: np.ndarray | None = None
-        self.dropped = "" if keep_samples else NOT_KEPT
+        self.dropped = "" if keep_samples else "samples were not kept"
 
     # -- feeding ---------------------------------------------------------------------------
     def update(self, batch: np.ndarray) -> None:
