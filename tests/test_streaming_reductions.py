@@ -164,3 +164,40 @@ def test_moment_claims_keep_no_samples(world: dict[str, Any]) -> None:
     for i in firing[:8]:
         assert medians[f"L0N{i}"] == pytest.approx(
             float(np.median(post[:, i])), rel=1e-12, abs=1e-15)
+
+
+def test_lean_statistics_and_summaries_are_cached_but_not_served_where_samples_are_needed(
+        tmp_path: Path) -> None:
+    import torch
+
+    from interp_assert.evaluate import result_cache
+    from interp_assert.evaluate.attention_stream import PatternSummarySink
+    from interp_assert.evaluate.distribution_sink import DistributionFactory
+    from interp_assert.evaluate.forward import _serves
+
+    rng = np.random.default_rng(0)
+    keeping = DistributionFactory("h")
+    lean_sink = keeping.without_samples()()
+    lean_sink.update(torch.tensor(rng.normal(size=(4, 5, 3)).astype(np.float32)), {})
+    lean = lean_sink.result()
+    assert not lean.exact
+    cache = result_cache.ResultCache(tmp_path)
+    assert cache.put("lean", lean)
+    found = cache.get("lean")
+    assert np.array_equal(found.power_sums, lean.power_sums) and not found.exact
+    assert _serves(found, keeping.without_samples()) and not _serves(found, keeping)
+    sink = PatternSummarySink("p", "previous")
+    pattern = rng.random((6, 2, 4, 4)).astype(np.float32)
+    sink.update(torch.tensor(pattern[:4]), {})
+    sink.update(torch.tensor(pattern[4:]), {})
+    summary = sink.result()
+    assert cache.put("summary", summary)
+    again = cache.get("summary")
+    for name, value in summary.state().items():
+        other = getattr(again, name)
+        assert (np.array_equal(value, other) if isinstance(value, np.ndarray)
+                else all(np.array_equal(a, b) for a, b in zip(value, other))
+                if isinstance(value, tuple) else value == other), name
+    assert np.array_equal(again.values(1)[:, 0, [1, 2, 3], [0, 1, 2]],
+                          pattern[:, 1, [1, 2, 3], [0, 1, 2]])
+    assert np.array_equal(again.mean(1)[0], pattern[:, 1].mean(axis=0, dtype=np.float64))
