@@ -111,6 +111,8 @@ def test_positional_claims_stream_with_identical_numbers(world: dict[str, Any]) 
             streamed = results[f"{kind}-L1H{h}"].outcome
             whole = results[f"{kind}-L1H{h}-whole"].outcome
             assert streamed.value == whole.value, (kind, h)  # bit for bit
+            assert (results[f"{kind}-L1H{h}"].quantities
+                    == results[f"{kind}-L1H{h}-whole"].quantities == ["pattern"])
             assert streamed.value == pytest.approx(expected[h], rel=1e-6, abs=1e-9)
             assert streamed.measured == whole.measured
             assert streamed.notes == whole.notes

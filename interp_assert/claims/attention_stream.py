@@ -138,6 +138,7 @@ def streamed_view(ctx: Context, claim: AttendsTo) -> PatternView | None:
     view.index = heads.index(claim.subject)
     view.values = summary.values(view.index)
     view.dataset, view.mask = dataset, mask if masked else None
+    ctx.note_used(name)
     return view
 
 

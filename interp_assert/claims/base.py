@@ -55,6 +55,11 @@ class Context(Protocol):
 
     def quantity(self, name: str) -> Labelled: ...
 
+    def note_used(self, name: str) -> None:
+        """Record that the claim read quantity ``name`` without :meth:`quantity` (a summary
+        of it streamed by its own sink)."""
+        ...
+
     @property
     def definitions(self) -> Mapping[str, Any]:
         """The claim file's quantity definitions by name (read only)."""

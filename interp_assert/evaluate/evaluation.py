@@ -116,9 +116,13 @@ class Evaluation:
                 raise exc.at(definition.location) from None
             finally:
                 self._stack.pop()
+        self.note_used(name)
+        return cache[key].with_name(name)
+
+    def note_used(self, name: str) -> None:
+        """Record that the claim read quantity ``name`` (its record lists it)."""
         if name not in self.used:
             self.used.append(name)
-        return cache[key].with_name(name)
 
     def fingerprint(self, name: str, _trail: tuple[str, ...] = ()) -> str:
         """Identity of quantity ``name``'s value (its cache key): its definition and, for an
