@@ -207,7 +207,7 @@ def test_bfloat16_values_are_within_the_documented_tolerance_of_float32(tmp_path
 def test_reductions_of_bfloat16_activations_accumulate_in_float64() -> None:
     import torch
 
-    from interp_assert.evaluate.forward import DistributionSink
+    from interp_assert.evaluate.distribution_sink import DistributionSink
     from interp_assert.evaluate.metrics import LogitDifference
     from interp_assert.loading.data import Dataset, DatasetSpec
 

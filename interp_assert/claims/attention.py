@@ -31,7 +31,7 @@ The scores are computed in :mod:`interp_assert.evaluate.attention_scores` on the
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +44,13 @@ from interp_assert.claims.attention_pattern import (
     pattern_view,
     planned_patterns,
 )
+from interp_assert.claims.attention_stream import stream_sinks, streamed_pattern, streamed_view
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.claims.ranking import ranks
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.attention_scores import (
     TOKEN_KINDS,
-    is_causal,
     key_scores,
     mask_keys,
     modal_keys,
@@ -170,12 +170,19 @@ attention_target: member ("," member)*                          -> attention_key
                 f"{self.comparison}")
 
     def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
-        """The pattern quantities of its head (a lone head-like subject counts as one)."""
+        """The pattern quantities of its head (a lone head-like subject counts as one); none
+        when it reads a streamed summary (:mod:`interp_assert.claims.attention_stream`)."""
+        if streamed_pattern(self, definitions) is not None:
+            return set()
         head = self.head
         if head is None and HEAD_LABEL.match(self.subject):
             head = self.subject
         found = planned_patterns(definitions, head)
         return found or planned_patterns(definitions, None)
+
+    def planned_sinks(self, claim_file: Any, dataset: str | None
+                      ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        return stream_sinks(self, claim_file.quantities)
 
     def roles(self, ctx: Context) -> tuple[str | None, str | None]:
         """(head, query): a lone subject may be a head (then every query counts)."""
@@ -185,7 +192,7 @@ attention_target: member ("," member)*                          -> attention_key
 
     def evaluate(self, ctx: Context) -> Outcome:
         head, query_label = self.roles(ctx)
-        view = pattern_view(ctx, head)
+        view = streamed_view(ctx, self) or pattern_view(ctx, head)
         scores, cells, what, count = self._scores(ctx, view, query_label)
         nan = np.isnan(scores)
         best = int(np.argmax(nan)) if nan.any() else int(np.argmax(scores))
@@ -214,7 +221,7 @@ attention_target: member ("," member)*                          -> attention_key
             target = (RELATIVE_TEXT[self.relative] if self.relative is not None
                       else f"a real key among {_keys_text(self.keys)}")
             notes.append(f"no (sample, query) pair has {target}")
-        if self.relative == "next" and is_causal(view.values):
+        if self.relative == "next" and view.causal():
             notes.append(f"pattern '{view.name}' is causal (no weight on any later key), so no "
                          "query can attend to the next token")
         outlined = ("outlined: each query's most frequent induction target"
@@ -253,7 +260,7 @@ attention_target: member ("," member)*                          -> attention_key
         scores, count = set_scores(view.values, keys, queries)
         pairs = np.broadcast_to(keys, (queries.shape[0], n_query, n_key)).any(axis=2) & queries
         cells = modal_keys(keys, pairs)
-        if self.relative in ("itself", "first") and pairs[:, 0].any() and is_causal(view.values):
+        if self.relative in ("itself", "first") and pairs[:, 0].any() and view.causal():
             view.notes.append(f"query 0 counts ({int(pairs[:, 0].sum())} of {count} pairs): "
                               "causal masking puts all its weight on itself, the first token")
         return scores, cells, f"weight {source}on {RELATIVE_TEXT[self.relative]}", count

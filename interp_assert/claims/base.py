@@ -55,6 +55,11 @@ class Context(Protocol):
 
     def quantity(self, name: str) -> Labelled: ...
 
+    def note_used(self, name: str) -> None:
+        """Record that the claim read quantity ``name`` without :meth:`quantity` (a summary
+        of it streamed by its own sink)."""
+        ...
+
     @property
     def definitions(self) -> Mapping[str, Any]:
         """The claim file's quantity definitions by name (read only)."""
@@ -121,6 +126,12 @@ class Claim(ABC):
     def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
         """Quantities this claim reads beyond the names in its sentence (for the plan: a kind
         that picks a quantity itself, such as an attention pattern, names it here)."""
+        return set()
+
+    def lean_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """Streamed quantities this claim reads only through statistics that need no raw
+        samples (moments, extremes, histogram peaks): the plan keeps no samples for a quantity
+        every claim reading it names here."""
         return set()
 
     def planned_sinks(self, claim_file: Any, dataset: str | None

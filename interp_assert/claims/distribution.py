@@ -37,6 +37,7 @@ there) and the verdicts from :mod:`interp_assert.claims.distribution_verdicts`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -182,6 +183,15 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             yield self.comparison.value
             if self.comparison.upper is not None:
                 yield self.comparison.upper
+
+    def lean_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
+        """The source, when it is a quantity named outright and the claim reads no quantile or
+        fraction (those are exact only from the raw samples)."""
+        if not isinstance(self.source, ast.Ref) or self.source.name not in definitions:
+            return set()
+        if self.statistic is not None and self.statistic.name in SAMPLE_STATS:
+            return set()
+        return {self.source.name}
 
     # -- evaluation --------------------------------------------------------------------------
     def evaluate(self, ctx: Context) -> Outcome:
@@ -372,6 +382,10 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         if self.predicate == "peak":
             return "peak distance" + (" (std)" if self.relative else "")
         return str(self.statistic)
+
+
+#: statistics read from the raw samples when they were kept (exact), else from the histogram
+SAMPLE_STATS = frozenset({"quantile", "median", "fraction"})
 
 
 def _statistic(tree: Any) -> Statistic:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, UnknownNameError, did_you_mean
-from interp_assert.evaluate.attention_scores import masked_mean
+from interp_assert.evaluate.attention_scores import is_causal, masked_mean
 from interp_assert.labels import Axis, Labelled
 
 if TYPE_CHECKING:
@@ -44,6 +44,10 @@ class PatternView:
     def mean(self) -> np.ndarray:
         """(head, query, key) batch mean; with a mask, over the samples where both are real."""
         return masked_mean(self.values, self.mask)
+
+    def causal(self) -> bool:
+        """Whether the pattern puts no weight on any later key."""
+        return is_causal(self.values)
 
     def real_queries(self) -> np.ndarray:
         """(batch, query) True where the query is a real token."""

@@ -107,7 +107,8 @@ class Evaluation:
                 [*self._stack, name]), definition.location)
         key = ("quantity", self.fingerprint(name), self.dataset, self.interventions)
         cache = self._subject.cache if self._subject is not None else {}
-        if key not in cache:
+        stale = getattr(definition.kind, "stale", None)
+        if key not in cache or (stale is not None and stale(self, cache[key])):
             self._stack.append(name)
             try:
                 cache[key] = definition.to_labelled(definition.kind.compute(self))
@@ -115,9 +116,13 @@ class Evaluation:
                 raise exc.at(definition.location) from None
             finally:
                 self._stack.pop()
+        self.note_used(name)
+        return cache[key].with_name(name)
+
+    def note_used(self, name: str) -> None:
+        """Record that the claim read quantity ``name`` (its record lists it)."""
         if name not in self.used:
             self.used.append(name)
-        return cache[key].with_name(name)
 
     def fingerprint(self, name: str, _trail: tuple[str, ...] = ()) -> str:
         """Identity of quantity ``name``'s value (its cache key): its definition and, for an

@@ -95,31 +95,6 @@ class CaptureSink(KeepingSink):
         self.parts.append(_to_numpy(value))
 
 
-class DistributionSink(Sink):
-    """Streams per-channel statistics of an activation pooled over all but its last axis."""
-
-    def __init__(self, hook: str, read_input: bool = False, bins: int = 1024,
-                 thresholds: Sequence[float] = ()) -> None:
-        self.hook, self.read_input = hook, read_input
-        self.bins, self.thresholds = bins, tuple(thresholds)
-        self.stats: StreamingStats | None = None
-
-    def update(self, value: Any, batch: dict[str, Any]) -> None:
-        array = _to_numpy(value)
-        if self.stats is None:
-            self.stats = StreamingStats(array.shape[-1], self.bins, self.thresholds)
-        self.stats.update(array.reshape(-1, array.shape[-1]))
-
-    def result(self) -> StreamingStats:
-        assert self.stats is not None
-        return self.stats
-
-    def bytes_needed(self, seen: int, total: int) -> int:
-        if self.stats is None:
-            return 0
-        return self.stats.counts.nbytes + self.stats.below.nbytes  # fixed: does not grow
-
-
 @dataclass(frozen=True)
 class Intervention:
     """A change to the forward pass (ablation, patching): replaces a module's output."""
@@ -155,16 +130,18 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
     pass_key = (subject.spec, dataset_spec, interventions)
     cache_key = ("forward", dataset_spec, interventions, key)
     with subject.lock:
-        if cache_key in subject.cache:
-            return _unwrap(subject.cache[cache_key])
         planned = plan.sinks(pass_key, key, factory) if plan is not None else {key: factory}
+        if cache_key in subject.cache and _serves(subject.cache[cache_key], planned[key]):
+            return _unwrap(subject.cache[cache_key])
         stored = result_cache.entries_for(subject, dataset_spec, interventions)
         missing: dict[Hashable, Sink] = {}
         served = False
         for k, make in planned.items():
-            if ("forward", dataset_spec, interventions, k) in subject.cache:
+            known = subject.cache.get(("forward", dataset_spec, interventions, k), _Refused)
+            if known is not _Refused and _serves(known, make):
                 continue
-            if stored is not None and (found := stored.get(k)) is not result_cache.MISS:
+            if (stored is not None and (found := stored.get(k)) is not result_cache.MISS
+                    and _serves(found, make)):
                 subject.cache[("forward", dataset_spec, interventions, k)] = found
                 served = True
                 continue
@@ -187,6 +164,13 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
             if stored is not None:
                 stored.close()
         return _unwrap(subject.cache[cache_key])
+
+
+def _serves(cached: Any, factory: Callable[[], Sink]) -> bool:
+    """Whether a cached result can stand for what ``factory``'s sink would give: statistics
+    without their raw samples do not, for a sink that keeps them."""
+    return not (isinstance(cached, StreamingStats) and not cached.exact
+                and getattr(factory, "keeps_samples", True))
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from interp_assert.evaluate import cache_config
 from interp_assert.evaluate.cache_keys import Uncacheable, digest, entry_key, pass_key
-from interp_assert.evaluate.streaming import KEEP_FRACTION, StreamingStats
+from interp_assert.evaluate.streaming import KEEP_FRACTION, NOT_KEPT, StreamingStats
 from interp_assert.labels import Axis, Labelled
 from interp_assert.loading.data import DatasetSpec
 from interp_assert.loading.subject import LoadedSubject
@@ -190,12 +190,18 @@ def encode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
                 "name": value.name, "meta": encode(value.meta, arrays),
                 "keep_float32": value.keep_float32}
     if kind is StreamingStats:
-        if not value.exact:  # dropped under the memory limit: a later run may keep them
+        if not value.exact and value.dropped != NOT_KEPT:  # dropped under the memory limit:
+            # a later run may keep them (statistics that were never to keep them are cached,
+            # and served only to sinks that keep none: forward.request)
             raise Uncacheable("statistics whose raw samples were dropped")
         samples = value.samples()
         state = {k: v for k, v in vars(value).items() if k not in ("_kept", "_gathered")}
         return {"t": "stats", "state": encode(state, arrays),
                 "samples": encode(samples, arrays)}
+    from interp_assert.evaluate.attention_stream import PatternSummary  # it imports forward
+
+    if kind is PatternSummary:
+        return {"t": "pattern-summary", "state": encode(value.state(), arrays)}
     raise Uncacheable(f"a {kind.__name__}")
 
 
@@ -226,6 +232,10 @@ def decode(encoded: Any, arrays: Any) -> Any:
         stats._kept = None if samples is None else [samples.T]
         stats._gathered = samples
         return stats
+    if kind == "pattern-summary":
+        from interp_assert.evaluate.attention_stream import PatternSummary
+
+        return PatternSummary(**decode(encoded["state"], arrays))
     raise ValueError(f"unknown entry part {kind!r}")
 
 

@@ -28,6 +28,11 @@ is at most this fraction of the memory limit; beyond it only the histograms stay
 statistics read from them carry their error bound."""
 
 
+NOT_KEPT = "no claim reads quantiles or fractions of it, so its raw samples were not kept"
+"""Why the statistics of a planned ``distribution:`` sink hold no raw samples (the plan asked
+for none); unlike samples dropped under the memory limit, such statistics are cached."""
+
+
 class StreamingStats:
     """Statistics of ``channels`` distributions fed in batches of shape [samples, channels]."""
 

@@ -87,8 +87,10 @@ class Plan:
         for entry in entries:
             dataset = entry.options.get("data")
             data = str(dataset) if dataset is not None else None
+            lean = (entry.parsed.claim.lean_quantities(claim_file.quantities)
+                    if entry.parsed is not None else set())
             for name in sorted(quantities_read(claim_file, entry)):
-                plan._add(claim_file, name, data)
+                plan._add(claim_file, name, data, name in lean)
             plan._add_sinks(claim_file, entry, data)
         return plan
 
@@ -101,7 +103,8 @@ class Plan:
             plan._add(claim_file, name, None)
         return plan
 
-    def _add(self, claim_file: ClaimFile, name: str, claim_dataset: str | None) -> None:
+    def _add(self, claim_file: ClaimFile, name: str, claim_dataset: str | None,
+             lean: bool = False) -> None:
         need = getattr(claim_file.quantities[name].kind, "need", None)
         if need is None:  # not read from a forward pass
             return
@@ -113,7 +116,9 @@ class Plan:
             key, factory = need(spec, claim_file.search_path)
         except InterpAssertError:  # reported on the claims that read it
             return
-        self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
+        if lean and hasattr(factory, "without_samples"):
+            factory = factory.without_samples()
+        _merge(self.passes.setdefault((self.subject, spec, ()), {}), key, factory)
 
 
     def _add_sinks(self, claim_file: ClaimFile, entry: ClaimEntry, data: str | None) -> None:
@@ -128,6 +133,15 @@ class Plan:
             spec = _dataset(claim_file, name or data)
             if spec is not None:
                 self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
+
+
+def _merge(sinks: dict[Hashable, SinkFactory], key: Hashable, factory: SinkFactory) -> None:
+    """Plan sink ``key``: the first factory, unless it keeps no raw samples and this one does
+    (one claim needing the samples is enough to keep them)."""
+    known = sinks.get(key)
+    if known is None or (not getattr(known, "keeps_samples", True)
+                         and getattr(factory, "keeps_samples", True)):
+        sinks[key] = factory
 
 
 def _dataset(claim_file: ClaimFile, name: str | None) -> DatasetSpec | None:
@@ -149,7 +163,7 @@ class RunPlan:
             for key, sinks in plan.passes.items():
                 merged = self._passes.setdefault(key, {})
                 for sink_key, factory in sinks.items():
-                    merged.setdefault(sink_key, factory)
+                    _merge(merged, sink_key, factory)
 
     def sinks(self, key: PassKey, wanted: Hashable, factory: SinkFactory
               ) -> dict[Hashable, SinkFactory]:

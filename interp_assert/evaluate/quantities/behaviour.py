@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.errors import SpecError
-from interp_assert.evaluate.forward import CaptureSink, DistributionSink, Sink, request
+from interp_assert.evaluate.distribution_sink import DistributionFactory
+from interp_assert.evaluate.forward import CaptureSink, Sink, request
 from interp_assert.evaluate.quantities.base import QuantityKind, register_quantity
+from interp_assert.evaluate.streaming import NOT_KEPT
 from interp_assert.labels import Axis, Labelled
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
@@ -191,7 +193,20 @@ class Distribution(ForwardQuantity):
             return (("distribution", hook, read_input, bins, thresholds, "head×d_head"),
                     lambda: HeadChannelSink(hook, read_input, bins, thresholds))
         return (("distribution", hook, read_input, bins, thresholds),
-                lambda: DistributionSink(hook, read_input, bins, thresholds))
+                DistributionFactory(hook, read_input, bins, thresholds))
+
+    def stale(self, ev: Evaluation, value: Labelled) -> bool:
+        """Whether a value computed earlier kept no raw samples where this evaluation's plan
+        keeps them (a claim reading quantiles or fractions): then it is computed again."""
+        stats = value.meta.get("stats")
+        if stats is None or stats.exact or stats.dropped != NOT_KEPT:
+            return False
+        if ev.plan is None:
+            return True
+        dataset = self.dataset(ev)
+        key, factory = self.need(dataset, ev.search_path)
+        planned = ev.plan.sinks((ev.subject.spec, dataset, ev.interventions), key, factory)
+        return bool(getattr(planned[key], "keeps_samples", True))
 
     def compute(self, ev: Evaluation) -> Labelled:
         result, dataset = self.read(ev)
