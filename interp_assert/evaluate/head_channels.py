@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from interp_assert.errors import QuantityError
-from interp_assert.evaluate.forward import DistributionSink, _to_numpy
+from interp_assert.evaluate.distribution_sink import DistributionSink
+from interp_assert.evaluate.forward import _to_numpy
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.labels import Labelled
 
