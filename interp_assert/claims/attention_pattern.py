@@ -130,7 +130,7 @@ def choose_pattern(ctx: Context, head: str | None) -> str:
 def planned_patterns(definitions: Mapping[str, Any], head: str | None) -> set[str]:
     """The pattern quantities a claim on ``head`` may read (for the plan): those whose heads
     carry its label prefix, or every pattern quantity when no head is named."""
-    from interp_assert.evaluate.quantities.behaviour import Activation, activation_axes
+    from interp_assert.evaluate.quantities.behaviour import Activation
 
     found = set()
     for name, definition in definitions.items():
@@ -138,11 +138,19 @@ def planned_patterns(definitions: Mapping[str, Any], head: str | None) -> set[st
             definition.kind, Activation) else ""
         if not hook.endswith(PATTERN_HOOK):
             continue
-        labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
-        prefix = labels[0][:-1] if labels else ""
+        prefix = _hook_head_prefix(hook)
         if head is None or (head.startswith(prefix) and head[len(prefix):].isdigit()):
             found.add(name)
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _hook_head_prefix(hook: str) -> str:
+    """The prefix of a pattern hook's head labels (``L3H`` of ``blocks.3.attn.hook_pattern``)."""
+    from interp_assert.evaluate.quantities.behaviour import activation_axes
+
+    labels = activation_axes(hook, (1, 1, 1, 1), None)[1].labels
+    return labels[0][:-1] if labels else ""
 
 
 def pattern_view(ctx: Context, head: str | None) -> PatternView:
