@@ -96,6 +96,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # before pytest's own: cleanups run last first, so this one follows its final collections
+    config.add_cleanup(lambda: _unfreeze(config))
     config.addinivalue_line("markers", "interp_claim: an interp-assert claim (added to every "
                                        "claim item)")
     if config.getoption("interp_baseline_update") and not (
@@ -277,8 +279,7 @@ def pytest_collection(session: pytest.Session) -> Any:
     return result
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
+def _unfreeze(config: pytest.Config) -> None:
     """Give what :func:`pytest_collection` kept out of collections back to the collector,
     so that a session run inside another (``pytester``) leaves it as it found it."""
     if config.stash.get(_SETTLED, False):
