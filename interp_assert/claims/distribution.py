@@ -256,15 +256,16 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         ch = worst_one.channel
         settings = peak_settings(self.peak_options or (self.statistic.options
                                                        if self.statistic else ()))
-        modes = ch.modes(settings)
         shown = (worst_one.label if axis_name == "channel"
                  else f"{axis_name} {worst_one.label}")
         data: dict[str, Any] = {
-            "label": shown, "counts": modes.counts.tolist(),
-            "edges": modes.edges.tolist(), "peaks": modes.locations.tolist(),
-            "mean": ch.mean, "std": ch.std, "detail": worst_one.detail,
+            "label": shown, "mean": ch.mean, "std": ch.std, "detail": worst_one.detail,
             "holds": worst_one.holds, "axis": axis_name, **self._markers(worst_one, numbers),
         }
+        if self.predicate in ("unimodal", "multimodal", "peak"):  # judging found the peaks
+            data.update(_histogram(ch, settings))
+        else:  # found only when a plot is drawn (finding peaks imports scipy.signal)
+            data["histogram"] = (ch, settings)
         if len(judged) > 1:
             data["strip"] = {"labels": [j.label for j in judged],
                              "values": [j.value for j in judged],
@@ -307,6 +308,8 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
 
             ax, strip_ax = split(ax)
             strip(strip_ax, data["strip"], self._strip_title())
+        if "histogram" in data:
+            data.update(_histogram(*data.pop("histogram")))
         counts = np.asarray(data["counts"], dtype=float)
         edges = np.asarray(data["edges"], dtype=float)
         if counts.size:
@@ -367,6 +370,13 @@ def _statistic(tree: Any) -> Statistic:
                          options=parse_options(tree.children[1], "quantile"))
     var, op, threshold, std = tree.children
     return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
+
+
+def _histogram(channel: Any, settings: Any) -> dict[str, Any]:
+    """A channel's histogram and the peaks found in it, for the plot."""
+    modes = channel.modes(settings)
+    return {"counts": modes.counts.tolist(), "edges": modes.edges.tolist(),
+            "peaks": modes.locations.tolist()}
 
 
 __all__ = ["DistributionClaim"]
