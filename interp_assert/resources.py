@@ -166,8 +166,9 @@ def gc_relieve() -> None:
 
 
 def settle_gc() -> None:
-    """Once a run's claims are collected: free what is garbage now, then leave every object
-    still alive (claim files, checks, test items: they live as long as the run) out of later
-    collections, which then scan only what the run itself makes (``gc.freeze``)."""
-    gc.collect()
+    """Once a run's claims are collected: leave every object made so far (claim files,
+    checks, test items: they live as long as the run) out of later collections, which then
+    scan only what the run itself makes (``gc.freeze``). Give them back with ``gc.unfreeze``
+    when the run ends: what became garbage meanwhile (bounded by :func:`gc_relieve`) is freed
+    then."""
     gc.freeze()

@@ -267,8 +267,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_collection(session: pytest.Session) -> Any:
     """Collect with the cyclic garbage collector paused; when claim files were collected,
-    collect once at the end and leave what lives on out of later collections (see
-    ``resources.gc_paused`` and ``settle_gc``): a tenth of collecting 10,000 claims."""
+    leave what was made out of later collections until the session ends (see
+    ``resources.gc_paused`` and ``settle_gc``): a third of collecting 10,000 claims."""
     from interp_assert.resources import gc_paused, settle_gc
 
     with gc_paused():
