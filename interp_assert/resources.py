@@ -10,9 +10,12 @@ physical memory) or ``none``.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
 import re
+from collections.abc import Iterator
 
 from interp_assert.errors import QuantityError
 
@@ -132,3 +135,40 @@ MAX_CLAIMS = 10_000
 #: files and folders a checkpoint glob may visit, and checkpoints a sweep may hold
 MAX_GLOB_VISITS = 100_000
 MAX_CHECKPOINTS = 10_000
+
+
+#: objects the paused collector lets accumulate before it collects anyway (garbage included)
+GC_PAUSE_BUDGET = 2_000_000
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while claim files are read and their items
+    made: what they build lives on, and each collection on the way would scan every object
+    built so far again (a third of the time of collecting 10,000 claims). The collector's
+    state is restored; a pause inside a pause changes nothing; :func:`gc_relieve` bounds the
+    garbage a pause may hold."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def gc_relieve() -> None:
+    """Collect now when the collector is paused and more than GC_PAUSE_BUDGET objects were
+    made since (called after work that leaves cyclic garbage, such as an Earley parse)."""
+    if not gc.isenabled() and gc.get_count()[0] > GC_PAUSE_BUDGET:
+        gc.collect()
+
+
+def settle_gc() -> None:
+    """Once a run's claims are collected: leave every object made so far (claim files,
+    checks, test items: they live as long as the run) out of later collections, which then
+    scan only what the run itself makes (``gc.freeze``). Give them back with ``gc.unfreeze``
+    when the run ends: what became garbage meanwhile (bounded by :func:`gc_relieve`) is freed
+    then."""
+    gc.freeze()

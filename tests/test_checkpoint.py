@@ -91,6 +91,31 @@ class TestFormats:
         assert results[0].sha256 == digest
         assert results[0].subject == "m.pt"
 
+    def test_a_checkpoint_is_hashed_once_per_process(self, tmp_path, monkeypatch):
+        """The checkpoint's identity and the result cache's key read one memo: the file's
+        bytes are read for hashing once (a file changed in the last seconds is hashed again:
+        its timestamp cannot tell a rewrite apart)."""
+        import os
+
+        from interp_assert.evaluate.cache_keys import path_digest
+        from interp_assert.loading import digests
+
+        path = save_checkpoint(tmp_path / "m.pt")
+        old = path.stat().st_mtime - 60
+        os.utime(path, (old, old))
+        reads: list[str] = []
+
+        def counted(name, *args, **kwargs):
+            reads.append(str(name))
+            return open(name, *args, **kwargs)
+
+        monkeypatch.setattr(digests, "open", counted, raising=False)
+        expected = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert load_checkpoint(path).sha256 == expected
+        assert load_checkpoint(path).sha256 == expected
+        assert path_digest(path) == expected
+        assert reads == [str(path)]
+
     def test_paths_are_relative_to_the_claim_file(self, tmp_path):
         save_checkpoint(tmp_path / "weights" / "m.pt")
         path = write_claims(tmp_path / "claims" / "m.claims.yaml", norm_claims("../weights/m.pt"))

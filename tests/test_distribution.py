@@ -364,6 +364,23 @@ def test_failing_claims_draw_a_png(tmp_path: Path, ten_neurons: np.ndarray,
     assert math.isclose(abs(frac.outcome.plot_data["lines"][0][0]), 0.1)
 
 
+def test_the_histogram_of_a_statistic_claim_is_found_only_for_its_plot(
+        tmp_path: Path, shapes: dict[str, np.ndarray]) -> None:
+    """A statistic claim leaves finding the worst channel's peaks (scipy.signal) to its plot:
+    a claim without a plot has none; one with a plot has the samples' histogram."""
+    d = distribution(shapes["gauss"])
+    held = run("d has mean < 1", d=d)
+    assert held.passed and held.plot is None
+    assert "counts" not in held.outcome.plot_data
+    drawn = run("d has mean > 1", plot_dir=tmp_path, d=d)
+    assert not drawn.passed and drawn.plot is not None and drawn.plot.exists()
+    edges = np.asarray(drawn.outcome.plot_data["edges"])
+    expected, _ = np.histogram(shapes["gauss"], bins=edges)
+    counts = np.asarray(drawn.outcome.plot_data["counts"])  # streamed: rebinned, so close
+    assert np.allclose(counts, expected, rtol=0.05, atol=3)
+    assert counts.sum() == pytest.approx(expected.sum(), rel=1e-3)
+
+
 # ---- a real forward pass ----------------------------------------------------------------------
 def test_distribution_quantity_of_a_model(tmp_path: Path) -> None:
     import torch

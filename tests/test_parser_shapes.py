@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lark import Transformer, v_args
 
 from interp_assert.claims.builtin import all_kinds
 from interp_assert.errors import ClaimSyntaxError
@@ -69,10 +70,10 @@ def _outcome(text: str, parse: Any) -> tuple[Any, ...]:
     try:
         parsing.check_bounds(text)
         try:
-            tree = parse(lark, text)
+            tree, tokens = parse(lark, text)
         except parsing.UnexpectedInput as exc:
             raise parsing._syntax_error(exc, text) from None
-        claim, for_each = parsing._transform(tree, dict(KINDS), text)
+        claim, for_each = parsing._transform(tree, dict(KINDS), text, tokens)
     except ClaimSyntaxError as exc:
         return ("error", exc.message, exc.column, exc.hint)
     return ("claim", type(claim).__name__, repr(claim), repr(for_each))
@@ -92,24 +93,42 @@ def test_variants_share_the_shape() -> None:
         assert shape(_variant(text)) == shape(text), text
 
 
+_WALK = parsing._ToAst
+
+
+def _lark_reference(kinds: Any, tokens: Any = None) -> Transformer:
+    """The rules of ``parser._ToAst`` run by lark's own ``Transformer`` on a tree of its own
+    tokens: the reference the hand-written walk must match (same calls, same errors)."""
+    assert not tokens
+    walk = _WALK(kinds)
+    methods: dict[str, Any] = {name: (lambda rule: lambda self, *children: getattr(
+        walk, rule)(*children))(name) for name in parsing._RULES}
+    methods["__default__"] = lambda self, data, children, meta: walk._default(
+        str(data), children, meta)
+    return v_args(inline=True)(type("Reference", (Transformer,), methods))()
+
+
 @pytest.mark.parametrize("text", SENTENCES)
-def test_shared_tree_reads_as_earley(text: str) -> None:
-    """Earley alone and the tree of a same-shaped sentence give the same claim or error, for
-    the sentence and for a variant with other digits and quoted labels."""
+def test_shared_tree_reads_as_earley(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earley alone (its tree read by lark's Transformer) and the tree of a same-shaped
+    sentence (read by the parser's walk with this sentence's tokens) give the same claim or
+    error, for the sentence and for a variant with other digits and quoted labels."""
     lark = parsing._parser(tuple(KINDS.items()), "start")
     cache = ShapeCache(lark)
 
-    def earley(parser: Any, sentence: str) -> Any:
-        return parser.parse(sentence)
+    def earley(sentence: str) -> Any:
+        with monkeypatch.context() as patched:
+            patched.setattr(parsing, "_ToAst", _lark_reference)
+            return _outcome(sentence, lambda parser, text: (parser.parse(text), {}))
 
-    def shared(parser: Any, sentence: str) -> Any:
-        return cache.parse(sentence, parser.parse)
+    def shared(sentence: str) -> Any:
+        return _outcome(sentence, lambda parser, text: cache.parse(text, parser.parse))
 
-    first = _outcome(text, shared)  # fills the cache (when it parses)
-    assert first == _outcome(text, earley)
+    first = shared(text)  # fills the cache (when it parses)
+    assert first == earley(text)
     variant = _variant(text)
-    assert _outcome(variant, shared) == _outcome(variant, earley), variant
-    assert _outcome(text, shared) == first
+    assert shared(variant) == earley(variant), variant
+    assert shared(text) == first
 
 
 def test_a_token_that_no_longer_fits_is_parsed_again() -> None:
@@ -121,3 +140,4 @@ def test_a_token_that_no_longer_fits_is_parsed_again() -> None:
     cache.parse(good, lark.parse)
     with pytest.raises(parsing.UnexpectedInput):
         cache.parse("top-0 sources of A4 include X4", lark.parse)
+

@@ -88,3 +88,26 @@ def test_problems_are_reported_as_before(text: str, monkeypatch: pytest.MonkeyPa
     fast = outcome()
     monkeypatch.setattr(yaml_source, "_CParser", None)
     assert outcome() == fast
+
+
+@pytest.mark.parametrize(("text", "refused"), [
+    ("a: [" + ", ".join(["1"] * 60) + "]\n", True),  # no alias, more nodes than the limit
+    ("a: &x [1, 2, 3]\nb: [*x, *x, *x, *x]\n", False),  # aliases within the limit
+    ("a: &x [1, 2, 3, 4, 5, 6, 7, 8]\nb: [*x, *x, *x, *x, *x, *x]\n", True),  # beyond it
+])
+def test_expansion_is_bounded_with_and_without_aliases(
+        text: str, refused: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The expansion check runs when a file has aliases or more nodes than the limit: both
+    loaders refuse the same files (here with the limit lowered to 50 values)."""
+    import yaml
+
+    monkeypatch.setattr(yaml_source, "MAX_YAML_VALUES", 50)
+    for fast in (True, False):  # each loader on its own (read_yaml falls back to the slow one)
+        def load() -> Any:
+            return yaml.load(text, Loader=_make_loader("big.yaml", fast=fast))  # noqa: B023
+
+        if refused:
+            with pytest.raises(SpecError, match="expands to more than 50 values"):
+                load()
+        else:
+            assert load()["b"] == [[1, 2, 3]] * 4

@@ -41,8 +41,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.distribution_plot import draw_ecdf, ecdf_data
@@ -268,18 +266,19 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         settings = peak_settings(self.peak_options or (self.statistic.options
                                                        if self.statistic else ()))
         ecdf = ecdf_data(ch, self.statistic, numbers, worst_one.value)
-        histogram: dict[str, list[float]] = {"counts": [], "edges": [], "peaks": []}
-        if ecdf is None:  # the ECDF replaces the histogram (and needs no peak finding)
-            modes = ch.modes(settings)
-            histogram = {"counts": modes.counts.tolist(), "edges": modes.edges.tolist(),
-                         "peaks": modes.locations.tolist()}
         shown = (worst_one.label if axis_name == "channel"
                  else f"{axis_name} {worst_one.label}")
         data: dict[str, Any] = {
-            "label": shown, **histogram, "mean": ch.mean, "std": ch.std,
-            "detail": worst_one.detail, "holds": worst_one.holds, "axis": axis_name,
-            **self._markers(worst_one, numbers), "ecdf": ecdf,
+            "label": shown, "mean": ch.mean, "std": ch.std, "detail": worst_one.detail,
+            "holds": worst_one.holds, "axis": axis_name, **self._markers(worst_one, numbers),
+            "ecdf": ecdf,
         }
+        if ecdf is not None:  # the ECDF replaces the histogram (and needs no peak finding)
+            data.update(counts=[], edges=[], peaks=[])
+        elif self.predicate in ("unimodal", "multimodal", "peak"):  # judging found the peaks
+            data.update(_histogram_data(ch, settings))
+        else:  # found only when a plot is drawn (finding peaks imports scipy.signal)
+            data["histogram"] = (ch, settings)
         if len(judged) > 1:
             data["strip"] = {"labels": [j.label for j in judged],
                              "values": [j.value for j in judged],
@@ -318,9 +317,9 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         """The worst channel's histogram with its peaks and thresholds, or for fractions and
         quantiles its empirical CDF (and the strip of every channel)."""
         data = outcome.plot_data
-        if data.get("strip"):
-            from interp_assert.claims.distribution_plot import split, strip
+        from interp_assert.claims.distribution_plot import histogram, split, strip
 
+        if data.get("strip"):
             ax, strip_ax = split(ax)
             strip(strip_ax, data["strip"], self._strip_title())
         from interp_assert.claims.plots import FAIL, nan_notice
@@ -330,7 +329,9 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             if outcome.value is not None and not math.isfinite(outcome.value):
                 nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
         else:
-            self._histogram(ax, data, outcome)
+            if "histogram" in data:  # peaks are found only now (scipy.signal is imported)
+                data.update(_histogram_data(*data.pop("histogram")))
+            histogram(ax, data, outcome.value)
         if data.get("band"):
             low, high, label = data["band"]
             ax.axvspan(low, high, color="C2", alpha=0.2, label=label)
@@ -342,30 +343,6 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
-
-    def _histogram(self, ax: Axes, data: dict[str, Any], outcome: Outcome) -> None:
-        """The histogram (log counts) with the peaks found and the claim's lines."""
-        from interp_assert.claims.plots import FAIL, HOLD, nan_notice
-
-        counts = np.asarray(data["counts"], dtype=float)
-        edges = np.asarray(data["edges"], dtype=float)
-        if counts.size:
-            ax.stairs(np.maximum(counts, 0.5), edges, fill=True, alpha=0.5, color="C0",
-                      baseline=0.5)
-            ax.set_yscale("log")
-        verdict_color = HOLD if data["holds"] else FAIL
-        for i, x in enumerate(data["peaks"]):
-            ax.axvline(x, color="C4", linewidth=1.5,
-                       label=f"peaks found ({len(data['peaks'])})" if i == 0 else None)
-        for x, style, label in data.get("lines", []):
-            measured = style == "-"  # the channel's statistic; the bounds are dashed
-            ax.axvline(x, color=verdict_color if measured else "k", linestyle=style,
-                       linewidth=2.5 if measured else 1.5, label=label or None)
-        if not counts.size or not np.isfinite(counts).any():
-            nan_notice(ax, "no finite values: the statistic is NaN, never passes")
-        elif outcome.value is not None and not math.isfinite(outcome.value):
-            nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
-        ax.set_ylabel("count (log)")
 
     def _strip_bounds(self, numbers: dict[str, Any]) -> list[float]:
         """The bounds each channel's strip value is compared with (none for peak counts)."""
@@ -399,6 +376,13 @@ def _statistic(tree: Any) -> Statistic:
                          options=parse_options(tree.children[1], "quantile"))
     var, op, threshold, std = tree.children
     return Statistic("fraction", threshold, str(var), ast.comparison_op(op), std is not None)
+
+
+def _histogram_data(channel: Any, settings: Any) -> dict[str, Any]:
+    """A channel's histogram and the peaks found in it, for the plot."""
+    modes = channel.modes(settings)
+    return {"counts": modes.counts.tolist(), "edges": modes.edges.tolist(),
+            "peaks": modes.locations.tolist()}
 
 
 __all__ = ["DistributionClaim"]

@@ -21,6 +21,32 @@ def split(ax: Axes) -> tuple[Axes, Axes]:
     return figure.add_subplot(grid[0]), figure.add_subplot(grid[1])
 
 
+def histogram(ax: Axes, data: dict[str, Any], value: float | None) -> None:
+    """The histogram (log counts) with the peaks found and the claim's lines (``data`` from
+    the claim's plot data)."""
+    from interp_assert.claims.plots import FAIL, HOLD, nan_notice
+
+    counts = np.asarray(data["counts"], dtype=float)
+    edges = np.asarray(data["edges"], dtype=float)
+    if counts.size:
+        ax.stairs(np.maximum(counts, 0.5), edges, fill=True, alpha=0.5, color="C0",
+                  baseline=0.5)
+        ax.set_yscale("log")
+    verdict_color = HOLD if data["holds"] else FAIL
+    for i, x in enumerate(data["peaks"]):
+        ax.axvline(x, color="C4", linewidth=1.5,
+                   label=f"peaks found ({len(data['peaks'])})" if i == 0 else None)
+    for x, style, label in data.get("lines", []):
+        measured = style == "-"  # the channel's statistic; the bounds are dashed
+        ax.axvline(x, color=verdict_color if measured else "k", linestyle=style,
+                   linewidth=2.5 if measured else 1.5, label=label or None)
+    if not counts.size or not np.isfinite(counts).any():
+        nan_notice(ax, "no finite values: the statistic is NaN, never passes")
+    elif value is not None and not math.isfinite(value):
+        nan_notice(ax, "the statistic is NaN: never passes", where=(0.5, 0.8))
+    ax.set_ylabel("count (log)")
+
+
 def strip(ax: Axes, strip: dict[str, Any], title: str) -> None:
     """Each channel's statistic as a dot, green where it does not count against the claim."""
     from interp_assert.claims.plots import FAIL, HOLD, nan_columns

@@ -7,6 +7,7 @@ does not hold. The runner evaluates and judges.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,13 @@ from interp_assert.errors import InterpAssertError
 from interp_assert.judge.verdict import ClaimResult, Verdict
 from interp_assert.output.text import format_result, headline
 from interp_assert.run.runner import Check
+
+
+@functools.lru_cache(maxsize=256)
+def _mark(name: str, *args: str) -> pytest.MarkDecorator:
+    """``pytest.mark.<name>(*args)``, made once (items of one file share their marks)."""
+    decorator = getattr(pytest.mark, name)
+    return decorator(*args) if args else decorator
 
 
 class ClaimFailure(AssertionError):
@@ -74,14 +82,14 @@ class ClaimItem(pytest.Item):
         #: the JSON record of the result, attached to this item's report (see pytest_plugin)
         self.interp_record: dict[str, Any] | None = None
         self.interp_plot: str | None = None
-        self.add_marker("interp_claim")
+        self.add_marker(_mark("interp_claim"))
         for tag in check.entry.tags:
             self.config.addinivalue_line("markers", f"{tag}: interp-assert claim tag")
             self.add_marker(tag)
         if self.config.pluginmanager.hasplugin("xdist"):
             # for --dist loadgroup; the default scheduler groups the same way (pytest_xdist)
             group = check.target.label or str(self.path.name)
-            self.add_marker(pytest.mark.xdist_group(group))
+            self.add_marker(_mark("xdist_group", group))
 
     def setup(self) -> None:
         self.result, self.interp_record = _session(self.config).result(self.check)

@@ -17,8 +17,6 @@ import hashlib
 import json
 import math
 import os
-import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,14 +25,13 @@ import numpy as np
 
 from interp_assert.errors import InterpAssertError
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
+from interp_assert.loading.digests import RACY_SECONDS, file_digest  # noqa: F401
 from interp_assert.loading.subject import LoadedSubject
 from interp_assert.usercode import resolve_callable
 
 #: bumped when the key or the entry format changes (old entries then simply miss)
 FORMAT = 1
 VERSIONED = ("interp-assert", "torch", "numpy", "transformers", "transformer-lens")
-#: a file modified this recently is hashed again on every look-up ("racy" timestamps)
-RACY_SECONDS = 2.0
 
 
 class Uncacheable(Exception):
@@ -64,31 +61,7 @@ def versions() -> dict[str, str | None]:
     return dict(_VERSIONS)
 
 
-# -- file contents ------------------------------------------------------------------------
-_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
-_FILE_LOCK = threading.Lock()
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (remembered per (path, size, mtime, inode) unless the file
-    changed within the last :data:`RACY_SECONDS`, when a rewrite could keep its mtime)."""
-    stat = path.stat()
-    memo = (str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    with _FILE_LOCK:
-        if memo in _FILE_DIGESTS:
-            return _FILE_DIGESTS[memo]
-    started = time.time()
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    value = sha.hexdigest()
-    if stat.st_mtime_ns / 1e9 < started - RACY_SECONDS:
-        with _FILE_LOCK:
-            _FILE_DIGESTS[memo] = value
-    return value
-
-
+# -- file contents (each file hashed once per process: loading.digests) -------------------
 def path_digest(path: Path) -> str:
     """sha256 of a file, or of a folder's files (relative names and contents, sorted)."""
     try:

@@ -3,7 +3,6 @@ it is handed."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
 from collections.abc import Mapping
@@ -12,13 +11,19 @@ from fractions import Fraction
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from interp_assert.errors import ClaimSyntaxError, InterpAssertError
 from interp_assert.language import ast
 from interp_assert.language.shapes import parse_by_shape
-from interp_assert.resources import MAX_DIGITS, MAX_NESTING, MAX_SENTENCE, MAX_TEMPLATE_INSTANCES
+from interp_assert.resources import (
+    MAX_DIGITS,
+    MAX_NESTING,
+    MAX_SENTENCE,
+    MAX_TEMPLATE_INSTANCES,
+    gc_relieve,
+)
 
 if TYPE_CHECKING:
     from interp_assert.claims.base import Claim
@@ -72,16 +77,35 @@ def _col(token: Token) -> int:
     return position + 1 if isinstance(position, int) else (token.column or 0)
 
 
-@v_args(inline=True)
-class _ToAst(Transformer):
-    """Turns parse trees into :mod:`ast` nodes and claim objects."""
+class _ToAst:
+    """Turns parse trees into :mod:`ast` nodes and claim objects: a walk over the tree that
+    calls the method named after each rule, with the rule's children (as lark's
+    ``Transformer`` with ``v_args(inline=True)`` would, at a fraction of its cost), or builds
+    the claim kind of that name. ``tokens`` replaces tokens of a tree shared between sentences
+    of one shape (:mod:`shapes`) with this sentence's."""
 
-    def __init__(self, kinds: Kinds) -> None:
-        super().__init__()
+    def __init__(self, kinds: Kinds, tokens: Mapping[int, Token] | None = None) -> None:
         self._kinds = kinds
+        self._tokens = tokens or {}
 
-    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
-        kind = self._kinds.get(str(data))
+    def transform(self, tree: Tree) -> Any:
+        return self._walk(tree)
+
+    def _walk(self, tree: Tree) -> Any:
+        tokens = self._tokens
+        children = [self._walk(child) if isinstance(child, Tree)
+                    else tokens.get(id(child), child) if tokens else child
+                    for child in tree.children]
+        data = str(tree.data)
+        if data in _RULES:
+            try:
+                return getattr(self, data)(*children)
+            except Exception as exc:  # as lark reports it: the rule that failed, and why
+                raise VisitError(data, tree, exc) from exc
+        return self._default(data, children, tree.meta)
+
+    def _default(self, data: str, children: list[Any], meta: Any) -> Any:
+        kind = self._kinds.get(data)
         if kind is not None:
             try:
                 return kind.build(children)
@@ -198,6 +222,10 @@ class _ToAst(Transformer):
         return claim, for_each
 
 
+#: the rules :class:`_ToAst` turns into nodes itself (any other: a claim kind, or a subtree)
+_RULES = frozenset(name for name in vars(_ToAst) if not name.startswith("_")) - {"transform"}
+
+
 def _scaled(text: str, unit: str | None) -> float:
     """The literal's value with its unit applied exactly: 99.9% is 0.999, not 99.9 * 0.01."""
     if not unit:
@@ -234,28 +262,25 @@ def _parser(kinds: tuple[tuple[str, type[Claim]], ...], start: str) -> Lark:
 def parse_claim(text: str, kinds: Kinds) -> ParsedClaim:
     """Parse one claim sentence with the grammar of ``kinds`` (claim rule name -> class,
     handed in by the caller: the language never imports the claim kinds); raises
-    :class:`ClaimSyntaxError` with a column on failure."""
-    return copy.deepcopy(_parse_claim(text, tuple(kinds.items())))
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_claim(text: str, kinds: tuple[tuple[str, type[Claim]], ...]) -> ParsedClaim:
-    """Sentences repeat (templates, sweeps, the same claim in several files): each is parsed
-    once; callers get a deep copy, so nothing they change is shared."""
-    tree = _parse(_parser(kinds, "start"), text)
-    claim, for_each = _transform(tree, dict(kinds), text)
+    :class:`ClaimSyntaxError` with a column on failure. Each call builds new objects, so
+    nothing a caller changes is shared; a sentence of a shape already parsed reuses its parse
+    tree (:mod:`shapes`)."""
+    tree, tokens = _parse(_parser(tuple(kinds.items()), "start"), text)
+    claim, for_each = _transform(tree, kinds, text, tokens)
     claim.sentence = text
     return ParsedClaim(claim, for_each, text)
 
 
 def parse_expression(text: str) -> ast.Node:
     """Parse a quantity expression such as ``norm(W_out) @ W_U`` (no claim kinds needed)."""
-    return _transform(_parse(_parser((), "expr"), text), {}, text)
+    tree, tokens = _parse(_parser((), "expr"), text)
+    return _transform(tree, {}, text, tokens)
 
 
-def _transform(tree: Tree, kinds: Kinds, text: str) -> Any:
+def _transform(tree: Tree, kinds: Kinds, text: str,
+               tokens: Mapping[int, Token] | None = None) -> Any:
     try:
-        return _ToAst(kinds).transform(tree)
+        return _ToAst(kinds, tokens).transform(tree)
     except RecursionError:
         raise _too_deep(text, len(text)) from None
     except ClaimSyntaxError as exc:
@@ -277,17 +302,27 @@ def _transform(tree: Tree, kinds: Kinds, text: str) -> Any:
         raise
 
 
-def _parse(parser: Lark, text: str) -> Tree:
+def _parse(parser: Lark, text: str) -> tuple[Tree, dict[int, Token]]:
+    """The parse tree of ``text`` and the tokens that replace its own (see :mod:`shapes`)."""
     if not text.strip():
         raise ClaimSyntaxError("empty claim", text, 1, hint="write a sentence such as "
                                "'exact-match >= 99%'")
     check_bounds(text)
     try:
-        return parse_by_shape(parser, text, parser.parse)
+        return parse_by_shape(parser, text, functools.partial(_earley, parser))
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
     except RecursionError:  # the bounds above keep this away; never a raw RecursionError
         raise _too_deep(text, len(text)) from None
+
+
+def _earley(parser: Lark, text: str) -> Tree:
+    """Earley's parse; it leaves cyclic garbage (its parse forest) that a paused collector
+    must still be able to free."""
+    try:
+        return parser.parse(text)
+    finally:
+        gc_relieve()
 
 
 #: what opens a nesting level of an expression's syntax tree: an operator (a flat sum of n

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 import zipfile
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from interp_assert.errors import CheckpointError, did_you_mean
+from interp_assert.loading.digests import file_digest
 from interp_assert.loading.source_files import check_regular, not_a_file
 
 STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
@@ -84,11 +84,8 @@ def _raw_mappings(raw: Any) -> list[dict[str, Any]]:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the file (hashed once per process: :func:`digests.file_digest`)."""
+    return file_digest(path)
 
 
 def load_checkpoint(path: Path, allow_pickle: bool = False) -> Checkpoint:

@@ -18,7 +18,11 @@ from interp_assert.errors import (
 )
 from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
-from interp_assert.loading.claim_names import check_names, normalize_name  # noqa: F401
+from interp_assert.loading.claim_names import (  # noqa: F401
+    check_names,
+    declared_names,
+    normalize_name,
+)
 from interp_assert.loading.devices import subject_device
 from interp_assert.loading.layout_rules import parse_attention
 from interp_assert.loading.paths import expand_reference, resolve_path
@@ -284,8 +288,9 @@ def _claims(raw: Mapping, shown: str, claim_file: ClaimFile, kinds: Kinds) -> li
                         f"{MAX_CLAIMS:,}", where, hint="split it into several claim files")
     entries: list[ClaimEntry] = []
     seen: dict[str, Location] = {}
+    names = declared_names(claim_file)
     for position, item in enumerate(items):
-        entry = _claim_entry(item, position, shown, where, claim_file, kinds)
+        entry = _claim_entry(item, position, shown, where, claim_file, kinds, names)
         if entry.id in seen:
             entry.error = SpecError(f"duplicate claim id '{entry.id}' (first at {seen[entry.id]})",
                                     entry.location, hint="give every claim a unique 'id'")
@@ -317,7 +322,8 @@ def _from_mapping_form(key: Any, value: Any, parent: Any) -> Any:
 
 
 def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
-                 claim_file: ClaimFile, kinds: Kinds) -> ClaimEntry:
+                 claim_file: ClaimFile, kinds: Kinds,
+                 names: tuple[dict[str, list[str]], set[str]] | None = None) -> ClaimEntry:
     if (problem := find_problem(item)) is not None:  # only this claim: the others still run
         claim_id = str(item.get("id")) if isinstance(item, Mapping) and isinstance(
             item.get("id"), str | int) and not isinstance(item.get("id"), YamlProblem) \
@@ -374,7 +380,7 @@ def _claim_entry(item: Any, position: int, shown: str, where: Location | None,
         if not isinstance(text, str):
             raise SpecError(f"claim '{claim_id}': the sentence must be text", location)
         entry.parsed = parse_claim(text, kinds.claims)
-        check_names(entry.parsed, claim_file)
+        check_names(entry.parsed, claim_file, names)
     except ClaimSyntaxError as exc:
         if exc.location is None:  # in the sentence (not in a quantity it uses)
             exc.location = column_location(shown, nodes.get("claim"), text, exc.column,

@@ -23,12 +23,13 @@ def normalize_name(name: str) -> str:
     return name.replace("·", "").replace(".", "").replace("⋅", "")
 
 
-def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
+def check_names(parsed: ParsedClaim, claim_file: ClaimFile,
+                names: tuple[dict[str, list[str]], set[str]] | None = None) -> None:
     """Statically check member labels against the labels the file declares, and report a
     quantity the claim uses (directly or through other quantities) whose definition is
-    broken with that quantity's own error (not as an unknown name)."""
-    owners = claim_file.label_owners()
-    quantity_keys = {normalize_name(n) for n in claim_file.quantities}
+    broken with that quantity's own error (not as an unknown name). ``names`` is
+    :func:`declared_names` of the file, when the caller checks many claims."""
+    owners, quantity_keys = names or declared_names(claim_file)
     if claim_file.quantity_errors:
         _check_broken_quantities(parsed, claim_file, owners)
     for node in parsed.claim.expressions():
@@ -44,6 +45,12 @@ def check_names(parsed: ParsedClaim, claim_file: ClaimFile) -> None:
             raise UnknownNameError(f"unknown label '{label}'"
                                    + did_you_mean(label, [*owners, *claim_file.quantities]),
                                    hint=_declared_labels(claim_file))
+
+
+def declared_names(claim_file: ClaimFile) -> tuple[dict[str, list[str]], set[str]]:
+    """The file's declared labels (label -> quantities declaring it) and its quantity names
+    as :func:`normalize_name` spells them."""
+    return claim_file.label_owners(), {normalize_name(n) for n in claim_file.quantities}
 
 
 def _declared_labels(claim_file: ClaimFile) -> str:

@@ -152,6 +152,10 @@ class _FastLocatingLoader(yaml.composer.Composer, yaml.constructor.SafeConstruct
 
     name: str
     _depth = 0
+    #: nodes composed, and whether an alias was among them: without aliases, a file's values
+    #: are its nodes, and the expansion check is needed only past MAX_YAML_VALUES of them
+    _nodes = 0
+    _aliased = False
 
     def __init__(self, stream: str) -> None:
         _CParser.__init__(self, stream)
@@ -164,7 +168,10 @@ class _FastLocatingLoader(yaml.composer.Composer, yaml.constructor.SafeConstruct
         return yaml.Mark(self.name, mark.index, mark.line, mark.column, self._text, mark.index)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        if self._depth >= MAX_YAML_DEPTH and not self.check_event(yaml.AliasEvent):
+        self._nodes += 1
+        alias = self.check_event(yaml.AliasEvent)
+        self._aliased = self._aliased or alias
+        if self._depth >= MAX_YAML_DEPTH and not alias:
             node = self._skip_too_deep()
         else:
             self._depth += 1
@@ -179,7 +186,7 @@ class _FastLocatingLoader(yaml.composer.Composer, yaml.constructor.SafeConstruct
 
     def get_single_node(self) -> Any:
         node = yaml.composer.Composer.get_single_node(self)
-        if node is not None:
+        if node is not None and (self._aliased or self._nodes > MAX_YAML_VALUES):
             _check_expansion(node, self.name)
         return node
 

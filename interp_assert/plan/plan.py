@@ -27,15 +27,17 @@ PassKey = tuple[Any, Any, tuple[Any, ...]]
 SinkFactory = Callable[[], Any]
 
 
-def quantities_read(claim_file: ClaimFile, entry: ClaimEntry) -> set[str]:
+def quantities_read(claim_file: ClaimFile, entry: ClaimEntry,
+                    names: tuple[dict[str, str], dict[str, list[str]]] | None = None
+                    ) -> set[str]:
     """The quantities a claim reads: the names in its sentence (quantities, or the quantities
     declaring its labels), its ``on:`` quantity, what its kind says it reads beyond its
-    sentence, and, transitively, what those quantities are computed from."""
+    sentence, and, transitively, what those quantities are computed from. ``names`` is
+    :func:`file_names` of the file, when the caller reads many claims."""
     if entry.parsed is None:
         return set()
     definitions = claim_file.quantities
-    normalized = {_normal(name): name for name in definitions}
-    owners = claim_file.label_owners()
+    normalized, owners = names or file_names(claim_file)
     names: set[str] = set()
     for node in entry.parsed.claim.expressions():
         names.update(referenced_names(node))
@@ -67,6 +69,12 @@ def _on_names(on: str, definitions: Mapping[str, Any]) -> set[str]:
         return {on}
 
 
+def file_names(claim_file: ClaimFile) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The file's quantities by normalized name, and its declared labels' owners."""
+    return ({_normal(name): name for name in claim_file.quantities},
+            claim_file.label_owners())
+
+
 def _normal(name: str) -> str:
     return name.replace("·", "").replace(".", "").replace("⋅", "")
 
@@ -84,13 +92,18 @@ class Plan:
               entries: Iterable[ClaimEntry]) -> Plan:
         """The plan of ``entries`` (the claims of ``claim_file`` that will run)."""
         plan = cls(subject)
+        names = file_names(claim_file)
+        added: set[tuple[str, str | None, bool]] = set()
         for entry in entries:
             dataset = entry.options.get("data")
             data = str(dataset) if dataset is not None else None
             lean = (entry.parsed.claim.lean_quantities(claim_file.quantities)
                     if entry.parsed is not None else set())
-            for name in sorted(quantities_read(claim_file, entry)):
-                plan._add(claim_file, name, data, name in lean)
+            for name in sorted(quantities_read(claim_file, entry, names)):
+                key = (name, data, name in lean)
+                if key not in added:  # the same sinks for every claim reading it alike
+                    added.add(key)
+                    plan._add(claim_file, name, data, name in lean)
             plan._add_sinks(claim_file, entry, data)
         return plan
 

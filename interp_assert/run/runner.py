@@ -50,6 +50,7 @@ from interp_assert.output.results import record, write_records
 from interp_assert.output.trajectories import Trajectory, draw_trajectories, trajectories
 from interp_assert.plan.plan import Plan, RunPlan
 from interp_assert.progress import Progress, phase, using
+from interp_assert.resources import gc_paused
 from interp_assert.run.baseline_update import update_baseline
 from interp_assert.run.summary import exit_code, tally_line  # noqa: F401 - re-exported
 from interp_assert.usercode import default_timeout, time_limit
@@ -143,7 +144,8 @@ class Runner:
         """A claim file, read once per runner (SpecError for problems with the whole file)."""
         key = safe_resolve(Path(path))
         if key not in self._files:
-            self._files[key] = _load(path, self.kinds)
+            with gc_paused():
+                self._files[key] = _load(path, self.kinds)
         return self._files[key]
 
     def checks(self, claim_file: ClaimFile) -> list[Check]:
