@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.outcome import fmt
 from interp_assert.judge.verdict import WORDS, Verdict
-from interp_assert.loading.targets import natural_key
 from interp_assert.output.images import data_uri
 from interp_assert.output.renderers import ReportContext, change_text, render_card, value_text
 
@@ -129,14 +128,11 @@ def _row(item: Mapping[str, Any], anchor: str, report: Report) -> dict[str, Any]
 def _sweep(file: str, group: Sequence[Trajectory], cards: Mapping[tuple[str, str], str],
            report: Report) -> dict[str, Any]:
     """A sweep's claims × checkpoints table and its trajectory plots."""
-    order: dict[str, tuple[Any, ...]] = {}
-    for trajectory in group:
-        for label, step in zip(trajectory.labels, trajectory.steps):
-            order[label] = (step is None, step or 0, natural_key(label))
-    labels = sorted(order, key=order.__getitem__)
+    from interp_assert.output.trajectories import sweep_grid
+
+    labels, grid = sweep_grid(group)
     rows = []
-    for trajectory in group:
-        cells = dict(zip(trajectory.labels, zip(trajectory.values, trajectory.verdicts)))
+    for trajectory, cells in zip(group, grid):
         row = []
         for label in labels:
             value, verdict = cells.get(label, (None, None))

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interp_assert.claims.outcome import fmt
+from interp_assert.output.text import MAX_ROWS, evidence_cells
 
-#: evidence rows a card shows (failing rows first); the JSON results keep up to 200
-MAX_ROWS = 30
 COLUMNS = ("main", "evidence", "figure")
 
 
@@ -140,19 +139,9 @@ def evidence_block(record: Mapping[str, Any], report: ReportContext) -> Block | 
     rows = [r for r in record.get("rows") or [] if isinstance(r, Mapping)]
     if not rows:
         return None
-    ordered = sorted(rows, key=lambda r: bool(r.get("holds", True)))[:MAX_ROWS]
-    columns = list(dict.fromkeys(key for row in ordered for key in row))
-    body = []
-    for row in ordered:
-        cells = []
-        for key in columns:
-            value = row.get(key, "")
-            if key in ("holds", "is_expected"):
-                value = "✓" if value else "✗"
-            elif isinstance(value, float):
-                value = fmt(value)
-            cells.append(str(value))
-        body.append({"cells": cells, "fails": row.get("holds") is False})
+    columns, shown, cells = evidence_cells(rows, MAX_ROWS)
+    body = [{"cells": row, "fails": source.get("holds") is False}
+            for row, source in zip(cells, shown)]
     return Block("evidence.html.j2", {
         "columns": columns, "rows": body, "total": len(rows),
         "failing": sum(1 for r in rows if r.get("holds") is False),

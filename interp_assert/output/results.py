@@ -130,8 +130,7 @@ def summary_text(records: Iterable[dict[str, Any]]) -> str:
     claims × checkpoints with the step from which each claim holds."""
     from tabulate import tabulate
 
-    from interp_assert.loading.targets import natural_key
-    from interp_assert.output.trajectories import trajectories
+    from interp_assert.output.trajectories import sweep_grid, trajectories
 
     ordered = sort_records(records)
     single = [r for r in ordered if r.get("label") is None]
@@ -154,14 +153,9 @@ def summary_text(records: Iterable[dict[str, Any]]) -> str:
     for trajectory in trajectories(ordered):
         by_file.setdefault(trajectory.file, []).append(trajectory)
     for file, group in by_file.items():
-        order: dict[str, tuple[Any, ...]] = {}
-        for trajectory in group:
-            for label, step in zip(trajectory.labels, trajectory.steps):
-                order[label] = (step is None, step or 0, natural_key(label))
-        labels = sorted(order, key=order.__getitem__)
+        labels, grid = sweep_grid(group)
         rows = []
-        for trajectory in group:
-            cells = dict(zip(trajectory.labels, zip(trajectory.values, trajectory.verdicts)))
+        for trajectory, cells in zip(group, grid):
             row = [trajectory.claim_id]
             for label in labels:
                 value, shown = cells.get(label, (None, None))

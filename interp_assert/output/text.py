@@ -16,8 +16,18 @@ def format_table(rows: list[dict[str, Any]], limit: int = MAX_ROWS) -> str:
 
     if not rows:
         return ""
-    ordered = sorted(rows, key=lambda r: r.get("holds", True))
-    shown = ordered[:limit]
+    columns, _, body = evidence_cells(rows, limit)
+    text = tabulate(body, headers=columns, tablefmt="simple", disable_numparse=True)
+    if len(rows) > limit:
+        text += f"\n... {len(rows) - limit} more rows (see the JSON results)"
+    return text
+
+
+def evidence_cells(rows: list[Any], limit: int = MAX_ROWS
+                   ) -> tuple[list[str], list[Any], list[list[str]]]:
+    """The evidence table every output prints: its columns, the first ``limit`` rows (failing
+    rows first) and their cells, ``holds`` as ✓/✗ and floats formatted."""
+    shown = sorted(rows, key=lambda r: bool(r.get("holds", True)))[:limit]
     columns = list(dict.fromkeys(key for row in shown for key in row))
     body = []
     for row in shown:
@@ -28,12 +38,9 @@ def format_table(rows: list[dict[str, Any]], limit: int = MAX_ROWS) -> str:
                 value = "✓" if value else "✗"
             elif isinstance(value, float):
                 value = fmt(value)
-            cells.append(value)
+            cells.append(str(value))
         body.append(cells)
-    text = tabulate(body, headers=columns, tablefmt="simple", disable_numparse=True)
-    if len(rows) > limit:
-        text += f"\n... {len(rows) - limit} more rows (see the JSON results)"
-    return text
+    return columns, shown, body
 
 
 def headline(result: ClaimResult) -> str:

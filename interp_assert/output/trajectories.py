@@ -83,6 +83,19 @@ def trajectories(records: Iterable[dict[str, Any]]) -> list[Trajectory]:
     return out
 
 
+def sweep_grid(group: Iterable[Trajectory]
+               ) -> tuple[list[str], list[dict[str, tuple[Any, Any]]]]:
+    """A sweep's checkpoints in step order (unstepped last, then by name), and each
+    trajectory's (value, verdict) per checkpoint: the claims × checkpoints table."""
+    group = list(group)
+    order: dict[str, tuple[Any, ...]] = {}
+    for trajectory in group:
+        for label, step in zip(trajectory.labels, trajectory.steps):
+            order[label] = (step is None, step or 0, natural_key(label))
+    cells = [dict(zip(t.labels, zip(t.values, t.verdicts))) for t in group]
+    return sorted(order, key=order.__getitem__), cells
+
+
 def plot_trajectory(trajectory: Trajectory, path: Path) -> Path:
     """Draw value against step (green holds, red fails) with the step from which it holds."""
     import matplotlib
