@@ -23,6 +23,8 @@ FAILING = {
     "final": "final A·V < 0",
     "close": "A·V[0:2] ≈ [100, 100, 100] within 0.1",
     "cluster-of": "the cluster of N0 at |cos| > 0.999 includes N1, N2 and excludes N3",
+    "circle": "pca(neurons[N0:N9], 2) lies on a circle within 0.001",
+    "links": "cos(neurons) > 0.99 links N0 to N1, N2",
 }
 
 
