@@ -5,7 +5,9 @@ Checkpoints are tiny (a few small tensors from a fixed seed) so that every test 
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -14,6 +16,9 @@ from typing import Any
 import pytest
 
 from interp_assert.loading.subject import clear_subjects
+
+# the parse trees the suite's runs store (language/tree_store.py) stay out of the user's cache
+os.environ.setdefault("INTERP_ASSERT_PARSE_CACHE", tempfile.mkdtemp(prefix="interp-parse-"))
 
 N_NEURONS = 16
 D_MODEL = 4

@@ -4,6 +4,7 @@ the syntax error) that the Earley parser gives on its own."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from lark import Transformer, v_args
 from interp_assert.claims.builtin import all_kinds
 from interp_assert.errors import ClaimSyntaxError
 from interp_assert.language import parser as parsing
+from interp_assert.language import tree_store
 from interp_assert.language.shapes import ShapeCache, shape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +143,58 @@ def test_a_token_that_no_longer_fits_is_parsed_again() -> None:
     with pytest.raises(parsing.UnexpectedInput):
         cache.parse("top-0 sources of A4 include X4", lark.parse)
 
+
+
+def _stored_grammar(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh grammar object (as a new process makes) whose trees live in ``folder``."""
+    monkeypatch.setenv(tree_store.ENV_VAR, str(folder))
+    return parsing._Grammar(tuple(KINDS.items()), "start")
+
+
+def test_stored_trees_read_as_earley(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trees written to the on-disk store by one run and read by the next give, sentence for
+    sentence, the claim (or error) the Earley parser gives, for the corpus and its variants;
+    the second run never builds the parser."""
+    first = _stored_grammar(tmp_path, monkeypatch)
+
+    def read(grammar: Any, text: str) -> Any:
+        return _outcome(text, lambda _lark, sentence: grammar.shapes.parse(
+            sentence, lambda s: grammar.lark.parse(s)))
+
+    expected = {text: read(first, text) for text in SENTENCES}
+    first.store.save()
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    second = _stored_grammar(tmp_path, monkeypatch)
+    parsed = [text for text in SENTENCES if expected[text][0] == "claim"]
+    for text in parsed:
+        assert read(second, text) == expected[text], text
+    assert "lark" not in vars(second)  # the parser was never built
+    for text in parsed:
+        variant = _variant(text)
+        assert read(second, variant) == read(first, variant), variant
+
+
+def test_a_damaged_store_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store file that is not JSON, or holds a tree that is not one, costs only time."""
+    grammar = _stored_grammar(tmp_path, monkeypatch)
+    text = "exact-match >= 99% with 95% confidence"
+    expected = _outcome(text, lambda _l, s: grammar.shapes.parse(s, grammar.lark.parse))
+    grammar.store.save()
+    (path,) = tmp_path.glob("*.json")
+    data = json.loads(path.read_text())
+    data["trees"] = {key: {"r": 5} for key in data["trees"]}
+    path.write_text(json.dumps(data))
+    again = _stored_grammar(tmp_path, monkeypatch)
+    assert _outcome(text, lambda _l, s: again.shapes.parse(s, again.lark.parse)) == expected
+    path.write_text("{not json")
+    third = _stored_grammar(tmp_path, monkeypatch)
+    assert _outcome(text, lambda _l, s: third.shapes.parse(s, third.lark.parse)) == expected
+
+
+def test_the_store_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(tree_store.ENV_VAR, "off")
+    assert tree_store.folder() is None
+    assert parsing._Grammar(tuple(KINDS.items()), "start").store is None
+    monkeypatch.delenv(tree_store.ENV_VAR)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert tree_store.folder() == Path("/somewhere/interp-assert/parse")

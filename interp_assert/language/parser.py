@@ -12,11 +12,12 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Token, Tree
+from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from interp_assert.errors import ClaimSyntaxError, InterpAssertError
-from interp_assert.language import ast
-from interp_assert.language.shapes import parse_by_shape
+from interp_assert.language import ast, tree_store
+from interp_assert.language.shapes import ShapeCache
 from interp_assert.resources import (
     MAX_DIGITS,
     MAX_NESTING,
@@ -251,12 +252,35 @@ def _grammar_text(kinds: Kinds) -> str:
     return f"{base}\nclaim: {alternatives}\n{fragments}\n"
 
 
+class _Grammar:
+    """The grammar of a set of claim kinds and a start rule: its sentences' parse trees by
+    shape (:mod:`shapes`, backed by the on-disk :mod:`tree_store`), and its lark parser, built
+    only when a sentence of a new shape must be parsed."""
+
+    def __init__(self, kinds: tuple[tuple[str, type[Claim]], ...], start: str) -> None:
+        self.text = _grammar_text(dict(kinds))
+        self.start = start
+        where = tree_store.folder()
+        self.store = tree_store.TreeStore(
+            tree_store.grammar_key(lark_version, start, self.text), where) if where else None
+        self.shapes = ShapeCache(lambda: self.lark, self.store)
+
+    @functools.cached_property
+    def lark(self) -> Lark:
+        options = dict(parser="earley", lexer="dynamic", ambiguity="resolve",
+                       propagate_positions=True, maybe_placeholders=True)
+        return Lark(self.text, start=self.start, **options)
+
+
 @functools.lru_cache(maxsize=8)
+def _grammar(kinds: tuple[tuple[str, type[Claim]], ...], start: str) -> _Grammar:
+    """The grammar with these claim kinds (cached per set of kinds)."""
+    return _Grammar(kinds, start)
+
+
 def _parser(kinds: tuple[tuple[str, type[Claim]], ...], start: str) -> Lark:
     """A lark parser for the grammar with these claim kinds (cached per set of kinds)."""
-    options = dict(parser="earley", lexer="dynamic", ambiguity="resolve",
-                   propagate_positions=True, maybe_placeholders=True)
-    return Lark(_grammar_text(dict(kinds)), start=start, **options)
+    return _grammar(kinds, start).lark
 
 
 def parse_claim(text: str, kinds: Kinds) -> ParsedClaim:
@@ -265,7 +289,7 @@ def parse_claim(text: str, kinds: Kinds) -> ParsedClaim:
     :class:`ClaimSyntaxError` with a column on failure. Each call builds new objects, so
     nothing a caller changes is shared; a sentence of a shape already parsed reuses its parse
     tree (:mod:`shapes`)."""
-    tree, tokens = _parse(_parser(tuple(kinds.items()), "start"), text)
+    tree, tokens = _parse(_grammar(tuple(kinds.items()), "start"), text)
     claim, for_each = _transform(tree, kinds, text, tokens)
     claim.sentence = text
     return ParsedClaim(claim, for_each, text)
@@ -273,7 +297,7 @@ def parse_claim(text: str, kinds: Kinds) -> ParsedClaim:
 
 def parse_expression(text: str) -> ast.Node:
     """Parse a quantity expression such as ``norm(W_out) @ W_U`` (no claim kinds needed)."""
-    tree, tokens = _parse(_parser((), "expr"), text)
+    tree, tokens = _parse(_grammar((), "expr"), text)
     return _transform(tree, {}, text, tokens)
 
 
@@ -302,14 +326,14 @@ def _transform(tree: Tree, kinds: Kinds, text: str,
         raise
 
 
-def _parse(parser: Lark, text: str) -> tuple[Tree, dict[int, Token]]:
+def _parse(grammar: _Grammar, text: str) -> tuple[Tree, dict[int, Token]]:
     """The parse tree of ``text`` and the tokens that replace its own (see :mod:`shapes`)."""
     if not text.strip():
         raise ClaimSyntaxError("empty claim", text, 1, hint="write a sentence such as "
                                "'exact-match >= 99%'")
     check_bounds(text)
     try:
-        return parse_by_shape(parser, text, functools.partial(_earley, parser))
+        return grammar.shapes.parse(text, lambda sentence: _earley(grammar.lark, sentence))
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
     except RecursionError:  # the bounds above keep this away; never a raw RecursionError

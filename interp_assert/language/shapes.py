@@ -17,11 +17,12 @@ sentence of the bundled specs, examples and tests.
 from __future__ import annotations
 
 import re
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 
 from lark import Lark, Token, Tree
+
+from interp_assert.language.tree_store import TreeStore
 
 #: how many shapes each parser keeps (least recently used ones are dropped)
 MAX_SHAPES = 2048
@@ -44,19 +45,44 @@ def shape(text: str) -> str:
     return "".join(parts)
 
 
-class ShapeCache:
-    """The parse trees of one parser, by sentence shape."""
+def terminal_patterns(parser: Lark) -> dict[str, tuple[str, int]]:
+    """Each terminal's regular expression and ``re`` flags."""
+    patterns: dict[str, tuple[str, int]] = {}
+    for terminal in parser.terminals:
+        flags = 0
+        for flag in terminal.pattern.flags:
+            flags |= getattr(re, flag.upper(), 0)
+        patterns[terminal.name] = (terminal.pattern.to_regexp(), flags)
+    return patterns
 
-    def __init__(self, parser: Lark) -> None:
+
+class ShapeCache:
+    """The parse trees of one grammar, by sentence shape: kept in this process, and read from
+    and added to a :class:`~interp_assert.language.tree_store.TreeStore` when one is given.
+    ``parser`` is the grammar's parser, or a function that builds it (called only when a
+    sentence must be parsed, or its terminals are needed and the store has none)."""
+
+    def __init__(self, parser: Lark | Callable[[], Lark],
+                 store: TreeStore | None = None) -> None:
         #: shape -> (tree, its tokens with their text)
         self._trees: OrderedDict[str, tuple[Tree, tuple[tuple[Token, str], ...]]] = \
             OrderedDict()
-        self._patterns: dict[str, re.Pattern[str]] = {}
-        for terminal in parser.terminals:
-            flags = 0
-            for flag in terminal.pattern.flags:
-                flags |= getattr(re, flag.upper(), 0)
-            self._patterns[terminal.name] = re.compile(terminal.pattern.to_regexp(), flags)
+        self._parser = parser
+        self._store = store
+        self._patterns: dict[str, re.Pattern[str]] | None = None
+
+    def _lark(self) -> Lark:
+        if not isinstance(self._parser, Lark):
+            self._parser = self._parser()
+        return self._parser
+
+    def _terminals(self) -> dict[str, re.Pattern[str]]:
+        if self._patterns is None:
+            source = (self._store.terminals if self._store is not None and self._store.terminals
+                      else terminal_patterns(self._lark()))
+            self._patterns = {name: re.compile(regexp, flags)
+                              for name, (regexp, flags) in source.items()}
+        return self._patterns
 
     def parse(self, text: str, full: Callable[[str], Tree]) -> tuple[Tree, dict[int, Token]]:
         """The tree of ``text`` and the tokens that replace its own (by ``id``): the tree of
@@ -65,18 +91,28 @@ class ShapeCache:
         is shared: read it, never change it."""
         key = shape(text)
         entry = self._trees.get(key)
+        if entry is None and self._store is not None:
+            stored = self._store.tree(key)
+            if stored is not None:
+                entry = self._keep(key, stored)
         if entry is not None:
             self._trees.move_to_end(key)
             replaced = self._replacements(entry[1], text)
             if replaced is not None:
                 return entry[0], replaced
         tree = full(text)
+        self._keep(key, tree)
+        if self._store is not None:
+            self._store.add(key, tree, terminal_patterns(self._lark()))
+        return tree, {}
+
+    def _keep(self, key: str, tree: Tree) -> tuple[Tree, tuple[tuple[Token, str], ...]]:
         tokens = tuple((token, str(token)) for token in tree.scan_values(
             lambda value: isinstance(value, Token)))
-        self._trees[key] = (tree, tokens)
+        self._trees[key] = entry = (tree, tokens)
         if len(self._trees) > MAX_SHAPES:
             self._trees.popitem(last=False)
-        return tree, {}
+        return entry
 
     def _replacements(self, tokens: tuple[tuple[Token, str], ...],
                       text: str) -> dict[int, Token] | None:
@@ -87,7 +123,7 @@ class ShapeCache:
             value = text[token.start_pos:token.end_pos]
             if value == old:
                 continue
-            pattern = self._patterns.get(token.type)
+            pattern = self._terminals().get(token.type)
             if pattern is None or pattern.fullmatch(value) is None:
                 return None
             replaced[id(token)] = Token.new_borrow_pos(token.type, value, token)
@@ -101,17 +137,4 @@ def rebuild(tree: Tree, tokens: dict[int, Token]) -> Tree:
     return Tree(tree.data, children, tree.meta if not tree.meta.empty else None)
 
 
-_CACHES: weakref.WeakKeyDictionary[Lark, ShapeCache] = weakref.WeakKeyDictionary()
-
-
-def parse_by_shape(parser: Lark, text: str,
-                   full: Callable[[str], Tree]) -> tuple[Tree, dict[int, Token]]:
-    """``full(text)`` (the parser's own parse), or the tree of a sentence of the same shape
-    and ``text``'s tokens to read in place of its own (see the module's docstring)."""
-    cache = _CACHES.get(parser)
-    if cache is None:
-        cache = _CACHES[parser] = ShapeCache(parser)
-    return cache.parse(text, full)
-
-
-__all__ = ["MAX_SHAPES", "ShapeCache", "parse_by_shape", "rebuild", "shape"]
+__all__ = ["MAX_SHAPES", "ShapeCache", "rebuild", "shape", "terminal_patterns"]
