@@ -207,6 +207,9 @@ def test_syntax_round_trip() -> None:
     with pytest.raises(InterpAssertError, match="not minimality"):
         parse_claim("circuit ind is minimal: each member matters by ≥ 5% of loss and beats "
                     "95% of 20 random circuits")
+    with pytest.raises(InterpAssertError, match="compare with 1 to 1000"):
+        parse_claim("circuit ind is faithful: keeps ≥ 5% of loss and beats 95% of 5000 random "
+                    "circuits")
     with pytest.raises(ClaimSyntaxError):
         parse_claim("circuit ind is sound: keeps ≥ 80% of loss")
 

@@ -28,7 +28,7 @@ from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.causal_base import MeasuredMetric
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
-from interp_assert.errors import QuantityError, did_you_mean
+from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
 from interp_assert.evaluate.circuit_ablation import (
     beaten,
     fraction,
@@ -36,6 +36,7 @@ from interp_assert.evaluate.circuit_ablation import (
     random_circuits,
 )
 from interp_assert.evaluate.circuit_layout import Layout
+from interp_assert.evaluate.forward import announce
 from interp_assert.evaluate.interventions import component_pool
 from interp_assert.language import ast
 from interp_assert.language.ast import referenced_names
@@ -49,6 +50,7 @@ VERBS = {"faithful": "keeps", "complete": "removing it loses",
          "minimal": "each member matters by"}
 SCORES = {"faithful": "faithfulness", "complete": "completeness", "minimal": "minimality"}
 DEFAULT_DRAWS = 20
+MAX_DRAWS = 1000
 
 
 @register_claim
@@ -104,6 +106,10 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
                                     hint="drop 'and beats ... random circuits'")
             made.beats, draws = random.children
             made.draws = int(draws) if draws is not None else None
+            if made.draws is not None and not 1 <= made.draws <= MAX_DRAWS:
+                raise QuantityError(f"{made.draws} random circuits: compare with 1 to "
+                                    f"{MAX_DRAWS} (each costs a forward pass)",
+                                    hint="and beats 95% of 20 random circuits")
         return made
 
     def __str__(self) -> str:
@@ -172,6 +178,7 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
             """M(kept): everything of the circuit's kinds outside ``kept`` mean-ablated."""
             ablated = [label for label in universe if label not in set(kept)]
             interventions = mean_ablation(ctx, ablated, reference, layout) if ablated else ()
+            announce_metric(ctx, self.metric.expr, target, interventions)  # type: ignore[union-attr]
             derived = ctx.derive(dataset=target.name, interventions=interventions)
             return self.metric.value(derived).scalar()  # type: ignore[union-attr]
 
@@ -273,3 +280,27 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
         from interp_assert.claims.circuit_test_plot import plot_circuit_test
 
         plot_circuit_test(ax, outcome, self.circuit)
+
+
+def announce_metric(ctx: Context, expr: ast.Node, target: DatasetSpec,
+                    interventions: tuple[Any, ...]) -> None:
+    """Plan the forward sinks of every quantity the metric reads (through expression
+    quantities too) on the intervened pass, so that one pass serves them all."""
+    names, seen = list(referenced_names(expr)), set()
+    while names:
+        name = names.pop()
+        if name in seen or name not in ctx.definitions:
+            continue
+        seen.add(name)
+        kind = ctx.definitions[name].kind
+        names.extend(kind.references())
+        need = getattr(kind, "need", None)
+        if need is None:
+            continue
+        pinned = getattr(kind, "config", {}).get("data")
+        spec = ctx.dataset_spec(str(pinned)) if pinned else target
+        try:
+            key, factory = need(spec, ctx.search_path)
+        except InterpAssertError:
+            continue  # reading the quantity reports it
+        announce(ctx.plan, ctx.subject, spec, key, factory, interventions)
