@@ -235,3 +235,61 @@ def test_circuits_section_must_be_a_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, [], ["L0H1"])
     with pytest.raises(InterpAssertError, match="'circuits' must be a mapping"):
         load_claim_file(path)
+
+
+def test_heads_and_neurons_together(tmp_path: Path) -> None:
+    """A circuit of heads and neurons on a random model with MLPs: every other head and
+    neuron is mean-ablated, as a hand-written forward with hooks on hook_z and hook_post."""
+    import torch
+
+    tiny, data = import_examples()
+    torch.manual_seed(1)
+    model = tiny.TinyTransformer(tiny.TinyConfig(
+        n_layers=2, d_model=16, n_heads=2, d_head=4, d_mlp=8, d_vocab=64, n_ctx=48))
+    tiny.save_checkpoint(tmp_path / "mlp.pt", model)
+    model.eval()
+    tokens = data.generate(n=N, seed=5)
+    members = {"L1H0", "L0N1", "L1N3"}
+    path = write(tmp_path, [{"id": "c", "claim": "circuit mixed is faithful: keeps ≥ 0% of loss"},
+                            {"id": "m", "claim": "circuit mixed is minimal: each member matters "
+                                                 "by ≥ -100% of loss"}],
+                 {"mixed": {"heads": ["L1H0"], "neurons": ["L0N1", "L1N3"]}})
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["subject"]["checkpoint"] = str(tmp_path / "mlp.pt")
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    results = run(path)
+    world = {"model": model, "data": {"rep": tokens}}
+    hooks = [f"blocks.{layer}.{name}" for layer in range(2)
+             for name in ("attn.hook_z", "mlp.hook_post")]
+    means: dict[str, np.ndarray] = {}
+    forward(world, "rep", {hook: lambda out, hook=hook: means.__setitem__(
+        hook, out.double().numpy().mean(axis=0)) for hook in hooks})
+
+    def metric(kept: set[str]) -> float:
+        def replace(hook: str) -> Any:
+            layer, head = int(hook.split(".")[1]), "hook_z" in hook
+
+            def apply(out: Any) -> Any:
+                new = out.clone()
+                for i in range(out.shape[2] if head else out.shape[-1]):
+                    if f"L{layer}{'H' if head else 'N'}{i}" in kept:
+                        continue
+                    value = torch.as_tensor(means[hook][:, i] if head else means[hook][..., i],
+                                            dtype=new.dtype)
+                    if head:
+                        new[:, :, i] = value
+                    else:
+                        new[..., i] = value
+                return new
+            return apply
+
+        logits = forward(world, "rep", {hook: replace(hook) for hook in hooks})
+        return masked_loss(world, "rep", logits)
+
+    every = {f"L{layer}H{h}" for layer in range(2) for h in range(2)} | {
+        f"L{layer}N{i}" for layer in range(2) for i in range(8)}
+    full, base, alone = metric(every), metric(set()), metric(members)
+    assert results["c"].error is None, results["c"].error
+    assert abs(results["c"].outcome.value - (alone - base) / (full - base)) <= 1e-6
+    minimal = min((alone - metric(members - {m})) / (full - base) for m in members)
+    assert abs(results["m"].outcome.value - minimal) <= 1e-6
