@@ -156,12 +156,16 @@ def test_random_circuits_and_pass_count(world: dict[str, Any], tmp_path: Path) -
     claims = [{"id": "circuit-pass", "claim": "circuit ind is faithful: keeps ≥ 0% of loss and "
                                               "beats 0% of 6 random circuits"},
               {"id": "circuit-fail", "claim": "circuit ind is complete: removing it loses ≥ "
-                                              "99% of loss and beats 100% of 6 random circuits"}]
+                                              "99% of loss and beats 100% of 6 random circuits"},
+              {"id": "minimal-fail", "claim": "circuit ind is minimal: each member matters by ≥ "
+                                              "99% of loss"},
+              {"id": "faithful-fail", "claim": "circuit ind is faithful: keeps ≥ 99% of loss"}]
     before = len(FORWARD_PASSES)
     results = run(write(tmp_path, claims, {"ind": {"heads": CIRCUIT}}), tmp_path / "plots")
     # faithful: clean (+ the means), all ablated, the circuit, 6 random; complete reuses the
-    # clean and all-ablated passes: the circuit removed, 6 random
-    assert len(FORWARD_PASSES) - before == 3 + 6 + 1 + 6
+    # clean and all-ablated passes: the circuit removed, 6 random; minimal: one per member;
+    # the last faithful claim reuses every pass it needs
+    assert len(FORWARD_PASSES) - before == 3 + 6 + 1 + 6 + 3
     means = head_means(world, "rep")
     full, base = loss_keeping(world, set(HEADS), means), loss_keeping(world, set(), means)
     sets = random_circuits({"head": HEADS, "neuron": []}, {"head": 3, "neuron": 0},
@@ -179,7 +183,8 @@ def test_random_circuits_and_pass_count(world: dict[str, Any], tmp_path: Path) -
     assert f"sd {np.std(scores):.4g}" in outcome.measured
     assert not results["circuit-fail"].passed
     assert results["circuit-pass"].passed
-    assert (tmp_path / "plots").is_dir() and len(list((tmp_path / "plots").rglob("*.png"))) == 2
+    assert not results["minimal-fail"].passed and not results["faithful-fail"].passed
+    assert (tmp_path / "plots").is_dir() and len(list((tmp_path / "plots").rglob("*.png"))) == 4
 
 
 def test_random_circuits_and_p_values() -> None:
