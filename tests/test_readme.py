@@ -119,6 +119,6 @@ def test_claim_file_blocks_are_valid_yaml_with_known_sections():
     for block in blocks:
         data = yaml.safe_load(block)
         assert set(data) <= {"title", "description", "subject", "data", "quantities", "claims",
-                             "layout"}
+                             "layout", "circuits"}
         for entry in data.get("claims", []):
             parse_claim(str(entry["claim"]))

@@ -71,6 +71,11 @@ class Context(Protocol):
         ...
 
     @property
+    def circuits(self) -> Mapping[str, Any]:
+        """The claim file's ``circuits:`` (name -> ``loading.circuits.Circuit`` or its error)."""
+        ...
+
+    @property
     def folder(self) -> Path:
         """The claim file's folder (relative paths in quantities start here)."""
         ...

@@ -7,6 +7,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     causal,
     circle,
     circuit,
+    circuit_test,
     close,
     cluster,
     cluster_of,

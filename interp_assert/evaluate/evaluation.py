@@ -81,6 +81,10 @@ class Evaluation:
         return self.file.raw.get("layout")
 
     @property
+    def circuits(self) -> Mapping[str, Any]:
+        return MappingProxyType(self.file.circuits)
+
+    @property
     def folder(self) -> Path:
         return Path(self.file.path).resolve().parent
 

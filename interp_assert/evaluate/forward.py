@@ -266,13 +266,19 @@ def find_module(model: Any, path: str, rule: AttentionRule | None = None) -> Any
 
 
 def model_output(model: Any, batch: dict[str, Any], dataset: Dataset,
-                 virtual: frozenset[str] = frozenset()) -> tuple[Any, dict[str, Any]]:
+                 virtual: frozenset[str] = frozenset(),
+                 interventions: tuple[Intervention, ...] = ()) -> tuple[Any, dict[str, Any]]:
     """Call the model on one batch: (logits, values of virtual hook points).
 
     An adapter model may define ``interp_forward(batch, hooks) -> {"logits": ..., name: ...}``
     to take over the call and provide hook points that are not modules (e.g. a Hugging Face
-    model's attention patterns from ``output_attentions``).
+    model's attention patterns from ``output_attentions``); one that sets ``interp_intervenes``
+    gets the interventions too (``interp_forward(batch, hooks, interventions, input_key)``:
+    the nnsight adapter applies them inside its trace).
     """
+    if getattr(model, "interp_intervenes", False):  # the adapter applies the interventions
+        out = model.interp_forward(batch, virtual, interventions, dataset.spec.input)
+        return out["logits"], {k: v for k, v in out.items() if k != "logits"}
     if hasattr(model, "interp_forward"):
         out = model.interp_forward(batch, virtual)
         return out["logits"], {k: v for k, v in out.items() if k != "logits"}
@@ -310,7 +316,8 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
     current: dict[str, Any] = {}
     handles = []
     try:
-        for intervention in interventions:
+        intervenes = getattr(model, "interp_intervenes", False)  # e.g. through nnsight
+        for intervention in () if intervenes else interventions:
             module = find_module(model, intervention.hook, rule)
             handles.append(module.register_forward_hook(
                 lambda _m, _args, out, _i=intervention: _i.apply(out, current)))
@@ -344,7 +351,8 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                 batch = on_device(batch, device)
                 current.clear()
                 current.update(batch)
-                logits, values = model_output(model, batch, dataset, virtual)
+                logits, values = model_output(model, batch, dataset, virtual,
+                                              interventions if intervenes else ())
                 _feed(output_sinks, logits, batch)
                 for hook, group in virtual_sinks.items():
                     if hook in values:

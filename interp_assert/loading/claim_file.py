@@ -18,6 +18,7 @@ from interp_assert.errors import (
 )
 from interp_assert.language.ast import referenced_names
 from interp_assert.language.parser import ParsedClaim, parse_claim
+from interp_assert.loading.circuits import parse_circuits
 from interp_assert.loading.claim_names import (  # noqa: F401
     check_names,
     declared_names,
@@ -45,7 +46,7 @@ from interp_assert.usercode import project_root
 
 SUFFIXES = (".claims.yaml", ".claims.yml")
 TOP_LEVEL_KEYS = frozenset({"subject", "quantities", "claims", "data", "description", "title",
-                            "defaults", "baseline", "metrics", "layout"})
+                            "defaults", "baseline", "metrics", "layout", "circuits"})
 SUBJECT_KEYS = frozenset({"checkpoint", "checkpoints", "loader", "allow_pickle", "python_path",
                           "device", "dtype", "description"})
 CLAIM_KEYS = frozenset({"id", "claim", "why", "tags", "status", "requires", "data", "on",
@@ -91,6 +92,8 @@ class ClaimFile:
     datasets: dict[str, Any] = field(default_factory=dict)
     #: a sweep (``subject: checkpoints:``) in natural order; ``subject.checkpoint`` is its last
     checkpoints: tuple[Path, ...] = ()
+    #: the ``circuits:`` section: name -> Circuit, or the error that circuit holds
+    circuits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def search_path(self) -> tuple[Path, ...]:
@@ -161,7 +164,7 @@ def load_claim_file(path: str | Path, kinds: Kinds) -> ClaimFile:
     datasets = parse_datasets(raw.get("data"), path.resolve().parent, search_path, shown)
     claim_file = ClaimFile(path, subject, quantities, [], quantity_errors, dict(raw),
                            _text(raw, "title", shown), _text(raw, "description", shown),
-                           datasets, sweep)
+                           datasets, sweep, parse_circuits(raw.get("circuits"), shown, raw))
     _check_cycles(claim_file)
     claim_file.claims = _claims(raw, shown, claim_file, kinds)
     return claim_file
