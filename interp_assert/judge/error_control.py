@@ -135,8 +135,13 @@ def control(records: Iterable[MutableMapping[str, Any]],
         if holds_alone and not survives:
             item.update(verdict=DEMOTED[item["verdict"]], fails_run=item["verdict"] == "holds",
                         reason=f"does not survive {error_control.describe()} (adjusted p = "
-                               f"{q:.3g}, {len(family)} confidence claims)")
+                               f"{q:.3g}, {claims(len(family))})")
     return records
+
+
+def claims(count: int) -> str:
+    """``1 confidence claim``, ``5 confidence claims``."""
+    return f"{count} confidence claim{'' if count == 1 else 's'}"
 
 
 def _p(value: Any) -> float:

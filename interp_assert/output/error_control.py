@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from interp_assert.judge.error_control import DEMOTED, ErrorControl
+from interp_assert.judge.error_control import DEMOTED, ErrorControl, claims
 from interp_assert.output.files import save_figure
 from interp_assert.output.renderers import Block, ReportContext, register_renderer
 
@@ -34,7 +34,7 @@ def control_text(records: Iterable[Mapping[str, Any]]) -> str:
     described = ErrorControl(first["alpha"], first["method"]).describe()
     holding = [item for item in family if item["error_control"]["verdict_alone"] in DEMOTED]
     kept = sum(1 for item in holding if item["error_control"]["survives"])
-    lines = [f"run-level error control ({described}, {len(family)} confidence claims): "
+    lines = [f"run-level error control ({described}, {claims(len(family))}): "
              f"{kept} of {len(holding)} that hold alone survive"]
     for item in family:
         entry = item["error_control"]
@@ -95,6 +95,6 @@ def draw_control(records: Iterable[Mapping[str, Any]], path: Path) -> Path | Non
     ax.set_xlabel("rank of the p-value")
     ax.set_ylabel("p-value")
     ax.legend(fontsize=8)
-    figure.suptitle(f"run-level error control: {control.describe()}, {len(family)} "
-                    f"confidence claims", fontsize=9)
+    figure.suptitle(f"run-level error control: {control.describe()}, {claims(len(family))}",
+                    fontsize=9)
     return save_figure(figure, path)
