@@ -154,9 +154,10 @@ ALONE = {"a": "holds", "b": "holds", "c": "holds", "d": "holds", "e": "xfail",
 @pytest.mark.parametrize(("method", "demoted"), [("holm", {"c", "d"}), ("bh", {"d"})])
 def test_pytest_run_reports_survivors(project: Path, pytester: pytest.Pytester, method: str,
                                       demoted: set[str]) -> None:
+    report = ("--interp-report", "report.md") if method == "bh" else ()
     result = pytester.runpytest("-p", "no:randomly", "--interp-alpha", "0.02",
                                 "--interp-error-control", method, "--interp-json", "out.json",
-                                "--junitxml", "out.xml")
+                                "--junitxml", "out.xml", *report)
     # each item shows its claim alone; the run fails because some do not survive
     result.assert_outcomes(passed=5, xfailed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -179,12 +180,19 @@ def test_pytest_run_reports_survivors(project: Path, pytester: pytest.Pytester, 
     assert "error_control" not in records["plain"]
     for key in demoted:
         assert records[key]["reason"].startswith(f"does not survive {name} at α = 0.02")
-        assert records[key]["plot"] == ".interp-assert/error-control.png"
+        # the family's plot, unless the claim has one of its own (a report plots every claim)
+        assert records[key]["plot"] == (f".interp-assert/plots/many.claims/{key}.png" if report
+                                        else ".interp-assert/error-control.png")
     assert (project / ".interp-assert" / "error-control.png").stat().st_size > 1000
     suite = ET.parse(project / "out.xml").getroot().find("testsuite")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert {n for n, case in cases.items() if case.find("failure") is not None} == demoted
     assert suite.get("failures") == str(len(demoted))
+    if report:  # the Markdown document: the reason, and each member's adjusted p-value
+        markdown = (project / "report.md").read_text(encoding="utf-8")
+        assert "*does not survive Benjamini–Hochberg at α = 0.02 (adjusted p = 0.0283" in markdown
+        assert ("run-level error control (Benjamini–Hochberg at α = 0.02, 5 confidence claims): "
+                "p = 0.0102, adjusted p = 0.017: survives") in markdown
     props = {p.get("name"): p.get("value") for p in cases["d"].iter("property")}
     assert float(props["adjusted_p"]) == pytest.approx(records["d"]["error_control"]
                                                        ["adjusted_p"], rel=1e-12)

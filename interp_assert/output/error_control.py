@@ -43,6 +43,14 @@ def control_text(records: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def control_line(record: Mapping[str, Any]) -> str:
+    """One line: the method, α, the family, the p-values and whether the claim survives."""
+    entry = record["error_control"]
+    described = ErrorControl(entry["alpha"], entry["method"]).describe()
+    return (f"run-level error control ({described}, {claims(entry['family'])}): p = "
+            f"{entry['p_value']:.3g}, adjusted p = {entry['adjusted_p']:.3g}: {mark(entry)}")
+
+
 @register_renderer("error-control")
 def control_block(record: Mapping[str, Any], report: ReportContext) -> Block | None:
     """A confidence claim's p-value, adjusted p-value and whether it survives."""
@@ -91,6 +99,9 @@ def draw_control(records: Iterable[Mapping[str, Any]], path: Path) -> Path | Non
                         textcoords="offset points", color=colours[what])
     for what, colour in colours.items():
         ax.scatter([], [], color=colour, label=what)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.set_xlabel("rank of the p-value")
     ax.set_ylabel("p-value")
