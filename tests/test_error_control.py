@@ -263,3 +263,15 @@ def test_simulated_family_wise_error_stays_below_alpha_with_holm() -> None:
     mixed = simulate(runs=300, claims=20, null=10, alpha=0.05)
     assert mixed["holm"]["fwer"] <= 0.05 and mixed["bh"]["fdr"] <= 0.05
     assert mixed["bh"]["power"] >= mixed["holm"]["power"]  # BH keeps more true claims
+
+
+def test_an_open_claim_that_holds_but_does_not_survive_becomes_an_expected_failure() -> None:
+    records = [record("open", "xpass", 0.03), record("a", "holds", 0.001)]
+    records[0]["fails_run"] = True  # strict: 'status: open' claims that hold fail the run
+    control(records, ErrorControl(0.05, "bh"))  # BH: 0.03 * 2 / 2 = 0.03 <= 0.05 survives
+    assert records[0]["verdict"] == "xpass" and records[0]["error_control"]["survives"]
+    control(records, ErrorControl(0.05, "holm"))  # Holm: max(0.002, 0.03) survives too
+    assert records[0]["verdict"] == "xpass"
+    control(records, ErrorControl(0.02, "holm"))
+    assert records[0]["verdict"] == "xfail" and not records[0]["fails_run"]
+    assert records[0]["reason"].startswith("does not survive Holm at α = 0.02 (adjusted p = 0.03")
