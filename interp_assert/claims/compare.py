@@ -82,6 +82,7 @@ class Compare(Claim):
             rows[0]["ci_low"], rows[0]["ci_high"] = interval
         return Outcome(passed, measured_text, expected, value=measured, rows=rows,
                        interval=interval, context=dict(quantity.meta.get("context", {})),
+                       p_value=_p_value(quantity, self.comparison, bound, upper),
                        plot_data={"values": {str(self.subject): measured}, "bound": bound,
                                   "upper": upper, "interval": interval})
 
@@ -90,6 +91,16 @@ def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] 
     from interp_assert.evaluate.stats import interval_for
 
     return interval_for(quantity.meta, comparison.confidence or 0.95)
+
+
+def _p_value(quantity: Any, comparison: ast.Comparison, bound: float,
+             upper: float | None) -> float | None:
+    """The p-value of a ``with N% confidence`` comparison (None without confidence)."""
+    if comparison.confidence is None:
+        return None
+    from interp_assert.evaluate.pvalues import p_value_for
+
+    return p_value_for(quantity.meta, comparison.op, bound, upper)
 
 
 AGGREGATES = ("all", "any", "mean", "max", "min")

@@ -24,7 +24,8 @@ class Outcome:
 
     ``value`` is the headline number (recorded in results and baselines), ``measured`` and
     ``expected`` are the one-line texts of the report, ``rows`` the evidence table, and
-    ``plot_data`` whatever the claim kind's ``plot`` needs.
+    ``plot_data`` whatever the claim kind's ``plot`` needs, ``p_value`` the p-value of a
+    ``with N% confidence`` claim (any kind may set it; see judge/error_control.py).
     """
 
     passed: bool
@@ -36,6 +37,9 @@ class Outcome:
     plot_data: dict[str, Any] = field(default_factory=dict)
     interval: tuple[float, float] | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    #: a confidence claim's one-sided p-value for "the true value clears the bound" (the
+    #: interval's inverse, evaluate/pvalues.py); run-level error control reads it. None: none
+    p_value: float | None = None
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):

@@ -59,17 +59,24 @@ class Subject:
     def run(self, plot_dir: str | Path | None = None, plots: str = "failed", *,
             artifacts: str | Path | None = None, json: str | Path | None = None,
             root: str | Path | None = None, select: Iterable[str] | None = None,
-            baseline: str | Path | None = None) -> list[ClaimResult]:
+            baseline: str | Path | None = None, alpha: float | str | None = None,
+            error_control: str | None = None) -> list[ClaimResult]:
         """Evaluate every claim of the claim file on every target (as ``pytest`` and
         ``interp-assert check`` do). Plots go flat into ``plot_dir``, or under ``artifacts``
         as the other drivers lay them out (none with neither); ``json`` writes the results
         file the other drivers write. ``select`` keeps only these claim ids, check names or
-        checkpoint labels; ``baseline`` judges against a baseline file."""
+        checkpoint labels; ``baseline`` judges against a baseline file. ``alpha`` and
+        ``error_control`` (``holm``, ``bh``; else INTERP_ASSERT_ALPHA and
+        INTERP_ASSERT_ERROR_CONTROL) correct the confidence claims for multiplicity: the
+        results carry the run-level verdicts."""
+        from interp_assert.judge.error_control import judgement_of, parse_control
+
         options = RunOptions(root=Path(root).resolve() if root else Path.cwd(),
                              plots=plots if plot_dir or artifacts else "never",
                              json=Path(json) if json else None,
                              baseline=Path(baseline) if baseline else None,
-                             baseline_shown=str(baseline) if baseline else "")
+                             baseline_shown=str(baseline) if baseline else "",
+                             error_control=parse_control(alpha, error_control, "alpha"))
         if artifacts is not None:
             options.artifacts = Path(artifacts)
         elif plot_dir is not None:
@@ -79,7 +86,11 @@ class Subject:
         checks = [c for c in runner.checks(self.claim_file) if chosen is None
                   or {c.name, c.entry.id, c.target.label} & chosen]
         results = list(runner.run(checks))
-        runner.finish([runner.record(r) for r in results])
+        records = [runner.record(r) for r in results]
+        runner.finish(records)
+        for result, item in zip(results, records):  # the run-level verdicts (error control)
+            if item.get("error_control"):
+                result.judgement = judgement_of(item)
         return results
 
 

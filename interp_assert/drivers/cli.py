@@ -25,10 +25,12 @@ from interp_assert.drivers.cli_lint import add_lint
 from interp_assert.drivers.cli_progress import RichProgress
 from interp_assert.errors import InterpAssertError
 from interp_assert.evaluate import cache_config
+from interp_assert.judge.error_control import control, parse_control
 from interp_assert.judge.verdict import ClaimResult
 from interp_assert.loading.claim_file import SUFFIXES
 from interp_assert.loading.devices import DTYPES, check_device, check_run_device
 from interp_assert.loading.source_files import safe_resolve
+from interp_assert.output.error_control import control_text
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
 from interp_assert.resources import parse_size, set_memory_limit
@@ -114,6 +116,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
         options.report_latest_only = not args.all_checkpoints
     runner = Runner(options)
     try:
+        options.error_control = parse_control(args.alpha, args.error_control, "--alpha")
         runner.baselines()  # a broken baseline file stops the run before any work
         check_run_device(args.device, args.dtype)
     except InterpAssertError as exc:
@@ -140,8 +143,11 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     for text in reports:
         print(text)
         print()
+    control(records, options.error_control)  # run-level verdicts, as Runner.finish decides
     if records:
         print(summary_text(records))
+        if control_text(records):
+            print(control_text(records))
     failed = False
     try:
         messages = runner.finish(records, interrupted)
@@ -232,6 +238,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "cluster at ADDRESS (host:6379, ray://host:10001); without "
                                   "ADDRESS, the running one or a new local one (pip install "
                                   "'interp-assert[ray]')")
+        command.add_argument("--alpha", metavar="ALPHA",
+                             help="control the error rate across the run's confidence claims "
+                                  "at ALPHA (0.05; off: none); a claim that holds alone but "
+                                  "not after the correction fails (default "
+                                  "INTERP_ASSERT_ALPHA, else off)")
+        command.add_argument("--error-control", choices=("holm", "bh"),
+                             help="holm: family-wise error, bh: false-discovery rate "
+                                  "(Benjamini-Hochberg); alone it sets alpha 0.05 (default "
+                                  "INTERP_ASSERT_ERROR_CONTROL, else holm)")
         command.add_argument("--timeout", metavar="SECONDS", type=_timeout,
                              help="stop a claim's user code (loaders, callables, metrics) "
                                   "after SECONDS and report the claim as an error (default "

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 #: plugin modules that own their own hooks (each imports nothing but pytest at start-up)
 pytest_plugins = ["interp_assert.drivers.pytest_terminal",
-                  "interp_assert.drivers.pytest_baselines", "interp_assert.drivers.pytest_fixtures"]
+                  "interp_assert.drivers.pytest_baselines", "interp_assert.drivers.pytest_fixtures",
+                  "interp_assert.drivers.pytest_error_control"]
 #: set when collection froze the objects it made (``resources.settle_gc``)
 _SETTLED = pytest.StashKey[bool]()
 
@@ -373,6 +374,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     claim_session = session.config.stash.get(SESSION_KEY, None)
     if claim_session is not None:
         written = claim_session.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        from interp_assert.drivers.pytest_error_control import after_control
+
+        after_control(session, claim_session)  # claims not surviving Holm/BH fail the run
         if not written and session.exitstatus in (pytest.ExitCode.OK,
                                                   pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a file was not written

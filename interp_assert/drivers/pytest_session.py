@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from interp_assert.drivers.pytest_error_control import error_control_of
 from interp_assert.drivers.pytest_keys import SESSION_KEY
 from interp_assert.drivers.pytest_progress import make_progress
 from interp_assert.errors import InterpAssertError
@@ -88,7 +89,8 @@ class ClaimSession:
                                   "--interp-timeout"),
             device=config.getoption("interp_device") or config.getini("interp_assert_device")
             or None, dtype=config.getoption("interp_dtype") or config.getini(
-                "interp_assert_dtype") or None, progress=make_progress(config))
+                "interp_assert_dtype") or None, progress=make_progress(config),
+            error_control=error_control_of(config))
         session = cls(Runner(options), bool(config.getoption("interp_summary")), from_ini, here)
         options.record_command = session.record_command
         return session

@@ -46,13 +46,20 @@ def bootstrap_mean(samples: np.ndarray, level: float = 0.95,
 _BOOTSTRAPS: dict[tuple[bytes, float, int], tuple[float, float]] = {}
 
 
-def _bootstrap(samples: np.ndarray, level: float, resamples: int) -> tuple[float, float]:
+def resampled_means(samples: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES) -> np.ndarray:
+    """The seeded bootstrap's resampled means (the percentile interval's quantiles and the
+    bootstrap p-value of :mod:`interp_assert.evaluate.pvalues` read the same ones)."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     means = np.empty(resamples)
     for start in range(0, resamples, 250):
         stop = min(resamples, start + 250)
         idx = rng.integers(0, samples.size, size=(stop - start, samples.size))
         means[start:stop] = samples[idx].mean(axis=1)
+    return means
+
+
+def _bootstrap(samples: np.ndarray, level: float, resamples: int) -> tuple[float, float]:
+    means = resampled_means(samples, resamples)
     alpha = (1 - level) / 2
     return (float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.judge.verdict import WORDS, Verdict
 from interp_assert.loading.targets import natural_key
+from interp_assert.output.error_control import control_line
 from interp_assert.output.files import write_text
 from interp_assert.output.renderers import value_text
 
@@ -102,6 +103,8 @@ def render_markdown(parts: Sequence[Section], root: Path, output: Path,
                 lines += [f"*{item['reason']}*", ""]
             if item.get("measured") is not None:
                 lines += [f"measured {value_text(item)}; expected {item.get('expected')}", ""]
+            if item.get("error_control"):
+                lines += [control_line(item), ""]
             if item.get("error"):
                 lines += ["```", item["error"], "```", ""]
             if item.get("plot"):

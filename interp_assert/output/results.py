@@ -61,11 +61,12 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
         "checkpoint": result.subject, "label": result.label, "step": result.step,
         "holds_from": result.holds_from, "sha256": result.sha256,
         "quantities": result.quantities, "value": None, "measured": None, "expected": None,
-        "interval": None, "context": {}, "notes": [], "rows": [],
+        "interval": None, "p_value": None, "context": {}, "notes": [], "rows": [],
     }
     if outcome is not None:
         data.update(value=outcome.value, measured=outcome.measured, expected=outcome.expected,
                     interval=list(outcome.interval) if outcome.interval else None,
+                    p_value=outcome.p_value,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
     if result.baseline is not None:
         change = None

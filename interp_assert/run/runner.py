@@ -52,6 +52,7 @@ from interp_assert.plan.plan import Plan, RunPlan
 from interp_assert.progress import Progress, phase, using
 from interp_assert.resources import gc_paused
 from interp_assert.run.baseline_update import update_baseline
+from interp_assert.run.run_level import ErrorControl, settle
 from interp_assert.run.summary import exit_code, tally_line  # noqa: F401 - re-exported
 from interp_assert.usercode import default_timeout, time_limit
 
@@ -100,6 +101,7 @@ class RunOptions:
     device: str | None = None  # every model's device and dtype (None: the environment's,
     dtype: str | None = None  # else each subject's own)
     progress: Progress = field(default_factory=Progress)  # phases and batches, timed
+    error_control: ErrorControl | None = None  # Holm / BH across the run's confidence claims
 
     def __post_init__(self) -> None:
         if self.plots not in PLOT_POLICIES:
@@ -349,7 +351,7 @@ class Runner:
         """Write what the run leaves: trajectories, the baseline update (never after an
         interruption), the JSON results and the document. Returns the lines to show."""
         options, records = self.options, list(records)
-        messages: list[str] = []
+        messages = settle(records, options)  # run-level error control: verdicts, plot
         errors: list[str] = []
         if not records:
             return messages
