@@ -43,7 +43,8 @@ def world() -> dict[str, Any]:
     return {"model": model, "data": generate(N, SEED)}
 
 
-def write(folder: Path, claims: list[dict[str, Any]]) -> Path:
+def write(folder: Path, claims: list[dict[str, Any]],
+          quantities: dict[str, Any] | None = None) -> Path:
     text = yaml.safe_dump({
         "subject": {"checkpoint": str(CHECKPOINT), "loader": "examples.tiny_transformer:load",
                     "python_path": str(ROOT)},
@@ -52,15 +53,16 @@ def write(folder: Path, claims: list[dict[str, Any]]) -> Path:
         "quantities": {"digit-error": {"metric": "position_error", "answer": "A0..A10"},
                        "digit_unembed": {"weight": "unembed.W_U", "axes": ["d_model", "token"],
                                          "labels": {"token": "0..9, +, ="}},
-                       "flat": {"weight": "unembed.W_U", "axes": ["d_model", "token"]}},
+                       **(quantities or {})},
         "claims": claims}, allow_unicode=True, sort_keys=False)
     path = folder / "probes.claims.yaml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def run(folder: Path, claims: dict[str, str]) -> dict[str, Any]:
-    path = write(folder, [{"id": k, "claim": v} for k, v in claims.items()])
+def run(folder: Path, claims: dict[str, str], quantities: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
+    path = write(folder, [{"id": k, "claim": v} for k, v in claims.items()], quantities)
     return {r.claim_id: r for r in ia.load(path).run(plot_dir=folder / "plots")}
 
 
@@ -184,6 +186,38 @@ def test_ridge_probe_r2_matches_scikit_learn(world: dict[str, Any], tmp_path: Pa
     assert r2.interval[0] < r2.value < r2.interval[1]
     nan = results["nan-fail"]  # carry into A0 is always 0: R² is 0/0, and NaN never passes
     assert nan.status == "fails" and np.isnan(nan.outcome.value)
+
+
+def test_a_quantity_with_one_value_per_sample_is_a_label(world: dict[str, Any],
+                                                        tmp_path: Path) -> None:
+    (tmp_path / "labels.py").write_text(
+        "from examples.adder.data import generate\n\n\n"
+        "def place_sum(model, n, seed, place):\n"
+        "    tokens = generate(n, seed)['tokens']\n"
+        "    return (tokens[:, place] + tokens[:, 11 + place]).double().numpy()\n",
+        encoding="utf-8")
+    _, x = forward(world, "blocks.0.hook_resid_post")
+    tokens = world["data"]["tokens"].numpy()
+    place_sum = (tokens[:, 4] + tokens[:, 15]).astype(float)
+    reference = reference_fit(x[:, A4], place_sum, 0, regression=True)
+    results = run(tmp_path, {"sum": "probe blocks.0.hook_resid_post at A4 for place-sum: R² ≥ 0"},
+                  {"place-sum": {"call": "labels.py:place_sum",
+                                 "args": {"n": N, "seed": SEED, "place": 4}}})
+    assert results["sum"].outcome.value == pytest.approx(reference["test"], abs=1e-12)
+
+
+def test_the_probe_activation_respects_the_memory_limit(tmp_path: Path) -> None:
+    from interp_assert.resources import set_memory_limit
+
+    set_memory_limit("1KB")
+    try:
+        results = run(tmp_path, {
+            "big": "probe blocks.0.hook_resid_post at A4 for carry[5]: accuracy ≥ 90%"})
+    finally:
+        set_memory_limit(None)
+    assert results["big"].status == "error"
+    assert "memory limit" in results["big"].error.message
+    assert "blocks.0.hook_resid_post" in results["big"].error.message
 
 
 def test_probe_label_errors_name_the_fix(tmp_path: Path) -> None:
