@@ -157,7 +157,9 @@ def test_probe_accuracy_and_selectivity_match_scikit_learn(world: dict[str, Any]
                "selectivity ≥ 30 points",
         "digit": "probe blocks.1.hook_resid_post at A4 for tokens[27]: accuracy ≥ 95%",
         "acc-fail": f"probe blocks.0.hook_resid_post at A4 for carry[5] (seed {SEED}): "
-                    "accuracy > 100%"})
+                    "accuracy > 100%",
+        "template": "probe blocks.0.hook_resid_post at A{i} for carry[{i+1}]: accuracy ≥ 90% "
+                    "for i in 3..4"})
     acc = results["acc"]
     assert acc.status == "holds", acc.outcome.measured
     assert acc.outcome.value == binary["test"]  # exactly: the same fit on the same arrays
@@ -169,6 +171,8 @@ def test_probe_accuracy_and_selectivity_match_scikit_learn(world: dict[str, Any]
     assert results["digit"].status == "holds"
     assert results["digit"].outcome.value == multi["test"]
     assert results["digit"].outcome.plot_data["classes"] == list(range(10))
+    template = results["template"]
+    assert template.status == "holds" and template.outcome.measured == "2/2 instances hold"
     failed = results["acc-fail"]
     assert failed.status == "fails" and failed.plot is not None and failed.plot.exists()
     assert f"control task {binary['control']:.4g}" in failed.outcome.measured
@@ -225,12 +229,14 @@ def test_probe_label_errors_name_the_fix(tmp_path: Path) -> None:
         "no-field": "probe blocks.0.hook_resid_post at A4 for cary: accuracy ≥ 90%",
         "which-column": "probe blocks.0.hook_resid_post at A4 for carry: accuracy ≥ 90%",
         "one-class": "probe blocks.0.hook_resid_post at A4 for carry[0]: accuracy ≥ 90%",
-        "no-hook": "probe blocks.9.hook_resid_post at A4 for carry[5]: accuracy ≥ 90%"})
+        "no-hook": "probe blocks.9.hook_resid_post at A4 for carry[5]: accuracy ≥ 90%",
+        "column": "probe blocks.0.hook_resid_post at A4 for carry[five]: accuracy ≥ 90%"})
     assert all(r.status == "error" for r in results.values())
     assert "did you mean 'carry'" in results["no-field"].error.message
     assert "write 'carry[i]'" in results["which-column"].error.hint
     assert "one class" in results["one-class"].error.message
     assert "blocks.9.hook_resid_post" in results["no-hook"].error.message
+    assert "must be a whole number" in results["column"].error.message
 
 
 # ---- steering --------------------------------------------------------------------------------

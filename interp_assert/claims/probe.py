@@ -23,6 +23,7 @@ from lark import Tree
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.errors import QuantityError
 from interp_assert.evaluate.probing import (
     PositionSink,
     ProbeFit,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 PROBE_GRAMMAR = r"""
 probe: "probe" NAME "at" label "for" probe_target [probe_seed] ":" PROBE_STAT comparison
-probe_target: NAME ["[" INT "]"]
+probe_target: NAME ["[" (INT | NAME) "]"]
 probe_seed: "(" "seed" INT ")"
 PROBE_STAT: /(accuracy|selectivity|r2|R2)\b|R²/"""
 STATS = {"accuracy": "accuracy", "selectivity": "selectivity", "r2": "R²", "R2": "R²",
@@ -53,7 +54,7 @@ class Target:
     """A probe's label: a field or quantity name, optionally one column of it."""
 
     name: str
-    column: int | None = None
+    column: int | str | None = None  # a str only in a template (``carry[{i+1}]``)
 
     def __str__(self) -> str:
         return self.name if self.column is None else f"{self.name}[{self.column}]"
@@ -61,7 +62,9 @@ class Target:
 
 def target_from(tree: Tree) -> Target:
     name, column = tree.children
-    return Target(str(name), int(column) if column is not None else None)
+    if column is None:
+        return Target(str(name))
+    return Target(str(name), int(column) if str(column).isdigit() else str(column))
 
 
 def seed_from(tree: Tree | None) -> int | None:
@@ -77,7 +80,14 @@ def probe_labels(ctx: Context, target: Target, label: str) -> np.ndarray:
     else:
         values = dataset.field(target.name)  # no such field: the error names the fields
     seq = len(spec.positions) if spec.positions is not None else None
-    return field_labels(values, str(target), target.column, position_of(spec, label),
+    column = target.column
+    if isinstance(column, str) and column.isdigit():  # a template's instance: carry[{i+1}]
+        column = int(column)
+    if isinstance(column, str):
+        raise QuantityError(f"'{target}': the column must be a whole number",
+                            hint=f"write e.g. '{target.name}[0]' (or a template placeholder "
+                                 "'{i}' with 'for i in ...')")
+    return field_labels(values, str(target), column, position_of(spec, label),
                         dataset.n, seq)
 
 
