@@ -204,8 +204,8 @@ class Steer(Claim):
         needed = None
         if self.effect.comparison.op in (">=", ">", "<=", "<") and change in ("rise", "drop"):
             needed = before + bound if change == "rise" else before - bound
-        rows = [{"scale": 0.0, metric: before}, {"scale": self.scale, metric: after,
-                                                  change: effect, "holds": passed}]
+        rows = [{"scale": self.scale, "before": before, "after": after, change: effect,
+                 "holds": passed}]
         plot_data = {"scale": self.scale, "before": before, "after": after, "metric": metric,
                      "change": change, "expected": expected_bound, "needed": needed}
         return Outcome(passed, measured, f"{change} {expected_bound}", value=effect, rows=rows,
@@ -225,5 +225,5 @@ class Steer(Claim):
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.probe_plot import plot_scales
 
-        plot_scales(ax, outcome, f"{self.effect.metric} against the steering scale of "
-                                 f"{self.direction} at {self.hook}")
+        plot_scales(ax, outcome, f"{self.effect.metric} against the scale of the direction "
+                                 f"added at {self.hook}")
