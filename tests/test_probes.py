@@ -300,3 +300,21 @@ def test_steering_errors_name_the_fix(tmp_path: Path) -> None:
     assert "both groups" in results["never"].error.message
     with pytest.raises(ia.ClaimSyntaxError, match="belongs to patching"):
         parse_claim("steer blocks.0.hook_resid_post by 1 · v: x recovers ≥ 80%")
+
+
+def test_probe_activations_join_the_clean_pass(tmp_path: Path) -> None:
+    from interp_assert.evaluate.forward import FORWARD_PASSES
+
+    before = len(FORWARD_PASSES)
+    results = run(tmp_path, {
+        "metric": "digit-error at A5 ≤ 1%",
+        "layer0": "probe blocks.0.hook_resid_post at A4 for carry[5]: accuracy ≥ 90%",
+        "layer1": "probe blocks.1.hook_resid_post at A3 for carry[4]: selectivity ≥ 30 points",
+        "direction": "steer blocks.0.hook_resid_post at A4 by 1 · mean-diff of "
+                     "blocks.0.hook_resid_post at A2 by carry[3]: digit-error at A5 changes by "
+                     "≥ 0 points"})
+    assert all(r.status == "holds" for r in results.values()), results
+    passes = FORWARD_PASSES[before:]
+    clean = [key for key in passes if key[2] == ()]
+    assert len(clean) == 1  # every probe activation and the metric: one clean pass
+    assert len(passes) == 2  # and the steered pass
