@@ -318,3 +318,16 @@ def test_probe_activations_join_the_clean_pass(tmp_path: Path) -> None:
     clean = [key for key in passes if key[2] == ()]
     assert len(clean) == 1  # every probe activation and the metric: one clean pass
     assert len(passes) == 2  # and the steered pass
+
+
+def test_a_missing_scikit_learn_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from interp_assert.errors import QuantityError
+    from interp_assert.evaluate.probing import fit_classifier
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn raises ImportError
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(QuantityError, match="need scikit-learn") as caught:
+        fit_classifier(x, np.arange(20) % 2, 0, "parity")
+    assert caught.value.hint == "pip install scikit-learn"

@@ -160,6 +160,15 @@ def _classes(labels: np.ndarray, name: str) -> np.ndarray:
     return classes
 
 
+def _sklearn() -> None:
+    """scikit-learn fits the probes: a clear error when it is missing."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise QuantityError("linear probes need scikit-learn, which is not installed",
+                            hint="pip install scikit-learn") from None
+
+
 def _classifier(x: np.ndarray, y: np.ndarray) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -186,6 +195,7 @@ def _check_activations(x: np.ndarray, what: str) -> np.ndarray:
 def _cached(task: str, x: np.ndarray, labels: np.ndarray, seed: int, name: str) -> ProbeFit:
     """A probe fit, shared by the claims that fit the same one (accuracy and selectivity); on
     one BLAS thread: these fits are small, and threads only contend (20x slower under load)."""
+    _sklearn()
     from threadpoolctl import threadpool_limits
 
     digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16)
