@@ -51,6 +51,7 @@ def write(folder: Path, claims: list[dict[str, Any]],
         "data": {"sums": {"generate": "examples.adder.data:generate", "n": N, "seed": SEED,
                           "positions": "X0..X9, +, Y0..Y9, =, A0..A10"}},
         "quantities": {"digit-error": {"metric": "position_error", "answer": "A0..A10"},
+                       "loss-A5": {"metric": "loss", "answer": "A5"},
                        "digit_unembed": {"weight": "unembed.W_U", "axes": ["d_model", "token"],
                                          "labels": {"token": "0..9, +, ="}},
                        **(quantities or {})},
@@ -282,6 +283,29 @@ def test_steering_matches_a_hand_written_forward(world: dict[str, Any], tmp_path
     sweep = failed.outcome.plot_data["sweep"]
     assert sweep["scales"] == [f * 40 for f in (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)]
     assert sweep["metric"][4] == pytest.approx(failed.outcome.plot_data["after"], abs=1e-12)
+
+
+def test_steering_a_continuous_metric_matches_within_1e_6(world: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    hook = "blocks.0.hook_resid_post"
+    tokens = world["data"]["tokens"].numpy()
+    logits, x = forward(world, hook)
+    carry = world["data"]["carry"][:, 5].numpy() != 0
+    mean_diff = x[carry, A4].mean(0) - x[~carry, A4].mean(0)
+
+    def loss(values: np.ndarray) -> float:
+        """Mean cross-entropy of the A5 token from the logits at A4 (float64)."""
+        z = values[:, A4] - values[:, A4].max(-1, keepdims=True)
+        log_probs = z - np.log(np.exp(z).sum(-1, keepdims=True))
+        return float(-log_probs[np.arange(len(z)), tokens[:, 27]].mean())
+
+    expected = loss(forward(world, hook, 0.3 * mean_diff)[0]) - loss(logits)
+    results = run(tmp_path, {
+        "loss": f"steer {hook} at A4 by 0.3 · mean-diff of {hook} at A4 by carry[5]: loss-A5 "
+                "rises by ≥ 0.005 nats"})
+    assert results["loss"].status == "holds"
+    assert results["loss"].outcome.value == pytest.approx(expected, abs=1e-6)
+    assert expected > 0.005
 
 
 def test_steering_errors_name_the_fix(tmp_path: Path) -> None:
