@@ -18,7 +18,9 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     links,
     monotone,
     orthogonal,
+    probe,
     ranking,
+    steer,
     trajectory,
     within,
 )
