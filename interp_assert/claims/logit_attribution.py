@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -41,6 +41,8 @@ class _Attributing(Claim):
 
     contrast: str | None
     answer: str | None
+    #: a template's instances each plan their sinks, so one pass serves every instance
+    plans_instances: ClassVar[bool] = True
 
     def components(self) -> list[str]:
         raise NotImplementedError
@@ -132,7 +134,9 @@ DLA_REL: /(of|to)(?![\w-])/""" + _TARGET
         with np.errstate(invalid="ignore", divide="ignore"):
             samples = found.column(self.component) / scale
             means = found.values.mean(axis=0) / scale
-        value = float(samples.mean()) if np.isfinite(scale) and scale != 0 else float("nan")
+        # NaN never passes: a logit difference that is not finite has no decomposition
+        whole = bool(np.all(np.isfinite(found.total))) and np.isfinite(scale) and scale != 0
+        value = float(samples.mean()) if whole else float("nan")
         level = self.comparison.confidence or 0.95
         interval = bootstrap_mean(samples, level)
         judged = judged_value(value, interval, self.comparison)
@@ -197,6 +201,8 @@ dla_parts: label ("," label)*"""
 
         found = self.measure(ctx)
         means = found.values.mean(axis=0)
+        if not np.all(np.isfinite(found.total)):  # NaN never passes: nothing to decompose
+            means = np.full_like(means, np.nan)
         pool = [j for j, label in enumerate(found.labels)
                 if label not in self._neurons() or label in self.parts]
         if not 1 <= self.k <= len(pool):

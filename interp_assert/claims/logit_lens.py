@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ class LogitLens(Claim):
     residual stream, over the samples of the claim's dataset."""
 
     kind = "logit_lens"
+    #: a template's instances each plan their sinks, so one pass serves every instance
+    plans_instances: ClassVar[bool] = True
     grammar = r"""
 logit_lens: "logit" "lens" "at" NAME ":" (lens_share | lens_mean)
 lens_share: LENS_STAT _lens_answer CMP expr "on" number "of" "samples" [confidence]
