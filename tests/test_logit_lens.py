@@ -171,6 +171,60 @@ def test_lens_on_the_induction_model_without_a_norm(tmp_path: Path) -> None:
         assert abs(results[f"l{layer}"].outcome.value - reference) <= 1e-6
 
 
+NANO_DATA = '''\
+import torch
+
+
+def generate(n, seed):
+    return {"tokens": torch.randint(0, 16, (n, 12), generator=torch.Generator().manual_seed(seed))}
+'''
+
+
+def test_lens_on_a_nanogpt_model(tmp_path: Path) -> None:
+    """nn.LayerNorm as ``transformer.ln_f`` and a bias-free ``lm_head``, blocks returning plain
+    tensors at ``transformer.h.{l}``; the failure plot's curve reads every block."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        from examples.nanogpt.model import GPT
+    finally:
+        sys.path.remove(str(ROOT))
+    torch.manual_seed(0)
+    config = {"vocab_size": 16, "block_size": 12, "n_layer": 2, "n_head": 2, "n_embd": 16}
+    model = GPT(**config).eval()
+    with torch.no_grad():
+        model.transformer.ln_f.weight.add_(0.3 * torch.randn(16))
+        model.transformer.ln_f.bias.add_(0.3 * torch.randn(16))
+    torch.save({"config": config, "model": model.state_dict()}, tmp_path / "nano.pt")
+    (tmp_path / "nano_data.py").write_text(NANO_DATA, encoding="utf-8")
+    body = {"subject": {"checkpoint": "nano.pt", "loader": "examples.nanogpt.model:load",
+                        "python_path": [str(ROOT), "."]},
+            "data": {"random": {"generate": "nano_data:generate", "n": 64, "seed": 1}},
+            "claims": [{"id": "nano", "claim": "logit lens at transformer.h.0: mean probability "
+                                               "of the answer ≥ 0.9"}]}
+    path = tmp_path / "nano.claims.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    result = values(path, tmp_path / "plots")["nano"]
+    assert result.error is None, result.error
+    tokens = torch.randint(0, 16, (64, 12), generator=torch.Generator().manual_seed(1))
+    resid = captured(model, tokens, "transformer.h.0")[:, -2]
+    ln = model.transformer.ln_f
+    x = resid - resid.mean(-1, keepdim=True)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + ln.eps).sqrt() * ln.weight.double() + \
+        ln.bias.double()
+    logits = (x @ model.lm_head.weight.double().T).detach().numpy()
+    exp = np.exp(logits - logits.max(1, keepdims=True))
+    reference = np.mean(exp[np.arange(64), tokens[:, -1].numpy()] / exp.sum(1))
+    assert abs(result.outcome.value - reference) <= 1e-6
+    assert not result.outcome.passed and result.plot is not None and result.plot.exists()
+    curve = result.outcome.plot_data["curve"]
+    assert [label for label, _, _ in curve] == ["transformer.h.0", "transformer.h.1"]
+    assert curve[0][1] == result.outcome.value
+
+
 def bridge_for(model: Any) -> Any:
     """A TransformerLens bridge holding exactly ``model``'s weights."""
     from transformer_lens.config import TransformerBridgeConfig

@@ -180,8 +180,12 @@ def lens_statistic(logits: np.ndarray, answers: np.ndarray, contrasts: np.ndarra
 
 
 def layer_hooks(model: Any) -> list[tuple[str, str]]:
-    """(label, hook) of every residual stream a lens can read, in order: ``embed`` (the input
-    of block 0) and each ``blocks.{l}``'s output."""
+    """(label, hook) of every residual stream a lens can read, in order: for TransformerLens
+    names ``embed`` (the input of block 0) and each ``blocks.{l}``'s output; for a model whose
+    blocks are ``transformer.h`` (GPT-2, nanoGPT) each block's output."""
+    if _has(model, "transformer.h"):
+        count = len(model.get_submodule("transformer.h"))
+        return [(f"transformer.h.{layer}", f"transformer.h.{layer}") for layer in range(count)]
     cfg = getattr(model, "cfg", None)
     layers = getattr(cfg, "n_layers", None)
     if layers is None:
