@@ -296,3 +296,35 @@ def test_attribution_equals_transformer_lens(tmp_path: Path, contrast: str | Non
     assert abs(total - diff.mean().item()) <= 1e-4
     share = results["share"].outcome.value
     assert abs(share - ours["MLP1"] / diff.mean().item()) <= 1e-5
+
+
+def test_attribution_without_a_norm_equals_transformer_lens(tmp_path: Path) -> None:
+    """The attention-only induction model has no LayerNorm and no MLPs: the scale is 1 and the
+    components are the embeddings, the heads and the biases; the answer is the last token."""
+    pytest.importorskip("transformer_lens", reason="transformer-lens is not installed")
+    import torch
+
+    tiny, data = import_examples()
+    spec = {"repeats": {"generate": "examples.induction.data:generate", "n": 100, "seed": 3}}
+    claims = [{"id": "all", "claim": "L1H0 contributes ≥ -100 to logit-diff"}]
+    result = values(write(tmp_path, "induction-dla", INDUCTION, spec, claims))["all"]
+    assert result.error is None, result.error
+    ours = {row["component"]: row["mean"] for row in result.outcome.rows}
+    assert not any(label.startswith("MLP") for label in ours)
+    model = tiny.load(INDUCTION)
+    tokens = data.generate(n=100, seed=3)["tokens"]
+    with torch.no_grad():
+        logits, cache = bridge_for(model).run_with_cache(tokens)
+        parts, labels = cache.decompose_resid(layer=-1, pos_slice=-2, apply_ln=False,
+                                              return_labels=True)
+        heads, head_labels = cache.stack_head_results(layer=-1, pos_slice=-2, apply_ln=False,
+                                                      return_labels=True)
+    w_u = model.unembed.W_U.detach().double()
+    direction = w_u[:, tokens[:, -1]].T - w_u.mean(1)
+    reference = dict(zip([*labels, *head_labels], torch.einsum(
+        "cnd,nd->cn", torch.cat([parts, heads]).double(), direction).mean(1).tolist()))
+    for label in ("embed", "pos_embed", *head_labels):
+        assert abs(ours[label] - reference[label]) <= 1e-5, (label, ours[label], reference[label])
+    final = logits[:, -2].double()
+    diff = final[torch.arange(100), tokens[:, -1]] - final.mean(1)
+    assert abs(sum(ours.values()) - diff.mean().item()) <= 1e-4
