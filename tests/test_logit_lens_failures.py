@@ -73,6 +73,16 @@ def test_failing_claims_draw_their_plots(tmp_path: Path) -> None:
     assert curve[2][1] == 1.0
     data = results["dla-fail"].outcome.plot_data
     assert data["claimed"] == {"L0H0": False} and "L0H0" in data["labels"]
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    ax = Figure().add_subplot()
+    parse_claim("L0H0 contributes ≥ 50% of logit-diff at A3").claim.plot(
+        results["dla-fail"].outcome, ax)
+    bars = {tick.get_text(): patch for tick, patch in zip(ax.get_xticklabels(), ax.patches)}
+    assert bars["L0H0"].get_facecolor() == to_rgba("red")
+    assert bars["MLP1"].get_facecolor() != to_rgba("red")
+    assert "bound 0.5" in [text.get_text() for text in ax.get_legend().get_texts()]
 
 
 def test_nan_never_passes(tmp_path: Path) -> None:

@@ -65,6 +65,10 @@ def plot_contributions(outcome: Outcome, ax: Axes) -> None:
     ax.bar(x, np.nan_to_num(values), color=colors)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xticks(x, labels, rotation=90, fontsize=7)
+    for tick, label in zip(ax.get_xticklabels(), labels):
+        if label in claimed:  # the claimed components' names in their verdict's colour
+            tick.set_color(HOLD if claimed[label] else FAIL)
+            tick.set_fontweight("bold")
     handles = [fill_patch("C0", "other components")]
     if any(claimed.values()):
         handles.append(fill_patch(HOLD, "claimed: holds"))
