@@ -27,6 +27,7 @@ from interp_assert.evaluate.logit_readout import (
     FINAL_NORMS,
     UNEMBEDS,
     find,
+    host_copy,
     no_norm,
     read,
     readout_sink,
@@ -178,10 +179,8 @@ def _frozen_norm(model: Any, final: np.ndarray
     bias = np.zeros(width) if bias is None else bias.detach().double().cpu().numpy()
     x = final - final.mean(axis=1, keepdims=True) if center else final
     scale = np.sqrt(np.mean(x**2, axis=1) + eps)
-    import copy
-
     with torch.inference_mode():
-        own = copy.deepcopy(module).double()(torch.from_numpy(final)).numpy()
+        own = host_copy(module)(torch.from_numpy(final)).numpy()
     mine = x / scale[:, None] * weight + bias
     if not np.allclose(own, mine, rtol=1e-6, atol=1e-6):
         raise QuantityError(f"the final norm ({kind}) is not a LayerNorm or RMSNorm whose "

@@ -128,8 +128,15 @@ def lens_logits(model: Any, resid: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.asarray(resid, dtype=np.float64))
     with torch.inference_mode():
         if norm is not None:
-            x = copy.deepcopy(norm).double()(x)
-        return copy.deepcopy(unembed).double()(x).numpy()
+            x = host_copy(norm)(x)
+        return host_copy(unembed)(x).numpy()
+
+
+def host_copy(module: Any) -> Any:
+    """A float64 copy of ``module`` on the CPU (the model itself is left as it is)."""
+    import torch
+
+    return copy.deepcopy(module).to(device="cpu", dtype=torch.float64)
 
 
 def no_norm(model: Any) -> bool:
