@@ -249,11 +249,13 @@ def test_attribution_equals_transformer_lens(tmp_path: Path, contrast: str | Non
 
     tiny, _ = import_examples()
     vs = f" vs {contrast}" if contrast else ""
-    claims = [{"id": "all", "claim": f"L1N44 contributes ≥ -100 to logit-diff{vs} at A3"},
-              {"id": "share", "claim": f"MLP1 contributes ≥ -100% of logit-diff{vs} at A3"}]
+    claims = [{"id": "all", "claim": f"L1N44 in top 14 contributors to logit-diff{vs} at A3"},
+              {"id": "share", "claim": f"MLP1 contributes ≥ -100% of logit-diff{vs} at A3"},
+              {"id": "head", "claim": f"L1H2 contributes ≥ -100 to logit-diff{vs} at A3"}]
     results = values(write(tmp_path, "dla", ADDER, adder_data(tmp_path), claims))
     assert results["all"].error is None, results["all"].error
-    ours = {row["component"]: row["mean"] for row in results["all"].outcome.rows}
+    data = results["all"].outcome.plot_data  # every component's mean, in logits
+    ours = dict(zip(data["labels"], data["values"]))
 
     model = tiny.load(ADDER)
     bridge = bridge_for(model)
@@ -296,6 +298,7 @@ def test_attribution_equals_transformer_lens(tmp_path: Path, contrast: str | Non
     assert abs(total - diff.mean().item()) <= 1e-4
     share = results["share"].outcome.value
     assert abs(share - ours["MLP1"] / diff.mean().item()) <= 1e-5
+    assert abs(results["head"].outcome.value - reference["L1H2"]) <= 1e-5
 
 
 def test_attribution_without_a_norm_equals_transformer_lens(tmp_path: Path) -> None:
@@ -306,10 +309,10 @@ def test_attribution_without_a_norm_equals_transformer_lens(tmp_path: Path) -> N
 
     tiny, data = import_examples()
     spec = {"repeats": {"generate": "examples.induction.data:generate", "n": 100, "seed": 3}}
-    claims = [{"id": "all", "claim": "L1H0 contributes ≥ -100 to logit-diff"}]
+    claims = [{"id": "all", "claim": "L1H0 in top 3 contributors to logit-diff"}]
     result = values(write(tmp_path, "induction-dla", INDUCTION, spec, claims))["all"]
     assert result.error is None, result.error
-    ours = {row["component"]: row["mean"] for row in result.outcome.rows}
+    ours = dict(zip(result.outcome.plot_data["labels"], result.outcome.plot_data["values"]))
     assert not any(label.startswith("MLP") for label in ours)
     model = tiny.load(INDUCTION)
     tokens = data.generate(n=100, seed=3)["tokens"]

@@ -71,8 +71,9 @@ def test_failing_claims_draw_their_plots(tmp_path: Path) -> None:
     # the claimed layer's point is the claim's own value; after block 1 every answer is top
     assert curve[1][1] == results["lens-fail"].outcome.value < 0.9
     assert curve[2][1] == 1.0
-    data = results["dla-fail"].outcome.plot_data
-    assert data["claimed"] == {"L0H0": False} and "L0H0" in data["labels"]
+    data = results["dla-fail"].outcome.plot_data  # every component, read for the plot only
+    assert data["claimed"] == {"L0H0": False}
+    assert data["labels"][:3] == ["embed", "pos_embed", "L0H0"] and len(data["labels"]) == 13
     from matplotlib.colors import to_rgba
     from matplotlib.figure import Figure
 
@@ -113,14 +114,16 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         {"id": "position", "claim": "logit lens at blocks.1: mean logit of the answer at A99 ≥ 0"},
         {"id": "field", "claim": "MLP1 contributes ≥ 1 to logit-diff vs nowhere at A3"},
         {"id": "component", "claim": "MLP7 contributes ≥ 1 to logit-diff at A3"},
+        {"id": "unknown", "claim": "attn1 contributes ≥ 1 to logit-diff at A3"},
         {"id": "shape", "claim": "logit lens at blocks.0.attn.hook_z: mean logit of the answer "
                                  "≥ 0"},
         {"id": "first", "claim": "logit lens at blocks.1: mean logit of the answer at X0 ≥ 0"}])
     messages = {name: (r.error.message, r.error.hint) for name, r in results.items()}
     assert "no position 'A99'" in messages["position"][0]
     assert "no field 'nowhere'" in messages["field"][0]
-    assert "'MLP7' is not a component" in messages["component"][0]
-    assert "MLP{l}" in messages["component"][1]
+    assert "'MLP7' is not a component of this model (2 blocks)" in messages["component"][0]
+    assert "'attn1' is not a component" in messages["unknown"][0]
+    assert "MLP{l}" in messages["unknown"][1]
     assert "residual stream" in messages["shape"][0]
     assert "first of the sequence" in messages["first"][0]
 

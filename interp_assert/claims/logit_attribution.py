@@ -51,42 +51,25 @@ class _Attributing(Claim):
         text = "logit-diff" + (f" vs {self.contrast}" if self.contrast else "")
         return text + (f" at {self.answer}" if self.answer else "")
 
-    def _neurons(self) -> list[str]:
-        from interp_assert.evaluate.logit_attribution import NEURON
-
-        return [c for c in self.components() if NEURON.match(c)]
+    #: whether the claim reads every component (a ranking), not only its own
+    every: ClassVar[bool] = False
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
-        from interp_assert.errors import InterpAssertError
         from interp_assert.evaluate.logit_attribution import planned
-        from interp_assert.loading.subject import get_subject
 
         spec = claim_file.datasets.get(dataset) if dataset else next(
             iter(claim_file.datasets.values()), None)
-        if spec is None or claim_file.subject is None:
+        if spec is None:
             return []
-        try:
-            names = get_subject(claim_file.subject).weight_names()
-            sinks = planned(spec, names, self.answer, self.contrast, self._neurons())
-        except InterpAssertError:
-            return []  # the claim reports it when it runs
+        sinks = planned(spec, self.answer, self.contrast, self.components(), self.every)
         return [(dataset, key, make) for key, make in sinks]
 
-    def measure(self, ctx: Context) -> Attribution:
+    def measure(self, ctx: Context, every: bool = False) -> Attribution:
         from interp_assert.evaluate.logit_attribution import attribute
 
-        found = attribute(ctx, ctx.dataset_spec(ctx.dataset), self.answer, self.contrast,
-                          self._neurons())
-        for label in self.components():
-            if label not in found.labels:
-                from interp_assert.errors import did_you_mean
-
-                raise QuantityError(f"'{label}' is not a component of the decomposition"
-                                    + did_you_mean(label, found.labels),
-                                    hint="components: embed, pos_embed, L{l}H{h}, MLP{l}, "
-                                         "L{l}N{i}, bias")
-        return found
+        return attribute(ctx, ctx.dataset_spec(ctx.dataset), self.answer, self.contrast,
+                         self.components(), every or self.every)
 
 
 @register_claim
@@ -133,7 +116,6 @@ DLA_REL: /(of|to)(?![\w-])/""" + _TARGET
         scale = total if self.relative else 1.0
         with np.errstate(invalid="ignore", divide="ignore"):
             samples = found.column(self.component) / scale
-            means = found.values.mean(axis=0) / scale
         # NaN never passes: a logit difference that is not finite has no decomposition
         whole = bool(np.all(np.isfinite(found.total))) and np.isfinite(scale) and scale != 0
         value = float(samples.mean()) if whole else float("nan")
@@ -151,17 +133,26 @@ DLA_REL: /(of|to)(?![\w-])/""" + _TARGET
         expected = expected_text(self.comparison, bound, upper)
         if self.comparison.confidence is not None:
             expected += f" for the whole {level:.0%} interval"
-        rows = [{"component": label, "mean": float(found.values[:, j].mean()),
-                 "share": float(found.values[:, j].mean() / total) if total else float("nan"),
-                 "claimed": label == self.component}
-                for j, label in enumerate(found.labels)]
+        column = found.column(self.component)
+        rows = [{"component": self.component, "mean": float(column.mean()),
+                 "share": float(column.mean() / total) if total else float("nan"),
+                 "logit-diff": total, "samples": int(column.size), "holds": passed}]
         return Outcome(passed, measured, expected, value=value, rows=rows, interval=interval,
-                       plot_data={"labels": found.labels, "values": means.tolist(),
+                       plot_data={"labels": [self.component], "values": [value],
                                   "claimed": {self.component: passed}, "bound": bound,
                                   "unit": "share of the mean logit difference" if self.relative
                                   else "mean contribution (logits)",
                                   "title": f"direct logit attribution to {self.target_text()}"
                                            f" (mean logit difference {fmt(total)})"})
+
+    def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:
+        """Every component's mean, for the bar chart (a pass of its own, only for a plot)."""
+        found = self.measure(ctx, every=True)
+        total = float(np.mean(found.total))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = found.values.mean(axis=0) / (total if self.relative else 1.0)
+        outcome.plot_data["labels"] = found.labels
+        outcome.plot_data["values"] = means.tolist()
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.lens_plots import plot_contributions
@@ -179,6 +170,7 @@ class TopContributors(_Attributing):
 dla_top: dla_parts "in" "top" INT "contributors" "to" _dla_target
 dla_parts: label ("," label)*"""
 
+    every: ClassVar[bool] = True
     parts: tuple[str, ...]
     k: int
     contrast: str | None = None
@@ -203,26 +195,24 @@ dla_parts: label ("," label)*"""
         means = found.values.mean(axis=0)
         if not np.all(np.isfinite(found.total)):  # NaN never passes: nothing to decompose
             means = np.full_like(means, np.nan)
-        pool = [j for j, label in enumerate(found.labels)
-                if label not in self._neurons() or label in self.parts]
-        if not 1 <= self.k <= len(pool):
-            raise QuantityError(f"'top {self.k}' of {len(pool)} components",
-                                hint=f"use a k between 1 and {len(pool)}")
-        labels = [found.labels[j] for j in pool]
-        rank = ranks(means[pool])
+        labels = found.labels
+        if not 1 <= self.k <= len(labels):
+            raise QuantityError(f"'top {self.k}' of {len(labels)} components",
+                                hint=f"use a k between 1 and {len(labels)}")
+        rank = ranks(means)
         rows, passed = [], True
         for label in self.parts:
             i = labels.index(label)
-            ok = bool(rank[i] <= self.k and np.isfinite(means[pool][i]))
+            ok = bool(rank[i] <= self.k and np.isfinite(means[i]))
             passed = passed and ok
-            rows.append({"component": label, "mean": float(means[pool][i]),
+            rows.append({"component": label, "mean": float(means[i]),
                          "rank": int(rank[i]), "holds": ok})
         worst = max(rows, key=lambda r: r["rank"])
         measured = (f"{worst['component']} ranks {worst['rank']} of {len(labels)} "
                     f"(mean {fmt(worst['mean'])} logits)")
         return Outcome(passed, measured, f"every listed component within the top {self.k}",
                        value=float(worst["rank"]), rows=rows,
-                       plot_data={"labels": labels, "values": means[pool].tolist(),
+                       plot_data={"labels": labels, "values": means.tolist(),
                                   "claimed": {r["component"]: r["holds"] for r in rows},
                                   "bound": None, "unit": "mean contribution (logits)",
                                   "title": f"direct logit attribution to {self.target_text()}: "

@@ -26,8 +26,11 @@ from interp_assert.evaluate.forward import announce
 from interp_assert.evaluate.logit_readout import (
     FINAL_NORMS,
     UNEMBEDS,
+    answer_logit_diff,
     find,
+    has_module_named,
     host_copy,
+    lens_logits,
     no_norm,
     read,
     readout_sink,
@@ -35,6 +38,14 @@ from interp_assert.evaluate.logit_readout import (
 from interp_assert.loading.data import DatasetSpec
 
 NEURON = re.compile(r"L(\d+)N(\d+)$")
+HEAD = re.compile(r"L(\d+)H(\d+)$")
+MLP = re.compile(r"MLP(\d+)$")
+#: blocks planned for a claim that reads every component, before the model is known: a model
+#: with more blocks reads the others in a pass of their own
+PLAN_LAYERS = 48
+#: the final residual: the final norm's input, else (no norm module) the unembedding's
+FINAL = (("ln_final", True), ("unembed", True))
+COMPONENTS_HINT = "components: embed, pos_embed, L{l}H{h}, MLP{l}, L{l}N{i}, bias"
 
 
 @dataclass
@@ -50,17 +61,39 @@ class Attribution:
         return self.values[:, self.labels.index(label)]
 
 
-def component_hooks(layers: int, mlp: bool, neurons: list[str]) -> list[str]:
-    """Every hook an attribution reads: embeddings, heads, MLPs, neurons, the final residual."""
+def component_hook(label: str) -> str | None:
+    """The hook a component is read from (None: ``bias``, read from the weights)."""
+    if label in ("embed", "pos_embed"):
+        return f"hook_{label}"
+    if label == "bias":
+        return None
+    if m := HEAD.match(label):
+        return f"blocks.{m.group(1)}.attn.hook_z"
+    if m := MLP.match(label):
+        return f"blocks.{m.group(1)}.hook_mlp_out"
+    if m := NEURON.match(label):
+        return f"blocks.{m.group(1)}.mlp.hook_post"
+    raise QuantityError(f"'{label}' is not a component of the decomposition",
+                        hint=COMPONENTS_HINT)
+
+
+def _every_hook(layers: int) -> list[str]:
     hooks = ["hook_embed", "hook_pos_embed"]
     for layer in range(layers):
-        hooks.append(f"blocks.{layer}.attn.hook_z")
-        if mlp:
-            hooks.append(f"blocks.{layer}.hook_mlp_out")
-    hooks += sorted({f"blocks.{m.group(1)}.mlp.hook_post" for n in neurons
-                     if (m := NEURON.match(n))})
-    hooks.append(f"blocks.{layers - 1}.hook_resid_post")
+        hooks += [f"blocks.{layer}.attn.hook_z", f"blocks.{layer}.hook_mlp_out"]
     return hooks
+
+
+def planned(spec: DatasetSpec, answer: str | None, contrast: str | None, labels: list[str],
+            every: bool) -> list[tuple[Hashable, Callable[[], Any]]]:
+    """(key, factory) of the sinks an attribution reads, without the model (for the plan):
+    the final residual and the named components, or every component of up to
+    :data:`PLAN_LAYERS` blocks."""
+    hooks = [(hook, False) for label in labels if (hook := component_hook(label))]
+    if every:
+        hooks += [(hook, False) for hook in _every_hook(PLAN_LAYERS)]
+    return [readout_sink(spec, hook, answer, contrast, read_input)
+            for hook, read_input in dict.fromkeys([*FINAL, *hooks])]
 
 
 def shape_from_names(names: list[str]) -> tuple[int, bool]:
@@ -73,70 +106,89 @@ def shape_from_names(names: list[str]) -> tuple[int, bool]:
     return max(layers) + 1, any(n.endswith(".mlp.W_out") for n in names)
 
 
-def planned(spec: DatasetSpec, names: list[str], answer: str | None, contrast: str | None,
-            neurons: list[str]) -> list[tuple[Hashable, Callable[[], Any]]]:
-    """(key, factory) of every sink an attribution reads (for the plan)."""
-    layers, mlp = shape_from_names(names)
-    return [readout_sink(spec, hook, answer, contrast)
-            for hook in component_hooks(layers, mlp, neurons)]
-
-
 def attribute(ctx: Any, spec: DatasetSpec, answer: str | None, contrast: str | None,
-              neurons: list[str]) -> Attribution:
-    """The attribution of every component on the claim's dataset (one shared pass)."""
+              labels: list[str], every: bool = False) -> Attribution:
+    """The attribution of ``labels`` (with ``every``: of every component, then ``labels``'
+    neurons) on the claim's dataset, read in the pass the plan shares."""
     subject, model = ctx.subject, ctx.subject.model
     layers, mlp = shape_from_names(subject.weight_names())
-    hooks = component_hooks(layers, mlp, neurons)
-    for hook in hooks:  # every sink in one pass, even where the plan did not know them
-        key, make = readout_sink(spec, hook, answer, contrast)
+    if every:
+        heads = _weight(subject, "blocks.0.attn.W_O").shape[0]
+        wanted = ["embed", "pos_embed"]
+        for layer in range(layers):
+            wanted += [f"L{layer}H{h}" for h in range(heads)] + ([f"MLP{layer}"] if mlp else [])
+        wanted += ["bias", *(label for label in labels if NEURON.match(label))]
+    else:
+        wanted = list(labels)
+    for label in wanted:
+        _check(label, layers, mlp)
+    final_hook = "ln_final" if has_module_named(model, "ln_final") else "unembed"
+    hooks = [(final_hook, True), *dict.fromkeys(
+        (hook, False) for label in wanted if (hook := component_hook(label)))]
+    for hook, read_input in hooks:  # every sink in one pass, even where the plan missed it
+        key, make = readout_sink(spec, hook, answer, contrast, read_input)
         announce(ctx.plan, subject, spec, key, make, ctx.interventions)
-    got = {hook: read(ctx, spec, hook, answer, contrast) for hook in hooks}
-    final = got[hooks[-1]]
+    got = {hook: read(ctx, spec, hook, answer, contrast, read_input)
+           for hook, read_input in hooks}
+    final = got[final_hook]
     answers, contrasts = final["answers"], final["contrasts"]
+    residual = final["values"].astype(np.float64)
     w_u, b_u = _unembedding(model)
     if answers.min() < 0 or answers.max() >= w_u.shape[1] or (
             contrasts is not None and (contrasts.min() < 0 or contrasts.max() >= w_u.shape[1])):
         raise QuantityError(f"a token id is outside the vocabulary (0..{w_u.shape[1] - 1})")
+    total = answer_logit_diff(lens_logits(model, residual), answers, contrasts)
     direction = w_u[:, answers].T - (w_u[:, contrasts].T if contrasts is not None
                                      else w_u.mean(axis=1)[None, :])
-    bias = b_u[answers] - (b_u[contrasts] if contrasts is not None else b_u.mean())
-    center, weight, norm_bias, scale = _frozen_norm(model, final["values"].astype(np.float64))
+    center, weight, norm_bias, scale = _frozen_norm(model, residual)
     read_dir = direction * weight[None, :]
     if center:  # (x - mean x) . u == x . (u - mean u)
         read_dir = read_dir - read_dir.mean(axis=1, keepdims=True)
     read_dir = read_dir / scale[:, None]
-    bias = bias + direction @ norm_bias
+    columns = []
+    for label in wanted:
+        hook = component_hook(label)
+        vectors = got[hook]["values"].astype(np.float64) if hook else None
+        columns.append(_column(subject, label, vectors, read_dir, direction, norm_bias, layers,
+                               b_u, answers, contrasts))
+    return Attribution(wanted, np.stack(columns, axis=1), total)
 
-    def project(vectors: np.ndarray) -> np.ndarray:
-        return np.einsum("nd,nd->n", vectors.astype(np.float64), read_dir)
 
-    labels, columns = ["embed", "pos_embed"], [project(got["hook_embed"]["values"]),
-                                               project(got["hook_pos_embed"]["values"])]
-    for layer in range(layers):
-        z = got[f"blocks.{layer}.attn.hook_z"]["values"].astype(np.float64)
-        w_o = _weight(subject, f"blocks.{layer}.attn.W_O")
-        heads = np.einsum("nhd,hdm,nm->nh", z, w_o, read_dir)
-        labels += [f"L{layer}H{h}" for h in range(heads.shape[1])]
-        columns += list(heads.T)
-        if subject.has_weight(f"blocks.{layer}.attn.b_O"):
-            bias = bias + read_dir @ _weight(subject, f"blocks.{layer}.attn.b_O")
-        if mlp:
-            labels.append(f"MLP{layer}")
-            columns.append(project(got[f"blocks.{layer}.hook_mlp_out"]["values"]))
-    labels.append("bias")
-    columns.append(bias)
-    total = np.sum(columns, axis=0)
-    for name in neurons:
-        m = NEURON.match(name)
-        assert m is not None
+def _check(label: str, layers: int, mlp: bool) -> None:
+    """An error for a component the model lacks (a layer past the last, an MLP in an
+    attention-only model)."""
+    component_hook(label)
+    m = HEAD.match(label) or MLP.match(label) or NEURON.match(label)
+    if m is not None and (int(m.group(1)) >= layers or (not mlp and not HEAD.match(label))):
+        raise QuantityError(f"'{label}' is not a component of this model ({layers} blocks"
+                            f"{'' if mlp else ', attention only'})", hint=COMPONENTS_HINT)
+
+
+def _column(subject: Any, label: str, vectors: np.ndarray | None, read_dir: np.ndarray,
+            direction: np.ndarray, norm_bias: np.ndarray, layers: int, b_u: np.ndarray,
+            answers: np.ndarray, contrasts: np.ndarray | None) -> np.ndarray:
+    """One component's attribution per sample."""
+    if label == "bias":
+        bias = b_u[answers] - (b_u[contrasts] if contrasts is not None else b_u.mean())
+        bias = bias + direction @ norm_bias
+        for layer in range(layers):
+            if subject.has_weight(f"blocks.{layer}.attn.b_O"):
+                bias = bias + read_dir @ _weight(subject, f"blocks.{layer}.attn.b_O")
+        return bias
+    assert vectors is not None
+    if m := HEAD.match(label):
+        layer, head = int(m.group(1)), int(m.group(2))
+        if head >= vectors.shape[1]:
+            raise QuantityError(f"'{label}': layer {layer} has {vectors.shape[1]} heads")
+        w_o = _weight(subject, f"blocks.{layer}.attn.W_O")[head]
+        return np.einsum("nd,dm,nm->n", vectors[:, head], w_o, read_dir)
+    if m := NEURON.match(label):
         layer, index = int(m.group(1)), int(m.group(2))
-        post = got[f"blocks.{layer}.mlp.hook_post"]["values"].astype(np.float64)
-        if index >= post.shape[1]:
-            raise QuantityError(f"'{name}': layer {layer} has {post.shape[1]} neurons")
+        if index >= vectors.shape[1]:
+            raise QuantityError(f"'{label}': layer {layer} has {vectors.shape[1]} neurons")
         w_out = _weight(subject, f"blocks.{layer}.mlp.W_out")[index]
-        labels.append(name)
-        columns.append(post[:, index] * (read_dir @ w_out))
-    return Attribution(labels, np.stack(columns, axis=1), total)
+        return vectors[:, index] * (read_dir @ w_out)
+    return np.einsum("nd,nd->n", vectors, read_dir)
 
 
 def _weight(subject: Any, name: str) -> np.ndarray:

@@ -39,9 +39,10 @@ class ReadoutSink(KeepingSink):
     answer's id and, with ``contrast``, the id in that dataset field."""
 
     def __init__(self, hook: str, target: int | None, input_field: str,
-                 contrast: str | None) -> None:
+                 contrast: str | None, read_input: bool = False) -> None:
         self.hook, self.target, self.input_field, self.contrast = hook, target, input_field, \
             contrast
+        self.read_input = read_input
         self.parts: list[np.ndarray] = []
         self.answers: list[np.ndarray] = []
         self.contrasts: list[np.ndarray] = []
@@ -80,9 +81,10 @@ def _host(value: Any) -> Any:
     return value.detach().cpu().numpy() if hasattr(value, "detach") else value
 
 
-def readout_sink(spec: DatasetSpec, hook: str, answer: str | None, contrast: str | None
-                 ) -> tuple[Hashable, Callable[[], ReadoutSink]]:
-    """(key, factory) of the sink reading ``hook`` for the answer at position ``answer``."""
+def readout_sink(spec: DatasetSpec, hook: str, answer: str | None, contrast: str | None,
+                 read_input: bool = False) -> tuple[Hashable, Callable[[], ReadoutSink]]:
+    """(key, factory) of the sink reading ``hook`` (its input with ``read_input``) for the
+    answer at position ``answer``."""
     def make() -> ReadoutSink:
         target = None
         if answer is not None:
@@ -94,15 +96,15 @@ def readout_sink(spec: DatasetSpec, hook: str, answer: str | None, contrast: str
                 raise QuantityError(f"dataset '{spec.name}' has no position '{answer}'"
                                     + did_you_mean(answer, spec.positions))
             target = spec.positions.index(answer)
-        return ReadoutSink(hook, target, spec.input, contrast)
+        return ReadoutSink(hook, target, spec.input, contrast, read_input)
 
-    return ("readout", hook, answer, spec.input, contrast), make
+    return ("readout", hook, answer, spec.input, contrast, read_input), make
 
 
 def read(ctx: Any, spec: DatasetSpec, hook: str, answer: str | None,
-         contrast: str | None) -> dict[str, Any]:
+         contrast: str | None, read_input: bool = False) -> dict[str, Any]:
     """The planned sink's result on the claim's evaluation (one shared pass)."""
-    key, make = readout_sink(spec, hook, answer, contrast)
+    key, make = readout_sink(spec, hook, answer, contrast, read_input)
     return request(ctx.plan, ctx.subject, spec, key, make, ctx.interventions)
 
 
@@ -143,10 +145,11 @@ def no_norm(model: Any) -> bool:
     """A TransformerLens-style model without normalisation has no ``ln_final`` at all."""
     cfg = getattr(model, "cfg", None)
     kind = getattr(cfg, "normalization", getattr(cfg, "normalization_type", "LN"))
-    return kind is None and not any(_has(model, n) for n in FINAL_NORMS)
+    return kind is None and not any(has_module_named(model, n) for n in FINAL_NORMS)
 
 
-def _has(model: Any, name: str) -> bool:
+def has_module_named(model: Any, name: str) -> bool:
+    """Whether ``name`` is a submodule of ``model``."""
     try:
         model.get_submodule(name)
     except AttributeError:
@@ -190,7 +193,7 @@ def layer_hooks(model: Any) -> list[tuple[str, str]]:
     """(label, hook) of every residual stream a lens can read, in order: for TransformerLens
     names ``embed`` (the input of block 0) and each ``blocks.{l}``'s output; for a model whose
     blocks are ``transformer.h`` (GPT-2, nanoGPT) each block's output."""
-    if _has(model, "transformer.h"):
+    if has_module_named(model, "transformer.h"):
         count = len(model.get_submodule("transformer.h"))
         return [(f"transformer.h.{layer}", f"transformer.h.{layer}") for layer in range(count)]
     cfg = getattr(model, "cfg", None)
