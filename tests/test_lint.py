@@ -68,7 +68,7 @@ def test_every_problem_without_a_model(tmp_path: Path) -> None:
 def test_bundled_claim_files_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint", str(ROOT / "specs"), str(ROOT / "examples")]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "interp-assert lint: 11 claim files, 0 problems")
+        "interp-assert lint: 12 claim files, 0 problems")
 
 
 def test_lint_command_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
