@@ -43,6 +43,8 @@ class _Attributing(Claim):
     answer: str | None
     #: a template's instances each plan their sinks, so one pass serves every instance
     plans_instances: ClassVar[bool] = True
+    #: whether the claim reads every component (a ranking), not only its own
+    every: ClassVar[bool] = False
 
     def components(self) -> list[str]:
         raise NotImplementedError
@@ -50,9 +52,6 @@ class _Attributing(Claim):
     def target_text(self) -> str:
         text = "logit-diff" + (f" vs {self.contrast}" if self.contrast else "")
         return text + (f" at {self.answer}" if self.answer else "")
-
-    #: whether the claim reads every component (a ranking), not only its own
-    every: ClassVar[bool] = False
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
