@@ -16,6 +16,8 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     distribution,
     forall,
     links,
+    logit_attribution,
+    logit_lens,
     monotone,
     orthogonal,
     probe,

@@ -3,7 +3,6 @@ combined, and any exception turned into an error that names the claim and its pl
 
 from __future__ import annotations
 
-import dataclasses
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from interp_assert.claims.outcome import Outcome
 from interp_assert.errors import InterpAssertError, Location
 from interp_assert.language import templates
+from interp_assert.language.templates import substitute
 from interp_assert.usercode import is_user_frame, user_code_error
 
 if TYPE_CHECKING:
@@ -31,20 +31,6 @@ class Measured:
     used: list[str] = field(default_factory=list)
     #: the context it was measured in (for :meth:`Claim.plot_evidence`)
     context: Context | None = None
-
-
-def substitute(obj: Any, variable: str, value: int) -> Any:
-    """Fill the placeholders of ``variable`` (``{i}``, ``{i+1}``, ``{9-i}``, ``{2*i}``) in every
-    name and label of a claim."""
-    if isinstance(obj, str):
-        return templates.fill(obj, variable, value)
-    if isinstance(obj, tuple):
-        return tuple(substitute(item, variable, value) for item in obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
-                   for f in dataclasses.fields(obj) if f.init}
-        return dataclasses.replace(obj, **changes)
-    return obj
 
 
 def uses_variable(parsed: ParsedClaim) -> bool:

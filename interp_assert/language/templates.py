@@ -7,7 +7,9 @@ variable (``N{9-i} > 0 for i in 0..9``). It is read by a small tokenizer, never 
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import Any
 
 #: one placeholder, as the grammar's NAME terminal and the substitution both match it
 PLACEHOLDER = r"\{(?:\d+[-+*])*[A-Za-z_]\w*(?:[-+*]\d+)*\}"
@@ -43,3 +45,17 @@ def fill(text: str, variable: str, value: int) -> str:
 def uses(text: str, variable: str) -> bool:
     """Whether ``text`` holds a placeholder of ``variable``."""
     return any(match.group(2) == variable for match in _PLACEHOLDER.finditer(text))
+
+
+def substitute(obj: Any, variable: str, value: int) -> Any:
+    """Fill the placeholders of ``variable`` (``{i}``, ``{i+1}``, ``{9-i}``, ``{2*i}``) in every
+    name and label of a claim (strings, tuples and dataclass fields, recursively)."""
+    if isinstance(obj, str):
+        return fill(obj, variable, value)
+    if isinstance(obj, tuple):
+        return tuple(substitute(item, variable, value) for item in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: substitute(getattr(obj, f.name), variable, value)
+                   for f in dataclasses.fields(obj) if f.init}
+        return dataclasses.replace(obj, **changes)
+    return obj

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.errors import InterpAssertError
+from interp_assert.language import templates
 from interp_assert.language.ast import referenced_names
 
 if TYPE_CHECKING:
@@ -138,8 +139,14 @@ class Plan:
         """The sinks a claim kind reads beyond its quantities (reference activations)."""
         if entry.parsed is None:
             return
+        claims = [entry.parsed.claim]
+        each = entry.parsed.for_each
+        if (getattr(entry.parsed.claim, "plans_instances", False) and each is not None
+                and templates.uses(entry.parsed.text, each.variable)):  # each instance's sinks
+            claims = [templates.substitute(entry.parsed.claim, each.variable, i)
+                      for i in range(each.start, each.stop + 1)]
         try:
-            sinks = entry.parsed.claim.planned_sinks(claim_file, data)
+            sinks = [sink for claim in claims for sink in claim.planned_sinks(claim_file, data)]
         except InterpAssertError:  # reported on the claim when it runs
             return
         for name, key, factory in sinks:
