@@ -14,6 +14,8 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     compare,
     composition,
     distribution,
+    feature_causal,
+    features,
     forall,
     links,
     logit_attribution,

@@ -9,6 +9,7 @@ from interp_assert.errors import ClaimSyntaxError, SpecError
 from interp_assert.evaluate.quantities import (  # noqa: F401  (registers forward-pass, circuit, metadata, table)
     behaviour,
     circuit,
+    features,
     metadata,
     table,
 )
