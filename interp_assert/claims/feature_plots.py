@@ -42,7 +42,9 @@ def plot_frequency(ax: Axes, outcome: Outcome, comparison: str) -> None:
                Patch(color="black", label=f"claimed {comparison}")]
     legend(ax, handles, below=True)
     values = np.asarray(data["values"], dtype=float)
-    inset = ax.inset_axes((0.68, 0.6, 0.3, 0.35))
+    tops = [v for v in (*per_position, frequency, float(data["bound"])) if np.isfinite(v)]
+    ax.set_ylim(0, 1.7 * max([*tops, 1e-3]))  # room above the bars for the histogram
+    inset = ax.inset_axes((0.55, 0.64, 0.43, 0.3))
     if values.size:
         inset.hist(values, bins=30, color="C1")
     inset.set_title(f"{data['feature']} nonzero activations ({values.size})", fontsize=7)
@@ -62,15 +64,17 @@ def plot_top(ax: Axes, outcome: Outcome) -> None:
         return
     values = [r["activation"] for r in rows]
     colors = [HOLD if r["holds"] else FAIL for r in rows]
-    ax.barh(np.arange(len(rows)), values, color=colors)
-    ax.set_yticks(np.arange(len(rows)))
-    ax.set_yticklabels([f"sample {r['sample']} @ {r['position']}" for r in rows], fontsize=7)
+    ax.barh(np.arange(len(rows)), values, color=colors, height=0.8 if len(rows) <= 30 else 1.0)
+    if len(rows) <= 30:
+        ax.set_yticks(np.arange(len(rows)))
+        ax.set_yticklabels([f"sample {r['sample']} @ {r['position']}" for r in rows], fontsize=7)
+    else:  # too many rows to name: the rank axis, and the evidence table names them
+        ax.set_ylabel("rank of the activation")
     ax.invert_yaxis()
     ax.set_xlabel(f"activation of {outcome.plot_data['feature']}")
     condition = outcome.plot_data["condition"]
-    legend(ax, [Patch(color=HOLD, label=f"token {condition}"),
-                Patch(color=FAIL, label=f"token does not {condition.replace('have ', 'have ')}")],
-           below=True)
+    legend(ax, [Patch(color=HOLD, label=f"token satisfies '{condition}'"),
+                Patch(color=FAIL, label=f"token breaks '{condition}'")], below=True)
     short = " (fewer active tokens than claimed)" if outcome.plot_data["short"] else ""
     ax.set_title(f"top activations of {outcome.plot_data['feature']}{short}", fontsize=9)
 
