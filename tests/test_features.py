@@ -282,10 +282,10 @@ def test_ablating_and_steering_match_a_hooked_forward_pass(tmp_path: Path) -> No
 """
     results = run(claim_file(tmp_path, claims), tmp_path / "plots")
     row = results["ablate"].outcome.rows[0]
-    assert row["before"] == pytest.approx(base, rel=1e-5)
-    assert row["after"] == pytest.approx(ablated, rel=1e-5)
+    assert row["before"] == pytest.approx(base, abs=1e-7)
+    assert row["after"] == pytest.approx(ablated, abs=1e-7)
     assert results["ablate"].status == "holds"
-    assert results["steer"].outcome.rows[0]["after"] == pytest.approx(steered, rel=1e-5)
+    assert results["steer"].outcome.rows[0]["after"] == pytest.approx(steered, abs=1e-7)
     assert results["steer"].status == "holds"
     failing = results["steer-fails"]
     assert failing.status == "fails" and failing.plot is not None and failing.plot.exists()
@@ -307,6 +307,19 @@ def test_committed_dictionary_matches_the_training_scripts_encoder() -> None:
         str(folder / "sae_weights.safetensors")).items()}).numpy()
     assert np.max(np.abs(ours - theirs)) <= 1e-9
     assert sum(p.stat().st_size for p in folder.iterdir()) < 2_000_000
+
+
+def test_committed_dictionary_activations_match_numpy(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    folder = ROOT / "examples" / "adder" / "sae"
+    quantities = Quantities(claim_file(tmp_path, "  - feature F0 of F: frequency >= 0\n",
+                                       sae=str(folder)))
+    dense = quantities.quantity("F").meta["features"].all_dense()
+    x = quantities.quantity("resid").values
+    reference = numpy_encode(x, load_file(str(folder / "sae_weights.safetensors")))
+    assert dense.shape == (N, 33, 256)
+    assert np.max(np.abs(dense - reference)) <= 1e-6
 
 
 def test_bad_dictionaries_are_clear_errors(tmp_path: Path) -> None:
