@@ -63,7 +63,7 @@ def feature_ablation(dictionary: SparseDictionary, hook: str, features: tuple[in
         w_dec = dictionary.tensors(tensor.device, f.dtype)["W_dec"][list(features)]
         return _edit(output, -(f @ w_dec), positions)
 
-    key = ("feature-ablate", str(dictionary.path), hook, features, positions)
+    key = ("feature-ablate", str(dictionary.path), dictionary.digest, hook, features, positions)
     return Intervention(hook, key, apply)
 
 
@@ -79,5 +79,6 @@ def feature_steering(dictionary: SparseDictionary, hook: str, features: tuple[in
         w_dec = dictionary.tensors(tensor.device, torch.float64)["W_dec"][list(features)]
         return _edit(output, scale * w_dec.sum(0), positions)
 
-    key = ("feature-steer", str(dictionary.path), hook, features, float(scale), positions)
+    key = ("feature-steer", str(dictionary.path), dictionary.digest, hook, features,
+           float(scale), positions)
     return Intervention(hook, key, apply)

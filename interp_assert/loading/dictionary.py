@@ -11,6 +11,7 @@ is supported: a dictionary trained on rescaled activations would need the scale)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class SparseDictionary:
     k: int | None = None
     apply_b_dec_to_input: bool = True
     config: dict[str, Any] = field(default_factory=dict)
+    #: a digest of the weights and config files: part of every cache key that depends on them
+    digest: str = ""
 
     @property
     def d_in(self) -> int:
@@ -195,5 +198,8 @@ def _read(folder: Path, config_path: Path, weights: Path,
     values = [w_enc, b_enc, w_dec, b_dec] + ([threshold] if threshold is not None else [])
     if not all(np.all(np.isfinite(v)) for v in values):
         raise fail("its weights hold NaN or inf", "retrain or re-save the dictionary")
+    digest = hashlib.blake2b(weights.read_bytes() + config_path.read_bytes(),
+                             digest_size=16).hexdigest()
     return SparseDictionary(folder, hook, architecture, w_enc, b_enc, w_dec, b_dec,
-                            threshold, k, bool(config.get("apply_b_dec_to_input", True)), config)
+                            threshold, k, bool(config.get("apply_b_dec_to_input", True)), config,
+                            digest)

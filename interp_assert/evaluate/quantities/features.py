@@ -73,7 +73,11 @@ class SparseFeatures(ForwardQuantity):
             dictionary = load_dictionary(folder, self.location)
             return FeatureSink(dictionary, str(hook or dictionary.hook))
 
-        return ("sae", str(folder), hook), make
+        try:  # a rewritten dictionary is another sink
+            version = (folder / "sae_weights.safetensors").stat().st_mtime_ns
+        except OSError:
+            version = None
+        return ("sae", str(folder), version, hook), make
 
     def compute(self, ev: Evaluation) -> Labelled:
         features, dataset = self.read(ev)
