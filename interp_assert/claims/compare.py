@@ -87,9 +87,9 @@ class Compare(Claim):
 
 
 def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:
-    from interp_assert.evaluate.stats import interval_for
+    from interp_assert.evaluate.intervals import interval_of
 
-    return interval_for(quantity.meta, comparison.confidence or 0.95)
+    return interval_of(quantity.meta, comparison.confidence or 0.95)
 
 
 AGGREGATES = ("all", "any", "mean", "max", "min")
