@@ -80,10 +80,15 @@ class Compare(Claim):
                  "holds": passed}]
         if interval is not None:
             rows[0]["ci_low"], rows[0]["ci_high"] = interval
-        return Outcome(passed, measured_text, expected, value=measured, rows=rows,
+        from interp_assert.claims.confidence import method_text, unit_meta
+
+        notes = [f"interval: {method_text(quantity.meta)}"] if (
+            interval is not None and self.comparison.confidence is not None) else []
+        return Outcome(passed, measured_text, expected, value=measured, rows=rows, notes=notes,
                        interval=interval, context=dict(quantity.meta.get("context", {})),
                        plot_data={"values": {str(self.subject): measured}, "bound": bound,
-                                  "upper": upper, "interval": interval})
+                                  "upper": upper, "interval": interval},
+                       meta=unit_meta(quantity.meta))
 
 
 def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:

@@ -36,6 +36,10 @@ class Outcome:
     plot_data: dict[str, Any] = field(default_factory=dict)
     interval: tuple[float, float] | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    #: the per-unit values an interval of ``value`` is built from, in the keys of a value's
+    #: meta (``samples``, ``successes``/``trials``, ``clusters``, ``paired``; see
+    #: :mod:`interp_assert.evaluate.intervals`)
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):
