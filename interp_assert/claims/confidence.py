@@ -141,5 +141,73 @@ def paired_meta(change: str, before: Mapping[str, Any], after: Mapping[str, Any]
     return out
 
 
-__all__ = ["UNIT_KEYS", "attention_units", "method_text", "paired_meta", "unit_meta",
+
+#: distribution statistics with a bootstrap interval (peaks are counted on a histogram)
+BOOTSTRAPPED = frozenset({"mean", "std", "var", "skew", "kurtosis", "min", "max", "median",
+                          "quantile", "fraction"})
+
+
+def statistic_options(stat: Any, argument: float | None, std: float) -> dict[str, Any]:
+    """The options of ``evaluate.intervals.statistic_function`` for a distribution claim's
+    statistic (a fraction's ``std``-relative threshold is fixed at the whole data's std)."""
+    if stat.name in ("std", "var"):
+        return {"ddof": stat.option("ddof", 0)}
+    if stat.name in ("skew", "kurtosis"):
+        return {"unbiased": stat.option("unbiased", False)}
+    if stat.name in ("quantile", "median"):
+        q = 0.5 if stat.name == "median" else argument
+        return {"q": q, "method": stat.option("method", "linear")}
+    if stat.name == "fraction":
+        assert argument is not None
+        threshold = argument * std if stat.relative else argument
+        return {"var": stat.var, "op": stat.op, "threshold": threshold}
+    return {}
+
+
+def confident_channels(judged: list[Any], stat: Any, comparison: ast.Comparison,
+                       argument: float | None, bound: float, upper: float | None,
+                       unit_rows: int) -> dict[str, Any]:
+    """``has STATISTIC ... with C% confidence``: each channel holds only when the bootstrap
+    interval of its statistic (resampling whole samples: ``unit_rows`` consecutive values
+    each, e.g. a sequence's positions) clears the bound. Returns the first channel's meta."""
+    from interp_assert.evaluate.intervals import statistic_interval
+
+    level = comparison.confidence
+    assert level is not None
+    first: dict[str, Any] = {}
+    for j in judged:
+        ch = j.channel
+        if ch.samples is None:
+            raise QuantityError(f"'{stat} {comparison}' needs the raw samples of {j.label}, "
+                                f"which were not kept: {ch.dropped}",
+                                hint="raise the memory limit (--interp-memory-limit) or use a "
+                                     "smaller dataset")
+        options = statistic_options(stat, argument, ch.std)
+        samples = np.asarray(ch.samples, dtype=np.float64)
+        rows = unit_rows if unit_rows > 0 and samples.size % unit_rows == 0 else 1
+        interval = statistic_interval(samples, stat.name, level, rows, **options)
+        verdict = decide(interval, comparison, bound, upper)
+        j.holds = bool(verdict is True and math.isfinite(j.value) and not ch.nonfinite)
+        j.detail += f" ({level:.0%} CI [{fmt(interval[0])}, {fmt(interval[1])}])"
+        j.extra["interval"] = interval
+        if not first:
+            first = {"samples": samples, "statistic": stat.name, "statistic_options": options,
+                     "unit_rows": rows, "unit": "sample" if rows > 1 else "value"}
+    return first
+
+
+
+def attach_units(outcome: Outcome, units: dict[str, Any], judged: list[Any]) -> None:
+    """Record a distribution claim's interval meta on its outcome (see
+    :func:`confident_channels`), and the interval of a single channel."""
+    if not units:
+        return
+    outcome.meta.update(units)
+    outcome.notes.append(f"interval: {method_text(units)}")
+    if len(judged) == 1:
+        outcome.interval = judged[0].extra["interval"]
+
+
+__all__ = ["BOOTSTRAPPED", "UNIT_KEYS", "attach_units", "attention_units",
+           "confident_channels", "method_text", "paired_meta", "statistic_options", "unit_meta",
            "with_confidence"]
