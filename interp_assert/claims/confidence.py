@@ -60,6 +60,7 @@ def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[
     from interp_assert.evaluate.intervals import interval_of
 
     level = comparison.confidence
+    outcome.meta["confidence"] = level
     interval = interval_of(dict(meta), level)
     if interval is None:
         raise QuantityError(f"{what or 'this value'} records no per-sample values, so "
@@ -142,6 +143,36 @@ def paired_meta(change: str, before: Mapping[str, Any], after: Mapping[str, Any]
 
 
 
+def baseline_interval(meta: Mapping[str, Any], ctx: Any, level: float
+                      ) -> tuple[tuple[float, float] | None, str]:
+    """The interval of a value compared with ``baseline``, and a note saying how it was
+    built: paired on the same samples when the baseline run recorded them (the interval of
+    the mean per-sample difference, shifted by the baseline value), else unpaired."""
+    from interp_assert.evaluate.intervals import interval_of, paired_interval, unpaired_interval
+
+    recorded = getattr(ctx, "baseline_samples", None)
+    base_value = getattr(ctx, "baseline", None)
+    now = meta.get("samples")
+    if now is None or base_value is None or not math.isfinite(base_value):
+        return interval_of(dict(meta), level), ""
+    now = np.asarray(now, dtype=np.float64).reshape(-1)
+    if recorded is None:
+        return (interval_of(dict(meta), level),
+                "unpaired: the baseline file holds no per-sample values of this claim, so the "
+                "baseline value counts as exact (record it again with the baseline update)")
+    base = np.asarray(recorded["samples"], dtype=np.float64).reshape(-1)
+    dataset = str(meta.get("context", {}).get("dataset", ""))
+    same = recorded.get("dataset") in (None, "", dataset)
+    if base.size == now.size and same:
+        low, high = paired_interval(base, now, "rise", level)
+        note = f"paired on {now.size} samples with the baseline run"
+    else:
+        low, high = unpaired_interval(base, now, "rise", level)
+        why = ("another dataset" if not same
+               else f"{base.size} samples, this run {now.size}")
+        note = f"unpaired: the baseline run recorded {why}; both resampled on their own"
+    return (base_value + low, base_value + high), note
+
 #: distribution statistics with a bootstrap interval (peaks are counted on a histogram)
 BOOTSTRAPPED = frozenset({"mean", "std", "var", "skew", "kurtosis", "min", "max", "median",
                           "quantile", "fraction"})
@@ -208,6 +239,6 @@ def attach_units(outcome: Outcome, units: dict[str, Any], judged: list[Any]) -> 
         outcome.interval = judged[0].extra["interval"]
 
 
-__all__ = ["BOOTSTRAPPED", "UNIT_KEYS", "attach_units", "attention_units",
+__all__ = ["BOOTSTRAPPED", "UNIT_KEYS", "attach_units", "attention_units", "baseline_interval",
            "confident_channels", "method_text", "paired_meta", "statistic_options", "unit_meta",
            "with_confidence"]

@@ -62,6 +62,9 @@ class Evaluation:
         self.plan: RunPlan | None = None
         #: this claim's recorded value: what the name ``baseline`` means in its expressions
         self.baseline: float | None = None
+        #: the baseline run's per-sample values of this claim, {"samples", "dataset"}, when it
+        #: recorded them (confidence claims: paired comparisons with the baseline)
+        self.baseline_samples: dict[str, Any] | None = None
 
     @property
     def subject(self) -> LoadedSubject:
@@ -92,6 +95,7 @@ class Evaluation:
                            self.dataset if dataset is None else dataset,
                            self.interventions if interventions is None else interventions)
         other.baseline = self.baseline
+        other.baseline_samples = self.baseline_samples
         other.used = self.used
         other.plan = self.plan
         return other

@@ -67,6 +67,11 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
         data.update(value=outcome.value, measured=outcome.measured, expected=outcome.expected,
                     interval=list(outcome.interval) if outcome.interval else None,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
+    if outcome is not None and outcome.meta.get("confidence") and "samples" in outcome.meta:
+        from interp_assert.output.unit_samples import encode_samples
+
+        data.update(samples=encode_samples(outcome.meta["samples"]),
+                    dataset=str(outcome.context.get("dataset", "")))
     if result.baseline is not None:
         change = None
         if outcome is not None and outcome.value is not None and math.isfinite(outcome.value):
