@@ -199,8 +199,8 @@ def test_failing_confidence_claim_draws_its_plot(induction: dict[str, Any],
 
 def test_metric_expression_without_samples_is_a_clear_error(induction: dict[str, Any]) -> None:
     spec = yaml.safe_load(induction["path"].read_text(encoding="utf-8"))
-    spec["quantities"]["double"] = {"expr": "2 * loss-repeated"}
-    spec["claims"] = [{"id": "sure", "claim": "ablate L1H0 (mean): double rises by ≥ 0 with "
+    spec["quantities"]["ratio"] = {"expr": "loss-repeated / loss-repeated"}
+    spec["claims"] = [{"id": "sure", "claim": "ablate L1H0 (mean): ratio rises by ≥ 0 with "
                                               "95% confidence"}]
     path = induction["path"].with_name("expr.claims.yaml")
     path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")

@@ -134,3 +134,26 @@ def test_interval_of_reads_each_kind_of_meta() -> None:
     assert intervals.units_of({"clusters": (np.ones(7), np.ones(7))}) == 7
     assert intervals.units_of({"samples": np.ones(12), "unit_rows": 4}) == 3
     assert intervals.interval_of({"context": {}}) is None
+
+
+def test_sums_and_differences_keep_their_per_sample_values() -> None:
+    from interp_assert.labels import Labelled
+
+    a = np.array([1.0, 2.0, 4.0])
+    b = np.array([0.5, 0.5, 2.0])
+
+    def value(samples: np.ndarray | None, number: float) -> Labelled:
+        return Labelled(np.array(number), (), "v", {} if samples is None
+                        else {"samples": samples})
+
+    assert intervals.combined_samples("-", value(a, a.mean()), value(b, b.mean())) == \
+        pytest.approx(a - b)
+    assert intervals.combined_samples("*", value(None, 2.0), value(a, a.mean())) == \
+        pytest.approx(2 * a)
+    assert intervals.combined_samples("/", value(a, a.mean()), value(None, 4.0)) == \
+        pytest.approx(a / 4)
+    # the mean of c / x_i is not c / mean(x), nor of x_i * y_i the product of the means
+    assert intervals.combined_samples("/", value(None, 2.0), value(a, a.mean())) is None
+    assert intervals.combined_samples("*", value(a, a.mean()), value(b, b.mean())) is None
+    # samples that are not the value's (a pooled statistic): nothing
+    assert intervals.combined_samples("+", value(a, 9.0), value(b, b.mean())) is None

@@ -256,6 +256,49 @@ def units_of(meta: dict[str, Any]) -> int | None:
     return None
 
 
-__all__ = ["BLOCK", "RESAMPLES", "SEED", "bootstrap", "interval_of", "mean_interval",
-           "paired_interval", "paired_statistic", "ratio_interval", "resample_indices",
-           "statistic_function", "statistic_interval", "units_of", "unpaired_interval"]
+
+def combined_samples(op: str, left: Any, right: Any) -> np.ndarray | None:
+    """Per-unit values of ``left op right`` for two scalar values (``Labelled``): for ``+`` and
+    ``-`` of two values with per-unit ``samples`` on as many units, the unit-wise sum or
+    difference; for ``+ - * /`` with a constant (a scalar without samples, e.g. a number),
+    each unit's value combined with it. Only where the mean of the result's samples is the
+    result (each side's value is the mean of its samples); otherwise None."""
+    if getattr(left, "ndim", 1) or getattr(right, "ndim", 1):
+        return None
+    mine = [_samples_of(side) for side in (left, right)]
+    if mine[0] is None and mine[1] is None:
+        return None
+    ops = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+    if op not in ops:
+        return None
+    if mine[0] is not None and mine[1] is not None:
+        if op not in ("+", "-") or mine[0].size != mine[1].size:
+            return None
+        return ops[op](mine[0], mine[1])
+    constant = right if mine[0] is not None else left
+    if "samples" in constant.meta:  # samples whose mean is not the value: no combination
+        return None
+    if mine[0] is None and op == "/":  # c / x: the mean of c / x_i is not c / mean(x)
+        return None
+    a = mine[0] if mine[0] is not None else float(left.values)
+    b = mine[1] if mine[1] is not None else float(right.values)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(ops[op](a, b), dtype=np.float64)
+
+
+def _samples_of(value: Any) -> np.ndarray | None:
+    """A scalar value's per-unit samples when their mean is the value (no other statistic)."""
+    meta = value.meta
+    if "samples" not in meta or "statistic" in meta:
+        return None
+    samples = np.asarray(meta["samples"], dtype=np.float64).reshape(-1)
+    if samples.size == 0 or not np.isclose(samples.mean(), float(value.values), rtol=1e-9,
+                                           atol=1e-12):
+        return None
+    return samples
+
+
+__all__ = ["BLOCK", "RESAMPLES", "SEED", "bootstrap", "combined_samples", "interval_of",
+           "mean_interval", "paired_interval", "paired_statistic", "ratio_interval",
+           "resample_indices", "statistic_function", "statistic_interval", "units_of",
+           "unpaired_interval"]
