@@ -197,6 +197,18 @@ def test_failing_confidence_claim_draws_its_plot(induction: dict[str, Any],
     assert result.plot is not None and Path(result.plot).stat().st_size > 1000
 
 
+def test_failing_paired_effect_draws_its_interval(induction: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    result = check(induction["path"], "ablate L1H0 (mean): loss-repeated rises by ≥ 5 nats with "
+                                      "95% confidence while 2 random sets of the same size "
+                                      "rise by ≤ 5 nats", plot_dir=tmp_path)
+    assert result.status == "fails"
+    low, high = result.outcome.interval
+    assert low < result.outcome.value < high < 5 and result.outcome.rows[0]["holds"] is False
+    assert len(result.outcome.rows) == 3  # the claimed heads and two random sets
+    assert result.plot is not None and Path(result.plot).stat().st_size > 1000
+
+
 def test_metric_expression_without_samples_is_a_clear_error(induction: dict[str, Any]) -> None:
     spec = yaml.safe_load(induction["path"].read_text(encoding="utf-8"))
     spec["quantities"]["ratio"] = {"expr": "loss-repeated / loss-repeated"}

@@ -242,7 +242,7 @@ class CausalClaim(Claim):
                                        "after": main.after, "effect": main.effect,
                                        "holds": holds}]
         controls: list[float] = []
-        passed = holds
+        passed, control_ok = holds, True
         if self.control is not None:
             control_ok, controls, text = self._controls(ctx, rows)
             passed = passed and control_ok
@@ -262,7 +262,7 @@ class CausalClaim(Claim):
         outcome = Outcome(passed, measured, expected, value=main.effect, rows=rows,
                           context=context, plot_data=plot_data)
         return with_confidence(outcome, self.effect.comparison, main.meta, bound, upper,
-                               f"metric '{metric}'")
+                               f"metric '{metric}'", also=control_ok, row=rows[0])
 
     def _controls(self, ctx: Context, rows: list[dict[str, Any]]
                   ) -> tuple[bool, list[float], str]:

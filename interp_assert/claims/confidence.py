@@ -50,10 +50,13 @@ def method_text(meta: Mapping[str, Any]) -> str:
 
 
 def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[str, Any],
-                    bound: float, upper: float | None, what: str = "") -> Outcome:
+                    bound: float, upper: float | None, what: str = "", also: bool = True,
+                    row: dict[str, Any] | None = None) -> Outcome:
     """Record ``meta``'s per-unit values on ``outcome``; with ``with C% confidence`` build the
     C% interval and let it decide: the claim holds only when every value in the interval
-    does (an interval straddling the bound fails, and the notes say so)."""
+    does (an interval straddling the bound fails, and the notes say so) and ``also`` (the
+    rest of the claim, e.g. its random controls) holds; ``row`` (the evidence row of the
+    value) gets the interval's verdict."""
     outcome.meta.update(unit_meta(meta))
     if comparison.confidence is None:
         return outcome
@@ -70,7 +73,9 @@ def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[
                                  "token_accuracy, a custom metric)")
     verdict = decide(interval, comparison, bound, upper)
     value_ok = outcome.value is None or math.isfinite(outcome.value)
-    outcome.passed = bool(verdict is True and value_ok)
+    outcome.passed = bool(verdict is True and value_ok and also)
+    if row is not None:
+        row["holds"] = bool(verdict is True and value_ok)
     outcome.interval = interval
     outcome.measured += (f" ({level:.0%} CI [{fmt(interval[0])}, {fmt(interval[1])}], "
                          f"{method_text(meta)})")
