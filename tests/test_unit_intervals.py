@@ -157,3 +157,29 @@ def test_sums_and_differences_keep_their_per_sample_values() -> None:
     assert intervals.combined_samples("*", value(a, a.mean()), value(b, b.mean())) is None
     # samples that are not the value's (a pooled statistic): nothing
     assert intervals.combined_samples("+", value(a, 9.0), value(b, b.mean())) is None
+
+
+def test_baseline_entries_keep_per_sample_values_and_read_older_files(tmp_path) -> None:
+    import json
+
+    from interp_assert.output.baseline import BaselineStore
+    from interp_assert.output.unit_samples import decode_samples, encode_samples
+
+    values = np.random.default_rng(9).normal(size=50)
+    text = encode_samples(values)
+    assert decode_samples(text) == pytest.approx(values, abs=0)  # exact float64
+    assert decode_samples("f8z:3:not base64!") is None and decode_samples("x") is None
+    path = tmp_path / "b.json"
+    store = BaselineStore(path, "b.json")
+    records = [{"file": "a.claims.yaml", "name": "sure", "value": 0.5, "samples": text,
+                "dataset": "d (n=50)"},
+               {"file": "a.claims.yaml", "name": "plain", "value": 0.25}]
+    assert store.update(records, tmp_path) == 2
+    store.save()
+    data = json.loads(path.read_text(encoding="utf-8"))["files"]["a.claims.yaml"]
+    assert set(data["plain"]) == {"value", "checkpoint", "sha256"}  # the format as before
+    loaded = BaselineStore.load(path).get(tmp_path / "a.claims.yaml", "sure")
+    assert loaded is not None and loaded.dataset == "d (n=50)"
+    assert loaded.unit_samples()["samples"] == pytest.approx(values, abs=0)
+    assert BaselineStore.load(path).get(tmp_path / "a.claims.yaml", "plain").unit_samples() \
+        is None

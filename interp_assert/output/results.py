@@ -67,7 +67,8 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
         data.update(value=outcome.value, measured=outcome.measured, expected=outcome.expected,
                     interval=list(outcome.interval) if outcome.interval else None,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
-    if outcome is not None and outcome.meta.get("confidence") and "samples" in outcome.meta:
+    if outcome is not None and outcome.meta.get("confidence") and "samples" in outcome.meta \
+            and "statistic" not in outcome.meta:  # per-sample values a baseline can pair with
         from interp_assert.output.unit_samples import encode_samples
 
         data.update(samples=encode_samples(outcome.meta["samples"]),
