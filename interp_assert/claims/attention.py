@@ -46,6 +46,7 @@ from interp_assert.claims.attention_pattern import (
 )
 from interp_assert.claims.attention_stream import stream_sinks, streamed_pattern, streamed_view
 from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.confidence import attention_units, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.claims.ranking import ranks
 from interp_assert.errors import QuantityError
@@ -193,7 +194,7 @@ attention_target: member ("," member)*                          -> attention_key
     def evaluate(self, ctx: Context) -> Outcome:
         head, query_label = self.roles(ctx)
         view = streamed_view(ctx, self) or pattern_view(ctx, head)
-        scores, cells, what, count = self._scores(ctx, view, query_label)
+        scores, cells, what, count, units = self._scores(ctx, view, query_label)
         nan = np.isnan(scores)
         best = int(np.argmax(nan)) if nan.any() else int(np.argmax(scores))
         value = float("nan") if nan.any() else float(scores[best])
@@ -226,11 +227,15 @@ attention_target: member ("," member)*                          -> attention_key
                          "query can attend to the next token")
         outlined = ("outlined: each query's most frequent induction target"
                     if self.relative in TOKEN_KINDS else "outlined: the target cells")
-        return Outcome(passed, measured,
-                       f"{what} {expected_text(self.comparison, bound, upper)}",
-                       value=value, rows=rows, notes=notes,
-                       context={**view.context, "pattern": view.name, "head": view.heads[best]},
-                       plot_data=_plot_data(view, best, cells, outlined))
+        outcome = Outcome(passed, measured,
+                          f"{what} {expected_text(self.comparison, bound, upper)}",
+                          value=value, rows=rows, notes=notes,
+                          context={**view.context, "pattern": view.name,
+                                   "head": view.heads[best]},
+                          plot_data=_plot_data(view, best, cells, outlined))
+        meta = attention_units(view.values, best, *units) if view.batched else {}
+        return with_confidence(outcome, self.comparison, meta, bound, upper, "an unbatched "
+                               "pattern (no sample axis)")
 
     def _queries(self, view: PatternView, query_label: str | None
                  ) -> tuple[np.ndarray, int | None]:
@@ -244,7 +249,7 @@ attention_target: member ("," member)*                          -> attention_key
         return real & chosen, int(index[0]) if index.size and not per_sample else None
 
     def _scores(self, ctx: Context, view: PatternView, query_label: str | None
-                ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None]:
+                ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None, Any]:
         """Per-head scores, the cells to outline, the description and the pairs averaged
         (None where that count says nothing: one fixed query, no padding)."""
         queries, query = self._queries(view, query_label)
@@ -263,7 +268,8 @@ attention_target: member ("," member)*                          -> attention_key
         if self.relative in ("itself", "first") and pairs[:, 0].any() and view.causal():
             view.notes.append(f"query 0 counts ({int(pairs[:, 0].sum())} of {count} pairs): "
                               "causal masking puts all its weight on itself, the first token")
-        return scores, cells, f"weight {source}on {RELATIVE_TEXT[self.relative]}", count
+        return (scores, cells, f"weight {source}on {RELATIVE_TEXT[self.relative]}", count,
+                (keys, queries))
 
     def _check_fixed_query(self, query: int, label: str | None, n_query: int) -> None:
         """A fixed query whose position rules out the relative target is an error."""
@@ -274,7 +280,7 @@ attention_target: member ("," member)*                          -> attention_key
             raise QuantityError(f"query '{label}' is the last position: it has no next token")
 
     def _key_scores(self, view: PatternView, queries: np.ndarray, query: int | None, source: str
-                    ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None]:
+                    ) -> tuple[np.ndarray, list[tuple[int, int]], str, int | None, Any]:
         n, n_query, n_key = view.values.shape[0], view.values.shape[2], view.values.shape[3]
         selected = np.zeros((n, n_key), dtype=bool)
         indices, per_sample = [], []
@@ -298,7 +304,7 @@ attention_target: member ("," member)*                          -> attention_key
             view.note_own_position(label)
         legacy = query is not None and view.mask is None and not per_sample
         return (scores, sorted(cells), f"weight {source}on {_keys_text(self.keys)}",
-                None if legacy else count)
+                None if legacy else count, (selected[:, None, :] & pairs[:, :, None], pairs))
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.attention_plot import draw_pattern

@@ -13,6 +13,7 @@ from lark import Tree
 
 from interp_assert.claims.base import Claim, Context
 from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head
@@ -153,6 +154,8 @@ class Measurement:
     after: float
     effect: float
     source: float | None = None
+    #: per-sample values before and after (``paired``), for intervals (claims/confidence.py)
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -203,21 +206,24 @@ class CausalClaim(Claim):
         return tuple(loaded.position_index(label) for label in labels)
 
     def _metric(self, ctx: Context, dataset: DatasetSpec,
-                interventions: tuple[Intervention, ...] = ()) -> float:
+                interventions: tuple[Intervention, ...] = ()) -> Labelled:
         assert self.effect is not None
         derived = ctx.derive(dataset=dataset.name, interventions=interventions)
-        return self.effect.metric.value(derived).scalar()
+        return self.effect.metric.value(derived)
 
     def measure(self, ctx: Context, labels: tuple[str, ...], change: str) -> Measurement:
         """Before, after and the effect of intervening on ``labels``."""
         target, source = self.datasets(ctx)
         positions = self._position_indices(target)
         interventions = self.intervene(ctx, self._components(ctx, labels), positions)
-        before = self._metric(ctx, target)
-        source_value = self._metric(ctx, source) if source is not None else None
-        after = self._metric(ctx, target, interventions)
+        first = self._metric(ctx, target)
+        origin = self._metric(ctx, source) if source is not None else None
+        then = self._metric(ctx, target, interventions)
+        before, after = first.scalar(), then.scalar()
+        source_value = origin.scalar() if origin is not None else None
         return Measurement(before, after, effect_of(change, before, after, source_value),
-                           source_value)
+                           source_value, paired_meta(change, first.meta, then.meta,
+                                                     origin.meta if origin else None))
 
     def evaluate(self, ctx: Context) -> Outcome:
         assert self.effect is not None
@@ -236,7 +242,7 @@ class CausalClaim(Claim):
                                        "after": main.after, "effect": main.effect,
                                        "holds": holds}]
         controls: list[float] = []
-        passed = holds
+        passed, control_ok = holds, True
         if self.control is not None:
             control_ok, controls, text = self._controls(ctx, rows)
             passed = passed and control_ok
@@ -253,8 +259,10 @@ class CausalClaim(Claim):
                                      "bound": bound, "upper": upper, "change": change}
         if self.control is not None:
             plot_data["control_bound"] = evaluate_bounds(ctx, self.control.comparison)
-        return Outcome(passed, measured, expected, value=main.effect, rows=rows,
-                       context=context, plot_data=plot_data)
+        outcome = Outcome(passed, measured, expected, value=main.effect, rows=rows,
+                          context=context, plot_data=plot_data)
+        return with_confidence(outcome, self.effect.comparison, main.meta, bound, upper,
+                               f"metric '{metric}'", also=control_ok, row=rows[0])
 
     def _controls(self, ctx: Context, rows: list[dict[str, Any]]
                   ) -> tuple[bool, list[float], str]:

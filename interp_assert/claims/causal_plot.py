@@ -67,6 +67,10 @@ def plot_controls(ax: Axes, outcome: Outcome, parts: str) -> None:
         outcome.passed
     if math.isfinite(effect):
         color = HOLD if holds else FAIL
+        if outcome.interval is not None and all(map(math.isfinite, outcome.interval)):
+            low, high = outcome.interval  # the confidence interval of the effect
+            ax.errorbar([0], [effect], yerr=[[effect - low], [high - effect]], color=color,
+                        capsize=6, zorder=3)
         ax.scatter([0], [effect], color=color, s=140, marker="*", zorder=4)
         handles.append(Line2D([], [], marker="*", markersize=12, linestyle="", color=color,
                               label=f"{parts}: {data['change']} {fmt(effect)} "

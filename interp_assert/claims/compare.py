@@ -62,7 +62,7 @@ class Compare(Claim):
         quantity = ctx.value(self.subject)
         measured = quantity.scalar()
         bound, upper = evaluate_bounds(ctx, self.comparison)
-        interval = _interval(quantity, self.comparison)
+        interval, pairing = _interval(ctx, quantity, self.comparison)
         judged = judged_value(measured, interval, self.comparison)
         if isinstance(judged, tuple):
             passed = all(compare(v, self.comparison, bound, upper) for v in judged)
@@ -80,17 +80,33 @@ class Compare(Claim):
                  "holds": passed}]
         if interval is not None:
             rows[0]["ci_low"], rows[0]["ci_high"] = interval
-        return Outcome(passed, measured_text, expected, value=measured, rows=rows,
+        from interp_assert.claims.confidence import method_text, unit_meta
+
+        notes = [pairing or f"interval: {method_text(quantity.meta)}"] if (
+            interval is not None and self.comparison.confidence is not None) else []
+        meta = unit_meta(quantity.meta)
+        if self.comparison.confidence is not None:
+            meta["confidence"] = self.comparison.confidence
+        return Outcome(passed, measured_text, expected, value=measured, rows=rows, notes=notes,
                        interval=interval, context=dict(quantity.meta.get("context", {})),
                        p_value=_p_value(quantity, self.comparison, bound, upper),
                        plot_data={"values": {str(self.subject): measured}, "bound": bound,
-                                  "upper": upper, "interval": interval})
+                                  "upper": upper, "interval": interval},
+                       meta=meta)
 
 
-def _interval(quantity: Any, comparison: ast.Comparison) -> tuple[float, float] | None:
-    from interp_assert.evaluate.stats import interval_for
+def _interval(ctx: Context, quantity: Any, comparison: ast.Comparison
+              ) -> tuple[tuple[float, float] | None, str]:
+    """The value's interval (and how it pairs with the baseline, for a confidence claim
+    relative to ``baseline``)."""
+    from interp_assert.claims.confidence import baseline_interval
+    from interp_assert.evaluate.intervals import interval_of
 
-    return interval_for(quantity.meta, comparison.confidence or 0.95)
+    nodes = [comparison.value] + ([comparison.upper] if comparison.upper is not None else [])
+    if comparison.confidence is not None and any("baseline" in referenced_names(node)
+                                                 for node in nodes):
+        return baseline_interval(quantity.meta, ctx, comparison.confidence)
+    return interval_of(quantity.meta, comparison.confidence or 0.95), ""
 
 
 def _p_value(quantity: Any, comparison: ast.Comparison, bound: float,

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.confidence import BOOTSTRAPPED, attach_units, confident_channels
 from interp_assert.claims.distribution_plot import draw_ecdf, ecdf_data
 from interp_assert.claims.distribution_verdicts import (
     Judged,
@@ -138,10 +139,11 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
                           peak_options=parse_options(options, "modal"))
         else:
             _verb, stat, comparison = what.children
-            if comparison.confidence is not None:
-                raise InterpAssertError("distribution statistics have no confidence intervals; "
-                                        "drop 'with ... confidence'")
-            kwargs.update(predicate="has", statistic=_statistic(stat), comparison=comparison)
+            statistic = _statistic(stat)
+            if comparison.confidence is not None and statistic.name not in BOOTSTRAPPED:
+                raise InterpAssertError(f"the {statistic.name} of a distribution has no "
+                                        "confidence interval; drop 'with ... confidence'")
+            kwargs.update(predicate="has", statistic=statistic, comparison=comparison)
         return cls(**kwargs)
 
     # -- text --------------------------------------------------------------------------------
@@ -189,6 +191,8 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             return set()
         if self.statistic is not None and self.statistic.name in SAMPLE_STATS:
             return set()
+        if self.comparison is not None and self.comparison.confidence is not None:
+            return set()  # a bootstrap resamples the raw samples
         return {self.source.name}
 
     # -- evaluation --------------------------------------------------------------------------
@@ -199,6 +203,11 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
         channels = channels_of(stats, nonfinite)
         judge, numbers = self._judge_function(ctx)
         judged = [judge(label, channel) for label, channel in zip(labels, channels)]
+        units: dict[str, Any] = {}
+        if self.comparison is not None and self.comparison.confidence is not None:
+            units = confident_channels(judged, self.statistic, self.comparison,
+                                       numbers.get("argument"), numbers["bound"],
+                                       numbers.get("upper"), getattr(stats, "unit_rows", 1))
         notes = [note] if note else []
         if any(j.channel.nonfinite for j in judged):
             bad = sum(1 for j in judged if j.channel.nonfinite)
@@ -217,6 +226,7 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             outcome = quantified(judged, axis_name, self.quantifier, self.share, self.noun,
                                  expected)
         outcome.notes.extend(notes)
+        attach_units(outcome, units, judged)
         outcome.context.update(value.meta.get("context", {}))
         outcome.plot_data.update(self._plot_data(judged, axis_name, numbers))
         return outcome

@@ -41,6 +41,11 @@ class Outcome:
     #: interval's inverse, evaluate/pvalues.py); run-level error control reads it. None: none
     p_value: float | None = None
 
+    #: the per-unit values an interval of ``value`` is built from, in the keys of a value's
+    #: meta (``samples``, ``successes``/``trials``, ``clusters``, ``paired``; see
+    #: :mod:`interp_assert.evaluate.intervals`)
+    meta: dict[str, Any] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):
             if self.passed:

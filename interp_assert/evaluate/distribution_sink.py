@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from interp_assert.evaluate.forward import Sink, _to_numpy
 from interp_assert.evaluate.streaming import NOT_KEPT, StreamingStats
 
@@ -30,6 +32,10 @@ class DistributionSink(Sink):
             if not self.keep_samples:
                 self.stats.dropped = NOT_KEPT
         self.stats.update(array.reshape(-1, array.shape[-1]))
+        # consecutive rows of one sample (its positions): the unit a bootstrap resamples
+        rows = int(np.prod(array.shape[1:-1])) if array.ndim > 2 else 1
+        seen = getattr(self.stats, "unit_rows", rows)
+        self.stats.unit_rows = rows if seen == rows else 1  # type: ignore[attr-defined]
 
     def result(self) -> StreamingStats:
         assert self.stats is not None

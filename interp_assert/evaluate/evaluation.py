@@ -25,6 +25,7 @@ from interp_assert.evaluate.circuit_names import (
     is_circuit_name,
 )
 from interp_assert.evaluate.indexing import take_index
+from interp_assert.evaluate.intervals import combined_samples
 from interp_assert.evaluate.quantities.functions import apply_function, lookup
 from interp_assert.labels import Axis, Labelled
 from interp_assert.language import ast
@@ -62,6 +63,9 @@ class Evaluation:
         self.plan: RunPlan | None = None
         #: this claim's recorded value: what the name ``baseline`` means in its expressions
         self.baseline: float | None = None
+        #: the baseline run's per-sample values of this claim, {"samples", "dataset"}, when it
+        #: recorded them (confidence claims: paired comparisons with the baseline)
+        self.baseline_samples: dict[str, Any] | None = None
 
     @property
     def subject(self) -> LoadedSubject:
@@ -96,6 +100,7 @@ class Evaluation:
                            self.dataset if dataset is None else dataset,
                            self.interventions if interventions is None else interventions)
         other.baseline = self.baseline
+        other.baseline_samples = self.baseline_samples
         other.used = self.used
         other.plan = self.plan
         return other
@@ -292,7 +297,11 @@ class Evaluation:
                                 f"'{node}'") from None
         axes = left.axes if left.ndim >= right.ndim else right.axes
         context = {**right.meta.get("context", {}), **left.meta.get("context", {})}
-        return Labelled(values, axes, str(node), {"context": context} if context else {})
+        meta: dict[str, Any] = {"context": context} if context else {}
+        samples = combined_samples(node.op, left, right)
+        if samples is not None:  # per-sample values of a sum or difference, for intervals
+            meta["samples"] = samples
+        return Labelled(values, axes, str(node), meta)
 
     def _eval_mask(self, node: ast.Mask) -> Labelled:
         return masks.mask(node.op, self.value(node.left), self.value(node.right), str(node))

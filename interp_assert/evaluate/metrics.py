@@ -89,18 +89,22 @@ class ExactMatch(Metric):
     def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.correct = self.total = 0
+        self.rows: list[np.ndarray] = []
 
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         targets, answer_logits = self.targets_and_logits(logits, batch)
         right = np.all(answer_logits.argmax(-1) == targets, axis=1)
         self.correct += int(right.sum())
         self.total += right.size
+        self.rows.append(right.astype(np.float64))
 
     def result(self) -> Labelled:
         value = self.correct / self.total if self.total else float("nan")
+        # per-sample 0/1 (paired intervals of ablations); the rate's interval stays Wilson's
+        samples = np.concatenate(self.rows) if self.rows else np.zeros(0)
         return Labelled(np.array(value), (), self.name,
                         {"successes": np.array(self.correct), "trials": np.array(self.total),
-                         "context": self.context()})
+                         "samples": samples, "context": self.context()})
 
 
 @register_metric
@@ -157,17 +161,26 @@ class TokenAccuracy(Metric):
     def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.correct = self.total = 0
+        self.rows: list[np.ndarray] = []
 
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         targets, answer_logits = self.targets_and_logits(logits, batch)
         right = answer_logits.argmax(-1) == targets
         self.correct += int(right.sum())
         self.total += right.size
+        self.rows.append(right.sum(axis=1).astype(np.float64))
 
     def result(self) -> Labelled:
+        # the sampled unit is the sequence: its correct tokens over its scored tokens
+        # (``clusters``, a ratio-of-sums bootstrap), not each token (Wilson over tokens)
+        correct = np.concatenate(self.rows) if self.rows else np.zeros(0)
+        width = float(len(self.answer_index or ()))
         return Labelled(np.array(self.correct / self.total if self.total else np.nan), (),
                         self.name, {"successes": np.array(self.correct),
-                                    "trials": np.array(self.total), "context": self.context()})
+                                    "trials": np.array(self.total),
+                                    "clusters": (correct, np.full(correct.size, width)),
+                                    "samples": correct / width if width else correct,
+                                    "context": self.context()})
 
 
 @register_metric

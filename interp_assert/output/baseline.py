@@ -35,9 +35,24 @@ class BaselineEntry:
     value: float
     checkpoint: str | None = None
     sha256: str | None = None
+    #: a confidence claim's per-sample values (output/unit_samples.py), and their dataset
+    samples: str | None = None
+    dataset: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "checkpoint": self.checkpoint, "sha256": self.sha256}
+        out = {"value": self.value, "checkpoint": self.checkpoint, "sha256": self.sha256}
+        if self.samples is not None:  # only confidence claims: older files read the same
+            out.update(samples=self.samples, dataset=self.dataset)
+        return out
+
+    def unit_samples(self) -> dict[str, Any] | None:
+        """The recorded per-sample values, {"samples": array, "dataset": text}, if any."""
+        from interp_assert.output.unit_samples import decode_samples
+
+        if self.samples is None:
+            return None
+        samples = decode_samples(self.samples)
+        return None if samples is None else {"samples": samples, "dataset": self.dataset}
 
     def describe(self, now: float | None) -> str:
         """One report line: the recorded value, where it came from, and the change."""
@@ -82,8 +97,9 @@ class BaselineStore:
             for name, entry in checks.items():
                 value = entry.get("value") if isinstance(entry, dict) else None
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    store.files[file][name] = BaselineEntry(float(value), entry.get("checkpoint"),
-                                                            entry.get("sha256"))
+                    store.files[file][name] = BaselineEntry(
+                        float(value), entry.get("checkpoint"), entry.get("sha256"),
+                        _text(entry.get("samples")), _text(entry.get("dataset")))
         return store
 
     def file_key(self, claim_file: str | Path) -> str:
@@ -107,7 +123,8 @@ class BaselineStore:
                     value):
                 continue
             key = self.file_key(root / item["file"])
-            entry = BaselineEntry(float(value), item.get("checkpoint"), item.get("sha256"))
+            entry = BaselineEntry(float(value), item.get("checkpoint"), item.get("sha256"),
+                                  _text(item.get("samples")), _text(item.get("dataset")))
             checks = self.files.setdefault(key, {})
             if checks.get(item["name"]) != entry:
                 checks[item["name"]] = entry
@@ -122,6 +139,10 @@ class BaselineStore:
     def save(self) -> None:
         """Write the file atomically, keys sorted."""
         write_json(self.path, self.as_dict())
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 #: how long an update waits for another process's update of the same file

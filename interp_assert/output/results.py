@@ -68,6 +68,12 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
                     interval=list(outcome.interval) if outcome.interval else None,
                     p_value=outcome.p_value,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
+    if outcome is not None and outcome.meta.get("confidence") and "samples" in outcome.meta \
+            and "statistic" not in outcome.meta:  # per-sample values a baseline can pair with
+        from interp_assert.output.unit_samples import encode_samples
+
+        data.update(samples=encode_samples(outcome.meta["samples"]),
+                    dataset=str(outcome.context.get("dataset", "")))
     if result.baseline is not None:
         change = None
         if outcome is not None and outcome.value is not None and math.isfinite(outcome.value):

@@ -263,7 +263,7 @@ class Runner:
             first = self._measure(check, value)
             if first.outcome is not None and first.outcome.value is not None:
                 value = first.outcome.value
-        measured = self._measure(check, value)
+        measured = self._measure(check, value, recorded.unit_samples() if recorded else None)
         missing = None
         if measured.outcome is not None and recorded is not None:
             measured.outcome.notes.append(recorded.describe(measured.outcome.value))
@@ -281,7 +281,8 @@ class Runner:
         store = self.baselines()
         return store.command_hint(check.name) if store is not None else ""
 
-    def _measure(self, check: Check, baseline: float | None) -> Measured:
+    def _measure(self, check: Check, baseline: float | None,
+                 samples: dict[str, Any] | None = None) -> Measured:
         entry, spec = check.entry, check.target.spec
         if entry.error is not None or entry.parsed is None:
             return Measured(error=entry.error)
@@ -289,7 +290,7 @@ class Runner:
         dataset = entry.options.get("data")
         evaluation = Evaluation(check.claim_file, subject, entry.options.get("on"),
                                 str(dataset) if dataset is not None else None)
-        evaluation.baseline = baseline
+        evaluation.baseline, evaluation.baseline_samples = baseline, samples
         evaluation.plan = self.plan
         lock = subject.lock if subject is not None else contextlib.nullcontext()
         seconds = entry.options.get("timeout") or self.options.timeout or default_timeout()
