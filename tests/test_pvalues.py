@@ -143,3 +143,38 @@ def test_metadata_chooses_the_method_and_nan_never_passes() -> None:
 def test_p_value_of_an_e_process() -> None:
     assert p_from_e_value(40.0) == 0.025
     assert p_from_e_value(0.5) == 1.0 and p_from_e_value(float("nan")) == 1.0
+
+
+def test_unit_bootstrap_p_corresponds_to_its_interval() -> None:
+    """Paired effects, ratios of sums over sequences and statistics of pooled samples: the
+    p-value inverts the same seeded percentile interval (``intervals.interval_of``)."""
+    from interp_assert.evaluate.intervals import interval_of
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for case in range(24):
+        n = int(rng.integers(8, 80))
+        before = rng.normal(2.0, 1.0, n)
+        metas = [
+            {"paired": (before, before - rng.normal(0.5, 1.0, n)), "change": "drops"},
+            {"clusters": (rng.uniform(0, 5, n), rng.integers(1, 6, n).astype(float))},
+            {"statistic": "std", "samples": rng.normal(0, 2, 4 * n), "unit_rows": 4,
+             "statistic_options": {"ddof": 1}},
+        ]
+        meta = metas[case % 3]
+        centre = interval_of(meta, 0.5)
+        width = interval_of(meta, 0.99)
+        assert centre is not None and width is not None
+        for _ in range(30):
+            op = str(rng.choice([">=", "<=", "in"]))
+            level = float(rng.choice(LEVELS))
+            bound = float(rng.uniform(width[0] - 0.2 * (width[1] - width[0]), width[1]))
+            upper = float(rng.uniform(bound, width[1] + 0.5)) if op == "in" else None
+            p = p_value_for(meta, op, bound, upper)
+            assert p is not None
+            if abs(p - (1 - level) / 2) < 1e-9:
+                continue
+            held = clears(interval_of(meta, level), op, level, bound, upper)
+            assert (p <= (1 - level) / 2) == held, (case, op, level, bound, upper, p)
+            checked += 1
+    assert checked > 600

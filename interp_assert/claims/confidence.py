@@ -72,6 +72,9 @@ def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[
                                  "records per-sample values (loss, logit_diff, exact_match, "
                                  "token_accuracy, a custom metric)")
     verdict = decide(interval, comparison, bound, upper)
+    from interp_assert.evaluate.pvalues import p_value_for
+
+    outcome.p_value = p_value_for(dict(meta), comparison.op, bound, upper)
     value_ok = outcome.value is None or math.isfinite(outcome.value)
     outcome.passed = bool(verdict is True and value_ok and also)
     if row is not None:

@@ -40,7 +40,6 @@ class Outcome:
     #: a confidence claim's one-sided p-value for "the true value clears the bound" (the
     #: interval's inverse, evaluate/pvalues.py); run-level error control reads it. None: none
     p_value: float | None = None
-
     #: the per-unit values an interval of ``value`` is built from, in the keys of a value's
     #: meta (``samples``, ``successes``/``trials``, ``clusters``, ``paired``; see
     #: :mod:`interp_assert.evaluate.intervals`)

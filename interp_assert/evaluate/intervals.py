@@ -51,30 +51,39 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED
         yield rng.integers(0, n, size=(min(resamples, start + BLOCK) - start, n))
 
 
+def resampled_statistics(data: Sequence[np.ndarray], statistic: Statistic,
+                         resamples: int = RESAMPLES) -> np.ndarray | None:
+    """``statistic(*data)`` on each seeded resample of the units (the first axis, shared by
+    every array of ``data``, resampled jointly); None when the data cannot be resampled
+    (no units, unequal lengths) or holds a NaN or inf."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in data]
+    if not arrays or arrays[0].shape[0] == 0 or any(a.shape[0] != arrays[0].shape[0]
+                                                    for a in arrays):
+        return None
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        return None
+    n = arrays[0].shape[0]
+    return np.concatenate([np.asarray(statistic(*(a[idx] for a in arrays)), dtype=np.float64)
+                           .reshape(-1) for idx in resample_indices(n, resamples)])
+
+
 def bootstrap(data: Sequence[np.ndarray], statistic: Statistic, level: float = 0.95,
               key: str = "", resamples: int = RESAMPLES) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic(*data)``, resampling the units (the first
     axis, shared by every array of ``data``) jointly. ``key`` names the statistic for the cache
     (claims on the same values share one computation); empty: not cached."""
-    arrays = [np.asarray(a, dtype=np.float64) for a in data]
-    if not arrays or arrays[0].shape[0] == 0 or any(a.shape[0] != arrays[0].shape[0]
-                                                    for a in arrays):
-        return (float("nan"), float("nan"))
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        return (float("nan"), float("nan"))
     cache_key = None
     if key:
         digest = hashlib.blake2b(digest_size=16)
-        for a in arrays:
+        for a in data:
+            a = np.asarray(a, dtype=np.float64)
             digest.update(repr(a.shape).encode())
             digest.update(np.ascontiguousarray(a).tobytes())
         cache_key = (digest.digest(), key, level, resamples)
         if cache_key in _CACHE:
             return _CACHE[cache_key]
-    n = arrays[0].shape[0]
-    thetas = np.concatenate([np.asarray(statistic(*(a[idx] for a in arrays)), dtype=np.float64)
-                             .reshape(-1) for idx in resample_indices(n, resamples)])
-    if not np.all(np.isfinite(thetas)):
+    thetas = resampled_statistics(data, statistic, resamples)
+    if thetas is None or not np.all(np.isfinite(thetas)):
         out = (float("nan"), float("nan"))
     else:
         alpha = (1 - level) / 2
@@ -239,6 +248,29 @@ def interval_of(meta: dict[str, Any], level: float = 0.95) -> tuple[float, float
         return statistic_interval(meta["samples"], str(meta["statistic"]), level,
                                   int(meta.get("unit_rows", 1)), **options)
     return interval_for(meta, level)
+
+
+def statistics_of(meta: dict[str, Any]) -> np.ndarray | None:
+    """The seeded resampled statistics whose percentiles :func:`interval_of` reads, for a
+    ``paired``, ``clusters`` or ``statistic`` meta (None for the others, and for data that
+    cannot be resampled): the p-values of :mod:`interp_assert.evaluate.pvalues` invert them."""
+    if "paired" in meta:
+        arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in meta["paired"]]
+        return resampled_statistics(arrays, paired_statistic(str(meta.get("change", "drop"))))
+    if "clusters" in meta:
+        numerator, denominator = meta["clusters"]
+        return resampled_statistics([np.asarray(numerator, dtype=np.float64).reshape(-1),
+                                     np.asarray(denominator, dtype=np.float64).reshape(-1)],
+                                    _ratio)
+    if "statistic" in meta and "samples" in meta:
+        values = np.asarray(meta["samples"], dtype=np.float64).reshape(-1)
+        rows = max(int(meta.get("unit_rows", 1)), 1)
+        rows = rows if values.size % rows == 0 else 1
+        function = statistic_function(str(meta["statistic"]),
+                                      **dict(meta.get("statistic_options", {})))
+        return resampled_statistics([values.reshape(-1, rows)],
+                                    lambda x: function(x.reshape(x.shape[0], -1)))
+    return None
 
 
 def units_of(meta: dict[str, Any]) -> int | None:

@@ -16,6 +16,9 @@ can compare these p-values with its own thresholds.
   seeded resampled means, ``p = h / (R − 1)`` with ``h`` the (linearly interpolated) position of
   ``b`` among the R sorted means: the fraction of resampled means on the wrong side, refined so
   that it inverts ``numpy.quantile``'s linear interpolation exactly.
+* ``paired``, ``clusters`` or ``statistic`` (paired effects, ratios of sums over sequences,
+  statistics of pooled samples; :mod:`interp_assert.evaluate.intervals`): the same inversion
+  over the same seeded resampled statistics their percentile interval reads.
 * ``in [a, b]`` and ``≈ c ± t`` (both ends of the interval must clear): the larger of the two
   one-sided p-values.
 * Sequential claims that track an e-process: :func:`p_from_e_value`, ``min(1, 1 / max e)``.
@@ -44,6 +47,14 @@ def p_value_for(meta: dict[str, Any], op: str, bound: float,
     the metadata :func:`~interp_assert.evaluate.stats.interval_for` reads, or None."""
     if op not in (*LOWER, *UPPER, "in", "≈"):
         return None
+    if any(key in meta for key in ("paired", "clusters", "statistic")):
+        from interp_assert.evaluate.intervals import statistics_of
+
+        thetas = statistics_of(meta)
+        if thetas is None or not np.all(np.isfinite(thetas)):
+            return 1.0
+        ordered = np.sort(thetas)
+        return max(_bootstrap_side(ordered, side, b) for side, b in _sides(op, bound, upper))
     if "successes" in meta and "trials" in meta:
         successes = np.asarray(meta["successes"]).reshape(-1)
         trials = np.asarray(meta["trials"]).reshape(-1)

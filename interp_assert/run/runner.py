@@ -281,8 +281,7 @@ class Runner:
         store = self.baselines()
         return store.command_hint(check.name) if store is not None else ""
 
-    def _measure(self, check: Check, baseline: float | None,
-                 samples: dict[str, Any] | None = None) -> Measured:
+    def _measure(self, check: Check, baseline: float | None, samples: Any = None) -> Measured:
         entry, spec = check.entry, check.target.spec
         if entry.error is not None or entry.parsed is None:
             return Measured(error=entry.error)
