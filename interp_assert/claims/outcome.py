@@ -36,6 +36,9 @@ class Outcome:
     plot_data: dict[str, Any] = field(default_factory=dict)
     interval: tuple[float, float] | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    #: a sequential claim's samples used, budget, whether it was decided, its confidence
+    #: sequence and (undecided) the samples estimated to decide it (claims/sequential.py)
+    sequential: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):

@@ -31,6 +31,7 @@ from interp_assert.loading.devices import DTYPES, check_device, check_run_device
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
+from interp_assert.plan.sequential import set_sequential, set_undecided
 from interp_assert.resources import parse_size, set_memory_limit
 from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
 from interp_assert.usercode import parse_timeout
@@ -232,6 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "cluster at ADDRESS (host:6379, ray://host:10001); without "
                                   "ADDRESS, the running one or a new local one (pip install "
                                   "'interp-assert[ray]')")
+        command.add_argument("--sequential", action="store_true",
+                             help="judge every 'with C%% confidence' claim by an anytime-valid "
+                                  "confidence sequence that may stop its pass early (env: "
+                                  "INTERP_ASSERT_SEQUENTIAL)")
+        command.add_argument("--undecided", choices=("fail", "xfail"), default=None,
+                             help="what a sequential claim undecided when its samples run out "
+                                  "becomes (env: INTERP_ASSERT_UNDECIDED; default fail)")
         command.add_argument("--timeout", metavar="SECONDS", type=_timeout,
                              help="stop a claim's user code (loaders, callables, metrics) "
                                   "after SECONDS and report the claim as an error (default "
@@ -243,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)
     _use_cache(args)
+    if getattr(args, "sequential", False) or getattr(args, "undecided", None):
+        set_sequential(True if args.sequential else None)
+        set_undecided(args.undecided)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:  # before any claim ran (loading): nothing to write
@@ -250,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         cache_config.reset()
+        set_sequential(None)
+        set_undecided(None)
 
 
 def _use_cache(args: argparse.Namespace) -> None:

@@ -89,17 +89,24 @@ class ExactMatch(Metric):
     def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.correct = self.total = 0
+        self.per_samples: list[np.ndarray] = []
 
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         targets, answer_logits = self.targets_and_logits(logits, batch)
         right = np.all(answer_logits.argmax(-1) == targets, axis=1)
         self.correct += int(right.sum())
         self.total += right.size
+        self.per_samples.append(right.astype(np.float64))
+
+    def per_sample(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """Each sample's 0/1 so far, in dataset order, and their range (sequential claims)."""
+        return _joined(self.per_samples), (0.0, 1.0)
 
     def result(self) -> Labelled:
         value = self.correct / self.total if self.total else float("nan")
         return Labelled(np.array(value), (), self.name,
                         {"successes": np.array(self.correct), "trials": np.array(self.total),
+                         "samples": _joined(self.per_samples), "range": (0.0, 1.0),
                          "context": self.context()})
 
 
@@ -157,17 +164,26 @@ class TokenAccuracy(Metric):
     def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
         super().__init__(config, dataset)
         self.correct = self.total = 0
+        self.per_samples: list[np.ndarray] = []
 
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         targets, answer_logits = self.targets_and_logits(logits, batch)
         right = answer_logits.argmax(-1) == targets
         self.correct += int(right.sum())
         self.total += right.size
+        self.per_samples.append(right.mean(axis=1, dtype=np.float64))
+
+    def per_sample(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """Each sample's fraction of answer tokens right so far (every sample has the same
+        answer positions, so their mean is the pooled rate), and their range."""
+        return _joined(self.per_samples), (0.0, 1.0)
 
     def result(self) -> Labelled:
         return Labelled(np.array(self.correct / self.total if self.total else np.nan), (),
                         self.name, {"successes": np.array(self.correct),
-                                    "trials": np.array(self.total), "context": self.context()})
+                                    "trials": np.array(self.total),
+                                    "samples": _joined(self.per_samples), "range": (0.0, 1.0),
+                                    "context": self.context()})
 
 
 @register_metric
@@ -281,6 +297,11 @@ class Loss(Metric):
         return Labelled(np.array(value), (), self.name,
                         {"samples": samples, "context": self.context(),
                          "tokens": int(counts.sum())})
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-batch arrays as one (empty before any batch)."""
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _logsumexp(array: np.ndarray) -> np.ndarray:

@@ -67,6 +67,8 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
         data.update(value=outcome.value, measured=outcome.measured, expected=outcome.expected,
                     interval=list(outcome.interval) if outcome.interval else None,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
+        if outcome.sequential is not None:  # samples used of the budget (absent otherwise)
+            data["sequential"] = dict(outcome.sequential)
     if result.baseline is not None:
         change = None
         if outcome is not None and outcome.value is not None and math.isfinite(outcome.value):
