@@ -56,10 +56,8 @@ def budget_fractions() -> list[tuple[str, str, str, int, int]]:
                 path.write_text(f"{head}\nclaims:\n  - id: far\n    claim: {sentence}\n",
                                 encoding="utf-8")
             claim_file = runner.load(path)
-            for check in runner.checks(claim_file):
-                if "confidence" not in check.entry.text:
-                    continue
-                result = runner.result(check)
+            checks = [c for c in runner.checks(claim_file) if "confidence" in c.entry.text]
+            for check, result in zip(checks, runner.run(checks)):  # planned together
                 info = result.outcome.sequential if result.outcome else None
                 if info is None:
                     rows.append((path.name, check.entry.text, result.verdict.value, 0, 0))

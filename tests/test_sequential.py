@@ -81,6 +81,16 @@ def _samples_of(folder: Path) -> np.ndarray:
     return value.meta["samples"]
 
 
+def test_a_later_run_does_not_read_a_pass_cut_short_for_another(tmp_path: Path) -> None:
+    _, (far,) = run(tmp_path, "  - id: far\n    claim: exact-match ≥ 50% with 95% "
+                              "confidence, sequentially\n", n=200)
+    assert far.outcome.sequential["used"] == 50
+    # the same subject and dataset in a new run: this claim needs more than those 50 samples
+    _, (close,) = run(tmp_path, "  - id: close\n    claim: exact-match ≥ 99% with 95% "
+                                "confidence, sequentially\n", n=200)
+    assert close.outcome.sequential["used"] == 200 and close.verdict is Verdict.UNDECIDED
+
+
 def test_claims_sharing_a_pass_stop_together_or_not_at_all(tmp_path: Path) -> None:
     _, results = run(tmp_path, (
         "  - id: a\n    claim: exact-match ≥ 50% with 95% confidence, sequentially\n"

@@ -156,11 +156,13 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
             with phase("pass", f"{dataset_spec.name} on {subject.spec.label}"):
                 run_forward(subject, dataset, list(missing.values()), interventions,
                             progress=current().batch, stop=rule)
-            cut = sequential.note_stop(rule, subject.cache, pass_key)
+            cut = sequential.note_stop(rule, subject.cache, pass_key, plan)
             FORWARD_PASSES.append(pass_key)
             # the sinks' results (concatenations, mostly) are independent: computed side by side
             results = parallel_map(_finish, missing.values())
             for k, result in zip(missing, results):
+                if cut:  # read from a pass that stopped early
+                    getattr(result, "meta", {})["cut_short"] = True
                 subject.cache[("forward", dataset_spec, interventions, k)] = result
                 if stored is not None and not isinstance(result, _Refused) and not cut:
                     stored.put(k, result)

@@ -25,6 +25,7 @@ end is widened to the neighbouring grid point that was excluded (or the range's 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,27 +250,44 @@ def pass_rule(plan: Any, pass_key: Any, sinks: dict[Any, Any], dataset_batch: in
 _STOPPED = "sequential stop"
 
 
-def note_stop(rule: StopRule | None, cache: dict[Any, Any], pass_key: Any) -> bool:
+def note_stop(rule: StopRule | None, cache: dict[Any, Any], pass_key: Any, plan: Any) -> bool:
     """Whether the pass stopped early; if so its sinks' results are marked cut short in the
-    subject's cache (and must not go to the result cache)."""
+    subject's cache, for this plan and its watches only (and must not go to the result
+    cache)."""
     if rule is None or rule.stopped_at is None:
         return False
-    cache[(_STOPPED, pass_key)] = rule.stopped_at
+    cache[(_STOPPED, pass_key)] = (weakref.ref(plan), plan.watches(pass_key), rule.stopped_at)
     return True
 
 
 def reopen(plan: Any, cache: dict[Any, Any], pass_key: Any) -> None:
-    """Forget the cut-short results of ``pass_key`` when a claim planned later reads that pass
-    whole, so that the next request runs it to the end."""
-    if (_STOPPED, pass_key) not in cache:
+    """Forget the cut-short results of ``pass_key`` unless they were cut for this very plan
+    and the same watching claims: a claim planned later (one reading the pass whole, another
+    sequential claim) or another run makes the next request run the pass again."""
+    marker = cache.get((_STOPPED, pass_key))
+    if marker is None:
         return
-    if plan is not None and hasattr(plan, "watches") and plan.watches(pass_key) is not None:
+    owner, watches, _ = marker
+    if plan is not None and owner() is plan and plan.watches(pass_key) == watches:
         return
     del cache[(_STOPPED, pass_key)]
+    for key in [k for k in cache if isinstance(k, tuple) and k and k[0] == "quantity"]:
+        del cache[key]  # values computed from the cut-short results
     _, dataset_spec, interventions = pass_key
     for key in [k for k in cache if isinstance(k, tuple) and len(k) == 4
                 and k[0] == "forward" and k[1] == dataset_spec and k[2] == interventions]:
         del cache[key]
+
+def cut_short_stale(plan: Any, subject: Any, dataset_spec: Any, interventions: Any,
+                    value: Any) -> bool:
+    """Whether a quantity value read from a pass that stopped early must be computed again:
+    the stop does not stand for ``plan`` (see :func:`reopen`, which forgets it)."""
+    if subject is None or not getattr(value, "meta", {}).get("cut_short"):
+        return False
+    pass_key = (subject.spec, dataset_spec, interventions)
+    reopen(plan, subject.cache, pass_key)
+    return (_STOPPED, pass_key) not in subject.cache
+
 
 __all__ = ["GRID", "SEQUENTIAL_BATCH", "BettingCS", "Decision", "StopRule", "Watch",
            "betting_cs", "decide", "samples_to_decide", "stop_rule"]
