@@ -347,7 +347,7 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                     lambda _m, _args, out, _g=group: _feed(_g, out, current)))
         output_sinks = [s for s in sinks if s.hook is None]
         with torch.inference_mode():
-            batches = (dataset.batches(getattr(stop, "batch_size", None)) if stop is not None
+            batches = (stop.batches(dataset) if hasattr(stop, "batches")  # type: ignore[union-attr]
                        else sized_batches(subject, model, dataset))
             for number, batch in enumerate(batches):
                 batch = on_device(batch, device)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,8 @@ GRID = 1000
 #: truncation of the bets (the paper's c) and the hedge weight (theta)
 TRUNCATION = 0.5
 HEDGE = 0.5
-#: samples per batch of a pass that may stop early (at most; a smaller batch_size stays)
+#: samples in the first batch of a pass that may stop early (a smaller batch_size stays);
+#: each later batch doubles, up to the dataset's batch_size (default 512)
 SEQUENTIAL_BATCH = 50
 #: operators a sequential claim may use
 SEQUENTIAL_OPS = (">", ">=", "<", "<=", "in")
@@ -212,6 +214,16 @@ class StopRule:
     #: samples seen when the pass stopped (None: it ran to the end)
     stopped_at: int | None = None
 
+    def batches(self, dataset: Any) -> Iterator[dict[str, Any]]:
+        """The dataset in order, in batches of ``batch_size`` samples, then twice as many
+        each time, at most the dataset's ``batch_size`` (default 512)."""
+        most = max(dataset.spec.batch_size or 512, self.batch_size)
+        start, size = 0, self.batch_size
+        while start < dataset.n:
+            yield from dataset.batches(size, start=start, stop=start + size)
+            start += size
+            size = min(2 * size, most)
+
     def __call__(self, seen: int) -> bool:
         for sink, watches in self.sinks:
             if sink.error is not None:
@@ -230,7 +242,8 @@ def stop_rule(watches: dict[Any, list[Any]], sinks: dict[Any, Any],
               dataset_batch: int | None) -> StopRule | None:
     """The stop rule of a pass whose sinks (key -> sink) are all watched by sequential claims
     (``watches``: key -> planned watches); None when any sink is read whole by some claim.
-    The pass then runs in batches of min(the dataset's batch_size, SEQUENTIAL_BATCH)."""
+    The pass then runs in batches of min(the dataset's batch_size, SEQUENTIAL_BATCH), doubling
+    (:meth:`StopRule.batches`)."""
     if not sinks or any(key not in watches or not watches[key] for key in sinks):
         return None
     if any(not hasattr(sink, "per_sample") for sink in sinks.values()):
