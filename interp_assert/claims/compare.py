@@ -13,6 +13,7 @@ from interp_assert.claims.outcome import Outcome, check_bounds, compare, expecte
 from interp_assert.errors import QuantityError
 from interp_assert.language import ast
 from interp_assert.language.ast import referenced_names
+from interp_assert.plan.sequential import is_sequential
 
 
 def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, float | None]:
@@ -62,6 +63,10 @@ class Compare(Claim):
         quantity = ctx.value(self.subject)
         measured = quantity.scalar()
         bound, upper = evaluate_bounds(ctx, self.comparison)
+        if is_sequential(self.comparison):
+            from interp_assert.claims.sequential import sequential_outcome
+
+            return sequential_outcome(self.subject, self.comparison, quantity, bound, upper)
         interval, pairing = _interval(ctx, quantity, self.comparison)
         judged = judged_value(measured, interval, self.comparison)
         if isinstance(judged, tuple):
@@ -93,6 +98,14 @@ class Compare(Claim):
                        plot_data={"values": {str(self.subject): measured}, "bound": bound,
                                   "upper": upper, "interval": interval},
                        meta=meta)
+
+    def plot(self, outcome: Outcome, ax: Any) -> None:
+        """A sequential claim draws its confidence sequence over the samples read."""
+        if "sequence" not in outcome.plot_data:
+            return super().plot(outcome, ax)
+        from interp_assert.claims.sequential import plot_sequence
+
+        plot_sequence(outcome, ax)
 
 
 def _interval(ctx: Context, quantity: Any, comparison: ast.Comparison

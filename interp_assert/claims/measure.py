@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from interp_assert.claims.outcome import Outcome
+from interp_assert.claims.sequential import supports_sequential
 from interp_assert.errors import InterpAssertError, Location
 from interp_assert.language import templates
 from interp_assert.language.templates import substitute
@@ -53,6 +54,8 @@ def instances(parsed: ParsedClaim) -> Iterator[tuple[str | None, Any]]:
 def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
     """Evaluate a (possibly templated) claim; returns the claim object used for plotting."""
     results = [(tag, claim, claim.evaluate(ctx)) for tag, claim in instances(parsed)]
+    for _, claim, outcome in results:
+        supports_sequential(claim, outcome)
     if len(results) == 1:
         claim, outcome = results[0][1], results[0][2]
         if parsed.for_each is not None:
@@ -76,6 +79,7 @@ def evaluate_parsed(parsed: ParsedClaim, ctx: Context) -> tuple[Any, Outcome]:
                        value=float(held) / len(results), rows=rows, notes=worst.notes,
                        plot_data={**worst.plot_data, "instances": shown},
                        context=worst.context)
+    combined.sequential = worst.sequential
     return claim, combined
 
 

@@ -44,6 +44,9 @@ class Outcome:
     #: meta (``samples``, ``successes``/``trials``, ``clusters``, ``paired``; see
     #: :mod:`interp_assert.evaluate.intervals`)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a sequential claim's samples used, budget, whether it was decided, its confidence
+    #: sequence and (undecided) the samples estimated to decide it (claims/sequential.py)
+    sequential: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.value is not None and not math.isfinite(self.value):

@@ -33,6 +33,7 @@ from interp_assert.loading.source_files import safe_resolve
 from interp_assert.output.error_control import control_text
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
+from interp_assert.plan.sequential import set_sequential, set_undecided
 from interp_assert.resources import parse_size, set_memory_limit
 from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
 from interp_assert.usercode import parse_timeout
@@ -247,6 +248,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                              help="holm: family-wise error, bh: false-discovery rate "
                                   "(Benjamini-Hochberg); alone it sets alpha 0.05 (default "
                                   "INTERP_ASSERT_ERROR_CONTROL, else holm)")
+
+        command.add_argument("--sequential", action="store_true",
+                             help="judge every 'with C%% confidence' claim by an anytime-valid "
+                                  "confidence sequence that may stop its pass early (env: "
+                                  "INTERP_ASSERT_SEQUENTIAL)")
+        command.add_argument("--undecided", choices=("fail", "xfail"), default=None,
+                             help="what a sequential claim undecided when its samples run out "
+                                  "becomes (env: INTERP_ASSERT_UNDECIDED; default fail)")
         command.add_argument("--timeout", metavar="SECONDS", type=_timeout,
                              help="stop a claim's user code (loaders, callables, metrics) "
                                   "after SECONDS and report the claim as an error (default "
@@ -258,6 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory_limit is not None:
         set_memory_limit(args.memory_limit)
     _use_cache(args)
+    if getattr(args, "sequential", False) or getattr(args, "undecided", None):
+        set_sequential(True if args.sequential else None)
+        set_undecided(args.undecided)
     try:
         return int(args.run(args))
     except KeyboardInterrupt:  # before any claim ran (loading): nothing to write
@@ -265,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         cache_config.reset()
+        set_sequential(None)
+        set_undecided(None)
 
 
 def _use_cache(args: argparse.Namespace) -> None:

@@ -124,7 +124,7 @@ class ClaimItem(pytest.Item):
 
     def runtest(self) -> None:
         assert self.result is not None
-        if self.result.verdict in (Verdict.FAILS, Verdict.XFAIL):
+        if self.result.verdict in (Verdict.FAILS, Verdict.XFAIL, Verdict.UNDECIDED):
             raise ClaimFailure(format_result(self.result))
 
     def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException],

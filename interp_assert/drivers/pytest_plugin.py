@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from interp_assert.drivers.pytest_keys import DEFAULT_PATTERNS, SESSION_KEY, claim_patterns
+from interp_assert.drivers.pytest_sequential import add_sequential_options, set_sequential_options
 
 if TYPE_CHECKING:
     from interp_assert.drivers.pytest_session import ClaimSession
@@ -62,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "and report the claim as an error with the time it ran (ini: "
                          "interp_assert_timeout; env: INTERP_ASSERT_TIMEOUT; default none); a "
                          "claim's 'timeout:' wins")
+    add_sequential_options(group, parser)
     group.addoption("--interp-cache", metavar="DIR", default=None,
                     help="reuse forward-pass results stored in DIR by earlier runs, and store "
                          "this run's ('off': none; ini: interp_assert_cache; env: "
@@ -115,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_plots(config)
     _check_timeout(config)
     _set_memory_limit(config)
+    set_sequential_options(config)
     _check_device(config)
     if _is_worker(config):  # threads and GPU shared among the workers of this host
         from interp_assert.loading.devices import set_worker

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
-from interp_assert.evaluate import result_cache
+from interp_assert.evaluate import result_cache, sequential
 from interp_assert.evaluate.batching import model_placement, on_device, sized_batches, to_device
 from interp_assert.evaluate.streaming import StreamingStats
 from interp_assert.loading.data import Dataset, DatasetSpec, load_dataset
@@ -131,6 +131,7 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
     cache_key = ("forward", dataset_spec, interventions, key)
     with subject.lock:
         planned = plan.sinks(pass_key, key, factory) if plan is not None else {key: factory}
+        sequential.reopen(plan, subject.cache, pass_key)  # cut short, now read whole
         if cache_key in subject.cache and _serves(subject.cache[cache_key], planned[key]):
             return _unwrap(subject.cache[cache_key])
         stored = result_cache.entries_for(subject, dataset_spec, interventions)
@@ -151,15 +152,19 @@ def request(plan: RunPlan | None, subject: LoadedSubject, dataset_spec: DatasetS
                 subject.cache[("forward", dataset_spec, interventions, k)] = _Refused(exc)
         if missing or not served:  # every sink served from the cache: no pass
             dataset = load_dataset(dataset_spec)
+            rule = sequential.pass_rule(plan, pass_key, missing, dataset_spec.batch_size)
             with phase("pass", f"{dataset_spec.name} on {subject.spec.label}"):
                 run_forward(subject, dataset, list(missing.values()), interventions,
-                            progress=current().batch)
+                            progress=current().batch, stop=rule)
+            cut = sequential.note_stop(rule, subject.cache, pass_key, plan)
             FORWARD_PASSES.append(pass_key)
             # the sinks' results (concatenations, mostly) are independent: computed side by side
             results = parallel_map(_finish, missing.values())
             for k, result in zip(missing, results):
+                if cut:  # read from a pass that stopped early
+                    getattr(result, "meta", {})["cut_short"] = True
                 subject.cache[("forward", dataset_spec, interventions, k)] = result
-                if stored is not None and not isinstance(result, _Refused):
+                if stored is not None and not isinstance(result, _Refused) and not cut:
                     stored.put(k, result)
             if stored is not None:
                 stored.close()
@@ -303,9 +308,11 @@ def has_module(model: Any, path: str, rule: AttentionRule | None = None) -> bool
 
 def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                 interventions: tuple[Intervention, ...] = (),
-                progress: Callable[[int, int], None] | None = None) -> None:
+                progress: Callable[[int, int], None] | None = None,
+                stop: Callable[[int], bool] | None = None) -> None:
     """One pass over ``dataset`` feeding every sink; interventions modify outputs first.
-    ``progress(done, total)`` is called after each batch with the samples done so far."""
+    ``progress(done, total)`` is called after each batch with the samples done so far;
+    ``stop(done)`` (a sequential stop rule, with its ``batch_size``) ends the pass early."""
     import torch
 
     model = subject.model  # a load that failed raises its own error here
@@ -347,7 +354,9 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                     lambda _m, _args, out, _g=group: _feed(_g, out, current)))
         output_sinks = [s for s in sinks if s.hook is None]
         with torch.inference_mode():
-            for number, batch in enumerate(sized_batches(subject, model, dataset)):
+            batches = (stop.batches(dataset) if hasattr(stop, "batches")  # type: ignore[union-attr]
+                       else sized_batches(subject, model, dataset))
+            for number, batch in enumerate(batches):
                 batch = on_device(batch, device)
                 current.clear()
                 current.update(batch)
@@ -371,6 +380,8 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                 if progress is not None:
                     progress(int(batch["_index"][-1]) + 1, dataset.n)
                 del logits, values  # not alive while the next batch runs
+                if stop is not None and stop(int(batch["_index"][-1]) + 1):
+                    break
     finally:
         for handle in handles:
             handle.remove()

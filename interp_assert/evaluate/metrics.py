@@ -98,13 +98,17 @@ class ExactMatch(Metric):
         self.total += right.size
         self.rows.append(right.astype(np.float64))
 
+    def per_sample(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """Each sample's 0/1 so far, in dataset order, and their range (sequential claims)."""
+        return _joined(self.rows), (0.0, 1.0)
+
     def result(self) -> Labelled:
         value = self.correct / self.total if self.total else float("nan")
         # per-sample 0/1 (paired intervals of ablations); the rate's interval stays Wilson's
         samples = np.concatenate(self.rows) if self.rows else np.zeros(0)
         return Labelled(np.array(value), (), self.name,
                         {"successes": np.array(self.correct), "trials": np.array(self.total),
-                         "samples": samples, "context": self.context()})
+                         "samples": samples, "range": (0.0, 1.0), "context": self.context()})
 
 
 @register_metric
@@ -170,6 +174,12 @@ class TokenAccuracy(Metric):
         self.total += right.size
         self.rows.append(right.sum(axis=1).astype(np.float64))
 
+    def per_sample(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """Each sample's fraction of answer tokens right so far (every sample has the same
+        answer positions, so their mean is the pooled rate), and their range."""
+        width = float(len(self.answer_index or ())) or 1.0
+        return _joined(self.rows) / width, (0.0, 1.0)
+
     def result(self) -> Labelled:
         # the sampled unit is the sequence: its correct tokens over its scored tokens
         # (``clusters``, a ratio-of-sums bootstrap), not each token (Wilson over tokens)
@@ -180,6 +190,7 @@ class TokenAccuracy(Metric):
                                     "trials": np.array(self.total),
                                     "clusters": (correct, np.full(correct.size, width)),
                                     "samples": correct / width if width else correct,
+                                    "range": (0.0, 1.0),
                                     "context": self.context()})
 
 
@@ -294,6 +305,11 @@ class Loss(Metric):
         return Labelled(np.array(value), (), self.name,
                         {"samples": samples, "context": self.context(),
                          "tokens": int(counts.sum())})
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-batch arrays as one (empty before any batch)."""
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _logsumexp(array: np.ndarray) -> np.ndarray:

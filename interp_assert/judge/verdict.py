@@ -30,6 +30,8 @@ class Verdict(str, enum.Enum):
     XFAIL = "xfail"
     #: expected not to hold yet, but it holds
     XPASS = "xpass"
+    #: a sequential claim whose budget ran out with its confidence sequence still on the bound
+    UNDECIDED = "undecided"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ WORDS: dict[Verdict, Words] = {
                          "#57606a"),
     Verdict.XPASS: Words("holds, though not expected to yet", "XPASS", "✓ XPASS", "xpassed",
                          "#8250df"),
+    Verdict.UNDECIDED: Words("undecided", "UNDECIDED", "? undecided", "undecided", "#bc4c00"),
 }
 
 
@@ -87,7 +90,7 @@ class Judgement:
     @property
     def fails_run(self) -> bool:
         """Whether this verdict makes a run fail (exit status, pytest outcome)."""
-        return self.verdict in (Verdict.FAILS, Verdict.ERROR) or (
+        return self.verdict in (Verdict.FAILS, Verdict.ERROR, Verdict.UNDECIDED) or (
             self.verdict is Verdict.XPASS and self.strict)
 
 
@@ -111,7 +114,19 @@ def judge(outcome: Outcome | None, error: InterpAssertError | None,
         return Judgement(Verdict.XFAIL, "status: open (a hypothesis not expected to hold yet)")
     if relations.before_onset is not None:
         return Judgement(Verdict.XPASS if holds else Verdict.XFAIL, relations.before_onset)
+    if not holds and not reason and outcome.sequential and not outcome.sequential["decided"]:
+        return _undecided(outcome)
     return Judgement(Verdict.HOLDS if holds else Verdict.FAILS, reason)
+
+
+def _undecided(outcome: Outcome) -> Judgement:
+    """A sequential claim left undecided by its budget: UNDECIDED (fails the run), or XFAIL
+    under ``--interp-undecided=xfail``."""
+    from interp_assert.plan.sequential import undecided_policy
+
+    reason = next((n for n in outcome.notes if n.startswith("undecided")), "undecided")
+    return Judgement(Verdict.XFAIL if undecided_policy() == "xfail" else Verdict.UNDECIDED,
+                     reason)
 
 
 def requirement_met(result: ClaimResult) -> bool:

@@ -244,6 +244,9 @@ class Comparison:
     value: Node
     upper: Node | None = None
     confidence: float | None = None
+    #: ``with 95% confidence, sequentially``: an anytime-valid confidence sequence that may stop
+    #: the pass early (evaluate/sequential.py)
+    sequential: bool = False
 
     def __str__(self) -> str:
         if self.op == "in":
@@ -254,6 +257,7 @@ class Comparison:
             text = f"{self.op} {self.value}"
         if self.confidence is not None:
             text += f" with {format_unscaled(self.confidence, 0.01)}% confidence"
+            text += ", sequentially" if self.sequential else ""
         return text
 
 

@@ -186,20 +186,25 @@ class _ToAst:
                 raise ClaimSyntaxError(exc.message, "", max(1, column), hint=exc.hint) from None
         return ast.Members(tuple(names), source, column=labels[0][1])
 
-    def confidence(self, level: ast.Number) -> float:
+    def confidence(self, level: ast.Number, sequentially: Token | None = None
+                   ) -> tuple[float, bool]:
         percent = level.unit == "%"
         if not (percent or level.unit is None) or not 0 < level.value < 1:
             raise ClaimSyntaxError(
                 f"confidence level '{level}' is not a percentage between 0% and 100%", "",
                 max(1, level.column), hint="write e.g. 'with 95% confidence'")
-        return level.value
+        return level.value, sequentially is not None
 
-    def cmp(self, op: Token, value: ast.Node, confidence: float | None) -> ast.Comparison:
+    def cmp(self, op: Token, value: ast.Node, confidence: tuple[float, bool] | None
+            ) -> ast.Comparison:
         symbol = ast.comparison_op(op)
-        return ast.Comparison(symbol, value, confidence=confidence)
+        level, sequential = confidence or (None, False)
+        return ast.Comparison(symbol, value, confidence=level, sequential=sequential)
 
-    def interval(self, low: ast.Node, high: ast.Node, confidence: float | None) -> ast.Comparison:
-        return ast.Comparison("in", low, high, confidence=confidence)
+    def interval(self, low: ast.Node, high: ast.Node, confidence: tuple[float, bool] | None
+                 ) -> ast.Comparison:
+        level, sequential = confidence or (None, False)
+        return ast.Comparison("in", low, high, confidence=level, sequential=sequential)
 
     def approx(self, _op: Token, value: ast.Node, _pm: Token, tol: ast.Node) -> ast.Comparison:
         return ast.Comparison("≈", value, tol)

@@ -90,7 +90,8 @@ class Report(ReportContext):
 
 
 #: the symbol before a verdict's words in the summary, the contents and the cards
-SYMBOLS = {"holds": "✓", "fails": "✗", "error": "⚠", "skipped": "–", "xfail": "✗", "xpass": "✓"}
+SYMBOLS = {"holds": "✓", "fails": "✗", "error": "⚠", "skipped": "–", "xfail": "✗", "xpass": "✓",
+           "undecided": "?"}
 
 
 def _words(verdict: str) -> dict[str, str]:

@@ -68,6 +68,8 @@ def record(result: ClaimResult, root: Path | None = None) -> dict[str, Any]:
                     interval=list(outcome.interval) if outcome.interval else None,
                     p_value=outcome.p_value,
                     context=outcome.context, notes=outcome.notes, rows=outcome.rows[:200])
+        if outcome.sequential is not None:  # samples used of the budget (absent otherwise)
+            data["sequential"] = dict(outcome.sequential)
     if outcome is not None and outcome.meta.get("confidence") and "samples" in outcome.meta \
             and "statistic" not in outcome.meta:  # per-sample values a baseline can pair with
         from interp_assert.output.unit_samples import encode_samples

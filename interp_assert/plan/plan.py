@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from interp_assert.errors import InterpAssertError
 from interp_assert.language import templates
 from interp_assert.language.ast import referenced_names
+from interp_assert.plan import sequential
 
 if TYPE_CHECKING:
     from interp_assert.loading.claim_file import ClaimEntry, ClaimFile
@@ -87,6 +88,9 @@ class Plan:
     subject: SubjectSpec
     #: pass key -> sink key -> factory
     passes: dict[PassKey, dict[Hashable, SinkFactory]] = field(default_factory=dict)
+    #: sequential claims' watches (pass -> sink -> watches) and the passes read whole
+    watches: dict[PassKey, dict[Hashable, list[Any]]] = field(default_factory=dict)
+    whole: set[PassKey] = field(default_factory=set)
 
     @classmethod
     def build(cls, claim_file: ClaimFile, subject: SubjectSpec,
@@ -100,7 +104,9 @@ class Plan:
             data = str(dataset) if dataset is not None else None
             lean = (entry.parsed.claim.lean_quantities(claim_file.quantities)
                     if entry.parsed is not None else set())
-            for name in sorted(quantities_read(claim_file, entry, names)):
+            read = sorted(quantities_read(claim_file, entry, names))
+            sequential.note_reads(plan, claim_file, entry, read, data, _dataset)
+            for name in read:
                 key = (name, data, name in lean)
                 if key not in added:  # the same sinks for every claim reading it alike
                     added.add(key)
@@ -176,10 +182,14 @@ class RunPlan:
 
     def __init__(self) -> None:
         self._passes: dict[PassKey, dict[Hashable, SinkFactory]] = {}
+        self._watches: dict[PassKey, dict[Hashable, list[Any]]] = {}
+        self._whole: set[PassKey] = set()
         self._lock = threading.Lock()
 
     def add(self, plan: Plan) -> None:
         with self._lock:
+            sequential.merge_watches(self._watches, plan.watches)
+            self._whole |= plan.whole
             for key, sinks in plan.passes.items():
                 merged = self._passes.setdefault(key, {})
                 for sink_key, factory in sinks.items():
@@ -193,3 +203,9 @@ class RunPlan:
             sinks = self._passes.setdefault(key, {})
             sinks.setdefault(wanted, factory)
             return dict(sinks)
+
+    def watches(self, key: PassKey) -> dict[Hashable, list[Any]] | None:
+        """The sequential claims' watches on pass ``key`` (sink -> watches), or None when some
+        claim reads the pass whole (then it cannot stop early)."""
+        with self._lock:
+            return None if key in self._whole else dict(self._watches.get(key, {}))

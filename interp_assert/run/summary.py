@@ -25,6 +25,8 @@ def tally_line(records: Iterable[dict[str, Any]], broken_files: int = 0) -> str:
     counts[Verdict.ERROR] += broken_files
     parts = [f"{counts[v]} {WORDS[v].tally}" for v in (Verdict.HOLDS, Verdict.FAILS,
                                                         Verdict.ERROR)]
+    if counts[Verdict.UNDECIDED]:
+        parts.append(f"{counts[Verdict.UNDECIDED]} {WORDS[Verdict.UNDECIDED].tally}")
     if counts[Verdict.SKIPPED]:
         parts.append(f"{counts[Verdict.SKIPPED]} {WORDS[Verdict.SKIPPED].tally}")
     if counts[Verdict.XFAIL] or counts[Verdict.XPASS]:

@@ -262,3 +262,10 @@ class MetricQuantity(ForwardQuantity):
     def compute(self, ev: Evaluation) -> Labelled:
         value, _dataset = self.read(ev)
         return Labelled(value.values, value.axes, self.name, dict(value.meta))
+
+    def stale(self, ev: Evaluation, value: Labelled) -> bool:
+        """Whether a value read from a pass that stopped early no longer stands for this
+        evaluation's plan (evaluate/sequential.py): then it is computed again."""
+        from interp_assert.evaluate.sequential import cut_short_stale
+
+        return cut_short_stale(ev.plan, ev.subject, self.dataset(ev), ev.interventions, value)
