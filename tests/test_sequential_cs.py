@@ -124,3 +124,51 @@ def test_values_outside_the_range_or_nan_are_errors() -> None:
         BettingCS(0.05).update(np.array([0.5, 1.5]))
     with pytest.raises(QuantityError, match="NaN"):
         BettingCS(0.05).update(np.array([0.5, np.nan]))
+
+
+def _p_by_hand(values: np.ndarray, alpha: float, bound: float, upward: bool) -> float:
+    """The one-sided capital of the sequence's bets at ``m = bound``, one sample at a time."""
+    p_max, log_k, total, squares = 0.0, 0.0, 0.0, 0.0
+    for t, z in enumerate(values, start=1):
+        var_before = (0.25 + squares) / t
+        lam = math.sqrt(2 * math.log(2 / alpha) / (var_before * t * math.log(1 + t)))
+        bet = min(lam, 0.5 / bound) if upward else -min(lam, 0.5 / (1 - bound))
+        log_k += math.log(1 + bet * (z - bound))
+        p_max = max(p_max, log_k)
+        total += z
+        squares += (z - (0.5 + total) / (t + 1)) ** 2
+    return min(1.0, math.exp(-p_max))
+
+
+def test_anytime_p_value_by_hand_and_against_the_decision() -> None:
+    """The p-value of a sequential claim is the inverse of its one-sided capital (recomputed by
+    hand) and a claim the sequence decides as holding has p ≤ (1 − C)/2."""
+    from interp_assert.evaluate.sequential import anytime_p_value
+
+    rng = np.random.default_rng(5)
+    holding = 0
+    for case in range(60):
+        values = (rng.random(int(rng.integers(20, 400))) < rng.uniform(0.3, 0.95)).astype(float) \
+            if case % 2 else rng.beta(rng.uniform(1, 9), 2, int(rng.integers(20, 400)))
+        level = float(rng.choice([0.9, 0.95, 0.99]))
+        bound = float(np.clip(values.mean() + rng.normal(0, 0.08), 0.02, 0.98))
+        for op, upward in ((">=", True), ("<=", False)):
+            p = anytime_p_value(values, 1 - level, 0.0, 1.0, op, bound)
+            assert p == pytest.approx(_p_by_hand(values, 1 - level, bound, upward), rel=1e-9)
+            decision = decide(BettingCS(1 - level).update(values), op, bound)
+            if decision.holds is True:
+                holding += 1
+                assert p <= (1 - level) / 2 + 1e-12, (case, op, bound, p)
+    assert holding > 20
+
+
+def test_anytime_p_value_is_valid_at_the_bound() -> None:
+    """1000 seeded streams whose mean sits on the bound: P(min over time of p ≤ α) ≤ α."""
+    from interp_assert.evaluate.sequential import anytime_p_value
+
+    rng = np.random.default_rng(2026)
+    for draw, bound in ((lambda n: (rng.random(n) < 0.5).astype(float), 0.5),
+                        (lambda n: rng.beta(2, 2, n), 0.5)):
+        rejected = sum(anytime_p_value(draw(200), 0.05, 0.0, 1.0, ">=", bound) <= 0.05
+                       for _ in range(1000))
+        assert rejected / 1000 <= 0.05, rejected

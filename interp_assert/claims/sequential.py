@@ -18,6 +18,7 @@ from interp_assert.errors import QuantityError
 from interp_assert.evaluate.sequential import (
     SEQUENTIAL_OPS,
     BettingCS,
+    anytime_p_value,
     decide,
     samples_to_decide,
 )
@@ -78,6 +79,7 @@ def sequential_outcome(subject: ast.Node, comparison: ast.Comparison, quantity: 
                       plot_data={"values": {str(subject): decision.mean}, "bound": bound,
                                  "upper": upper, "interval": interval, "sequence": trace,
                                  "budget": budget, "level": level})
+    outcome.p_value = anytime_p_value(samples, 1 - level, low, high, comparison.op, bound, upper)
     outcome.sequential = {"used": used, "budget": budget, "decided": decision.holds is not None,
                           "lower": interval[0], "upper": interval[1], "estimate": estimate}
     return outcome

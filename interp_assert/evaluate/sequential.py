@@ -182,6 +182,48 @@ def samples_to_decide(decision: Decision, op: str, bound: float,
     return math.ceil(n * (width / gap) ** 2)
 
 
+def anytime_p_value(values: np.ndarray, alpha: float, low: float, high: float, op: str,
+                    bound: float, upper: float | None = None) -> float:
+    """The anytime-valid p-value of a sequential claim (for run-level error control): for
+    ``≥ b`` / ``> b``, ``min(1, 1 / max_t K+_t(b))``, the one-sided capital of the sequence's
+    own bets at ``m = b`` (for ``≤``, ``<``: ``K-``; ``in [a, b]``: the larger of the two
+    sides). ``K+_t(b)`` is a nonnegative supermartingale whenever the true mean is at most
+    ``b``, so by Ville's inequality ``P(p ≤ x) ≤ x`` at every stopping time. The claim's hedged
+    sequence (weight 1/2 on each side) excludes ``b`` from the passing side exactly when
+    ``K+_t(b) / 2 ≥ 1 / (1 − C)``, i.e. ``p ≤ (1 − C)/2``: the convention of the other
+    confidence claims (``evaluate/pvalues.py``), up to the grid the sequence is reported on."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if x.size == 0 or not np.all(np.isfinite(x)) or not math.isfinite(bound):
+        return 1.0
+    if op == "in" and upper is not None:
+        return max(anytime_p_value(x, alpha, low, high, ">=", bound),
+                   anytime_p_value(x, alpha, low, high, "<=", upper))
+    m = (bound - low) / (high - low)
+    if op in (">", ">="):
+        if m < 0 or (m == 0 and op == ">="):
+            return 0.0
+        if m >= 1:
+            return 1.0
+    elif op in ("<", "<="):
+        if m > 1 or (m == 1 and op == "<="):
+            return 0.0
+        if m <= 0:
+            return 1.0
+    else:
+        return 1.0
+    z = (x - low) / (high - low)
+    t = np.arange(1, z.size + 1)
+    mu = (0.5 + np.cumsum(z)) / (t + 1)
+    squares = np.cumsum((z - mu) ** 2)
+    var_before = np.concatenate(([0.25], ((0.25 + squares) / (t + 1))[:-1]))
+    lam = np.sqrt(2 * math.log(2 / alpha) / (var_before * t * np.log1p(t)))
+    if op in (">", ">="):
+        log_capital = np.cumsum(np.log1p(np.minimum(lam, TRUNCATION / m) * (z - m)))
+    else:
+        log_capital = np.cumsum(np.log1p(-np.minimum(lam, TRUNCATION / (1 - m)) * (z - m)))
+    return float(min(1.0, math.exp(-max(0.0, float(log_capital.max())))))
+
+
 # ---- the stop rule of a forward pass ---------------------------------------------------------
 @dataclass
 class Watch:
