@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from interp_assert.claims import (  # noqa: F401  (each module registers its claim kinds)
     attention,
+    attribution,
     causal,
     circle,
     circuit,
@@ -17,6 +18,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     links,
     monotone,
     orthogonal,
+    path_patch,
     ranking,
     trajectory,
     within,
