@@ -282,3 +282,57 @@ def test_path_and_attribution_syntax() -> None:
                  "spearman ≥ 0.5"):
         parsed = parse_claim(text).claim
         assert parse_claim(str(parsed)).claim == parsed
+
+
+def test_neuron_attribution_matches_autograd(tmp_path: Path) -> None:
+    """Neurons (``hook_post`` slices) of a random two-layer model with MLPs: the estimates of
+    the agreement claim equal ``torch.autograd`` ones, and the real changes forward hooks'."""
+    import torch
+
+    tiny, data = import_examples()
+    torch.manual_seed(0)
+    model = tiny.TinyTransformer(tiny.TinyConfig(
+        n_layers=2, d_model=16, n_heads=2, d_head=8, d_mlp=8, d_vocab=64, n_ctx=48))
+    model.eval()
+    tiny.save_checkpoint(tmp_path / "mlp.pt", model)
+    spec = {"rep": {"generate": "examples.induction.data:generate", "n": 16, "seed": 1},
+            "other": {"generate": "examples.induction.data:generate", "n": 16, "seed": 2}}
+    batches = {name: data.generate(n=16, seed=s["seed"]) for name, s in spec.items()}
+    world = {"model": model, "data": batches}
+    hooks = [f"blocks.{layer}.mlp.hook_post" for layer in range(2)]
+    clean = [capture(world, "rep", hook) for hook in hooks]
+    kept: dict[str, Any] = {}
+    logits = forward(world, "other", {h: lambda out, h=h: kept.__setitem__(h, out)
+                                      for h in hooks}, grad=True)
+    grads = torch.autograd.grad(pooled_loss(world, "other", logits), [kept[h] for h in hooks])
+    by_hand = np.concatenate([((c.double() - kept[h].detach().double()) * g.double())
+                              .sum((0, 1)).numpy() for c, h, g in zip(clean, hooks, grads)])
+    before = loss(world, "other")
+    real = []
+    for layer in range(2):
+        for n in range(8):
+            def patch(out: Any, layer: int = layer, n: int = n) -> Any:
+                new = out.clone()
+                new[..., n] = clean[layer][..., n]
+                return new
+            real.append(loss(world, "other", {hooks[layer]: patch}) - before)
+    path = tmp_path / "mlp.claims.yaml"
+    path.write_text(yaml.safe_dump({
+        "subject": {"checkpoint": "mlp.pt", "loader": "examples.tiny_transformer:load",
+                    "python_path": str(ROOT)},
+        "data": spec, "quantities": {"loss": {"metric": "loss", "mask": "repeated",
+                                              "average": "tokens"}},
+        "claims": [{"id": "neurons", "claim": "attribution from rep into other on loss agrees "
+                                              "with patching over neurons with spearman ≥ -1"},
+                   {"id": "one", "claim": "attribution of L1N5 from rep into other: loss "
+                                          "changes by ≥ 0"}]}, sort_keys=False),
+        encoding="utf-8")
+    results = run(path)
+    outcome = results["neurons"].outcome
+    assert outcome is not None, str(results["neurons"].error)
+    estimates = np.array([row["estimate"] for row in outcome.rows])
+    assert [row["unit"] for row in outcome.rows] == [f"L{i // 8}N{i % 8}" for i in range(16)]
+    np.testing.assert_allclose(estimates, by_hand, atol=1e-6, rtol=0)
+    np.testing.assert_allclose([row["patching"] for row in outcome.rows], real, atol=1e-6,
+                               rtol=0)
+    assert results["one"].outcome.value == pytest.approx(abs(by_hand[13]), abs=1e-6)  # type: ignore[union-attr]
