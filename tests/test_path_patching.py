@@ -177,7 +177,11 @@ def test_path_patching_matches_three_pass_reference(world: dict[str, Any],
         {"id": "unpaired", "claim": "patch path L0H1 → L1H2 from few into corrupted: "
                                     "loss-repeated recovers ≥ 0"},
     ]
+    from interp_assert.evaluate import gradients
+
+    gradient_passes = len(gradients.GRADIENT_PASSES)
     results = run(write(world, "paths", claims), tmp_path)
+    assert len(gradients.GRADIENT_PASSES) == gradient_passes  # no gradients without attribution
     for name, status in (("keys-pass", "holds"), ("keys-fail", "fails")):
         assert results[name].error is None, str(results[name].error)
         assert results[name].status == status

@@ -30,6 +30,7 @@ from interp_assert.evaluate.circuit_layout import Layout
 from interp_assert.evaluate.gradients import Attribution, attribution
 from interp_assert.evaluate.interventions import (
     Component,
+    activations,
     component,
     component_pool,
     effect_of,
@@ -193,6 +194,7 @@ ATTR_UNITS: /(heads|neurons)\b/"""
             raise QuantityError(f"patching needs paired datasets: '{source.name}' has "
                                 f"{n_source} samples, '{target.name}' {n_target}")
         table, _ = estimates(ctx, self.metric, self.source, self.target, pool, {kind})
+        activations(ctx, source, pool)  # every unit's source slice in one pass
         before = self.metric.value(ctx.derive(dataset=target.name)).scalar()
         estimate = np.array([table.estimate(part) for part in pool])
         real = np.array([self.metric.value(ctx.derive(dataset=target.name, interventions=patching(
