@@ -178,8 +178,6 @@ ATTR_UNITS: /(heads|neurons)\b/"""
         return set(ast.referenced_names(self.metric.expr)) if self.metric else set()
 
     def evaluate(self, ctx: Context) -> Outcome:
-        from scipy.stats import pearsonr, spearmanr
-
         assert self.metric is not None
         kind = self.units[:-1]  # head, neuron
         layout = Layout.parse(ctx.layout)
@@ -199,6 +197,8 @@ ATTR_UNITS: /(heads|neurons)\b/"""
         estimate = np.array([table.estimate(part) for part in pool])
         real = np.array([self.metric.value(ctx.derive(dataset=target.name, interventions=patching(
             ctx, [part], source, target, None))).scalar() - before for part in pool])
+        from scipy.stats import pearsonr, spearmanr
+
         labels = [part.label for part in pool]
         k = self.top if self.top is not None else 0
         if k > len(pool):
