@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from interp_assert.claims import (  # noqa: F401  (each module registers its claim kinds)
     attention,
+    attribution,
     causal,
     circle,
     circuit,
@@ -22,6 +23,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     logit_lens,
     monotone,
     orthogonal,
+    path_patch,
     probe,
     ranking,
     steer,

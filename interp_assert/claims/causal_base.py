@@ -271,7 +271,7 @@ class CausalClaim(Claim):
         if len(kinds) != 1 or kinds == {"module"}:
             raise QuantityError("random controls need the claimed components to be all heads "
                                 "or all neurons")
-        pool = component_pool(ctx, kinds.pop())
+        pool = self.control_pool(ctx, kinds.pop())
         draws = self.control.draws or DEFAULT_DRAWS
         sets = random_sets(pool, self.parts, len(self.parts), draws, self.seed or 0)
         if not sets:
@@ -291,6 +291,10 @@ class CausalClaim(Claim):
                 f"{fmt(float(values.mean()))}, sd {fmt(float(values.std()))}, range "
                 f"[{fmt(float(values.min()))}, {fmt(float(values.max()))}]")
         return ok, effects, text
+
+    def control_pool(self, ctx: Context, kind: str) -> list[str]:
+        """The components random control sets are drawn from (every head or neuron)."""
+        return component_pool(ctx, kind)
 
     def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
         """The metric's quantities: its clean pass is planned like any other."""
