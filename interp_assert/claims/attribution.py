@@ -106,8 +106,8 @@ _attr_from: "from" NAME "into" NAME"""
             if self.control is not None else set()
         table, _ = estimates(ctx, self.effect.metric, self.source, self.target, parts, kinds)
         estimate = sum(table.estimate(part, positions) for part in parts)
-        before = self._metric(ctx, target)
-        source_value = self._metric(ctx, source)
+        before = self._metric(ctx, target).scalar()
+        source_value = self._metric(ctx, source).scalar()
         after = before + estimate
         return Measurement(before, after, effect_of(change, before, after, source_value),
                            source_value)

@@ -156,7 +156,7 @@ PATH_INPUT: /(queries|keys|values)\b/"""
         outcome = super().evaluate(ctx)
         source = self.datasets(ctx)[1]
         assert source is not None
-        outcome.plot_data["source"] = self._metric(ctx, source)
+        outcome.plot_data["source"] = self._metric(ctx, source).scalar()
         outcome.plot_data["before"] = outcome.rows[0]["before"]
         outcome.plot_data["after"] = outcome.rows[0]["after"]
         return outcome
