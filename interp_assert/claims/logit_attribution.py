@@ -93,7 +93,7 @@ DLA_REL: /(of|to)(?![\w-])/""" + _TARGET
         label, op, bound, rel, vs, at, confidence = children
         contrast, answer = _target(vs, at)
         return cls(label[0], ast.Comparison(ast.comparison_op(op), bound,
-                                            confidence=confidence),
+                                            confidence=ast.confidence_level(confidence)),
                    str(rel) == "of", contrast, answer)
 
     def components(self) -> list[str]:

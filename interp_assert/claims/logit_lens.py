@@ -63,7 +63,8 @@ LENS_STAT: /(probability|rank|logit-diff|logit)(?![\w-])/"""
         parts = list(body.children)
         if body.data == "lens_share":
             stat, contrast, at, op, bound, fraction, confidence = parts
-            comparison = ast.Comparison(ast.comparison_op(op), bound, confidence=confidence)
+            comparison = ast.Comparison(ast.comparison_op(op), bound,
+                                        confidence=ast.confidence_level(confidence))
         else:
             stat, contrast, at, comparison = parts
             fraction = None

@@ -278,3 +278,18 @@ def referenced_names(node: Any) -> list[str]:
         elif isinstance(child, Node):
             names.extend(referenced_names(child))
     return names
+
+
+def confidence_level(confidence: tuple[float, bool] | None) -> float | None:
+    """The level of a claim kind's own ``[confidence]`` (the parser gives (level,
+    sequentially)); ``, sequentially`` is refused: only comparisons of rates are sequential."""
+    if confidence is None:
+        return None
+    level, sequential = confidence
+    if sequential:
+        from interp_assert.errors import QuantityError
+
+        raise QuantityError("this claim kind cannot be evaluated sequentially",
+                            hint="drop ', sequentially' (sequential evaluation covers "
+                                 "comparisons of exact_match and token_accuracy)")
+    return level
