@@ -67,6 +67,29 @@ class _LocatingLoader(yaml.SafeLoader):
     name: str
     _depth = 0
 
+    # PyYAML's scanner looks at every possible simple key (one per open flow level) for each
+    # token: quadratic in the nesting of a hostile '[[[[...' line. Its keys are kept in the
+    # order they were saved (a key is removed before one is saved at its level), which is the
+    # order of their token numbers, indices and lines, so the nearest is the first one and the
+    # stale ones (an earlier line, or more than 1024 characters back) are a prefix.
+    def next_possible_simple_key(self) -> int | None:
+        for key in self.possible_simple_keys.values():
+            return key.token_number
+        return None
+
+    def stale_possible_simple_keys(self) -> None:
+        stale = []
+        for level, key in self.possible_simple_keys.items():
+            if key.line == self.line and self.index - key.index <= 1024:
+                break
+            if key.required:
+                raise yaml.scanner.ScannerError("while scanning a simple key", key.mark,
+                                                "could not find expected ':'",
+                                                self.get_mark())
+            stale.append(level)
+        for level in stale:
+            del self.possible_simple_keys[level]
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self._depth >= MAX_YAML_DEPTH and not self.check_event(yaml.AliasEvent):
             return self._skip_too_deep()
