@@ -153,6 +153,14 @@ class Claim(ABC):
         plot_value_against_bounds(self, outcome, ax)
 
 
+def planned_dataset(claim_file: Any, dataset: str | None) -> Any:
+    """While planning, the spec of the dataset a claim reads: its ``data:`` option, else the
+    claim file's first dataset; None when there is none."""
+    if dataset:
+        return claim_file.datasets.get(dataset)
+    return next(iter(claim_file.datasets.values()), None)
+
+
 def register_claim(cls: type[Claim]) -> type[Claim]:
     """Class decorator adding a claim kind to the language."""
     _REGISTRY[cls.kind] = cls

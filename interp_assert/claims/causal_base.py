@@ -267,15 +267,11 @@ class CausalClaim(Claim):
     def _controls(self, ctx: Context, rows: list[dict[str, Any]]
                   ) -> tuple[bool, list[float], str]:
         assert self.control is not None
-        kinds = {component(label).kind for label in self.parts}
-        if len(kinds) != 1 or kinds == {"module"}:
-            raise QuantityError("random controls need the claimed components to be all heads "
-                                "or all neurons")
-        pool = self.control_pool(ctx, kinds.pop())
         draws = self.control.draws or DEFAULT_DRAWS
-        sets = random_sets(pool, self.parts, len(self.parts), draws, self.seed or 0)
+        sets = random_sets(self.control_candidates(ctx), self.parts, len(self.parts), draws,
+                           self.seed or 0)
         if not sets:
-            raise QuantityError("no other components to draw random controls from")
+            raise QuantityError(f"no other {self.control_noun} to draw random controls from")
         bound, upper = evaluate_bounds(ctx, self.control.comparison)
         effects = []
         ok = True
@@ -287,10 +283,23 @@ class CausalClaim(Claim):
             rows.append({"intervened": ", ".join(labels) + " (control)", "before": result.before,
                          "after": result.after, "effect": result.effect, "holds": holds})
         values = np.asarray(effects)
-        text = (f"{len(sets)} random sets of {len(self.parts)}: {self.control.change} mean "
-                f"{fmt(float(values.mean()))}, sd {fmt(float(values.std()))}, range "
+        noun = f" {self.control_noun}" if self.control_noun != "components" else ""
+        text = (f"{len(sets)} random sets of {len(self.parts)}{noun}: {self.control.change} "
+                f"mean {fmt(float(values.mean()))}, sd {fmt(float(values.std()))}, range "
                 f"[{fmt(float(values.min()))}, {fmt(float(values.max()))}]")
         return ok, effects, text
+
+    #: what random controls are drawn from, for messages
+    control_noun = "components"
+
+    def control_candidates(self, ctx: Context) -> list[str]:
+        """Every label random control sets may be drawn from: the components of the claimed
+        ones' kind (all heads or all neurons), from :meth:`control_pool`."""
+        kinds = {component(label).kind for label in self.parts}
+        if len(kinds) != 1 or kinds == {"module"}:
+            raise QuantityError("random controls need the claimed components to be all heads "
+                                "or all neurons")
+        return self.control_pool(ctx, kinds.pop())
 
     def control_pool(self, ctx: Context, kind: str) -> list[str]:
         """The components random control sets are drawn from (every head or neuron)."""

@@ -15,19 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from interp_assert.claims.base import Context, register_claim
 from interp_assert.claims.causal_base import (
-    DEFAULT_DRAWS,
     CausalClaim,
     control_from,
     effect_from,
     positions_of,
 )
-from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.features import sae_definition
-from interp_assert.claims.outcome import compare, fmt
+from interp_assert.claims.outcome import fmt
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.feature_interventions import (
     feature_ablation,
@@ -35,7 +31,6 @@ from interp_assert.evaluate.feature_interventions import (
     feature_steering,
 )
 from interp_assert.evaluate.forward import Intervention
-from interp_assert.evaluate.interventions import random_sets
 from interp_assert.language import ast
 from interp_assert.loading.data import DatasetSpec
 
@@ -61,30 +56,13 @@ class FeatureCausal(CausalClaim):
         dictionary = kind.dictionary()
         return dictionary, kind.hook(dictionary)
 
-    def _controls(self, ctx: Context, rows: list[dict[str, Any]]
-                  ) -> tuple[bool, list[float], str]:
-        assert self.control is not None
+    control_noun = "features"
+
+    def control_candidates(self, ctx: Context) -> list[str]:
+        """Every feature of the dictionary (the claimed ones are checked to exist)."""
         dictionary, _ = self._where(ctx)
         feature_indices(dictionary, self.parts)
-        draws = self.control.draws or DEFAULT_DRAWS
-        sets = random_sets(dictionary.labels(), self.parts, len(self.parts), draws,
-                           self.seed or 0)
-        if not sets:
-            raise QuantityError("no other features to draw random controls from")
-        bound, upper = evaluate_bounds(ctx, self.control.comparison)
-        effects, ok = [], True
-        for labels in sets:
-            result = self.measure(ctx, labels, self.control.change)
-            holds = compare(result.effect, self.control.comparison, bound, upper)
-            ok = ok and holds
-            effects.append(result.effect)
-            rows.append({"intervened": ", ".join(labels) + " (control)", "before": result.before,
-                         "after": result.after, "effect": result.effect, "holds": holds})
-        values = np.asarray(effects)
-        text = (f"{len(sets)} random sets of {len(self.parts)} features: {self.control.change} "
-                f"mean {fmt(float(values.mean()))}, sd {fmt(float(values.std()))}, range "
-                f"[{fmt(float(values.min()))}, {fmt(float(values.max()))}]")
-        return ok, effects, text
+        return dictionary.labels()
 
     def plot_evidence(self, outcome: Any, ctx: Context) -> None:
         return None

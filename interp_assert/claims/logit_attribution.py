@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
@@ -57,8 +57,7 @@ class _Attributing(Claim):
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         from interp_assert.evaluate.logit_attribution import planned
 
-        spec = claim_file.datasets.get(dataset) if dataset else next(
-            iter(claim_file.datasets.values()), None)
+        spec = planned_dataset(claim_file, dataset)
         if spec is None:
             return []
         sinks = planned(spec, self.answer, self.contrast, self.components(), self.every)

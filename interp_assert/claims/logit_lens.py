@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
@@ -97,8 +97,7 @@ LENS_STAT: /(probability|rank|logit-diff|logit)(?![\w-])/"""
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         from interp_assert.evaluate.logit_readout import readout_sink, resid_hook
 
-        spec = claim_file.datasets.get(dataset) if dataset else next(
-            iter(claim_file.datasets.values()), None)
+        spec = planned_dataset(claim_file, dataset)
         if spec is None:
             return []
         key, make = readout_sink(spec, resid_hook(self.where), self.answer, self.contrast)

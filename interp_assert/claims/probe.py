@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lark import Tree
 
-from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
@@ -95,8 +95,7 @@ def planned_position_sink(claim_file: Any, dataset: str | None, hook: str, label
                           ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
     """The activation at (hook, position) on the claim's dataset, planned so that the clean
     pass the claim's other quantities need captures it too."""
-    name = dataset or next(iter(claim_file.datasets), None)
-    spec = claim_file.datasets.get(name) if name is not None else None
+    spec = planned_dataset(claim_file, dataset)
     if spec is None:
         return []
     try:
