@@ -34,6 +34,7 @@ COSTLIEST_FIRST = (
     "test_subject_loading.py", "test_attention.py", "test_bench_scale.py", "test_fuzz.py",
     "test_adapters_tl.py", "test_causal.py", "test_circuits.py", "test_transformer_lens.py",
     "test_notebooks.py", "test_sweeps.py", "test_baseline_concurrency.py", "test_api.py",
+    "test_failure_reports_toolkit.py",
     "test_confidence_claims.py",
 )
 
