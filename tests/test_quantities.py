@@ -302,6 +302,12 @@ def nothing():
     return np.arange(4.0)
 
 
+def half_tensor():
+    import torch
+
+    return (torch.arange(4.0, requires_grad=True) * 1.5).to(torch.bfloat16)
+
+
 def total(state_dict, scale=1.0):
     return float(state_dict["readout"].sum()) * scale
 
@@ -434,6 +440,20 @@ class TestCallables:
         folder, module = user_project
         s = ia.subject(base_dir=folder, quantities={"c": {"call": f"{module}:nothing"}})
         assert ia.check("max(c) == 3", s).passed
+
+    def test_a_returned_tensor_comes_to_the_host_as_numpy(self, user_project):
+        from interp_assert.evaluate.quantities.builtin import host_value
+
+        folder, module = user_project
+        s = ia.subject(base_dir=folder, quantities={"h": {"call": f"{module}:half_tensor"}})
+        assert ia.check("max(h) ≈ 4.5 ± 1e-9", s).passed  # 3 × 1.5 is exact in bfloat16
+        import torch
+
+        value = host_value(torch.arange(3.0, dtype=torch.float16, requires_grad=True) * 2)
+        assert isinstance(value, np.ndarray) and value.dtype == np.float32
+        np.testing.assert_array_equal(value, [0.0, 2.0, 4.0])
+        assert host_value(torch.arange(3, dtype=torch.float64)).dtype == np.float64
+        assert host_value([1, 2]) == [1, 2]
 
 
 # ---- caching ------------------------------------------------------------------------------

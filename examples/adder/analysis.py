@@ -142,7 +142,7 @@ def av_readout(
     readout = centred @ vh[0]
     if readout[9] < readout[0]:
         readout = -readout
-    return readout.numpy()
+    return readout.cpu().numpy()
 
 
 @torch.no_grad()
@@ -171,7 +171,7 @@ def error_rates(model: TinyTransformer, n: int = 2000, seed: int = EVAL_SEED) ->
                 carry_error[i, c] = wrong[mask, i].float().mean().item()
     return {
         "exact": (~wrong.any(1)).float().mean().item(),
-        "digit_error": wrong.float().mean(0).numpy(),
+        "digit_error": wrong.float().mean(0).cpu().numpy(),
         "carry_error": carry_error,
         "carry_count": carry_count,
     }

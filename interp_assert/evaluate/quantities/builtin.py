@@ -107,5 +107,17 @@ class CallQuantity(QuantityKind):
             weights = model if model is not None else state_dict()
             if weights is not None:
                 positional.append(weights)
-        return call_user(function, f"quantity '{self.name}' ({self.config['call']})",
-                         *positional, **kwargs)
+        value = call_user(function, f"quantity '{self.name}' ({self.config['call']})",
+                          *positional, **kwargs)
+        return host_value(value)
+
+
+def host_value(value: Any) -> Any:
+    """A tensor returned by user code, on whatever device, as a numpy array on the host
+    (bfloat16 and float16 as float32, float64 kept); anything else unchanged."""
+    if not hasattr(value, "detach") or not hasattr(value, "is_floating_point"):
+        return value
+    value = value.detach().cpu()
+    if value.is_floating_point() and value.element_size() < 4:
+        value = value.float()
+    return value.numpy()
