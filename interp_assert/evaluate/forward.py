@@ -340,6 +340,9 @@ def run_forward(subject: LoadedSubject, dataset: Dataset, sinks: list[Sink],
                 groups.setdefault((sink.hook, sink.read_input), []).append(sink)
         virtual = frozenset(virtual_sinks)
         for (hook, read_input), group in groups.items():
+            if all(getattr(sink, "optional", False) for sink in group) and not has_module(
+                    model, hook, rule):
+                continue  # guessed by the plan for a deeper model; nothing reads them
             try:
                 module = find_module(model, hook, rule)
             except QuantityError as exc:  # only the sinks of this hook fail

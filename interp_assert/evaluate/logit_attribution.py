@@ -90,10 +90,25 @@ def planned(spec: DatasetSpec, answer: str | None, contrast: str | None, labels:
     the final residual and the named components, or every component of up to
     :data:`PLAN_LAYERS` blocks."""
     hooks = [(hook, False) for label in labels if (hook := component_hook(label))]
-    if every:
-        hooks += [(hook, False) for hook in _every_hook(PLAN_LAYERS)]
-    return [readout_sink(spec, hook, answer, contrast, read_input)
-            for hook, read_input in dict.fromkeys([*FINAL, *hooks])]
+    named = dict.fromkeys([*FINAL, *hooks])
+    guessed = [(hook, False) for hook in _every_hook(PLAN_LAYERS) if (hook, False) not in named]
+    planned = [readout_sink(spec, hook, answer, contrast, read_input)
+               for hook, read_input in named]
+    return planned + [(key, _optional(make)) for key, make in
+                      (readout_sink(spec, hook, answer, contrast, False)
+                       for hook, _ in (guessed if every else ()))]
+
+
+def _optional(make: Callable[[], Any]) -> Callable[[], Any]:
+    """A factory of sinks the pass skips quietly where the model lacks their hook (the plan
+    guesses up to :data:`PLAN_LAYERS` blocks before the model is loaded)."""
+
+    def made() -> Any:
+        sink = make()
+        sink.optional = True
+        return sink
+
+    return made
 
 
 def shape_from_names(names: list[str]) -> tuple[int, bool]:
