@@ -301,3 +301,65 @@ def test_reference_passes_are_planned(world: dict[str, Any]) -> None:
     outcome = results["patch"].outcome
     assert outcome is not None, results["patch"].error
     assert outcome.value == pytest.approx((patched - corrupt) / (clean - corrupt), abs=1e-4)
+
+
+def test_random_controls_rank_test(world: dict[str, Any], tmp_path: Path) -> None:
+    """``with C% confidence`` on the random controls: the Monte-Carlo rank p-value of the
+    claimed effect among the random sets' effects, each set's effect from torch hooks here."""
+    import torch
+
+    clean = loss(world, "rep")
+    pool = [f"L{layer}H{h}" for layer in range(2) for h in range(HEADS)]
+
+    def rise(labels: tuple[str, ...]) -> float:
+        hooks: dict[str, Hook] = {}
+        for layer in range(2):
+            heads = [int(label[3]) for label in labels if int(label[1]) == layer]
+            if heads:
+                def zero(out: Any, heads: list[int] = heads) -> Any:
+                    new = out.clone()
+                    new[:, :, heads] = torch.zeros_like(new[:, :, heads])
+                    return new
+                hooks[f"blocks.{layer}.attn.hook_z"] = zero
+        return loss(world, "rep", hooks) - clean
+
+    pairs = [(a, b) for i, a in enumerate(pool) for b in pool[i + 1:]]
+    effects = {pair: rise(pair) for pair in pairs}
+    best, worst = max(effects, key=effects.__getitem__), min(effects, key=effects.__getitem__)
+
+    def reference_p(claimed: tuple[str, ...]) -> float:
+        sets = random_sets(pool, claimed, 2, 5, 0)
+        draws = np.array([effects[tuple(sorted(s, key=pool.index))] for s in sets])
+        return (1 + int(np.sum(draws >= effects[claimed]))) / (1 + len(sets))
+
+    tail = "while 5 random sets of the same size change by ≤ 100 nats with 80% confidence"
+    claims = [
+        {"id": "rank-pass", "claim": f"ablate {', '.join(best)} (zero): loss rises by ≥ -100 "
+                                     f"nats {tail}"},
+        {"id": "rank-fail", "claim": f"ablate {', '.join(worst)} (zero): loss rises by ≥ -100 "
+                                     f"nats {tail}"},
+        {"id": "both", "claim": f"ablate {', '.join(best)} (zero): loss rises by ≥ -100 nats "
+                                f"with 95% confidence {tail}"},
+        {"id": "effect", "claim": f"ablate {', '.join(best)} (zero): loss rises by ≥ -100 nats "
+                                  "with 95% confidence"},
+        {"id": "few", "claim": f"ablate {', '.join(best)} (zero): loss rises by ≥ 0 while 3 "
+                               "random sets of the same size change by ≤ 100 with 80% confidence"},
+        {"id": "plain", "claim": f"ablate {', '.join(best)} (zero): loss rises by ≥ -100 nats "
+                                 "while 5 random sets of the same size change by ≤ 100 nats"},
+    ]
+    results = run(write(world, "rank", claims), tmp_path)
+    for name, claimed, status in (("rank-pass", best, "holds"), ("rank-fail", worst, "fails")):
+        result = results[name]
+        assert result.error is None, str(result.error)
+        assert result.outcome is not None
+        assert result.outcome.p_value == pytest.approx(reference_p(claimed), abs=1e-12)
+        assert result.status == status
+        assert result.plot is not None and result.plot.exists()
+    assert results["rank-pass"].outcome.p_value == pytest.approx(1 / 6)  # type: ignore[union-attr]
+    assert "rank 1 of 6, p = 1/6" in results["rank-pass"].outcome.measured  # type: ignore[union-attr]
+    both, effect = results["both"].outcome, results["effect"].outcome
+    assert both is not None and effect is not None and effect.p_value is not None
+    assert both.p_value == max(1 / 6, effect.p_value)  # the claim holds when both tests do
+    assert "19" not in str(results["few"].error) and "draw at least 4" in str(
+        results["few"].error.hint)  # type: ignore[union-attr]
+    assert results["plain"].outcome.p_value is None  # type: ignore[union-attr]

@@ -14,6 +14,7 @@ from interp_assert.claims import (  # noqa: F401  (each module registers its cla
     cluster_of,
     compare,
     composition,
+    composition_random,
     distribution,
     feature_causal,
     features,

@@ -15,6 +15,12 @@ from interp_assert.claims.base import Claim, Context
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.random_rank import (
+    apply_rank,
+    check_requested,
+    control_level,
+    control_rank,
+)
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head
 from interp_assert.evaluate.forward import Intervention
@@ -242,9 +248,10 @@ class CausalClaim(Claim):
                                        "after": main.after, "effect": main.effect,
                                        "holds": holds}]
         controls: list[float] = []
-        passed, control_ok = holds, True
+        passed, control_ok, rank = holds, True, None
         if self.control is not None:
             control_ok, controls, text = self._controls(ctx, rows)
+            rank = control_rank(self.effect, self.control, main, rows[1:])
             passed = passed and control_ok
             measured += f"; {text}"
             c_bound, c_upper = evaluate_bounds(ctx, self.control.comparison)
@@ -261,13 +268,15 @@ class CausalClaim(Claim):
             plot_data["control_bound"] = evaluate_bounds(ctx, self.control.comparison)
         outcome = Outcome(passed, measured, expected, value=main.effect, rows=rows,
                           context=context, plot_data=plot_data)
-        return with_confidence(outcome, self.effect.comparison, main.meta, bound, upper,
-                               f"metric '{metric}'", also=control_ok, row=rows[0])
+        outcome = with_confidence(outcome, self.effect.comparison, main.meta, bound, upper,
+                                  f"metric '{metric}'", also=control_ok, row=rows[0])
+        return apply_rank(outcome, rank, control_level(self.control))
 
     def _controls(self, ctx: Context, rows: list[dict[str, Any]]
                   ) -> tuple[bool, list[float], str]:
         assert self.control is not None
         draws = self.control.draws or DEFAULT_DRAWS
+        check_requested(self.control, DEFAULT_DRAWS)
         sets = random_sets(self.control_candidates(ctx), self.parts, len(self.parts), draws,
                            self.seed or 0)
         if not sets:

@@ -84,6 +84,8 @@ def plot_controls(ax: Axes, outcome: Outcome, parts: str) -> None:
     ax.set_xticks([])
     ax.set_xlim(-1, 1)
     ax.set_ylabel(data["change"])
+    if data.get("rank"):  # a rank test of the effect among the random sets (random_rank.py)
+        ax.set_title(f"claimed effect {data['rank']}", fontsize=9)
     legend(ax, handles)
     ax.grid(axis="y", alpha=0.3)
 
