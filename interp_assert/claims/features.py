@@ -20,6 +20,7 @@ from lark import Tree
 
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
+from interp_assert.claims.interval_pvalues import rate_p
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError, UnknownNameError, did_you_mean
 from interp_assert.evaluate.feature_interventions import feature_indices
@@ -151,8 +152,10 @@ FEATURE_OVER: /over\s+(tokens|samples)\b/""" + FEATURE_GRAMMAR
                      "positions": names, "chosen": list(positions or ()),
                      "frequency": frequency, "bound": bound, "upper": upper,
                      "feature": self.feature}
+        p_value = (rate_p(fired, trials, self.comparison.op, bound, upper)
+                   if self.comparison.confidence is not None else None)
         return Outcome(passed, measured, expected, value=frequency, rows=rows,
-                       interval=interval, context=context, plot_data=plot_data)
+                       interval=interval, context=context, plot_data=plot_data, p_value=p_value)
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.feature_plots import plot_frequency

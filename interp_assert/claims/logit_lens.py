@@ -19,6 +19,7 @@ import numpy as np
 
 from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
+from interp_assert.claims.interval_pvalues import lens_p
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
 from interp_assert.language import ast
@@ -158,12 +159,14 @@ LENS_STAT: /(probability|rank|logit-diff|logit)(?![\w-])/"""
             threshold = share
         if self.comparison.confidence is not None:
             expected += f" for the whole {level:.0%} interval"
+        p_value = lens_p(values, self.comparison, bound, upper,
+                         None if self.fraction is None else self.fraction.value)
         row = {"lens": self.where, "statistic": self.stat, "value": value,
                "ci_low": interval[0], "ci_high": interval[1], "samples": int(values.size),
                "nan": int(np.sum(~np.isfinite(values))), "holds": passed}
         return Outcome(passed, measured, expected, value=value, rows=[row], interval=interval,
                        plot_data={"threshold": threshold, "claimed": self.where,
-                                  "value": value, "interval": interval})
+                                  "value": value, "interval": interval}, p_value=p_value)
 
     def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:
         """The same number after every block (the curve the plot draws)."""

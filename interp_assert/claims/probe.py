@@ -22,6 +22,7 @@ from lark import Tree
 
 from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.compare import evaluate_bounds, judged_value
+from interp_assert.claims.interval_pvalues import probe_interval
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.probing import (
@@ -147,10 +148,8 @@ class Probe(Claim):
     def evaluate(self, ctx: Context) -> Outcome:
         fit = self.fit(ctx)
         bound, upper = evaluate_bounds(ctx, self.comparison)
-        if self.stat == "selectivity":
-            value, interval = fit.selectivity, fit.selectivity_interval
-        else:
-            value, interval = fit.test, fit.interval
+        value = fit.selectivity if self.stat == "selectivity" else fit.test
+        interval, p_value = probe_interval(fit, self.stat, self.comparison, bound, upper)
         judged = judged_value(value, interval, self.comparison)
         passed = all(compare(v, self.comparison, bound, upper) for v in
                      (judged if isinstance(judged, tuple) else (judged,)))
@@ -184,7 +183,7 @@ class Probe(Claim):
                      "stat": self.stat, "bound": bound, "upper": upper, "op": self.comparison.op,
                      "confusion": fit.confusion, "classes": fit.classes}
         return Outcome(passed, measured, expected, value=value, rows=rows, context=context,
-                       plot_data=plot_data, interval=interval)
+                       plot_data=plot_data, interval=interval, p_value=p_value)
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.probe_plot import plot_probe

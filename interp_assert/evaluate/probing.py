@@ -141,6 +141,11 @@ class ProbeFit:
     selectivity_interval: tuple[float, float] = (float("nan"), float("nan"))
     confusion: list[list[int]] = field(default_factory=list)
     direction: np.ndarray | None = None  # activation-space weight vector (binary probes)
+    #: the per-unit data of the intervals at any level (and their p-values): each held-out
+    #: sample right (1) or wrong (0), accuracy − control per held-out sample, finite R² draws
+    correct: np.ndarray | None = None
+    differences: np.ndarray | None = None
+    r2_draws: np.ndarray | None = None
 
 
 def _classes(labels: np.ndarray, name: str) -> np.ndarray:
@@ -255,7 +260,8 @@ def _classify(x: np.ndarray, labels: np.ndarray, seed: int, name: str) -> ProbeF
                     classes=[c.item() for c in classes],
                     majority=float(np.mean(labels[test] == classes[np.argmax(counts)])),
                     selectivity=float(diff.mean()), selectivity_interval=bootstrap_mean(diff),
-                    confusion=confusion, direction=direction)
+                    confusion=confusion, direction=direction,
+                    correct=right.astype(np.float64), differences=diff)
 
 
 def r2(y: np.ndarray, predicted: np.ndarray) -> float:
@@ -264,16 +270,22 @@ def r2(y: np.ndarray, predicted: np.ndarray) -> float:
     return 1.0 - float(np.sum((y - predicted) ** 2)) / total if total > 0 else float("nan")
 
 
-def r2_interval(y: np.ndarray, predicted: np.ndarray, seed: int, level: float = 0.95
-                ) -> tuple[float, float]:
-    """Percentile bootstrap of held-out R² over the held-out samples (seeded)."""
+def r2_draws(y: np.ndarray, predicted: np.ndarray, seed: int) -> np.ndarray:
+    """The finite held-out R² of each seeded resample of the held-out samples."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(R2_RESAMPLES):
         pick = rng.integers(0, y.size, size=y.size)
         values.append(r2(y[pick], predicted[pick]))
     draws = np.asarray(values)
-    draws = draws[np.isfinite(draws)]
+    return draws[np.isfinite(draws)]
+
+
+def r2_interval(y: np.ndarray, predicted: np.ndarray, seed: int, level: float = 0.95,
+                draws: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap of held-out R² over the held-out samples (seeded)."""
+    if draws is None:
+        draws = r2_draws(y, predicted, seed)
     if draws.size == 0:
         return (float("nan"), float("nan"))
     alpha = (1 - level) / 2
@@ -290,10 +302,12 @@ def _regress(x: np.ndarray, labels: np.ndarray, seed: int, name: str) -> ProbeFi
     model = _regressor(x[train], y[train])
     predicted = model.predict(x[test])
     control_model = _regressor(x[train], control[train])
+    draws = r2_draws(y[test], predicted, seed)
     return ProbeFit("regression", r2(y[train], model.predict(x[train])), r2(y[test], predicted),
-                    r2_interval(y[test], predicted, seed), r2(control[train],
-                                                              control_model.predict(x[train])),
-                    r2(control[test], control_model.predict(x[test])), len(train), len(test))
+                    r2_interval(y[test], predicted, seed, draws=draws),
+                    r2(control[train], control_model.predict(x[train])),
+                    r2(control[test], control_model.predict(x[test])), len(train), len(test),
+                    r2_draws=draws)
 
 
 def mean_difference(x: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:

@@ -149,3 +149,17 @@ def p_from_e_value(largest_e: float) -> float:
     if math.isnan(largest_e) or largest_e <= 0:
         return 1.0
     return min(1.0, 1.0 / largest_e)
+
+
+def percentile_p(statistics: Any, op: str, bound: float, upper: float | None = None
+                 ) -> float | None:
+    """The p-value that the percentile interval of resampled ``statistics`` (``np.quantile``,
+    linear, of the finite draws: a held-out R²'s) inverts; 1 when none is finite; None for
+    ``==``/``!=``."""
+    if op not in (*LOWER, *UPPER, "in", "≈"):
+        return None
+    values = np.asarray(statistics, dtype=np.float64).reshape(-1)
+    values = np.sort(values[np.isfinite(values)])
+    if values.size == 0:
+        return 1.0
+    return max(_bootstrap_side(values, side, b) for side, b in _sides(op, bound, upper))
