@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from scipy import stats as scipy_stats
 
 from interp_assert.claims.compare import judged_value
@@ -162,14 +163,19 @@ data:
 quantities:
   sae: {{sae: {ROOT}/examples/adder/sae}}
   exact-match: {{metric: exact_match, answer: A0..A10}}
-claims:
-  - {{id: probe, claim: "probe blocks.0.hook_resid_post at A4 for carry[5]: accuracy ≥ 85% with 95% confidence"}}
-  - {{id: lens, claim: "logit lens at blocks.1: rank of the answer at A3 ≤ 1 on 95% of samples with 95% confidence"}}
-  - {{id: feature, claim: "feature F174 of sae: frequency ≥ 12% with 95% confidence"}}
-  - {{id: comp, claim: "K-composition of L0H3 into L1H0 beats 4 random pairs with 80% confidence"}}
-  - {{id: control, claim: "ablate L1H1 (mean): exact-match drops by ≥ 0 while 4 random sets of the same size drop by ≤ 1 with 80% confidence"}}
-  - {{id: plain, claim: "feature F174 of sae: frequency ≥ 12%"}}
 """
+
+
+CLAIMS = [
+    ("probe", "probe blocks.0.hook_resid_post at A4 for carry[5]: accuracy ≥ 85% with 95% "
+              "confidence"),
+    ("lens", "logit lens at blocks.1: rank of the answer at A3 ≤ 1 on 95% of samples with 95% "
+             "confidence"),
+    ("feature", "feature F174 of sae: frequency ≥ 12% with 95% confidence"),
+    ("comp", "K-composition of L0H3 into L1H0 beats 4 random pairs with 80% confidence"),
+    ("control", "ablate L1H1 (mean): exact-match drops by ≥ 0 while 4 random sets of the same "
+                "size drop by ≤ 1 with 80% confidence"),
+    ("plain", "feature F174 of sae: frequency ≥ 12%")]
 
 
 def score_p(k: float, n: float, bound: float) -> float:
@@ -180,7 +186,9 @@ def test_new_members_join_the_run_level_error_control(pytester: pytest.Pytester,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INTERP_ASSERT_ALPHA", raising=False)
     monkeypatch.delenv("INTERP_ASSERT_ERROR_CONTROL", raising=False)
-    (pytester.path / "mixed.claims.yaml").write_text(MIXED, encoding="utf-8")
+    claims = yaml.safe_dump({"claims": [{"id": i, "claim": c} for i, c in CLAIMS]},
+                            allow_unicode=True)
+    (pytester.path / "mixed.claims.yaml").write_text(MIXED + claims, encoding="utf-8")
     result = pytester.runpytest("-p", "no:randomly", "--interp-alpha", "0.05",
                                 "--interp-json", "out.json", "--junitxml", "out.xml",
                                 "--interp-plots", "never")
