@@ -98,6 +98,8 @@ def test_answer_probability_attribution_matches_autograd_and_finite_differences(
             return float(probability(forward(double, corrupted, {hooks[layer]: hook}),
                                      corrupted))
         slope = (shifted(1.0) - shifted(-1.0)) / (2 * eps)
+        print(f"L{layer}H{head}: finite difference {slope:.8g}, autograd "
+              f"{by_hand[layer, head]:.8g}")
         assert slope == pytest.approx(by_hand[layer, head], rel=1e-4, abs=1e-7)
     raise_by = by_hand[1, 2]
     raw = {"subject": {"checkpoint": str(CHECKPOINT), "loader": "examples.tiny_transformer:load",
@@ -117,6 +119,8 @@ def test_answer_probability_attribution_matches_autograd_and_finite_differences(
     results = run_plotting_pass_fail(load_claim_file(path), tmp_path)
     for name in ("prob", "layer", "metric"):
         assert results[name].error is None, str(results[name].error)
+    print(f"estimate L1H2 {results['prob'].outcome.value:.8g} vs {raise_by:.8g}; layer 1 "
+          f"{results['layer'].outcome.value:.8g} vs {by_hand[1].sum():.8g}")
     assert abs(results["prob"].outcome.value - raise_by) <= 1e-6
     assert abs(results["layer"].outcome.value - by_hand[1].sum()) <= 1e-6
     direct = float(probability(forward(model, corrupted, {}), corrupted))

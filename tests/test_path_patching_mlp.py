@@ -156,6 +156,9 @@ def test_mlp_senders_and_receivers_match_hand_written_passes(world: dict[str, An
     for name, (after, value) in (("keys", mlp_keys), ("mlp-in", mlp_in), ("final-fail", final)):
         outcome = results[name].outcome
         assert outcome is not None, str(results[name].error)
+        print(f"{name}: after {outcome.rows[0]['after']:.6g} vs {after:.6g} (|diff| "
+              f"{abs(outcome.rows[0]['after'] - after):.3g}); recovery {outcome.value:.6g} vs "
+              f"{value:.6g}")
         assert abs(outcome.rows[0]["after"] - after) <= 1e-7, (name, outcome.rows[0], after)
         assert abs(outcome.rows[0]["before"] - corrupted) <= 1e-7
         # the losses are ~0.003 nats: the recovery divides float32 noise by a small gap
