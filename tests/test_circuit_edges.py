@@ -18,6 +18,7 @@ from conftest import import_examples, run_plotting_pass_fail
 from interp_assert import InterpAssertError
 from interp_assert.evaluate.circuit_ablation import random_circuits
 from interp_assert.evaluate.circuit_edges import edge_universe
+from interp_assert.evaluate.forward import FORWARD_PASSES
 from interp_assert.loading.circuits import parse_edge
 from interp_assert.run.runner import load_claim_file
 
@@ -139,8 +140,15 @@ def test_edge_scores_match_the_residual_stream_by_hand(world: dict[str, Any],
         {"id": "minimal", "claim": "circuit e is minimal: each member matters by ≥ -100% of "
                                    "loss"},
     ]
-    results = run_plotting_pass_fail(load_claim_file(write(tmp_path, claims,
-                                                           {"e": {"edges": EDGES}})), None)
+    claim_file = load_claim_file(write(tmp_path, claims, {"e": {"edges": EDGES}}))
+    before = len(FORWARD_PASSES)
+    run_plotting_pass_fail(load_claim_file(write(tmp_path, claims[:1], {"e": {"edges": EDGES}})),
+                           None)
+    # the clean pass (metric, means, layer 0's hook_z); every edge ablated: one input pass,
+    # layer 1's hook_z, the metric; the circuit: 3 sets of kept senders in layer 1 ({L0H0,
+    # L0H1} for L1H2.k, {L0H1} for L1H1.k and L1H2.q, none), layer 1's hook_z, the metric
+    assert len(FORWARD_PASSES) - before == 1 + 3 + 5
+    results = run_plotting_pass_fail(claim_file, None)
     full, base = loss_with_edges(world, universe), loss_with_edges(world, set())
     alone = loss_with_edges(world, set(EDGES))
     without = loss_with_edges(world, universe - set(EDGES))

@@ -176,8 +176,8 @@ class EdgeAblation:
         order = sorted(self.layers)
         signature = tuple(sorted(kept))
         first = order[0]
-        z = {first: _capture(self.ctx, self.target, [self.z_hook(first)], ())[
-            self.z_hook(first)]}
+        hook = self.z_hook(first)  # clean: read in the pass that the means come from
+        z = {first: activations(self.ctx, self.target, [component(hook)])[hook]}
         for layer in order[1:]:
             inputs: dict[str, dict[int, np.ndarray]] = {x: {} for x in INPUT_HOOKS}
             groups: dict[tuple[tuple[int, int], ...], list[tuple[int, str]]] = {}
