@@ -58,8 +58,8 @@ def metric_config(ctx: Context, metric: MeasuredMetric) -> dict[str, Any]:
         config = {"metric": "loss"}
     else:
         raise QuantityError(f"attribution patching differentiates a metric quantity, not "
-                            f"'{expr}'", hint="name a 'metric: loss' or 'metric: logit_diff' "
-                                              "quantity")
+                            f"'{expr}'", hint="name a 'metric: loss', 'logit_diff' or "
+                                              "'answer_prob' quantity")
     if metric.mask is not None:
         config.pop("answer", None)
         config["mask"] = f"not {metric.mask}" if metric.negate else metric.mask

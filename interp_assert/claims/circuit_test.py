@@ -26,6 +26,7 @@ import numpy as np
 from interp_assert.claims import causal  # noqa: F401  (defines causal_metric, used below)
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.causal_base import MeasuredMetric
+from interp_assert.claims.circuit_edge_test import circuit_edge_universe, edge_ablation
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import InterpAssertError, QuantityError, did_you_mean
@@ -151,6 +152,8 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
     def _universe(self, ctx: Context, circuit: Circuit) -> list[str]:
         """Every head (neuron) of the circuit's kinds; unknown members are errors."""
         universe: list[str] = []
+        if circuit.edges:
+            return circuit_edge_universe(ctx, circuit)
         for kind in circuit.kinds:
             pool = component_pool(ctx, kind)
             members = circuit.heads if kind == "head" else circuit.neurons
@@ -174,17 +177,21 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
         target = self._dataset(ctx)
         reference = ctx.dataset_spec(self.over) if self.over else target
 
+        edges = edge_ablation(ctx, circuit, reference, target, layout)
+
         def metric(kept: tuple[str, ...] | frozenset[str]) -> float:
             """M(kept): everything of the circuit's kinds outside ``kept`` mean-ablated."""
             ablated = [label for label in universe if label not in set(kept)]
-            interventions = mean_ablation(ctx, ablated, reference, layout) if ablated else ()
+            interventions = () if not ablated else edges.interventions(tuple(kept)) if edges \
+                else mean_ablation(ctx, ablated, reference, layout)
             announce_metric(ctx, self.metric.expr, target, interventions)  # type: ignore[union-attr]
             derived = ctx.derive(dataset=target.name, interventions=interventions)
             return self.metric.value(derived).scalar()  # type: ignore[union-attr]
 
         members = circuit.members
         # the means first: their capture joins the clean pass the metric's M_full reads
-        mean_ablation(ctx, universe, reference, layout)
+        if edges is None:
+            mean_ablation(ctx, universe, reference, layout)
         full = metric(tuple(universe))
         base = 0.0 if self.ratio else metric(())
         gap = full - base
@@ -247,8 +254,11 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
                 ) -> tuple[bool, str, str]:
         """Score random circuits of the same size; whether the real one beats enough."""
         assert self.beats is not None
-        pools = {kind: component_pool(ctx, kind) for kind in circuit.kinds}
+        pools = {kind: component_pool(ctx, kind) for kind in circuit.kinds if kind != "edge"}
         sizes = {"head": len(circuit.heads), "neuron": len(circuit.neurons)}
+        if circuit.edges:
+            pools = {"edge": circuit_edge_universe(ctx, circuit)}
+            sizes = {"edge": len(circuit.edges)}
         draws = self.draws or DEFAULT_DRAWS
         sets = random_circuits({k: pools.get(k, []) for k in sizes}, sizes,
                                frozenset(circuit.members), draws, self.seed)

@@ -41,10 +41,12 @@ from interp_assert.evaluate.interventions import (
 )
 from interp_assert.evaluate.path_patching import (
     END,
+    FINAL,
     INPUTS,
     Receiver,
     frozen_layers,
     last_layer,
+    mlp_input,
     path_interventions,
 )
 from interp_assert.language import ast
@@ -63,10 +65,11 @@ def _receivers(tree: Tree) -> tuple[Receiver, ...]:
         label, *words = item.children
         text = ast.label_text(label)
         inputs = tuple(dict.fromkeys(str(w) for w in words if w is not None))
-        if text == END:
+        if text in (END, FINAL) or mlp_input(text) is not None:
             if inputs:
-                raise QuantityError("'logits' takes no 'queries' / 'keys' / 'values'")
-            found.append(Receiver(END))
+                raise QuantityError(f"'{text}' takes no 'queries' / 'keys' / 'values'",
+                                    hint="only a head receives on its queries, keys or values")
+            found.append(Receiver(text))
             continue
         pending.append(text)
         if inputs:
@@ -74,6 +77,14 @@ def _receivers(tree: Tree) -> tuple[Receiver, ...]:
             pending = []
     found.extend(Receiver(name, tuple(INPUTS)) for name in pending)
     return tuple(found)
+
+
+def _has_mlps(ctx: Context) -> bool:
+    """Whether the model has MLP neurons (an attention-only model has none to list)."""
+    try:
+        return bool(component_pool(ctx, "neuron"))
+    except QuantityError:
+        return False
 
 
 @register_claim
@@ -102,8 +113,7 @@ PATH_INPUT: /(queries|keys|values)\b/"""
         """The receivers as written: heads sharing their inputs listed before them."""
         groups: list[tuple[list[str], tuple[str, ...]]] = []
         for r in self.receivers:
-            if groups and groups[-1][1] == r.inputs and r.label != END and groups[-1][0][-1] \
-                    != END:
+            if groups and r.inputs and groups[-1][1] == r.inputs:
                 groups[-1][0].append(r.label)
             else:
                 groups.append(([r.label], r.inputs))
@@ -122,14 +132,17 @@ PATH_INPUT: /(queries|keys|values)\b/"""
         layers = 1 + max(head[0] for head in map(parse_head, component_pool(ctx, "head"))
                          if head is not None)
         return path_interventions(ctx, parts, self.receivers, ctx.dataset_spec(self.source),
-                                  ctx.dataset_spec(self.target), positions, layers)
+                                  ctx.dataset_spec(self.target), positions, layers,
+                                  Layout.parse(ctx.layout).hook("hook_z"),
+                                  any(r.label == FINAL for r in self.receivers)
+                                  and _has_mlps(ctx))
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         """Patching's, and the target's ``hook_z`` of the layers that pass 2 freezes (known
         without the model when every receiver is a head)."""
         sinks = super().planned_sinks(claim_file, dataset)
-        if any(r.label == END for r in self.receivers):
+        if any(r.label in (END, FINAL) for r in self.receivers):
             return sinks
         layout = Layout.parse(claim_file.raw.get("layout"))
         senders = [component(label, layout) for label in self.parts]
@@ -141,8 +154,9 @@ PATH_INPUT: /(queries|keys|values)\b/"""
     def control_pool(self, ctx: Context, kind: str) -> list[str]:
         """Heads of the layers before every receiving head (every head for ``logits``)."""
         if kind != "head":
-            raise QuantityError("path patching sends from heads")
+            raise QuantityError("path patching's random senders are heads")
         layers = [h[0] for h in map(parse_head, (r.label for r in self.receivers)) if h]
+        layers += [mlp + 1 for r in self.receivers if (mlp := mlp_input(r.label)) is not None]
         first = min(layers) if layers else None
         return [label for label in component_pool(ctx, "head")
                 if first is None or (parse_head(label) or (first, 0))[0] < first]

@@ -26,12 +26,18 @@ from interp_assert.evaluate.batching import model_placement, on_device, sized_ba
 from interp_assert.evaluate.circuit_weights import WeightContext
 from interp_assert.evaluate.forward import model_output
 from interp_assert.evaluate.interventions import Component, activations
-from interp_assert.evaluate.metrics import LogitDifference, Loss, Metric, make_metric
+from interp_assert.evaluate.metrics import (
+    AnswerProbability,
+    LogitDifference,
+    Loss,
+    Metric,
+    make_metric,
+)
 from interp_assert.loading.data import DatasetSpec, load_dataset
 from interp_assert.progress import phase
 
 GRADIENT_PASSES: list[tuple[Any, ...]] = []  # a log of gradient passes run (tests read it)
-DIFFERENTIABLE = ("loss", "logit_diff")
+DIFFERENTIABLE = ("loss", "logit_diff", "answer_prob")
 
 
 class GradientMetric:
@@ -53,6 +59,8 @@ class GradientMetric:
             incorrect = _ids(batch, metric.config["incorrect"], rows.device)
             self.denominator += rows.shape[0]
             return (rows.gather(1, correct) - rows.gather(1, incorrect)).sum()
+        if isinstance(metric, AnswerProbability):
+            return self._probability(array, batch)
         assert isinstance(metric, Loss)
         tokens = _host(batch[metric.config.get("targets", metric.dataset.spec.input)])
         log_probs = array.log_softmax(-1)
@@ -81,6 +89,19 @@ class GradientMetric:
         return -(picked * weights).sum()
 
 
+    def _probability(self, array: Any, batch: dict[str, Any]) -> Any:
+        """``answer_prob``: the batch's sum over samples of the mean answer probability."""
+        import torch
+
+        metric = self.metric
+        tokens = _host(batch[metric.config.get("targets", metric.dataset.spec.input)])
+        index = np.asarray(metric.answer_index)
+        chosen = torch.as_tensor(tokens[:, index], device=array.device)[..., None]
+        rows = array[:, torch.as_tensor(index - metric.shift, device=array.device)]
+        self.denominator += rows.shape[0]
+        return rows.softmax(-1).gather(-1, chosen)[..., 0].mean(1).sum()
+
+
 def _host(value: Any) -> np.ndarray:
     """A batch field as an int64 numpy array."""
     return np.asarray(value.cpu() if hasattr(value, "cpu") else value).astype(np.int64)
@@ -99,7 +120,7 @@ def gradient_metric(config: Mapping[str, Any], target: DatasetSpec, what: str) -
     if name not in DIFFERENTIABLE:
         raise QuantityError(f"{what}: attribution patching needs a differentiable metric, and "
                             f"'{name}' is not one",
-                            hint="use a 'metric: loss' or 'metric: logit_diff' quantity")
+                            hint="use a 'metric: loss', 'logit_diff' or 'answer_prob' quantity")
     options = {k: v for k, v in config.items() if k not in ("metric", "data")}
     return GradientMetric(make_metric(name, options, load_dataset(target), ()))
 

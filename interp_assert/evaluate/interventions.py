@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from interp_assert.evaluate.forward import Intervention, KeepingSink, Sink, anno
 from interp_assert.loading.data import DatasetSpec, load_dataset
 
 ABLATIONS = ("zero", "mean", "resample")
+_MLP = re.compile(r"^MLP(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ def component(label: str, layout: Layout | None = None) -> Component:
     if (neuron := parse_neuron(label)) is not None:
         return Component(label, layout.hook("hook_post").replace("{l}", str(neuron[0])),
                          "neuron", neuron[0], neuron[1])
+    if (mlp := _MLP.match(label)) is not None:  # a whole MLP's output, as a path sender
+        block = layout.hook("hook_z").replace("{l}", mlp[1]).rsplit(".", 2)[0]
+        return Component(label, f"{block}.hook_mlp_out", "module", int(mlp[1]))
     if "." not in label:
         raise QuantityError(f"'{label}' is not a component",
                             hint="name heads L{layer}H{head}, neurons L{layer}N{index}, or a "

@@ -346,6 +346,33 @@ class LogitDifference(Metric):
                         {"samples": samples, "context": self.context()})
 
 
+@register_metric
+class AnswerProbability(Metric):
+    """Probability of the answer token: per sample, the mean over the ``answer:`` positions p of
+    softmax(logits at p − 1)[token at p] (``predict: same``: at p); the metric is the mean over
+    samples (each sample's value is kept for intervals)."""
+
+    name = "answer_prob"
+
+    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
+        super().__init__(config, dataset)
+        if self.answer_index is None:
+            raise SpecError("metric 'answer_prob' needs 'answer:' (the answer position labels)",
+                            hint="answer_prob: {metric: answer_prob, answer: A0..A10}")
+        self.values: list[np.ndarray] = []
+
+    def update(self, logits: Any, batch: dict[str, Any]) -> None:
+        targets, rows = self.targets_and_logits(logits, batch)
+        probs = np.exp(rows.astype(np.float64) - _logsumexp(rows.astype(np.float64)))
+        picked = np.take_along_axis(probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
+        self.values.append(picked.mean(axis=1))
+
+    def result(self) -> Labelled:
+        samples = np.concatenate(self.values)
+        return Labelled(np.array(samples.mean()), (), self.name,
+                        {"samples": samples, "context": self.context()})
+
+
 class CustomMetric(Metric):
     """A user callable ``f(logits, batch) -> per-sample values``; the metric is their mean."""
 
