@@ -60,6 +60,12 @@ def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[
     outcome.meta.update(unit_meta(meta))
     if comparison.confidence is None:
         return outcome
+    from interp_assert.claims.sequential_kinds import sequential_confidence
+    from interp_assert.plan.sequential import is_sequential
+
+    if is_sequential(comparison) and sequential_confidence(outcome, comparison, meta, bound,
+                                                           upper, also, row):
+        return outcome
     from interp_assert.evaluate.intervals import interval_of
 
     level = comparison.confidence
