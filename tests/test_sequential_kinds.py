@@ -135,3 +135,21 @@ def test_interp_sequential_makes_attention_and_effects_sequential(tmp_path: Path
         "  - id: drop\n    claim: \"ablate L0H3 (mean): loss rises by ≥ 0.3 with 95% "
         "confidence\"\n"), n=100)
     assert all(r.outcome.sequential is not None for r in results)
+
+
+def test_ablation_stops_its_intervened_pass_and_a_later_whole_reader_reruns_it(
+        tmp_path: Path) -> None:
+    _, (seq, fixed) = run(tmp_path, (
+        "  - id: seq\n    claim: \"ablate L0H3 (mean): loss rises by ≥ 0.3 with 95% "
+        "confidence, sequentially\"\n"
+        "  - id: fixed\n    claim: \"ablate L0H3 (mean): loss rises by ≥ 0.3 with 95% "
+        "confidence\"\n"), n=400)
+    info = seq.outcome.sequential
+    assert info["budget"] == 400 and info["used"] < 400 and seq.verdict is Verdict.HOLDS
+    before, after = fixed.outcome.meta["paired"]  # the later claim read both passes whole
+    assert len(before) == len(after) == 400
+    rises = (np.asarray(after) - np.asarray(before))[:info["used"]]
+    low, high = reference_asymptotic(rises, 0.05, 400)
+    assert abs(info["lower"] - low) <= 1e-9 and abs(info["upper"] - high) <= 1e-9
+    assert low >= 0.3 and seq.outcome.value == pytest.approx(rises.mean(), abs=1e-9)
+    assert f"stopped early: {info['used']} of 400 samples" in " ".join(seq.outcome.notes)

@@ -15,6 +15,7 @@ from interp_assert.claims.base import Claim, Context
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.sequential_pairs import paired_stop, same_samples
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head
 from interp_assert.evaluate.forward import Intervention
@@ -218,7 +219,11 @@ class CausalClaim(Claim):
         interventions = self.intervene(ctx, self._components(ctx, labels), positions)
         first = self._metric(ctx, target)
         origin = self._metric(ctx, source) if source is not None else None
-        then = self._metric(ctx, target, interventions)
+        main = (self.effect is not None and labels == self.parts
+                and change == self.effect.change)  # not a random control
+        with paired_stop(self.effect if main else None, ctx, target, interventions, first):
+            then = self._metric(ctx, target, interventions)
+        first = same_samples(first, then)  # an intervened pass that stopped early
         before, after = first.scalar(), then.scalar()
         source_value = origin.scalar() if origin is not None else None
         return Measurement(before, after, effect_of(change, before, after, source_value),

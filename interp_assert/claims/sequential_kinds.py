@@ -32,10 +32,11 @@ from interp_assert.language import ast
 ROUNDING = 1e-6
 
 
-def per_unit_values(meta: Mapping[str, Any]) -> tuple[np.ndarray, tuple[float, float] | None,
-                                                       str] | None:
+def per_unit_values(meta: Mapping[str, Any], explicit: bool = True
+                    ) -> tuple[np.ndarray, tuple[float, float] | None, str] | None:
     """(values, range or None, what they are) of a kind's interval meta, or None when the kind
-    has nothing a confidence sequence can read."""
+    has nothing a confidence sequence can read (an effect that changes or recovers is an
+    error when ``explicit``, written ``, sequentially``; else it stays fixed-sample)."""
     if "paired" in meta:
         change = str(meta.get("change", "drop"))
         before, after = (np.asarray(a, dtype=np.float64).reshape(-1) for a in meta["paired"][:2])
@@ -43,6 +44,8 @@ def per_unit_values(meta: Mapping[str, Any]) -> tuple[np.ndarray, tuple[float, f
             return before - after, None, "per-sample drops (before − after)"
         if change == "rise":
             return after - before, None, "per-sample rises (after − before)"
+        if not explicit:
+            return None
         raise QuantityError(
             f"an effect that {change}s cannot be judged sequentially: it is not a mean of "
             "per-sample values",
@@ -73,7 +76,7 @@ def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,
         samples_to_decide,
     )
 
-    found = per_unit_values(meta)
+    found = per_unit_values(meta, explicit=comparison.sequential)
     if found is None:
         return False
     values, span, what = found
@@ -82,7 +85,7 @@ def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,
         raise QuantityError(f"'{comparison.op}' cannot be decided sequentially",
                             hint="use >, >=, <, <= or 'in [a, b]' with ', sequentially'")
     level = comparison.confidence
-    budget = values.size
+    budget = int(meta.get("budget", values.size))  # more when a pass stopped early
     cs = make_cs(1 - level, span, budget)
     trace = _trace(cs, values)
     decision = decide(cs, comparison.op, bound, upper)
@@ -104,7 +107,9 @@ def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,
                  else "no estimate of the samples that would decide it")
         outcome.notes.append(f"undecided after {decision.used} samples; {about}")
     else:
-        outcome.notes.append(f"decided after {decision.used} samples")
+        stopped = (f" (stopped early: {decision.used} of {budget} samples)"
+                   if decision.used < budget else "")
+        outcome.notes.append(f"decided after {decision.used} samples{stopped}")
     if span is None:
         outcome.notes.append(ASYMPTOTIC_NOTE)
         outcome.p_value = asymptotic_p_value(values, 1 - level, budget, comparison.op, bound,

@@ -308,7 +308,8 @@ def stop_rule(watches: dict[Any, list[Any]], sinks: dict[Any, Any],
     if any(not hasattr(sink, "per_sample") for sink in sinks.values()):
         return None
     size = min(dataset_batch or SEQUENTIAL_BATCH, SEQUENTIAL_BATCH)
-    return StopRule([(sinks[k], [Watch(w.op, w.bound, w.upper, w.level) for w in watches[k]])
+    return StopRule([(sinks[k], [w.make_watch() if hasattr(w, "make_watch")
+                                 else Watch(w.op, w.bound, w.upper, w.level) for w in watches[k]])
                      for k in sinks], size)
 
 
