@@ -153,3 +153,19 @@ def test_ablation_stops_its_intervened_pass_and_a_later_whole_reader_reruns_it(
     assert abs(info["lower"] - low) <= 1e-9 and abs(info["upper"] - high) <= 1e-9
     assert low >= 0.3 and seq.outcome.value == pytest.approx(rises.mean(), abs=1e-9)
     assert f"stopped early: {info['used']} of 400 samples" in " ".join(seq.outcome.notes)
+
+
+def test_rate_effect_uses_the_betting_sequence_on_differences_in_minus_one_one(
+        tmp_path: Path) -> None:
+    _, (seq, fixed) = run(tmp_path, (
+        "  - id: seq\n    claim: \"ablate L0H3 (mean): exact-match drops by ≥ 50 points with "
+        "95% confidence, sequentially\"\n"
+        "  - id: fixed\n    claim: \"ablate L0H3 (mean): exact-match drops by ≥ 50 points\"\n"),
+        n=400)
+    info = seq.outcome.sequential
+    before, after = fixed.outcome.meta["paired"]
+    drops = (np.asarray(before) - np.asarray(after))[:info["used"]]
+    low, high = BettingCS(0.05, -1.0, 1.0).update(drops).bounds()
+    assert info["used"] == 50 and seq.verdict is Verdict.HOLDS and low >= 0.5
+    assert abs(info["lower"] - low) <= 1e-12 and abs(info["upper"] - high) <= 1e-12
+    assert not any("asymptotically" in note for note in seq.outcome.notes)

@@ -143,8 +143,9 @@ def paired_meta(change: str, before: Mapping[str, Any], after: Mapping[str, Any]
     out: dict[str, Any] = {"paired": (b, a), "change": verb, "unit": "sample",
                            "pairing": f"paired on {b.size} samples: each sample's metric "
                                       "before and after the intervention"}
-    if "budget" in before:  # the clean values were cut to an intervened pass stopped early
-        out["budget"] = before["budget"]
+    for key in ("budget", "range"):  # samples before a stop; a rate's range (sequential)
+        if key in before:
+            out[key] = before[key]
     if verb == "recover":
         assert source is not None
         s = np.asarray(source["samples"], dtype=np.float64).reshape(-1)

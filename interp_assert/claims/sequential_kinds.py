@@ -9,8 +9,9 @@ attention scores and the paired effects of ablation and patching.
   pairs, and otherwise the sequence bounds the per-sample mean, which the claim reports.
 * **Paired effects** (``ablate L1H0: loss drops ≥ 0.5 with 95% confidence, sequentially``):
   the per-sample differences ``d_i = before_i − after_i`` (``drops``) or ``after_i − before_i``
-  (``rises``) are unbounded, so the asymptotic sequence
-  (:mod:`interp_assert.evaluate.asymptotic_cs`) bounds their mean, the effect. ``changes``
+  (``rises``): for a rate in [a, b] they lie in [a − b, b − a] and the betting sequence bounds
+  their mean, the effect; otherwise they are unbounded and the asymptotic sequence
+  (:mod:`interp_assert.evaluate.asymptotic_cs`) does. ``changes``
   (an absolute value) and ``recovers`` (a ratio) are not means of per-sample values: an error.
 
 Both are judged on every sample their passes read, in dataset order.
@@ -40,10 +41,11 @@ def per_unit_values(meta: Mapping[str, Any], explicit: bool = True
     if "paired" in meta:
         change = str(meta.get("change", "drop"))
         before, after = (np.asarray(a, dtype=np.float64).reshape(-1) for a in meta["paired"][:2])
+        span = difference_range(meta.get("range"))
         if change == "drop":
-            return before - after, None, "per-sample drops (before − after)"
+            return before - after, span, "per-sample drops (before − after)"
         if change == "rise":
-            return after - before, None, "per-sample rises (after − before)"
+            return after - before, span, "per-sample rises (after − before)"
         if not explicit:
             return None
         raise QuantityError(
@@ -58,6 +60,15 @@ def per_unit_values(meta: Mapping[str, Any], explicit: bool = True
                                 "are not attention weights", hint="drop ', sequentially'")
         return np.clip(scores, 0.0, 1.0), (0.0, 1.0), "per-sample scores"
     return None
+
+
+def difference_range(span: Any) -> tuple[float, float] | None:
+    """The range of a difference of two values in ``span`` ([a, b] -> [a − b, b − a]), or
+    None for unbounded values."""
+    if span is None:
+        return None
+    low, high = (float(v) for v in span)
+    return (low - high, high - low)
 
 
 def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,

@@ -61,8 +61,11 @@ def _planned(effect: Any, ctx: Any, target: Any, clean: Labelled) -> tuple[Any, 
         return None
     key, _ = kind.need(target, ctx.search_path)
     sign = 1.0 if effect.change == "rises" else -1.0
+    from interp_assert.claims.sequential_kinds import difference_range
+
     return key, PairedPlannedWatch(comparison.op, bound, upper, comparison.confidence,
-                                   np.asarray(clean.meta["samples"], dtype=np.float64), sign)
+                                   np.asarray(clean.meta["samples"], dtype=np.float64), sign,
+                                   difference_range(clean.meta.get("range")))
 
 
 def same_samples(clean: Labelled, intervened: Labelled) -> Labelled:
