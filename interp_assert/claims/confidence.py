@@ -60,6 +60,12 @@ def with_confidence(outcome: Outcome, comparison: ast.Comparison, meta: Mapping[
     outcome.meta.update(unit_meta(meta))
     if comparison.confidence is None:
         return outcome
+    from interp_assert.claims.sequential_kinds import sequential_confidence
+    from interp_assert.plan.sequential import is_sequential
+
+    if is_sequential(comparison) and sequential_confidence(outcome, comparison, meta, bound,
+                                                           upper, also, row):
+        return outcome
     from interp_assert.evaluate.intervals import interval_of
 
     level = comparison.confidence
@@ -137,6 +143,9 @@ def paired_meta(change: str, before: Mapping[str, Any], after: Mapping[str, Any]
     out: dict[str, Any] = {"paired": (b, a), "change": verb, "unit": "sample",
                            "pairing": f"paired on {b.size} samples: each sample's metric "
                                       "before and after the intervention"}
+    for key in ("budget", "range"):  # samples before a stop; a rate's range (sequential)
+        if key in before:
+            out[key] = before[key]
     if verb == "recover":
         assert source is not None
         s = np.asarray(source["samples"], dtype=np.float64).reshape(-1)

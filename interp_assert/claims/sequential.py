@@ -9,17 +9,19 @@ bound inside. The result says how many samples were used of the budget.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from interp_assert.claims.outcome import Outcome, expected_text, fmt
 from interp_assert.errors import QuantityError
+from interp_assert.evaluate.asymptotic_cs import asymptotic_p_value
 from interp_assert.evaluate.sequential import (
     SEQUENTIAL_OPS,
-    BettingCS,
     anytime_p_value,
     decide,
+    make_cs,
     samples_to_decide,
 )
 from interp_assert.language import ast
@@ -29,6 +31,9 @@ if TYPE_CHECKING:
 
 #: points of the running sequence kept for the plot
 TRACE_POINTS = 60
+#: the note of a claim judged by the asymptotic sequence (unbounded values)
+ASYMPTOTIC_NOTE = ("unbounded per-sample values: judged by the asymptotic confidence sequence "
+                   "(Waudby-Smith et al. 2021), valid only asymptotically (many samples)")
 
 
 def sequential_outcome(subject: ast.Node, comparison: ast.Comparison, quantity: Any,
@@ -39,20 +44,19 @@ def sequential_outcome(subject: ast.Node, comparison: ast.Comparison, quantity: 
         raise QuantityError(f"'{comparison.op}' cannot be decided sequentially",
                             hint="use >, >=, <, <= or 'in [a, b]' with ', sequentially'")
     meta = quantity.meta
-    if quantity.values.size != 1 or "samples" not in meta or "range" not in meta:
+    if quantity.values.size != 1 or "samples" not in meta:
         raise QuantityError(
-            f"'{subject}' cannot be evaluated sequentially: it has no per-sample values in a "
-            "declared range",
-            hint="sequential evaluation covers bounded per-sample values: rates (metric: "
-                 "exact_match, token_accuracy); unbounded values such as loss are not "
-                 "sequential: drop ', sequentially' (or --interp-sequential)")
+            f"'{subject}' cannot be evaluated sequentially: it has no per-sample values",
+            hint="sequential evaluation covers quantities with per-sample values: rates "
+                 "(metric: exact_match, token_accuracy) and metrics such as loss or "
+                 "logit_diff; drop ', sequentially' (or --interp-sequential)")
     samples = np.asarray(meta["samples"], dtype=np.float64).reshape(-1)
-    low, high = (float(v) for v in meta["range"])
+    span = tuple(float(v) for v in meta["range"]) if "range" in meta else None
     level = comparison.confidence
-    cs = BettingCS(1 - level, low, high)
+    budget = int(meta.get("context", {}).get("samples", samples.size) or samples.size)
+    cs = make_cs(1 - level, span, budget)
     trace = _trace(cs, samples)
     decision = decide(cs, comparison.op, bound, upper)
-    budget = int(meta.get("context", {}).get("samples", samples.size) or samples.size)
     used = samples.size
     estimate = None
     interval = (decision.lower, decision.upper)
@@ -79,7 +83,13 @@ def sequential_outcome(subject: ast.Node, comparison: ast.Comparison, quantity: 
                       plot_data={"values": {str(subject): decision.mean}, "bound": bound,
                                  "upper": upper, "interval": interval, "sequence": trace,
                                  "budget": budget, "level": level})
-    outcome.p_value = anytime_p_value(samples, 1 - level, low, high, comparison.op, bound, upper)
+    if span is None:
+        outcome.p_value = asymptotic_p_value(samples, 1 - level, budget, comparison.op, bound,
+                                             upper)
+        outcome.notes.append(ASYMPTOTIC_NOTE)
+    else:
+        outcome.p_value = anytime_p_value(samples, 1 - level, *span, comparison.op, bound,
+                                          upper)
     outcome.sequential = {"used": used, "budget": budget, "decided": decision.holds is not None,
                           "lower": interval[0], "upper": interval[1], "estimate": estimate}
     return outcome
@@ -92,20 +102,23 @@ def supports_sequential(claim: Any, outcome: Outcome) -> None:
     if getattr(comparison, "sequential", False) and outcome.sequential is None:
         raise QuantityError(
             f"'{claim}': ', sequentially' is not supported by {claim.kind} claims",
-            hint="sequential evaluation covers comparisons of one rate quantity, e.g. "
-                 "'exact-match ≥ 99% with 95% confidence, sequentially'; drop ', sequentially'")
+            hint="sequential evaluation covers comparisons of one quantity with per-sample "
+                 "values (e.g. 'exact-match ≥ 99% with 95% confidence, sequentially'), "
+                 "attention scores, and ablation/patching effects that drop or rise; drop "
+                 "', sequentially'")
 
 
-def _trace(cs: BettingCS, samples: np.ndarray) -> dict[str, list[float]]:
+def _trace(cs: Any, samples: np.ndarray) -> dict[str, list[float]]:
     """Feed ``samples`` to ``cs`` in about TRACE_POINTS steps: the running bounds."""
     step = max(1, -(-samples.size // TRACE_POINTS))
     ns, lows, highs = [], [], []
     for start in range(0, samples.size, step):
         cs.update(samples[start:start + step])
         low, high = cs.bounds()
-        ns.append(cs.n)
-        lows.append(low)
-        highs.append(high)
+        if math.isfinite(low) and math.isfinite(high):  # asymptotic: none before MIN_SAMPLES
+            ns.append(cs.n)
+            lows.append(low)
+            highs.append(high)
     return {"n": ns, "low": lows, "high": highs}
 
 

@@ -288,6 +288,12 @@ class Loss(Metric):
             self.sums.append(-picked.sum(axis=1, dtype=np.float64))
             self.counts.append(np.full(picked.shape[0], picked.shape[1]))
 
+    def per_sample(self) -> tuple[np.ndarray, None]:
+        """Each scored sample's mean loss so far, in dataset order; unbounded (sequential
+        claims with ``average: samples``)."""
+        sums, counts = _joined(self.sums), _joined(self.counts)
+        return sums[counts > 0] / counts[counts > 0], None
+
     def result(self) -> Labelled:
         sums, counts = np.concatenate(self.sums), np.concatenate(self.counts)
         if not counts.sum():
@@ -339,6 +345,10 @@ class LogitDifference(Metric):
         incorrect = _numpy(batch[self.config["incorrect"]]).astype(np.int64).reshape(-1, 1)
         diff = (np.take_along_axis(array, correct, 1) - np.take_along_axis(array, incorrect, 1))
         self.values.append(diff[:, 0].astype(np.float64))
+
+    def per_sample(self) -> tuple[np.ndarray, None]:
+        """Each sample's logit difference so far, in dataset order; unbounded."""
+        return _joined(self.values), None
 
     def result(self) -> Labelled:
         samples = np.concatenate(self.values)

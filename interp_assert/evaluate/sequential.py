@@ -147,7 +147,7 @@ class Decision:
     used: int
 
 
-def decide(cs: BettingCS, op: str, bound: float, upper: float | None = None) -> Decision:
+def decide(cs: Any, op: str, bound: float, upper: float | None = None) -> Decision:
     """Holds when the whole sequence lies on the passing side of the bound, fails when it lies
     wholly on the failing side, undecided otherwise (``in [bound, upper]``: inside / outside)."""
     low, high = cs.bounds()
@@ -177,7 +177,7 @@ def samples_to_decide(decision: Decision, op: str, bound: float,
     gap = min(abs(mean - b) for b in bounds)
     nearest = min(bounds, key=lambda b: abs(mean - b))
     width = decision.upper - mean if nearest >= mean else mean - decision.lower
-    if not (gap > 0 and math.isfinite(gap) and width > 0) or n == 0:
+    if not (gap > 0 and math.isfinite(gap) and 0 < width < math.inf) or n == 0:
         return None
     return math.ceil(n * (width / gap) ** 2)
 
@@ -233,33 +233,50 @@ class Watch:
     bound: float
     upper: float | None
     level: float
-    cs: BettingCS | None = None
+    cs: Any = None
     seen: int = 0
 
-    def decided(self, values: np.ndarray, low: float, high: float) -> bool:
+    def decided(self, values: np.ndarray, span: tuple[float, float] | None,
+                budget: int = 0) -> bool:
+        """Feed the values not seen yet; whether the claim is decided. ``span`` is the values'
+        declared range (a betting sequence), or None for unbounded values (the asymptotic
+        sequence of :mod:`interp_assert.evaluate.asymptotic_cs`, tuned for ``budget``)."""
         if self.cs is None:
-            self.cs = BettingCS(1 - self.level, low, high)
+            self.cs = make_cs(1 - self.level, span, budget)
         fresh = np.asarray(values, dtype=np.float64).reshape(-1)[self.seen:]
         self.seen += fresh.size
         self.cs.update(fresh)
         return decide(self.cs, self.op, self.bound, self.upper).holds is not None
 
 
+def make_cs(alpha: float, span: tuple[float, float] | None, budget: int) -> Any:
+    """The confidence sequence of a claim: the betting sequence on a declared range, else the
+    asymptotic one tuned for ``budget`` samples."""
+    if span is None:
+        from interp_assert.evaluate.asymptotic_cs import AsymptoticCS
+
+        return AsymptoticCS(alpha, budget)
+    return BettingCS(alpha, span[0], span[1])
+
+
 @dataclass
 class StopRule:
     """Stop a pass when every watched sink's claims are decided (``sinks``: sink -> watches).
 
-    A sink taking part exposes ``per_sample() -> (values so far, (low, high))``."""
+    A sink taking part exposes ``per_sample() -> (values so far, (low, high) or None)``."""
 
     sinks: list[tuple[Any, list[Watch]]] = field(default_factory=list)
     batch_size: int = SEQUENTIAL_BATCH
     #: samples seen when the pass stopped (None: it ran to the end)
     stopped_at: int | None = None
+    #: the dataset's size (the asymptotic sequences are tuned for it)
+    budget: int = 0
 
     def batches(self, dataset: Any) -> Iterator[dict[str, Any]]:
         """The dataset in order, in batches of ``batch_size`` samples, then twice as many
         each time, at most the dataset's ``batch_size`` (default 512)."""
         most = max(dataset.spec.batch_size or 512, self.batch_size)
+        self.budget = dataset.n
         start, size = 0, self.batch_size
         while start < dataset.n:
             yield from dataset.batches(size, start=start, stop=start + size)
@@ -271,8 +288,8 @@ class StopRule:
             if sink.error is not None:
                 return False  # the claims report the error after a whole pass
             try:
-                values, (low, high) = sink.per_sample()
-                if not all(w.decided(values, low, high) for w in watches):
+                values, span = sink.per_sample()
+                if not all(w.decided(values, span, self.budget) for w in watches):
                     return False
             except QuantityError:
                 return False
@@ -291,7 +308,8 @@ def stop_rule(watches: dict[Any, list[Any]], sinks: dict[Any, Any],
     if any(not hasattr(sink, "per_sample") for sink in sinks.values()):
         return None
     size = min(dataset_batch or SEQUENTIAL_BATCH, SEQUENTIAL_BATCH)
-    return StopRule([(sinks[k], [Watch(w.op, w.bound, w.upper, w.level) for w in watches[k]])
+    return StopRule([(sinks[k], [w.make_watch() if hasattr(w, "make_watch")
+                                 else Watch(w.op, w.bound, w.upper, w.level) for w in watches[k]])
                      for k in sinks], size)
 
 
@@ -345,4 +363,4 @@ def cut_short_stale(plan: Any, subject: Any, dataset_spec: Any, interventions: A
 
 
 __all__ = ["GRID", "SEQUENTIAL_BATCH", "BettingCS", "Decision", "StopRule", "Watch",
-           "betting_cs", "decide", "samples_to_decide", "stop_rule"]
+           "betting_cs", "decide", "make_cs", "samples_to_decide", "stop_rule"]

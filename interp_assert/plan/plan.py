@@ -204,6 +204,19 @@ class RunPlan:
             sinks.setdefault(wanted, factory)
             return dict(sinks)
 
+    def watch_now(self, key: PassKey, sink: Hashable, watch: Any) -> Callable[[], None]:
+        """Watch sink ``sink`` of pass ``key`` while a claim measures (a sequential effect
+        claim's intervened pass); returns the function that removes the watch again."""
+        with self._lock:  # new lists: a stop recorded earlier keeps the watches it had
+            sinks = self._watches.setdefault(key, {})
+            sinks[sink] = [*sinks.get(sink, []), watch]
+
+        def remove() -> None:
+            with self._lock:
+                sinks = self._watches.get(key, {})
+                sinks[sink] = [w for w in sinks.get(sink, []) if w is not watch]
+        return remove
+
     def watches(self, key: PassKey) -> dict[Hashable, list[Any]] | None:
         """The sequential claims' watches on pass ``key`` (sink -> watches), or None when some
         claim reads the pass whole (then it cannot stop early)."""

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 SEQUENTIAL_ENV = "INTERP_ASSERT_SEQUENTIAL"
 UNDECIDED_ENV = "INTERP_ASSERT_UNDECIDED"
 UNDECIDED_POLICIES = ("fail", "xfail")
-#: metrics whose sinks give per-sample values in [0, 1] during the pass
-WATCHABLE_METRICS = frozenset({"exact_match", "token_accuracy"})
+#: metrics whose sinks give per-sample values during the pass ([0, 1] rates, and unbounded
+#: values judged by the asymptotic sequence; loss only with ``average: samples``)
+WATCHABLE_METRICS = frozenset({"exact_match", "token_accuracy", "loss", "logit_diff"})
 
 _settings: dict[str, Any] = {"sequential": None, "undecided": None}
 
@@ -118,7 +119,7 @@ def planned_watch(claim: Any, definitions: Any) -> tuple[str, PlannedWatch] | No
     if not isinstance(subject, ast.Ref) or subject.name not in definitions:
         return None
     config = getattr(definitions[subject.name].kind, "config", {})
-    if config.get("metric") not in WATCHABLE_METRICS:
+    if config.get("metric") not in WATCHABLE_METRICS or config.get("average") == "tokens":
         return None
     bound, upper = _literal(comparison.value), _literal(comparison.upper)
     if bound is None or (comparison.upper is not None and upper is None):
