@@ -4,7 +4,7 @@ and of steering (the metric against the steering scale)."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,6 +91,13 @@ def plot_scales(ax: Axes, outcome: Outcome, title: str) -> None:
                 linestyle="none")
     handles.append(Line2D([], [], marker="*", color=color, linestyle="none",
                           label=f"claimed scale {fmt(data['scale'])}: {fmt(after)}"))
+    span = _metric_span(data, outcome.interval)
+    if span is not None:  # the effect's confidence interval, in the metric's units
+        ax.errorbar([data["scale"]], [after], yerr=[[after - span[0]], [span[1] - after]],
+                    color=color, capsize=6, linestyle="none")
+        handles.append(Line2D([], [], color=color, marker="|", linestyle="none",
+                              label=f"{data['change']} {fmt(outcome.interval[0])} .. "
+                                    f"{fmt(outcome.interval[1])} (confidence interval)"))
     ax.axhline(data["before"], color="grey", linestyle=":")
     handles.append(Line2D([], [], color="grey", linestyle=":",
                           label=f"unsteered {fmt(data['before'])}"))
@@ -103,3 +110,16 @@ def plot_scales(ax: Axes, outcome: Outcome, title: str) -> None:
     ax.set_ylabel(data["metric"])
     ax.set_title(title, fontsize=9)
     legend(ax, handles)
+
+
+def _metric_span(data: dict[str, Any], interval: tuple[float, float] | None
+                 ) -> tuple[float, float] | None:
+    """A rise's or drop's confidence interval as values of the steered metric."""
+    if interval is None or not all(map(math.isfinite, interval)) or \
+            not math.isfinite(data["after"]) or data["change"] not in ("rise", "drop"):
+        return None
+    low, high = interval
+    before = float(data["before"])
+    span = (before + low, before + high) if data["change"] == "rise" else \
+        (before - high, before - low)
+    return (min(span[0], data["after"]), max(span[1], data["after"]))

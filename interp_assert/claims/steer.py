@@ -12,7 +12,9 @@ difference of means of an activation between the samples whose label is non-zero
 whose label is zero, or the weight vector of a binary logistic probe mapped back to the
 activation's units. Expressions and mean differences are used as given (``unit`` after them
 divides by the norm); a probe's direction is always unit norm. ``·``, ``⋅``, ``×`` and ``*``
-all read as times. Without ``at`` every position is steered.
+all read as times. Without ``at`` every position is steered. ``... rises by ≥ 2 with 95%
+confidence`` judges the paired bootstrap interval of the effect over the samples (each
+sample's metric unsteered and steered; :mod:`interp_assert.claims.confidence`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lark import Tree
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.causal_base import Effect, effect_from
 from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.claims.probe import (
     Target,
@@ -44,6 +47,7 @@ from interp_assert.evaluate.probing import (
     position_of,
 )
 from interp_assert.evaluate.steering import steering, unit
+from interp_assert.labels import Labelled
 from interp_assert.language import ast
 from interp_assert.loading.data import load_dataset
 
@@ -175,17 +179,23 @@ class Steer(Claim):
         spec = ctx.dataset_spec()
         return tuple(position_of(spec, label) for label in self.positions)
 
+    def metric_value(self, ctx: Context, scale: float, direction: np.ndarray) -> Labelled:
+        """The metric (with its per-sample values) with ``scale × direction`` added (scale 0:
+        the unsteered pass)."""
+        if scale == 0:
+            return self.effect.metric.value(ctx)
+        intervention = steering(self.hook, scale, direction, self._positions(ctx))
+        return self.effect.metric.value(ctx.derive(interventions=(intervention,)))
+
     def metric_at(self, ctx: Context, scale: float, direction: np.ndarray) -> float:
         """The metric with ``scale × direction`` added (scale 0: the unsteered pass)."""
-        if scale == 0:
-            return self.effect.metric.value(ctx).scalar()
-        intervention = steering(self.hook, scale, direction, self._positions(ctx))
-        return self.effect.metric.value(ctx.derive(interventions=(intervention,))).scalar()
+        return self.metric_value(ctx, scale, direction).scalar()
 
     def evaluate(self, ctx: Context) -> Outcome:
         direction = self.direction.vector(ctx)
-        before = self.metric_at(ctx, 0.0, direction)
-        after = self.metric_at(ctx, self.scale, direction)
+        first = self.metric_value(ctx, 0.0, direction)
+        then = self.metric_value(ctx, self.scale, direction)
+        before, after = first.scalar(), then.scalar()
         effect = effect_of(self.effect.change, before, after)
         bound, upper = evaluate_bounds(ctx, self.effect.comparison)
         passed = compare(effect, self.effect.comparison, bound, upper)
@@ -208,8 +218,11 @@ class Steer(Claim):
                  "holds": passed}]
         plot_data = {"scale": self.scale, "before": before, "after": after, "metric": metric,
                      "change": change, "expected": expected_bound, "needed": needed}
-        return Outcome(passed, measured, f"{change} {expected_bound}", value=effect, rows=rows,
-                       context=context, plot_data=plot_data)
+        outcome = Outcome(passed, measured, f"{change} {expected_bound}", value=effect,
+                          rows=rows, context=context, plot_data=plot_data)
+        return with_confidence(outcome, self.effect.comparison,
+                               paired_meta(change, first.meta, then.meta), bound, upper,
+                               f"metric '{metric}'", row=rows[0])
 
     def plot_evidence(self, outcome: Outcome, ctx: Context) -> None:
         """The metric at multiples of the claimed scale (only when a plot is drawn)."""

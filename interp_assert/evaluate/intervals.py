@@ -178,7 +178,8 @@ def statistic_interval(samples: np.ndarray, name: str, level: float = 0.95,
 def paired_statistic(change: str) -> Statistic:
     """The effect of an intervention on resampled units: ``drop`` mean(before) − mean(after),
     ``rise`` the reverse, ``change`` its absolute value, ``recover``
-    (mean(after) − mean(before)) / (mean(source) − mean(before))."""
+    (mean(after) − mean(before)) / (mean(source) − mean(before)), ``share`` (four arrays:
+    before, after, high, low) (mean(after) − mean(before)) / (mean(high) − mean(low))."""
     verb = change.rstrip("s") if change != "changes" else "change"
 
     def effect(before: np.ndarray, after: np.ndarray, *source: np.ndarray) -> np.ndarray:
@@ -189,6 +190,9 @@ def paired_statistic(change: str) -> Statistic:
             return a - b
         if verb == "change":
             return np.abs(a - b)
+        if verb == "share":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (a - b) / (source[0].mean(axis=-1) - source[1].mean(axis=-1))
         with np.errstate(invalid="ignore", divide="ignore"):
             return (a - b) / (source[0].mean(axis=-1) - b)
 
@@ -237,9 +241,9 @@ def interval_of(meta: dict[str, Any], level: float = 0.95) -> tuple[float, float
     from interp_assert.evaluate.stats import interval_for
 
     if "paired" in meta:
-        arrays = meta["paired"]
-        return paired_interval(arrays[0], arrays[1], str(meta.get("change", "drop")), level,
-                               arrays[2] if len(arrays) > 2 else None)
+        arrays = [np.asarray(a, dtype=np.float64).reshape(-1) for a in meta["paired"]]
+        change = str(meta.get("change", "drop"))
+        return bootstrap(arrays, paired_statistic(change), level, f"paired {change}")
     if "clusters" in meta:
         numerator, denominator = meta["clusters"]
         return ratio_interval(numerator, denominator, level)
