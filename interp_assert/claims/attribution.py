@@ -24,6 +24,7 @@ from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.causal import Patch
 from interp_assert.claims.causal_base import MeasuredMetric, Measurement
 from interp_assert.claims.compare import evaluate_bounds
+from interp_assert.claims.confidence import paired_meta
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.circuit_layout import Layout
@@ -81,6 +82,28 @@ def estimates(ctx: Context, metric: MeasuredMetric, source: str, target: str,
     return table, what
 
 
+def estimated_meta(change: str, table: Attribution, parts: list[Component],
+                   positions: tuple[int, ...] | None, before: Mapping[str, Any],
+                   source: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``paired`` meta of an attribution estimate: each target sample's metric before,
+    and that value plus the sample's own estimated change (its share of the gradient sum)
+    standing for the patched run; empty without per-sample values (then a confidence claim
+    is an error)."""
+    if "samples" not in before:
+        return {}
+    shares = [table.sample_estimates(part, positions) for part in parts]
+    first = np.asarray(before["samples"], dtype=np.float64).reshape(-1)
+    if any(share is None or share.size != first.size for share in shares):
+        return {}
+    after = first + np.sum(shares, axis=0)
+    meta = paired_meta(change, before, {"samples": after}, source)
+    if meta:
+        meta["pairing"] = meta["pairing"].replace(
+            "before and after the intervention", "before and estimated after patching (its "
+            "metric plus its own first-order estimate)")
+    return meta
+
+
 @register_claim
 @dataclass
 class AttributionOf(Patch):
@@ -106,11 +129,12 @@ _attr_from: "from" NAME "into" NAME"""
             if self.control is not None else set()
         table, _ = estimates(ctx, self.effect.metric, self.source, self.target, parts, kinds)
         estimate = sum(table.estimate(part, positions) for part in parts)
-        before = self._metric(ctx, target).scalar()
-        source_value = self._metric(ctx, source).scalar()
+        first, origin = self._metric(ctx, target), self._metric(ctx, source)
+        before, source_value = first.scalar(), origin.scalar()
         after = before + estimate
         return Measurement(before, after, effect_of(change, before, after, source_value),
-                           source_value)
+                           source_value, estimated_meta(change, table, parts, positions,
+                                                        first.meta, origin.meta))
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:

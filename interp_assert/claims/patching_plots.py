@@ -31,6 +31,24 @@ def _needed(data: dict[str, Any]) -> float | None:
     return None
 
 
+def _after_span(data: dict[str, Any], interval: tuple[float, float] | None
+                ) -> tuple[float, float] | None:
+    """The patched run's metric over the effect's confidence interval (recovery: between the
+    target and the source run; drops / rises: offset from before)."""
+    if interval is None or not all(map(math.isfinite, interval)):
+        return None
+    before, source, change = data.get("before"), data.get("source"), data.get("change")
+    if before is None or not math.isfinite(float(before)):
+        return None
+    if change == "recovery" and source is not None and math.isfinite(float(source)):
+        ends = [before + r * (source - before) for r in interval]
+    elif change in ("drop", "rise"):
+        ends = [before - e if change == "drop" else before + e for e in interval]
+    else:
+        return None
+    return (float(min(ends)), float(max(ends)))
+
+
 def plot_path_bars(ax: Axes, outcome: Outcome, metric: str, source: str, target: str,
                    title: str) -> None:
     """Three bars: the metric on the target run, with the path patched, and on the source run;
@@ -52,6 +70,15 @@ def plot_path_bars(ax: Axes, outcome: Outcome, metric: str, source: str, target:
     handles: list[Artist] = [Line2D([], [], color=colors[1], linewidth=6,
                                     label=f"{data.get('change')} {fmt(data.get('effect'))}, the "
                                           f"claim {'holds' if outcome.passed else 'fails'}")]
+    span = _after_span(data, outcome.interval)
+    if span is not None:  # the effect's confidence interval, in the metric's units
+        ax.errorbar([1], [finite[1]], yerr=[[max(finite[1] - span[0], 0)],
+                                             [max(span[1] - finite[1], 0)]],
+                    color="k", capsize=6, linestyle="none")
+        low, high = outcome.interval  # type: ignore[misc]
+        handles.append(Line2D([], [], color="k", marker="|", linestyle="none",
+                              label=f"{data.get('change')} interval [{fmt(low)}, "
+                                    f"{fmt(high)}]"))
     needed = _needed(data)
     if needed is not None:
         ax.axhline(needed, color="k", linestyle="--")

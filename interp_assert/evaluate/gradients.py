@@ -47,6 +47,9 @@ class GradientMetric:
     def __init__(self, metric: Metric) -> None:
         self.metric = metric
         self.denominator = 0.0
+        #: per row of the last batch: whether the metric keeps that sample among its
+        #: per-sample values (a sample-averaged loss leaves out samples scoring no token)
+        self.kept = np.zeros(0, dtype=bool)
 
     def numerator(self, logits: Any, batch: dict[str, Any]) -> Any:
         import torch
@@ -58,6 +61,7 @@ class GradientMetric:
             correct = _ids(batch, metric.config["correct"], rows.device)
             incorrect = _ids(batch, metric.config["incorrect"], rows.device)
             self.denominator += rows.shape[0]
+            self.kept = np.ones(rows.shape[0], dtype=bool)
             return (rows.gather(1, correct) - rows.gather(1, incorrect)).sum()
         if isinstance(metric, AnswerProbability):
             return self._probability(array, batch)
@@ -80,6 +84,8 @@ class GradientMetric:
             -1, target)[..., 0]
         weights = torch.as_tensor(mask, dtype=array.dtype, device=array.device)
         counts = mask.sum(axis=1)
+        self.kept = np.ones(counts.shape[0], dtype=bool) if metric.average == "tokens" \
+            else counts > 0
         if metric.average == "tokens":
             self.denominator += float(counts.sum())
         else:  # mean over samples (with a scored token) of each sample's mean loss
@@ -125,13 +131,25 @@ def gradient_metric(config: Mapping[str, Any], target: DatasetSpec, what: str) -
     return GradientMetric(make_metric(name, options, load_dataset(target), ()))
 
 
+#: the most per-sample attribution values a gradient pass keeps (float64, all hooks together)
+PER_SAMPLE_LIMIT = 1 << 23
+
+
 @dataclass
 class Attribution:
     """Per hook, ``[position, unit]`` (heads, neurons) or ``[position]`` (modules) sums of
-    ``(a_source − a_target) · ∂M/∂a``; ``metric``: M on the target from the same pass."""
+    ``(a_source − a_target) · ∂M/∂a``; ``metric``: M on the target from the same pass.
+
+    ``per_sample``: the same products per sample (``[sample, position, unit]`` or
+    ``[sample, position]``, not divided), None when they would exceed
+    :data:`PER_SAMPLE_LIMIT` values; ``kept``: the samples the metric's per-sample values
+    cover; ``denominator``: D of ``M = Σ T_b / D``."""
 
     sums: dict[str, np.ndarray]
     metric: float
+    per_sample: dict[str, np.ndarray] | None = None
+    kept: np.ndarray | None = None
+    denominator: float = 1.0
 
     def estimate(self, part: Component, positions: Sequence[int] | None = None) -> float:
         """The estimated change of M when ``part`` is patched (at ``positions``)."""
@@ -144,14 +162,25 @@ class Attribution:
             raise QuantityError(f"{part.label}: layer {part.layer} has {table.shape[1]} units")
         return float(table[:, part.index].sum())
 
-
-def _reduce(product: np.ndarray, kind: str) -> np.ndarray:
-    """Sum a [batch, pos, ...] product over the batch and every axis past the unit."""
-    if kind == "head":  # [batch, pos, head, d_head]
-        return product.sum(axis=(0, 3))
-    if kind == "neuron":  # [batch, pos, neuron]
-        return product.sum(axis=0)
-    return product.reshape(product.shape[0], product.shape[1], -1).sum(axis=(0, 2))
+    def sample_estimates(self, part: Component, positions: Sequence[int] | None = None
+                         ) -> np.ndarray | None:
+        """Per sample the metric keeps, the estimated change of that sample's value when
+        ``part`` is patched: ``e_i · n / D`` (``e_i`` the sample's summed products, ``n`` the
+        kept samples), whose mean is :meth:`estimate`. None without per-sample values."""
+        if self.per_sample is None or self.kept is None:
+            return None
+        table = self.per_sample[part.hook]
+        if positions is not None:
+            table = table[:, list(positions)]
+        if part.kind == "module":
+            values = table.reshape(table.shape[0], -1).sum(axis=1)
+        else:
+            if not 0 <= (part.index or 0) < table.shape[2]:
+                raise QuantityError(f"{part.label}: layer {part.layer} has {table.shape[2]} "
+                                    "units")
+            values = table[:, :, part.index].sum(axis=1)
+        kept = values[self.kept]
+        return kept * (kept.size / self.denominator)
 
 
 def attribution(ctx: WeightContext, config: Mapping[str, Any], source: DatasetSpec,
@@ -200,6 +229,8 @@ def _gradient_pass(ctx: WeightContext, metric: GradientMetric, target: DatasetSp
     handles = [find_module(model, hook, subject.spec.attention).register_forward_hook(
         lambda _m, _a, out, _h=hook: keep(_h, out)) for hook, _ in hooks]
     sums: dict[str, np.ndarray] = {}
+    per_sample: dict[str, np.ndarray] | None = {}
+    kept = np.zeros(dataset.n, dtype=bool)
     total = 0.0
     try:
         for batch in sized_batches(subject, model, dataset):
@@ -216,13 +247,16 @@ def _gradient_pass(ctx: WeightContext, metric: GradientMetric, target: DatasetSp
                                             allow_unused=True)
             total += float(value.detach())
             index = np.asarray(batch["_index"])
+            kept[index] = metric.kept
             for (hook, kind), grad in zip(hooks, grads):
                 act = seen[hook].detach().double().cpu().numpy()
                 delta = clean[hook][index].astype(np.float64) - act
                 gradient = np.zeros_like(act) if grad is None else \
                     grad.detach().double().cpu().numpy()
-                part = _reduce(delta * gradient, kind)
+                rows = _per_sample(delta * gradient, kind)
+                part = rows.sum(axis=0)
                 sums[hook] = part if hook not in sums else sums[hook] + part
+                per_sample = _keep_rows(per_sample, hook, rows, index, dataset.n, len(hooks))
     finally:
         for handle in handles:
             handle.remove()
@@ -230,4 +264,26 @@ def _gradient_pass(ctx: WeightContext, metric: GradientMetric, target: DatasetSp
         raise QuantityError("attribution patching: the metric scores no token on "
                             f"'{target.name}'")
     return Attribution({hook: table / metric.denominator for hook, table in sums.items()},
-                       total / metric.denominator)
+                       total / metric.denominator, per_sample, kept, metric.denominator)
+
+
+def _per_sample(product: np.ndarray, kind: str) -> np.ndarray:
+    """A [batch, pos, ...] product summed over every axis past the unit, per sample."""
+    if kind == "head":  # [batch, pos, head, d_head]
+        return product.sum(axis=3)
+    if kind == "neuron":  # [batch, pos, neuron]
+        return product
+    return product.reshape(product.shape[0], product.shape[1], -1).sum(axis=2)
+
+
+def _keep_rows(per_sample: dict[str, np.ndarray] | None, hook: str, rows: np.ndarray,
+               index: np.ndarray, n: int, hooks: int) -> dict[str, np.ndarray] | None:
+    """Place a batch's per-sample rows of ``hook`` (None once the limit is passed)."""
+    if per_sample is None:
+        return None
+    if hook not in per_sample:
+        if (sum(t.size for t in per_sample.values()) + n * rows[0].size) > PER_SAMPLE_LIMIT:
+            return None
+        per_sample[hook] = np.zeros((n, *rows.shape[1:]), dtype=np.float64)
+    per_sample[hook][index] = rows
+    return per_sample
