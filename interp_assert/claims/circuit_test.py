@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy as np
 from interp_assert.claims import causal  # noqa: F401  (defines causal_metric, used below)
 from interp_assert.claims.base import Claim, Context, register_claim
 from interp_assert.claims.causal_base import MeasuredMetric
+from interp_assert.claims.circuit_confidence import judge_members, judge_score, score_metas
 from interp_assert.claims.circuit_edge_test import circuit_edge_universe, edge_ablation
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
@@ -63,7 +64,7 @@ class CircuitTest(Claim):
     kind = "circuit_test"
     grammar = r"""
 circuit_test: "circuit" NAME "is" CIRCUIT_PROP [circuit_opts] ":" _circuit_body
-_circuit_body: CIRCUIT_VERB comparison "of" causal_metric [circuit_random]
+_circuit_body: CIRCUIT_VERB comparison "of" causal_metric [circuit_random] [confidence]
 circuit_opts: "(" circuit_opt ("," circuit_opt)* ")"
 circuit_opt: CIRCUIT_RATIO | "over" NAME -> circuit_over | "seed" INT -> circuit_seed
 circuit_random: "and" "beats" expr "of" [INT] "random" "circuits"
@@ -83,7 +84,11 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
 
     @classmethod
     def build(cls, children: list[Any]) -> CircuitTest:
-        name, prop, opts, verb, comparison, metric_tree, random = children
+        name, prop, opts, verb, comparison, metric_tree, random, confidence = children
+        if confidence is not None:  # '... of advantage with 95% confidence'
+            comparison = replace(comparison, confidence=ast.confidence_level(confidence))
+        elif comparison.sequential:
+            ast.confidence_level((comparison.confidence, True))  # refused: not sequential
         made = cls(circuit=str(name), prop=str(prop), comparison=comparison)
         expr, negate, mask = metric_tree.children
         made.metric = MeasuredMetric(expr, str(mask) if mask is not None else None,
@@ -118,10 +123,15 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
         opts += [f"seed {self.seed}"] if self.seed else []
         text = f"circuit {self.circuit} is {self.prop}"
         text += f" ({', '.join(opts)})" if opts else ""
-        text += f": {VERBS[self.prop]} {self.comparison} of {self.metric}"
+        assert self.comparison is not None
+        text += f": {VERBS[self.prop]} {replace(self.comparison, confidence=None)} of " \
+                f"{self.metric}"
         if self.beats is not None:
             draws = f"{self.draws} " if self.draws is not None else ""
             text += f" and beats {self.beats} of {draws}random circuits"
+        if self.comparison.confidence is not None:
+            level = ast.Number(self.comparison.confidence, "%")
+            text += f" with {level} confidence"
         return text
 
     def expressions(self) -> Any:
@@ -178,6 +188,7 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
         reference = ctx.dataset_spec(self.over) if self.over else target
 
         edges = edge_ablation(ctx, circuit, reference, target, layout)
+        samples: dict[frozenset[str], Any] = {}  # per-sample metric of each run, for intervals
 
         def metric(kept: tuple[str, ...] | frozenset[str]) -> float:
             """M(kept): everything of the circuit's kinds outside ``kept`` mean-ablated."""
@@ -186,7 +197,9 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
                 else mean_ablation(ctx, ablated, reference, layout)
             announce_metric(ctx, self.metric.expr, target, interventions)  # type: ignore[union-attr]
             derived = ctx.derive(dataset=target.name, interventions=interventions)
-            return self.metric.value(derived).scalar()  # type: ignore[union-attr]
+            value = self.metric.value(derived)  # type: ignore[union-attr]
+            samples[frozenset(kept)] = value.meta.get("samples")
+            return value.scalar()
 
         members = circuit.members
         # the means first: their capture joins the clean pass the metric's M_full reads
@@ -234,19 +247,27 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
         if not self.ratio:
             measured += f", {fmt(base)} with all {len(universe)} ablated"
         expected = f"{what} {expected_text(self.comparison, bound, upper)}"
-        passed = holds
+        passed, random_ok = holds, True
         if self.beats is not None:
-            ok, text, more = self._random(ctx, circuit, score, main, rows, plot_data, ablated)
-            passed = passed and ok
+            random_ok, text, more = self._random(ctx, circuit, score, main, rows, plot_data,
+                                                 ablated)
+            passed = passed and random_ok
             measured += f"; {text}"
             expected += f", beating {more}"
         plot_data["value"] = value
+        plot_data["ratio"] = self.ratio
         context = {"circuit": f"{self.circuit}: {', '.join(members) or 'no members'}",
                    "ablation": f"mean over {load_dataset(reference).n} samples of "
                                f"{reference.describe()}, per position",
                    "dataset": f"{load_dataset(target).n} samples of {target.describe()}"}
-        return Outcome(passed, measured, expected, value=value, rows=rows, context=context,
-                       plot_data=plot_data)
+        outcome = Outcome(passed, measured, expected, value=value, rows=rows, context=context,
+                          plot_data=plot_data)
+        name = f"{SCORES[self.prop]} of circuit '{self.circuit}' on '{self.metric}'"
+        metas = score_metas(self.prop, self.ratio, samples, universe, members)
+        if self.prop == "minimal":
+            return judge_members(outcome, self.comparison, metas, bound, upper, name)
+        return judge_score(outcome, self.comparison, metas[""], bound, upper, name,
+                           also=random_ok)
 
     def _random(self, ctx: Context, circuit: Circuit,
                 score: Callable[[tuple[str, ...]], tuple[float, float]], main: float,

@@ -34,6 +34,17 @@ def plot_circuit_test(ax: Axes, outcome: Outcome, name: str) -> None:
         for bar, height in zip(bars, heights):
             if not (math.isfinite(height) and height >= data["bound"]):
                 bar.set_color(FAIL)
+        spans = data.get("member_intervals")
+        if spans:  # each member's confidence interval
+            ends = np.asarray([spans[k] for k in labels], dtype=float)
+            ok = np.all(np.isfinite(ends), axis=1)
+            centre = np.where(ok, finite, 0.0)
+            ax.errorbar(np.arange(len(labels))[ok], centre[ok],
+                        yerr=[np.maximum(centre - ends[:, 0], 0)[ok],
+                              np.maximum(ends[:, 1] - centre, 0)[ok]],
+                        color="k", capsize=5, linestyle="none")
+            handles.append(Line2D([], [], color="k", marker="|", linestyle="none",
+                                  label="confidence interval of each member's effect"))
         ax.set_xticks(range(len(labels)), labels, rotation=45 if len(labels) > 6 else 0)
         ax.set_ylabel("effect of removing the member (fraction of the gap)")
     elif "random" in data:
@@ -45,6 +56,12 @@ def plot_circuit_test(ax: Axes, outcome: Outcome, name: str) -> None:
                               label=f"{scores.size} random circuits of the same size"))
         if math.isfinite(value):
             ax.axvline(value, color=color, linewidth=2.5)
+        interval = outcome.interval
+        if interval is not None and all(map(math.isfinite, interval)):
+            ax.axvspan(interval[0], interval[1], color=color, alpha=0.2)
+            handles.append(Line2D([], [], color=color, linewidth=6, alpha=0.2,
+                                  label=f"its confidence interval [{fmt(interval[0])}, "
+                                        f"{fmt(interval[1])}]"))
         handles.append(Line2D([], [], color=color, linewidth=2.5,
                               label=f"{name}: {data['score']} {fmt(value)}, beats "
                                     f"{fmt(100 * data['fraction'])}% (needs "
@@ -58,8 +75,11 @@ def plot_circuit_test(ax: Axes, outcome: Outcome, name: str) -> None:
                color=["C7"] * (len(runs) - 1) + [color])
         ax.set_xticks(range(len(runs)), [str(r["run"]) for r in runs], fontsize=7)
         ax.set_ylabel("metric")
+        interval = outcome.interval
+        span = f", interval [{fmt(interval[0])}, {fmt(interval[1])}]" \
+            if interval is not None else ""
         handles.append(Line2D([], [], color=color, linewidth=6,
-                              label=f"{data['score']} {fmt(value)} "
+                              label=f"{data['score']} {fmt(value)}{span} "
                                     f"({'holds' if outcome.passed else 'fails'})"))
     if not math.isfinite(value):
         nan_notice(ax, f"the {data['score']} is NaN: never passes")
