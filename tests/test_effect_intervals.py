@@ -138,7 +138,7 @@ def test_steering_interval_is_paired_over_samples(tmp_path: Path) -> None:
         from examples.adder.data import generate
     finally:
         sys.path.remove(str(ROOT))
-    n, seed, hook = 200, 77, "blocks.0.hook_resid_post"
+    n, seed, hook = 120, 77, "blocks.0.hook_resid_post"
     data = generate(n, seed)
     model = tiny.load(ADDER).eval()
     seen: list[np.ndarray] = []
@@ -153,19 +153,31 @@ def test_steering_interval_is_paired_over_samples(tmp_path: Path) -> None:
     after = adder_losses(model, data["tokens"], hook, 0.5 * mean_diff)
     rise = after.mean() - before.mean()
     low, _ = by_hand([before, after], lambda b, a: a.mean() - b.mean())
+    # a feature of the bundled dictionary: 20 · W_dec[F174] added at A4
+    from safetensors.numpy import load_file
+
+    w_dec = load_file(str(ROOT / "examples/adder/sae/sae_weights.safetensors"))["W_dec"]
+    featured = adder_losses(model, data["tokens"], hook, 20 * w_dec[174].astype(np.float64))
     steer = f"steer {hook} at A4 by 0.5 · mean-diff of {hook} at A4 by carry[5]: loss-A5 rises"
     results = run(tmp_path, ADDER, {"sums": {"generate": "examples.adder.data:generate", "n": n,
                                              "seed": seed,
                                              "positions": "X0..X9, +, Y0..Y9, =, A0..A10"}},
-                  {"loss-A5": {"metric": "loss", "answer": "A5"}},
+                  {"loss-A5": {"metric": "loss", "answer": "A5"},
+                   "sae": {"sae": str(ROOT / "examples/adder/sae")}},
                   {"sure": f"{steer} by ≥ {low / 2:.4f} nats with 95% confidence",
+                   "feature": "steer feature F174 of sae by 20 at A4: loss-A5 changes by ≥ 0.1 "
+                              "nats with 90% confidence",
                    "straddle-fail": f"{steer} by ≥ {(low + rise) / 2:.5f} nats with 95% "
                                     "confidence"})
     sure = results["sure"]
     assert sure.status == "holds", sure.outcome or sure.error
     gap = check_interval(sure.outcome, [before, after], lambda b, a: a.mean() - b.mean(), 1e-5)
-    assert "paired bootstrap on 200 samples" in sure.outcome.measured
+    assert "paired bootstrap on 120 samples" in sure.outcome.measured
     assert sure.outcome.p_value is not None and sure.outcome.p_value <= 0.025
+    feature = results["feature"]
+    gap = max(gap, check_interval(feature.outcome, [before, featured],
+                                  lambda b, a: abs(a.mean() - b.mean()), 1e-5, 0.9))
+    assert feature.status == "holds", feature.outcome or feature.error
     failed = results["straddle-fail"]
     assert failed.status == "fails" and failed.outcome.value > (low + rise) / 2
     assert any("straddles the bound" in note for note in failed.outcome.notes)
