@@ -270,7 +270,10 @@ def test_path_patching_and_attribution_intervals(induction: dict[str, Any],
         "attribution": f"attribution of L1H3 from clean into corrupted: loss drops by ≥ "
                        f"{low / 2:.4f} nats with 95% confidence",
         "path-fail": "patch path L0H0, L0H1, L0H2, L0H3 → logits from clean into corrupted: "
-                     "loss recovers ≥ 50% with 95% confidence"})
+                     "loss recovers ≥ 50% with 95% confidence",
+        "attribution-fail": "attribution of L1H3 from clean into corrupted: loss drops by ≥ "
+                            f"{(low + corrupted.mean() - estimated.mean()) / 2:.5f} nats with "
+                            "95% confidence"})
     path = results["path"]
     assert path.status == "holds", path.outcome or path.error
     gap_path = check_interval(path.outcome, [corrupted, patched],
@@ -286,6 +289,10 @@ def test_path_patching_and_attribution_intervals(induction: dict[str, Any],
     check_interval(failed.outcome, [corrupted, patched, clean], recovery, 1e-5)
     assert failed.outcome.interval[1] < 0.5 and failed.outcome.p_value > 0.025
     assert failed.plot is not None and Path(failed.plot).stat().st_size > 1000
+    straddles = results["attribution-fail"]
+    assert straddles.status == "fails" and straddles.outcome.value > straddles.outcome.interval[0]
+    assert any("straddles the bound" in note for note in straddles.outcome.notes)
+    assert straddles.plot is not None and Path(straddles.plot).stat().st_size > 1000
     print(f"path patching: max |diff| {gap_path:.2e}; attribution: {gap_attr:.2e}")
 
 

@@ -32,8 +32,11 @@ def plot_sweep(ax: Axes, outcome: Outcome, heads: list[tuple[int, int]], title: 
                   cmap="PuOr_r", vmin=-scale, vmax=scale)
     together = "together " if len(heads) > 1 else ""
     verdict = "holds" if outcome.passed else "fails"
+    interval = outcome.interval
+    span = f" (interval [{fmt(interval[0])}, {fmt(interval[1])}])" if interval else ""
     handles: list[Artist] = [outline(color, f"claimed heads: {together}{data['change']} "
-                                            f"{fmt(data['effect'])}, the claim {verdict}")]
+                                            f"{fmt(data['effect'])}{span}, the claim "
+                                            f"{verdict}")]
     if nan:
         handles.append(nan_patch("NaN effect"))
     legend(ax, handles, below=True)
