@@ -94,7 +94,6 @@ class GradientMetric:
             self.denominator += float((counts > 0).sum())
         return -(picked * weights).sum()
 
-
     def _probability(self, array: Any, batch: dict[str, Any]) -> Any:
         """``answer_prob``: the batch's sum over samples of the mean answer probability."""
         import torch
@@ -105,6 +104,7 @@ class GradientMetric:
         chosen = torch.as_tensor(tokens[:, index], device=array.device)[..., None]
         rows = array[:, torch.as_tensor(index - metric.shift, device=array.device)]
         self.denominator += rows.shape[0]
+        self.kept = np.ones(rows.shape[0], dtype=bool)
         return rows.softmax(-1).gather(-1, chosen)[..., 0].mean(1).sum()
 
 
