@@ -235,6 +235,7 @@ def induction_run(tmp_path: Path, claims: dict[str, str], circuits: Any = None
                    **({"args": {"corrupt": True}} if name == "corrupted" else {})}
             for name in ("clean", "corrupted")}
     return run(tmp_path, INDUCTION, data, {"loss": {"metric": "loss", "mask": "repeated"},
+                                           "prob": {"metric": "answer_prob", "answer": "20..30"},
                                            "loss-ratio": {"expr": "loss / loss"}},
                claims, circuits)
 
@@ -262,6 +263,15 @@ def test_path_patching_and_attribution_intervals(induction: dict[str, Any],
     (grad,) = torch.autograd.grad(losses(induction, "corrupted", logits).sum(), [kept["z"]])
     delta = (clean_z[z1] - kept["z"].detach()).double()[:, :, 3]
     estimated = corrupted + (delta * grad.double()[:, :, 3]).sum((1, 2)).numpy()
+    # the same for answer_prob: each sample's mean probability of tokens 20..30 (from p − 1)
+    logits = forward(induction, "corrupted", {z1: lambda out: kept.__setitem__("z", out)},
+                     grad=True)
+    tokens = induction["corrupted"]["tokens"]
+    probs = logits.double()[:, 19:30].softmax(-1).gather(-1, tokens[:, 20:31, None])[..., 0]
+    (grad_p,) = torch.autograd.grad(probs.mean(1).sum(), [kept["z"]])
+    prob = probs.mean(1).detach().numpy()
+    delta = (clean_z[z1] - kept["z"].detach()).double()[:, :, 3]
+    prob_estimated = prob + (delta * grad_p.double()[:, :, 3]).sum((1, 2)).numpy()
     drop = lambda b, a: b.mean() - a.mean()  # noqa: E731
     low, _ = by_hand([corrupted, estimated], drop)
     results = induction_run(tmp_path, {
@@ -269,6 +279,8 @@ def test_path_patching_and_attribution_intervals(induction: dict[str, Any],
                 "changes by ≤ 0.5 nats with 95% confidence",
         "attribution": f"attribution of L1H3 from clean into corrupted: loss drops by ≥ "
                        f"{low / 2:.4f} nats with 95% confidence",
+        "prob": "attribution of L1H3 from clean into corrupted: prob changes by ≥ 0 with 95% "
+                "confidence",
         "path-fail": "patch path L0H0, L0H1, L0H2, L0H3 → logits from clean into corrupted: "
                      "loss recovers ≥ 50% with 95% confidence",
         "attribution-fail": "attribution of L1H3 from clean into corrupted: loss drops by ≥ "
@@ -284,6 +296,10 @@ def test_path_patching_and_attribution_intervals(induction: dict[str, Any],
     gap_attr = check_interval(attribution.outcome, [corrupted, estimated, clean][:len(paired)],
                               drop, 1e-5)
     assert "estimated after patching" in " ".join(attribution.outcome.notes)
+    prob_result = results["prob"]
+    assert prob_result.status == "holds", prob_result.outcome or prob_result.error
+    gap_attr = max(gap_attr, check_interval(prob_result.outcome, [prob, prob_estimated],
+                                            lambda b, a: abs(a.mean() - b.mean()), 1e-5))
     failed = results["path-fail"]
     assert failed.status == "fails"
     check_interval(failed.outcome, [corrupted, patched, clean], recovery, 1e-5)
