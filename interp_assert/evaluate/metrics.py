@@ -313,74 +313,14 @@ class Loss(Metric):
                          "tokens": int(counts.sum())})
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """Per-batch arrays as one (empty before any batch)."""
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
 def _logsumexp(array: np.ndarray) -> np.ndarray:
     top = array.max(axis=-1, keepdims=True)
     return top + np.log(np.sum(np.exp(array - top), axis=-1, keepdims=True))
 
 
-@register_metric
-class LogitDifference(Metric):
-    """Mean of logit[correct] - logit[incorrect] at ``position``; the token ids per sample come
-    from the dataset fields named by ``correct`` and ``incorrect``."""
-
-    name = "logit_diff"
-    options = Metric.options | {"position", "correct", "incorrect"}
-
-    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
-        super().__init__(config, dataset)
-        for key in ("position", "correct", "incorrect"):
-            if key not in self.config:
-                raise SpecError(f"metric 'logit_diff' needs '{key}:'")
-        self.position = dataset.position_index(str(self.config["position"]))
-        self.values: list[np.ndarray] = []
-
-    def update(self, logits: Any, batch: dict[str, Any]) -> None:
-        array = _numpy(logits.float())[:, self.position]
-        correct = _numpy(batch[self.config["correct"]]).astype(np.int64).reshape(-1, 1)
-        incorrect = _numpy(batch[self.config["incorrect"]]).astype(np.int64).reshape(-1, 1)
-        diff = (np.take_along_axis(array, correct, 1) - np.take_along_axis(array, incorrect, 1))
-        self.values.append(diff[:, 0].astype(np.float64))
-
-    def per_sample(self) -> tuple[np.ndarray, None]:
-        """Each sample's logit difference so far, in dataset order; unbounded."""
-        return _joined(self.values), None
-
-    def result(self) -> Labelled:
-        samples = np.concatenate(self.values)
-        return Labelled(np.array(samples.mean()), (), self.name,
-                        {"samples": samples, "context": self.context()})
-
-
-@register_metric
-class AnswerProbability(Metric):
-    """Probability of the answer token: per sample, the mean over the ``answer:`` positions p of
-    softmax(logits at p − 1)[token at p] (``predict: same``: at p); the metric is the mean over
-    samples (each sample's value is kept for intervals)."""
-
-    name = "answer_prob"
-
-    def __init__(self, config: Mapping[str, Any], dataset: Dataset) -> None:
-        super().__init__(config, dataset)
-        if self.answer_index is None:
-            raise SpecError("metric 'answer_prob' needs 'answer:' (the answer position labels)",
-                            hint="answer_prob: {metric: answer_prob, answer: A0..A10}")
-        self.values: list[np.ndarray] = []
-
-    def update(self, logits: Any, batch: dict[str, Any]) -> None:
-        targets, rows = self.targets_and_logits(logits, batch)
-        probs = np.exp(rows.astype(np.float64) - _logsumexp(rows.astype(np.float64)))
-        picked = np.take_along_axis(probs, targets[..., None].astype(np.int64), axis=-1)[..., 0]
-        self.values.append(picked.mean(axis=1))
-
-    def result(self) -> Labelled:
-        samples = np.concatenate(self.values)
-        return Labelled(np.array(samples.mean()), (), self.name,
-                        {"samples": samples, "context": self.context()})
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-batch arrays as one (empty before any batch)."""
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 class CustomMetric(Metric):
@@ -417,3 +357,13 @@ def make_metric(reference: str, config: Mapping[str, Any], dataset: Dataset,
                         hint="built-in metrics: " + ", ".join(sorted(METRICS))
                         + "; or 'package.module:function'")
     return METRICS[reference](config, dataset)
+
+
+# the metrics read off the logits of one answer (registered on import; re-exported here)
+from interp_assert.evaluate.logit_metrics import (  # noqa: E402
+    AnswerProbability,
+    LogitDifference,
+)
+
+__all__ = ["METRICS", "AnswerProbability", "CustomMetric", "LogitDifference", "Metric",
+           "make_metric", "register_metric"]
