@@ -315,13 +315,15 @@ def child(row: str, side: str, work: Path, out: Path) -> None:
     numbers: dict[str, Any] = {}
     if row == "labels" and side == "ours":
         import interp_assert.labels  # noqa: F401  (the row times the expansion alone)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if side == "build":
         numbers = build(work)
     elif side != "floor":
         numbers = (ours if side == "ours" else bare)(row, size, work)
     seconds = time.perf_counter() - started
-    out.write_text(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb(),
+    cpu_seconds = time.process_time() - cpu_started  # all threads: steady on a loaded machine
+    out.write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds,
+                               "peak_mb": peak_rss_mb(),
                                "numbers": numbers}))
 
 
@@ -463,11 +465,14 @@ def main() -> None:
             worst = max(agree(row, o["numbers"], b["numbers"])
                         for o, b in zip(runs["ours"], runs["bare"]))
             times = {s: [r["seconds"] for r in runs[s]] for s in runs}
+            cpu = {s: [r["cpu_seconds"] for r in runs[s]] for s in runs}
             peaks = {s: [r["peak_mb"] for r in runs[s]] for s in runs}
             ratio = [o / b for o, b in zip(times["ours"], times["bare"])]
             mem_ratio = [o / b for o, b in zip(peaks["ours"], peaks["bare"])]
             need, formula = needed_mb(row, size, params, floor)
             report.append({"row": row, "ours_s": times["ours"], "bare_s": times["bare"],
+                           "ours_cpu_s": cpu["ours"], "bare_cpu_s": cpu["bare"],
+                           "cpu_ratio": [o / b for o, b in zip(cpu["ours"], cpu["bare"])],
                            "ratio": ratio, "ours_mb": peaks["ours"], "bare_mb": peaks["bare"],
                            "mem_ratio": mem_ratio, "needed_mb": need, "formula": formula,
                            "max_abs_diff": worst, "goal": GOALS[row]})
@@ -483,10 +488,15 @@ def main() -> None:
                   f"{spread(r['ratio'])} | {statistics.median(r['ours_mb']):.0f} | "
                   f"{statistics.median(r['bare_mb']):.0f} | {spread(r['mem_ratio'])} | "
                   f"{r['needed_mb']:.0f} ({r['formula']}) | {r['goal']} |")
+        print("\n| row | interp-assert CPU s | bare CPU s | ratio |\n|---|---|---|---|")
+        for r in report:
+            print(f"| {r['row']} | {spread(r['ours_cpu_s'])} | {spread(r['bare_cpu_s'])} | "
+                  f"{spread(r['cpu_ratio'])} |")
         print("\nTimes: the child's work after `import torch, numpy` (median, min–max over the "
-              "paired runs; ratio = median of the per-pair ratios). Peak: the peak RSS (VmHWM) of "
-              "the fresh child. P parameters, B batch, T tokens, V vocab, H heads per layer, N "
-              "heads in all.")
+              "paired runs; ratio = median of the per-pair ratios); CPU s: the child's CPU "
+              "time over all its threads (what a loaded machine disturbs least). Peak: the "
+              "peak RSS (VmHWM) of the fresh child. P parameters, B batch, T tokens, V vocab, "
+              "H heads per layer, N heads in all.")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,9 @@ AGG: /all|any|mean|max|min/"""
         rows_q = ctx.members(self.members)
         labels = rows_q.labels_of(0) if rows_q.ndim else [str(self.members)]
         values: list[tuple[str, float]] = []
+        if rows_q.ndim and not self.function:  # all rows at once: no per-row copies
+            values = element_values(labels, rows_q.values)
+            labels = []
         for i, label in enumerate(labels):
             row = rows_q.take(0, [i], keep=False) if rows_q.ndim else rows_q
             if self.function:
@@ -194,6 +197,17 @@ AGG: /all|any|mean|max|min/"""
         rows = [{"element": lab, "value": v, "holds": h} for (lab, v), h in zip(values, holds)]
         return Outcome(passed, measured, expected, value=value, rows=rows,
                        plot_data={"values": dict(values), "bound": bound, "upper": upper})
+
+
+def element_values(labels: list[str], array: np.ndarray) -> list[tuple[str, float]]:
+    """(label, value) of every element of ``array`` (rows labelled by ``labels``): a row of
+    one element by its label, a longer row's elements as ``label[j]``."""
+    if not labels:
+        return []
+    flat = np.asarray(array).reshape(len(labels), -1).astype(np.float64).tolist()
+    if flat and len(flat[0]) == 1:
+        return [(label, row[0]) for label, row in zip(labels, flat)]
+    return [(f"{label}[{j}]", v) for label, row in zip(labels, flat) for j, v in enumerate(row)]
 
 
 def _extreme(values: list[tuple[str, float]], comparison: ast.Comparison, bound: float,

@@ -3,6 +3,7 @@ file's ``layout:``, stacked per layer, with layers merged into head and neuron l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +46,17 @@ class WeightContext(Protocol):
 
 
 def _numpy(value: Any) -> np.ndarray:
+    """A weight on the host: a float32 or float64 CPU tensor as a view of its own memory (no
+    copy: the float64 stack :meth:`CircuitWeights._read` builds is the only one), any other
+    tensor as float64."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().double().numpy()
-    return np.asarray(value, dtype=np.float64)
+        value = value.detach()
+        if value.device.type != "cpu" or str(value.dtype) not in ("torch.float32",
+                                                                   "torch.float64"):
+            value = value.cpu().double()
+        return value.numpy()
+    array = np.asarray(value)
+    return array if array.dtype in (np.float32, np.float64) else array.astype(np.float64)
 
 
 @dataclass
@@ -90,11 +99,11 @@ class CircuitWeights:
                 layer += 1
             if not arrays:
                 raise self._missing(name, source.template.replace("{l}", "0"))
-            return np.stack(arrays), tuple(layers)
+            return np.stack(arrays, dtype=np.float64), tuple(layers)  # one float64 copy
         found = self.fetch(source.template)
         if found is None:
             raise self._missing(name, source.template)
-        array = shaped(found)
+        array = np.array(shaped(found), dtype=np.float64)  # a copy: never the weight itself
         if name in PER_LAYER:
             stacked = source.axes is not None and any("layer" in g for g in source.axes)
             if not stacked:
@@ -167,15 +176,17 @@ class CircuitWeights:
         if name == "W_QK":
             values = self.heads("W_Q") @ np.swapaxes(self.heads("W_K"), -1, -2)
             return Labelled(values, (head, Axis("d_model_q"), Axis("d_model_k")), name)
-        neuron = Axis("neuron", self.neuron_labels()) if name in ("W_in", "W_out",
+        if name == "W_out":  # its neuron labels from its own layers (W_in is not read)
+            array, layers = self.stack("W_out")  # [layer, d_mlp, d_model]
+            labels = tuple(f"L{layer}N{i}" for layer in layers for i in range(array.shape[1]))
+            return Labelled(array.reshape(-1, array.shape[-1]),
+                            (Axis("neuron", labels), Axis("d_model")), name)
+        neuron = Axis("neuron", self.neuron_labels()) if name in ("W_in",
                                                                   "head-neuron") else None
         if name == "W_in":
             array = self.stack("W_in")[0]  # [layer, d_model, d_mlp]
             values = np.transpose(array, (1, 0, 2)).reshape(array.shape[1], -1)
             return Labelled(values, (Axis("d_model"), neuron), name)
-        if name == "W_out":
-            array = self.stack("W_out")[0]  # [layer, d_mlp, d_model]
-            return Labelled(array.reshape(-1, array.shape[-1]), (neuron, Axis("d_model")), name)
         if name == "W_E":
             return Labelled(self.stack(name)[0], (Axis("token"), Axis("d_model")), name)
         if name == "W_pos":
@@ -241,10 +252,30 @@ def weights_for(ctx: WeightContext) -> CircuitWeights:
             def fetch(name: str) -> np.ndarray | None:
                 return _numpy(converted[name]) if name in converted else None
         else:
-            names = set(subject.weight_names())
-
-            def fetch(name: str) -> np.ndarray | None:
-                return _numpy(subject.weight(name)) if name in names else None
-
+            fetch = _subject_fetch(subject)
         subject.cache[key] = CircuitWeights(fetch, layout)
     return subject.cache[key]
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _subject_fetch(subject: Any) -> Callable[[str], np.ndarray | None]:
+    """Reads weights from the checkpoint's state dict; only a name whose pattern (its numbers
+    aside) the state dict lacks is looked for in the loader's model, so that reading the
+    checkpoint's layers (up to the first missing one) never builds the model."""
+    checkpoint = subject.checkpoint
+    stored = checkpoint.state_dict if checkpoint is not None else {}
+    patterns = {_DIGITS.sub("#", name) for name in stored}
+    model_names: set[str] = set()
+
+    def fetch(name: str) -> np.ndarray | None:
+        if name in stored:
+            return _numpy(stored[name])
+        if _DIGITS.sub("#", name) in patterns:  # e.g. one layer past the checkpoint's last
+            return None
+        if not model_names:
+            model_names.update(subject.weight_names())
+        return _numpy(subject.weight(name)) if name in model_names else None
+
+    return fetch

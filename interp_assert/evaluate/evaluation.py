@@ -217,10 +217,18 @@ class Evaluation:
             return whole.take(axis, [whole.axes[axis].index_of(name)], keep=False).with_name(name)
         if name == "baseline":
             return self._baseline()
-        if self._subject is not None and ("." in name or self._subject.has_weight(name)):
+        subject = self._subject
+        circuit = subject is not None and is_circuit_name(name)  # W_OV, K-composition, ...
+        if subject is not None and ("." in name or subject.has_weight(name, model=not circuit)):
             return self._weight(name)
-        if self._subject is not None and is_circuit_name(name):  # W_OV, K-composition, ...
-            return circuit_quantity(self, name)
+        if circuit:  # read from the checkpoint: the loader's model is built only when needed
+            try:
+                return circuit_quantity(self, name)
+            except InterpAssertError:
+                assert subject is not None
+                if subject.has_weight(name):  # the loader's model's own weight of that name
+                    return self._weight(name)
+                raise
         candidates = [*self.file.quantities, *self._owners]
         if self._subject is not None:
             with contextlib.suppress(InterpAssertError):

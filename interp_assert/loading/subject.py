@@ -184,10 +184,13 @@ class LoadedSubject:
             names.extend(n for n, _ in model.named_buffers() if n not in names)
         return names
 
-    def has_weight(self, name: str) -> bool:
+    def has_weight(self, name: str, model: bool = True) -> bool:
         """Whether ``name`` is a weight; a checkpoint that cannot be loaded raises (that is the
-        problem to report, not an unknown name; a failing loader raises from weight())."""
-        _ = self.checkpoint
+        problem to report, not an unknown name; a failing loader raises from weight()). With
+        ``model=False`` only the checkpoint's state dict is asked (the model is not loaded)."""
+        checkpoint = self.checkpoint
+        if not model:
+            return checkpoint is not None and name in checkpoint.state_dict
         try:
             self.weight(name)
         except CheckpointError:

@@ -94,7 +94,19 @@ def _axis_index(x: Labelled, axis: str | None) -> int:
 def norm(x: Labelled, axis: str | None = None) -> Labelled:
     """Euclidean norm along the last axis (or the named axis)."""
     i = _axis_index(x, axis)
-    return Labelled(np.linalg.norm(x.values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+    values = x.values
+    if i == values.ndim - 1 >= 1 and values.nbytes > _NORM_BLOCK:  # rows in blocks: the
+        # squares of one block at a time, each row's sum as in one call
+        step = max(1, _NORM_BLOCK // max(values.shape[-1] * values.itemsize, 1))
+        flat = values.reshape(-1, values.shape[-1])
+        norms = np.concatenate([np.linalg.norm(flat[start:start + step], axis=-1)
+                                for start in range(0, len(flat), step)])
+        return Labelled(norms.reshape(values.shape[:-1]), x.axes[:i], x.name)
+    return Labelled(np.linalg.norm(values, axis=i), x.axes[:i] + x.axes[i + 1:], x.name)
+
+
+_NORM_BLOCK = 16 * 2**20
+"""Bytes of rows whose squares norm() holds at once."""
 
 
 def _unit_rows(values: np.ndarray) -> np.ndarray:
