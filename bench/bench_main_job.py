@@ -20,7 +20,11 @@ the median of the per-pair ratios of each. Goal: ≤ 1.3×.
 Afterwards the claims' recorded values are compared with the plain script's numbers
 (within 1e-4): the count that agree is printed, and any that differ are listed.
 
-Run: python bench/bench_main_job.py [--repeats 3]
+The mirrored files also hold claims whose numbers the plain script does not compute (some
+with passes of their own: attribution ablations, a gradient pass); ``--compared-only`` runs
+only the claims it compares.
+
+Run: python bench/bench_main_job.py [--repeats 3] [--compared-only]
 """
 
 from __future__ import annotations
@@ -91,9 +95,14 @@ def timed(command: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def spec_files() -> list[str]:
-    """The claim files pytest runs: those of ``specs/`` that the plain script mirrors."""
-    return [f"specs/{stem}.claims.yaml" for stem in MIRRORED]
+def spec_files(compared_only: bool = False) -> list[str]:
+    """The claim files pytest runs: those of ``specs/`` that the plain script mirrors; with
+    ``compared_only``, only the claims whose values are compared (node ids; every claim of the
+    sweep file)."""
+    if not compared_only:
+        return [f"specs/{stem}.claims.yaml" for stem in MIRRORED]
+    claims = sorted({f"specs/{stem}.claims.yaml::{claim}" for stem, claim, _ in SAME})
+    return [*claims, "specs/induction_sweep.claims.yaml"]
 
 
 def compare(results: Path, numbers: Path) -> tuple[int, list[str]]:
@@ -119,13 +128,16 @@ def compare(results: Path, numbers: Path) -> tuple[int, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="paired runs (median)")
+    parser.add_argument("--compared-only", action="store_true",
+                        help="run only the claims whose values the plain script computes (the "
+                             "mirrored files also hold claims it does not compute)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-main-") as tmp:
         folder = Path(tmp)
         results, numbers = folder / "results.json", folder / "numbers.json"
         commands = {
-            "pytest specs": [sys.executable, "-m", "pytest", *spec_files(), "-q", "-p",
-                             "no:cacheprovider", f"--interp-json={results}",
+            "pytest specs": [sys.executable, "-m", "pytest", *spec_files(args.compared_only),
+                             "-q", "-p", "no:cacheprovider", f"--interp-json={results}",
                              f"--interp-artifacts={folder / 'artifacts'}"],
             "plain script": [sys.executable, str(PLAIN), "--out", str(numbers)]}
         walls: dict[str, list[float]] = {name: [] for name in commands}
@@ -138,8 +150,10 @@ def main() -> None:
                 cpus[name].append(cpu)
         agree, differ = compare(results, numbers)
         summary: dict[str, Any] = json.loads(results.read_text())["summary"]
-    print(f"main job, whole fresh processes, {args.repeats} paired repeats; pytest runs the "
-          f"claim files the plain script mirrors: {' '.join(spec_files())}")
+    what = ("only the claims whose values the plain script computes" if args.compared_only
+            else "the claim files the plain script mirrors")
+    print(f"main job, whole fresh processes, {args.repeats} paired repeats; pytest runs {what}: "
+          f"{' '.join(spec_files(args.compared_only))}")
     for what, times in (("wall", walls), ("CPU (user+sys)", cpus)):
         print(f"  {what}")
         for name, values in times.items():
