@@ -8,6 +8,7 @@ does not hold. The runner evaluates and judges.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,16 @@ class ClaimErrored(Exception):
     """A claim that could not be evaluated (raised at setup: reported as ERROR)."""
 
 
-def claim_repr(result: ClaimResult, config: pytest.Config) -> Any:
+def claim_repr(result: ClaimResult, config: pytest.Config,
+               report: Callable[..., str] = format_result) -> Any:
     """The claim's report as pytest's own failure representation: the crash line (``-r``,
     ``--tb=line``) carries measured against expected, ``--tb=short`` drops the evidence
-    table, ``-v`` adds the claim's ``why``."""
+    table, ``-v`` adds the claim's ``why``. ``report`` formats the result (an item passes
+    its own, which formats each variant once)."""
     from _pytest._code.code import ReprExceptionInfo, ReprFileLocation, ReprTracebackNative
 
     style = config.getoption("tbstyle", "auto")
-    text = format_result(result, why=config.option.verbose > 0, evidence=style != "short")
+    text = report(result, why=config.option.verbose > 0, evidence=style != "short")
     crash = ReprFileLocation(result.location.path, result.location.line, headline(result))
     lines = [] if style in ("line", "no") else [text + "\n"]  # line: only the crash line
     return ReprExceptionInfo(ReprTracebackNative(lines), crash)
@@ -82,6 +85,7 @@ class ClaimItem(pytest.Item):
         #: the JSON record of the result, attached to this item's report (see pytest_plugin)
         self.interp_record: dict[str, Any] | None = None
         self.interp_plot: str | None = None
+        self._reports: dict[tuple[bool, bool], str] = {}
         self.add_marker(_mark("interp_claim"))
         for tag in check.entry.tags:
             self.config.addinivalue_line("markers", f"{tag}: interp-assert claim tag")
@@ -125,14 +129,22 @@ class ClaimItem(pytest.Item):
     def runtest(self) -> None:
         assert self.result is not None
         if self.result.verdict in (Verdict.FAILS, Verdict.XFAIL, Verdict.UNDECIDED):
-            raise ClaimFailure(format_result(self.result))
+            raise ClaimFailure(self._report(self.result))
+
+    def _report(self, result: ClaimResult, *, why: bool = False, evidence: bool = True) -> str:
+        """``format_result`` of this item's result, formatted once per variant (the failure
+        and its report share it)."""
+        key = (why, evidence)
+        if key not in self._reports:
+            self._reports[key] = format_result(result, why=why, evidence=evidence)
+        return self._reports[key]
 
     def _repr_failure_py(self, excinfo: pytest.ExceptionInfo[BaseException],
                          style: Any = None) -> Any:
         """Setup errors and failures of the claim render as :func:`claim_repr` (pytest
         calls this for setup errors, and ``repr_failure`` for failures)."""
         if isinstance(excinfo.value, ClaimFailure | ClaimErrored) and self.result is not None:
-            return claim_repr(self.result, self.config)
+            return claim_repr(self.result, self.config, self._report)
         return super()._repr_failure_py(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -283,9 +283,11 @@ def pytest_collection(session: pytest.Session) -> Any:
 
     with gc_paused():
         result = yield
-        if session.config.stash.get(SESSION_KEY, None) is not None:
+        claim_session = session.config.stash.get(SESSION_KEY, None)
+        if claim_session is not None:
             settle_gc()
             session.config.stash[_SETTLED] = True
+            claim_session.settle_loads = True
     return result
 
 

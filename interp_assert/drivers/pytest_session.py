@@ -56,6 +56,8 @@ class ClaimSession:
     remote: RayRun | None = None
     #: xdist workers whose phase times were added (the controller's)
     workers: int = 0
+    #: freeze what the first evaluated claim loaded (set when collection froze the claims)
+    settle_loads: bool = False
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> ClaimSession:
@@ -135,6 +137,11 @@ class ClaimSession:
         if self.remote is not None:
             return self.remote.result(check)
         result = self.runner.result(check)
+        if self.settle_loads:  # the model and the libraries the first claim loaded live on
+            from interp_assert.resources import settle_gc
+
+            self.settle_loads = False
+            settle_gc()
         return result, self.runner.record(result)
 
     # -- the reporting process -----------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import os
 import re
@@ -18,13 +19,19 @@ from interp_assert.errors import OutputError
 
 def relative(path: Path | str, root: Path | None) -> str:
     """``path`` relative to ``root`` when inside it, as a POSIX string."""
-    path = Path(path)
-    if root is not None:
-        try:
-            return path.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            pass
-    return path.as_posix()
+    if root is None:
+        return Path(path).as_posix()
+    return _relative(str(path), str(root), os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative(path: str, root: str, cwd: str) -> str:
+    """:func:`relative`, resolved once per path, root and working folder (every record of a
+    claim file names the same file)."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
 
 
 def write_atomically(path: Path, fill: Callable[[BinaryIO], object]) -> None:

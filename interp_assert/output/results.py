@@ -31,6 +31,11 @@ SCHEMA = "interp-assert/results/3"
 
 def _plain(value: Any) -> Any:
     """JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to strings."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # most leaves: as they are
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else str(value)
     import numpy as np
 
     if isinstance(value, dict):
