@@ -28,6 +28,16 @@ from interp_assert.errors import QuantityError
 MIN_SAMPLES = 30
 
 
+def finite_values(values: np.ndarray) -> np.ndarray:
+    """The next observations as a flat float64 array; NaN or infinite values are an error (a
+    sequential claim cannot be decided on them)."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(x)):
+        raise QuantityError("a per-sample value is NaN or infinite: a sequential claim "
+                            "cannot be decided on it")
+    return x
+
+
 def rho_for(alpha: float, target: int) -> float:
     """The Robbins-mixture tuning that makes the boundary tightest at ``target`` samples."""
     log_term = -2 * math.log(alpha)
@@ -57,12 +67,9 @@ class AsymptoticCS:
 
     def update(self, values: np.ndarray) -> AsymptoticCS:
         """Feed the next observations (in order); NaN or infinite values are an error."""
-        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        x = finite_values(values)
         if x.size == 0:
             return self
-        if not np.all(np.isfinite(x)):
-            raise QuantityError("a per-sample value is NaN or infinite: a sequential claim "
-                                "cannot be decided on it")
         mean_before = self.total / self.n if self.n else 0.0
         batch_mean = float(x.mean())
         batch_squares = float(((x - batch_mean) ** 2).sum())

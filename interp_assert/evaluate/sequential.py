@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from interp_assert.errors import QuantityError
+from interp_assert.evaluate.asymptotic_cs import finite_values
 
 #: grid points of candidate means across the declared range
 GRID = 1000
@@ -67,12 +68,9 @@ class BettingCS:
 
     def update(self, values: np.ndarray) -> BettingCS:
         """Feed the next observations (in order); values outside the range are an error."""
-        x = np.asarray(values, dtype=np.float64).reshape(-1)
+        x = finite_values(values)
         if x.size == 0:
             return self
-        if not np.all(np.isfinite(x)):
-            raise QuantityError("a per-sample value is NaN or infinite: a sequential claim "
-                                "cannot be decided on it")
         if x.min() < self.low or x.max() > self.high:
             raise QuantityError(
                 f"per-sample values leave the declared range [{self.low:g}, {self.high:g}] "
