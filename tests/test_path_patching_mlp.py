@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import run_plotting_pass_fail
+from test_path_patching import capture, forward  # the same hand-written hooked passes
 
 from interp_assert.claims import parse_claim
 from interp_assert.run.runner import load_claim_file
@@ -46,27 +47,6 @@ def world() -> dict[str, Any]:
     model = tiny_transformer.load(CHECKPOINT)
     return {"model": model, "data": {name: data.generate(n=N, seed=spec["seed"])
                                      for name, spec in DATA.items()}}
-
-
-def forward(world: dict[str, Any], dataset: str, hooks: dict[str, Hook] | None = None) -> Any:
-    import torch
-
-    model = world["model"]
-    handles = [model.get_submodule(path).register_forward_hook(
-        lambda _m, _i, out, f=f: f(out)) for path, f in (hooks or {}).items()]
-    try:
-        with torch.no_grad():
-            return model(world["data"][dataset]["tokens"])
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def capture(world: dict[str, Any], dataset: str, path: str,
-            hooks: dict[str, Hook] | None = None) -> Any:
-    seen: list[Any] = []
-    forward(world, dataset, {**(hooks or {}), path: lambda out: seen.append(out.clone())})
-    return seen[0]
 
 
 def answer_loss(world: dict[str, Any], dataset: str, logits: Any) -> float:
