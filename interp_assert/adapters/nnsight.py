@@ -12,6 +12,11 @@ Every hook point is then read by module path through nnsight's tracing
 ``.output`` inside the same trace, instead of PyTorch hooks. Weights are still named as in the
 wrapped module (``blocks.0.attn.W_Q``). Module inputs (``read: input``) are not provided.
 
+A Hugging Face model (an ``nnsight.LanguageModel`` too) also gets the Hugging Face adapter's
+hook points that are not modules, read from the same trace's output (the model is switched to
+eager attention and asked for ``output_attentions`` / ``output_hidden_states``):
+``blocks.{l}.attn.hook_pattern``, ``blocks.{l}.hook_resid_pre`` and ``blocks.{l}.hook_resid_post``.
+
 nnsight (≥ 0.5) runs a trace's body against the model as it executes, so modules must be read in
 the order they run: the adapter learns that order once, from one plain forward pass on the
 first batch with a hook on every module, and reads and writes them in it.
@@ -119,8 +124,42 @@ class NNsightModel(nn.Module):
         for intervention in interventions:
             writes.setdefault(intervention.hook, []).append(intervention)
         reads = {hook for hook in hooks if hook in names}  # others: reported as not provided
+        virtual = hf_virtual_hooks(self.model, hooks - reads)
         paths = sorted(reads | set(writes), key=lambda p: order.get(p, len(order)))
-        return run_trace(self.traced, inputs, paths, reads, writes, dict(batch))
+        return run_trace(self.traced, inputs, paths, reads, writes, dict(batch), virtual)
+
+
+def hf_virtual_hooks(model: nn.Module, hooks: set[str] | frozenset[str]
+                     ) -> dict[str, tuple[int, str]]:
+    """The Hugging Face adapter's virtual hook points among ``hooks`` (hook -> (layer,
+    kind)), for a Hugging Face model; nothing for any other module."""
+    config = getattr(model, "config", None)
+    layers = getattr(config, "num_hidden_layers", None)
+    if not isinstance(layers, int) or not hasattr(model, "set_attn_implementation"):
+        return {}
+    from interp_assert.adapters.huggingface import _HOOK
+
+    found = {}
+    for hook in hooks:
+        match = _HOOK.match(hook)
+        if match is not None and int(match.group(1)) < layers:
+            found[hook] = (int(match.group(1)), match.group(2))
+    return found
+
+
+def _hf_value(output: Any, layer: int, kind: str) -> Any:
+    """A virtual hook's value from a Hugging Face output, as the Hugging Face adapter reads it."""
+    if kind == "attn.hook_pattern":
+        attentions = getattr(output, "attentions", None)
+        if not attentions or attentions[layer] is None:
+            raise QuantityError("the nnsight model returned no attention patterns",
+                                hint="build the Hugging Face model with "
+                                     "attn_implementation='eager'")
+        return attentions[layer]
+    hidden = getattr(output, "hidden_states", None)
+    if not hidden:
+        raise QuantityError("the nnsight model returned no hidden states")
+    return hidden[layer] if kind == "hook_resid_pre" else hidden[layer + 1]
 
 
 def _envoy(root: Any, path: str) -> Any:
@@ -140,11 +179,18 @@ def _logits(output: Any) -> Any:
 
 
 def run_trace(traced: Any, inputs: Any, paths: list[str], reads: set[str],
-              writes: dict[str, list[Any]], batch: dict[str, Any]) -> dict[str, Any]:
+              writes: dict[str, list[Any]], batch: dict[str, Any],
+              virtual: dict[str, tuple[int, str]] | None = None) -> dict[str, Any]:
     """One nnsight trace: for each path in execution order, apply its writes (set
-    ``.output``), then save its output if it is read; and save the model's output."""
+    ``.output``), then save its output if it is read; and save the model's output (with
+    ``virtual`` Hugging Face hook points read from it)."""
     saved: dict[str, Any] = {}
-    with traced.trace(inputs):
+    virtual = virtual or {}
+    kinds = {kind for _, kind in virtual.values()}
+    extra = {"output_attentions": True} if "attn.hook_pattern" in kinds else {}
+    if kinds - {"attn.hook_pattern"}:
+        extra["output_hidden_states"] = True
+    with traced.trace(inputs, **extra):
         for path in paths:
             envoy = _envoy(traced, path)
             if path in writes:
@@ -156,7 +202,10 @@ def run_trace(traced: Any, inputs: Any, paths: list[str], reads: set[str],
                 saved[path] = envoy.output.save()
         output = traced.output.save()
     values = {path: _value(saved[path]) for path in saved}
-    values["logits"] = _logits(_value(output))
+    output = _value(output)
+    for hook, (layer, kind) in virtual.items():
+        values[hook] = _hf_value(output, layer, kind)
+    values["logits"] = _logits(output)
     return values
 
 
@@ -174,4 +223,8 @@ def wrap(model: Any, input_key: str | None = None) -> NNsightModel:
         return model
     traced = model if hasattr(model, "trace") and hasattr(model, "_module") \
         else nnsight.NNsight(model)
+    if hf_virtual_hooks(traced._module, {"blocks.0.attn.hook_pattern"}):
+        from interp_assert.adapters.huggingface import force_eager
+
+        force_eager(traced._module)  # eager attention is the one that returns patterns
     return NNsightModel(traced, input_key)

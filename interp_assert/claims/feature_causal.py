@@ -1,7 +1,8 @@
 """Ablating and steering sparse-dictionary features, with the causal claims' effect clauses:
 
 * ``ablate feature F12 of sae: exact-match drops by ≥ 10 points`` (``at A3..A9``): the
-  hook's activation loses ``f_i(x) · W_dec[i]``;
+  hook's activation loses ``f_i(x) · W_dec[i]`` (a transcoder: its output hook loses
+  ``f_i(x_in) · W_dec[i]``, ``x_in`` read at its input hook in the same pass);
 * ``steer feature F12 of sae by 4 at A5: digit-error at A6 rises by ≥ 20 points``: the hook's
   activation gains ``4 · W_dec[i]``;
 * ``... while 5 random sets of the same size drop ≤ 2 points``: random features of the same
@@ -31,6 +32,7 @@ from interp_assert.evaluate.feature_interventions import (
     feature_steering,
 )
 from interp_assert.evaluate.forward import Intervention
+from interp_assert.evaluate.transcoder_interventions import transcoder_ablation
 from interp_assert.language import ast
 from interp_assert.loading.data import DatasetSpec
 
@@ -99,16 +101,19 @@ class FeatureAblate(FeatureCausal):
     def intervene(self, ctx: Context, parts: list[Any],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:
         dictionary, hook = self._where(ctx)
-        if "hook_name_out" in dictionary.config:
-            raise QuantityError(f"{dictionary.describe()} is a transcoder: ablating its feature "
-                                "would need its input and output hooks in one edit",
-                                hint="steer the feature instead, or ablate an SAE's feature")
+        if dictionary.config.get("hook_name_out"):  # a transcoder: edit its output hook
+            return transcoder_ablation(dictionary, hook, str(dictionary.config["hook_name_out"]),
+                                       feature_indices(dictionary, parts), positions)
         return (feature_ablation(dictionary, hook, feature_indices(dictionary, parts),
                                  positions),)
 
     def describe(self, ctx: Context) -> str:
         dictionary, hook = self._where(ctx)
         where = f"at {', '.join(self.positions)}" if self.positions else "at all positions"
+        if dictionary.config.get("hook_name_out"):
+            return (f"{', '.join(self.parts)} of transcoder {dictionary.path.name} ablated "
+                    f"(y − f(x_in)·W_dec, x_in from {hook}) at "
+                    f"{dictionary.config['hook_name_out']} {where}")
         return (f"{', '.join(self.parts)} of {dictionary.path.name} ablated (x − f·W_dec) at "
                 f"{hook} {where}")
 
