@@ -118,14 +118,14 @@ class HFModel(WrappedModel):
         """Run the model on a batch: logits plus the requested virtual hook points."""
         wanted = {}
         for hook in hooks:
-            match = _HOOK.match(hook)
-            if match is None or int(match.group(1)) >= self.n_layers:
+            found = virtual_hook(hook, self.n_layers)
+            if found is None:
                 raise QuantityError(f"the Hugging Face model has no hook point or module "
                                     f"'{hook}'" + did_you_mean(hook, self.hook_names()),
                                     hint="hook points: blocks.{l}.attn.hook_pattern, "
                                          "blocks.{l}.hook_resid_pre, blocks.{l}.hook_resid_post "
                                          f"(l < {self.n_layers}), or any module path")
-            wanted[hook] = (int(match.group(1)), match.group(2))
+            wanted[hook] = found
         kinds = {kind for _, kind in wanted.values()}
         output = self.model(**self.inputs(batch), return_dict=True,
                             output_attentions="attn.hook_pattern" in kinds,
@@ -136,24 +136,36 @@ class HFModel(WrappedModel):
                       if self.missing_head else output.last_hidden_state)
         out: dict[str, Any] = {"logits": logits}
         for hook, (layer, kind) in wanted.items():
-            out[hook] = self._value(output, layer, kind)
+            out[hook] = hook_value(output, layer, kind)
         return out
-
-    def _value(self, output: Any, layer: int, kind: str) -> torch.Tensor:
-        if kind == "attn.hook_pattern":
-            attentions = getattr(output, "attentions", None)
-            if not attentions or attentions[layer] is None:
-                raise QuantityError("the model returned no attention patterns",
-                                    hint="load it with attn_implementation='eager' "
-                                         "(load_model does)")
-            return attentions[layer]
-        hidden = getattr(output, "hidden_states", None)
-        if not hidden:
-            raise QuantityError("the model returned no hidden states")
-        return hidden[layer] if kind == "hook_resid_pre" else hidden[layer + 1]
 
     def weight_names(self) -> list[str]:
         return [name for name, _ in self.named_parameters()]
+
+
+def virtual_hook(hook: str, layers: int) -> tuple[int, str] | None:
+    """(layer, kind) of a hook point read off the model's outputs (``blocks.{l}.attn.hook_pattern``,
+    ``blocks.{l}.hook_resid_pre`` / ``_post`` with l < ``layers``), else None."""
+    match = _HOOK.match(hook)
+    if match is None or int(match.group(1)) >= layers:
+        return None
+    return int(match.group(1)), match.group(2)
+
+
+def hook_value(output: Any, layer: int, kind: str) -> torch.Tensor:
+    """A virtual hook point's value from a Hugging Face model output: ``attn.hook_pattern`` from
+    ``attentions``, ``hook_resid_pre`` / ``hook_resid_post`` from ``hidden_states``."""
+    if kind == "attn.hook_pattern":
+        attentions = getattr(output, "attentions", None)
+        if not attentions or attentions[layer] is None:
+            raise QuantityError("the model returned no attention patterns",
+                                hint="load it with attn_implementation='eager' "
+                                     "(load_model does)")
+        return attentions[layer]
+    hidden = getattr(output, "hidden_states", None)
+    if not hidden:
+        raise QuantityError("the model returned no hidden states")
+    return hidden[layer] if kind == "hook_resid_pre" else hidden[layer + 1]
 
 
 class MissingHead:

@@ -137,29 +137,9 @@ def hf_virtual_hooks(model: nn.Module, hooks: set[str] | frozenset[str]
     layers = getattr(config, "num_hidden_layers", None)
     if not isinstance(layers, int) or not hasattr(model, "set_attn_implementation"):
         return {}
-    from interp_assert.adapters.huggingface import _HOOK
+    from interp_assert.adapters.huggingface import virtual_hook
 
-    found = {}
-    for hook in hooks:
-        match = _HOOK.match(hook)
-        if match is not None and int(match.group(1)) < layers:
-            found[hook] = (int(match.group(1)), match.group(2))
-    return found
-
-
-def _hf_value(output: Any, layer: int, kind: str) -> Any:
-    """A virtual hook's value from a Hugging Face output, as the Hugging Face adapter reads it."""
-    if kind == "attn.hook_pattern":
-        attentions = getattr(output, "attentions", None)
-        if not attentions or attentions[layer] is None:
-            raise QuantityError("the nnsight model returned no attention patterns",
-                                hint="build the Hugging Face model with "
-                                     "attn_implementation='eager'")
-        return attentions[layer]
-    hidden = getattr(output, "hidden_states", None)
-    if not hidden:
-        raise QuantityError("the nnsight model returned no hidden states")
-    return hidden[layer] if kind == "hook_resid_pre" else hidden[layer + 1]
+    return {hook: found for hook in hooks if (found := virtual_hook(hook, layers)) is not None}
 
 
 def _envoy(root: Any, path: str) -> Any:
@@ -203,8 +183,11 @@ def run_trace(traced: Any, inputs: Any, paths: list[str], reads: set[str],
         output = traced.output.save()
     values = {path: _value(saved[path]) for path in saved}
     output = _value(output)
-    for hook, (layer, kind) in virtual.items():
-        values[hook] = _hf_value(output, layer, kind)
+    if virtual:
+        from interp_assert.adapters.huggingface import hook_value
+
+        for hook, (layer, kind) in virtual.items():
+            values[hook] = hook_value(output, layer, kind)
     values["logits"] = _logits(output)
     return values
 
