@@ -1,9 +1,9 @@
 """The claim kinds of the modern toolkit (logit lens, direct logit attribution, probes,
 steering, sparse dictionary features, sequential comparisons, path and attribution patching,
-circuit hypothesis tests), each made to fail on the bundled model its example claim file uses:
-the report names the file, the line, the measured and the expected values, and the plot file
-exists. The failing sentences reuse each bundled file's subject, data and definitions (on
-fewer samples)."""
+circuit hypothesis tests over heads and over edges, composition against random pairs), each
+made to fail on the bundled model its example claim file uses: the report names the file, the
+line, the measured and the expected values, and the plot file exists. The failing sentences
+reuse each bundled file's subject, data and definitions (on fewer samples)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ FAILING = {
                        "≥ 5 nats",  # about 0.96
         "agreement": "attribution from clean into corrupted on loss-repeated agrees with "
                      "patching over heads with spearman ≥ 0.999",  # about 0.93
+        "composition-random": "K-composition of L0H0 into L1H0 beats 9 random pairs with 90% "
+                              "confidence",  # not the top pair: rank above 1
+    },
+    "induction_edges": {
+        "edges-faithful": "circuit induction-edges is faithful: keeps ≥ 99% of advantage",  # 0.84
     },
     "induction_circuits": {
         "faithful": "circuit induction is faithful: keeps ≥ 95% of advantage",  # 0.79
