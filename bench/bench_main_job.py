@@ -7,10 +7,10 @@ which loads the same checkpoints with the examples' loaders, generates the same 
 the same forward passes (clean, mean-ablated, patched) with forward hooks and computes the
 claims' numbers with torch, numpy and the standard library.
 
-pytest runs exactly the claim files the plain script mirrors (``MIRRORED``: adder, gates,
-induction, induction_sweep, minilm); the later files of ``specs/`` (features, probes,
-sequential, circuits, lens) have no plain counterpart, so timing them against it would not
-compare the same work. The files run are printed with the table.
+pytest runs exactly the claim files that ``bench/plain/`` mirrors (``MIRRORED``, one module
+per file of ``specs/``); the files run are printed with the table, and so is every result with
+a value that no plain number mirrors (the plain script must do all the work pytest does for the
+ratio to compare like with like).
 
 The two run alternately (paired, the order swapped every repeat). The table gives medians
 with min-max of the wall time and of the CPU time (user + system of the process and its
@@ -20,9 +20,7 @@ the median of the per-pair ratios of each. Goal: ≤ 1.3×.
 Afterwards the claims' recorded values are compared with the plain script's numbers
 (within 1e-4): the count that agree is printed, and any that differ are listed.
 
-The mirrored files also hold claims whose numbers the plain script does not compute (some
-with passes of their own: attribution ablations, a gradient pass); ``--compared-only`` runs
-only the claims it compares.
+``--compared-only`` runs only the claims whose values are compared.
 
 Run: python bench/bench_main_job.py [--repeats 3] [--compared-only]
 """
@@ -41,42 +39,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.plain import key_of, mirrored, module  # noqa: E402
+
 PLAIN = Path(__file__).resolve().parent / "main_job_plain.py"
 GOAL = 1.3
 TOLERANCE = 1e-4
-#: the claim files of ``specs/`` that ``main_job_plain.py`` mirrors (loads, passes, numbers)
-MIRRORED = ("adder", "gates", "induction", "induction_sweep", "minilm")
-
-#: (claim file stem, claim id, label or None) -> the plain script's (section, key)
-SAME = {
-    ("adder", "exact-match", None): ("adder", "exact-match"),
-    ("adder", "token-accuracy", None): ("adder", "token-accuracy"),
-    ("induction", "previous-token-head", None): ("induction", "previous-token L0H1"),
-    ("induction", "repeated-tokens-predictable", None): ("induction", "loss-repeated"),
-    ("induction", "advantage", None): ("induction", "advantage"),
-    ("induction", "k-composition-top-pair", None): ("induction", "K-composition rank L0H1->L1H2"),
-    ("induction", "induction-heads-needed", None): ("induction", "ablate L1: advantage drop"),
-    ("induction", "first-occurrences-unaffected", None): ("induction",
-                                                          "ablate L1: loss-first change"),
-    ("induction", "patching-restores-induction", None): ("induction", "patch L1: recovery"),
-    ("induction", "patching-layer-0-alone-does-not", None): ("induction", "patch L0: recovery"),
-    ("minilm", "previous-token-head", None): ("minilm", "L0H2 previous"),
-    ("minilm", "next-token-head", None): ("minilm", "L1H8 next"),
-    ("minilm", "cls-head-L1H11", None): ("minilm", "L1H11 [CLS]"),
-    ("minilm", "cls-head-L2H9", None): ("minilm", "L2H9 [CLS]"),
-    ("minilm", "cls-head-L4H5", None): ("minilm", "L4H5 [CLS]"),
-    ("minilm", "no-sep-head", None): ("minilm", "L0H5 [SEP]"),
-    ("minilm", "no-self-head", None): ("minilm", "L1H1 itself"),
-    ("gates", "sum-head-high", None): ("gates", "quantile 0.1 L0H0"),
-    ("gates", "operand-heads-aligned", None): ("gates", "aligned L0H1"),  # the lower of two
-    ("gates", "layer-1-not-aligned", None): ("gates", "aligned L1H2"),  # the highest of four
-    ("gates", "gates-open", None): ("gates", "ov_logit sigmoid L0H0"),
-    ("gates", "sharp-operand-heads", None): ("gates", "entropy L0H0"),
-    ("gates", "spread-heads", None): ("gates", "entropy L1H0"),
-    ("adder", "local-effect", None): ("adder", "ablate L0H0,L0H1 at A4: digit-error[A5]"),
-    ("adder", "learned-in-time", None): ("adder", "log reaches 0.99 at"),
-    ("adder", "final-exact", None): ("adder", "final log"),
-}
+#: the claim files of ``specs/`` that ``bench/plain/`` mirrors (loads, passes, numbers)
+MIRRORED = tuple(mirrored())
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -101,28 +72,31 @@ def spec_files(compared_only: bool = False) -> list[str]:
     sweep file)."""
     if not compared_only:
         return [f"specs/{stem}.claims.yaml" for stem in MIRRORED]
-    claims = sorted({f"specs/{stem}.claims.yaml::{claim}" for stem, claim, _ in SAME})
-    return [*claims, "specs/induction_sweep.claims.yaml"]
+    claims = sorted({f"specs/{stem}.claims.yaml::{claim}" for stem in MIRRORED
+                     for claim, _ in module(stem).SAME})
+    swept = [f"specs/{stem}.claims.yaml" for stem in MIRRORED if hasattr(module(stem), "key")]
+    return [*claims, *swept]
 
 
-def compare(results: Path, numbers: Path) -> tuple[int, list[str]]:
-    """How many claim values equal the plain script's numbers, and those that differ."""
+def compare(results: Path, numbers: Path) -> tuple[int, list[str], list[str]]:
+    """How many claim values equal the plain script's numbers, those that differ, and the
+    results with a value that no plain number mirrors."""
     plain: dict[str, dict[str, float]] = json.loads(numbers.read_text())
-    agree, differ = 0, []
+    agree, differ, missing = 0, [], []
     for record in json.loads(results.read_text())["results"]:
         stem = Path(record["file"]).name.split(".")[0]
-        key = SAME.get((stem, record["id"], record.get("label")))
-        if stem == "induction_sweep" and record.get("label"):
-            name = "induction L1H2" if record["id"] == "induction-head" else record["id"]
-            key = ("induction_sweep", f"{record['label']} {name}")
-        if key is None or key[1] not in plain.get(key[0], {}):
+        name = f"{stem}::{record['id']}" + (f"[{record['label']}]" if record.get("label") else "")
+        key = key_of(stem, record) if stem in MIRRORED else None
+        if key is None or key not in plain.get(stem, {}):
+            if record.get("value") is not None:
+                missing.append(name)
             continue
-        ours, theirs = record.get("value"), plain[key[0]][key[1]]
+        ours, theirs = record.get("value"), plain[stem][key]
         if ours is not None and abs(ours - theirs) <= TOLERANCE * max(1.0, abs(theirs)):
             agree += 1
         else:
-            differ.append(f"{stem}::{record['id']}[{record.get('label')}]: {ours} vs {theirs}")
-    return agree, differ
+            differ.append(f"{name}: {ours} vs {theirs}")
+    return agree, differ, missing
 
 
 def main() -> None:
@@ -148,7 +122,7 @@ def main() -> None:
                 wall, cpu = timed(commands[name])
                 walls[name].append(wall)
                 cpus[name].append(cpu)
-        agree, differ = compare(results, numbers)
+        agree, differ, missing = compare(results, numbers)
         summary: dict[str, Any] = json.loads(results.read_text())["summary"]
     what = ("only the claims whose values the plain script computes" if args.compared_only
             else "the claim files the plain script mirrors")
@@ -167,6 +141,8 @@ def main() -> None:
           f"within {TOLERANCE:g}" + (f"; {len(differ)} differ:" if differ else ""))
     for line in differ:
         print(f"  {line}")
+    if missing:
+        print(f"{len(missing)} results with a value have no plain number: {', '.join(missing)}")
 
 
 if __name__ == "__main__":
