@@ -18,7 +18,9 @@ children, from ``os.wait4``; less sensitive than wall time to other work on the 
 the median of the per-pair ratios of each. Goal: ≤ 1.3×.
 
 Afterwards the claims' recorded values are compared with the plain script's numbers
-(within 1e-4): the count that agree is printed, and any that differ are listed.
+(within 1e-4): the count that agree is printed, and any that differ are listed. Where the plain
+script also gives ``"<key> [low]"`` / ``"<key> [high]"``, the claim's recorded interval bounds
+are compared the same way.
 
 ``--compared-only`` runs only the claims whose values are compared.
 
@@ -91,11 +93,16 @@ def compare(results: Path, numbers: Path) -> tuple[int, list[str], list[str]]:
             if record.get("value") is not None:
                 missing.append(name)
             continue
-        ours, theirs = record.get("value"), plain[stem][key]
-        if ours is not None and abs(ours - theirs) <= TOLERANCE * max(1.0, abs(theirs)):
-            agree += 1
-        else:
-            differ.append(f"{name}: {ours} vs {theirs}")
+        pairs = [("", record.get("value"), plain[stem][key])]
+        for side, suffix in enumerate((" [low]", " [high]")):
+            if key + suffix in plain[stem]:
+                bounds = record.get("interval") or [None, None]
+                pairs.append((suffix, bounds[side], plain[stem][key + suffix]))
+        for suffix, ours, theirs in pairs:
+            if ours is not None and abs(ours - theirs) <= TOLERANCE * max(1.0, abs(theirs)):
+                agree += 1
+            else:
+                differ.append(f"{name}{suffix}: {ours} vs {theirs}")
     return agree, differ, missing
 
 
