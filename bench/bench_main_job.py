@@ -24,7 +24,7 @@ are compared the same way.
 
 ``--compared-only`` runs only the claims whose values are compared.
 
-Run: python bench/bench_main_job.py [--repeats 3] [--compared-only]
+Run: python bench/bench_main_job.py [--repeats 3] [--compared-only] [--files STEM ...]
 """
 
 from __future__ import annotations
@@ -68,15 +68,15 @@ def timed(command: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def spec_files(compared_only: bool = False) -> list[str]:
+def spec_files(compared_only: bool = False, stems: tuple[str, ...] = MIRRORED) -> list[str]:
     """The claim files pytest runs: those of ``specs/`` that the plain script mirrors; with
     ``compared_only``, only the claims whose values are compared (node ids; every claim of the
     sweep file)."""
     if not compared_only:
-        return [f"specs/{stem}.claims.yaml" for stem in MIRRORED]
-    claims = sorted({f"specs/{stem}.claims.yaml::{claim}" for stem in MIRRORED
+        return [f"specs/{stem}.claims.yaml" for stem in stems]
+    claims = sorted({f"specs/{stem}.claims.yaml::{claim}" for stem in stems
                      for claim, _ in module(stem).SAME})
-    swept = [f"specs/{stem}.claims.yaml" for stem in MIRRORED if hasattr(module(stem), "key")]
+    swept = [f"specs/{stem}.claims.yaml" for stem in stems if hasattr(module(stem), "key")]
     return [*claims, *swept]
 
 
@@ -112,15 +112,18 @@ def main() -> None:
     parser.add_argument("--compared-only", action="store_true",
                         help="run only the claims whose values the plain script computes (the "
                              "mirrored files also hold claims it does not compute)")
+    parser.add_argument("--files", nargs="+", choices=MIRRORED, default=MIRRORED,
+                        metavar="STEM", help="only these mirrored claim files (default: all)")
     args = parser.parse_args()
+    stems = tuple(args.files)
     with tempfile.TemporaryDirectory(prefix="bench-main-") as tmp:
         folder = Path(tmp)
         results, numbers = folder / "results.json", folder / "numbers.json"
         commands = {
-            "pytest specs": [sys.executable, "-m", "pytest", *spec_files(args.compared_only),
+            "pytest specs": [sys.executable, "-m", "pytest", *spec_files(args.compared_only, stems),
                              "-q", "-p", "no:cacheprovider", f"--interp-json={results}",
                              f"--interp-artifacts={folder / 'artifacts'}"],
-            "plain script": [sys.executable, str(PLAIN), "--out", str(numbers)]}
+            "plain script": [sys.executable, str(PLAIN), "--out", str(numbers), *stems]}
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         for repeat in range(args.repeats):
@@ -134,7 +137,7 @@ def main() -> None:
     what = ("only the claims whose values the plain script computes" if args.compared_only
             else "the claim files the plain script mirrors")
     print(f"main job, whole fresh processes, {args.repeats} paired repeats; pytest runs {what}: "
-          f"{' '.join(spec_files(args.compared_only))}")
+          f"{' '.join(spec_files(args.compared_only, stems))}")
     for what, times in (("wall", walls), ("CPU (user+sys)", cpus)):
         print(f"  {what}")
         for name, values in times.items():
