@@ -24,15 +24,21 @@ SAME = {
 }
 
 
-def quantile_interval(values: np.ndarray, q: float, level: float = 0.95
-                      ) -> tuple[float, float]:
-    """Percentile bootstrap of the q-quantile itself (linear), resampling each value:
-    ``default_rng(0)``, ``integers(0, n, (250, n))`` per block, 2000 resamples."""
+def quantile_draws(values: np.ndarray, q: float) -> np.ndarray:
+    """The bootstrap of the q-quantile itself (linear), resampling each value:
+    ``default_rng(0)``, ``integers(0, n, (250, n))`` per block, 2000 resamples; sorted."""
     rng = np.random.default_rng(0)
-    thetas = [np.quantile(values[rng.integers(0, len(values), size=(250, len(values)))], q,
-                          axis=-1) for _ in range(8)]
-    theta = np.concatenate(thetas)
-    return float(np.quantile(theta, (1 - level) / 2)), float(np.quantile(theta, (1 + level) / 2))
+    return np.sort(np.concatenate([np.quantile(
+        values[rng.integers(0, len(values), size=(250, len(values)))], q, axis=-1)
+        for _ in range(8)]))
+
+
+def p_above(draws: np.ndarray, bound: float) -> float:
+    """p of "> bound": the bound's linearly interpolated position among the sorted draws."""
+    k = int(np.sum(draws <= bound))
+    if k in (0, draws.size):
+        return float(k > 0)
+    return ((k - 1) + (bound - draws[k - 1]) / (draws[k] - draws[k - 1])) / (draws.size - 1)
 
 
 def numbers() -> dict[str, float]:
@@ -64,7 +70,9 @@ def numbers() -> dict[str, float]:
     out["quantile 0.1 L0H0"] = float(np.quantile(l0h0, 0.1))
     surely = "quantile 0.1 L0H0 with its interval"
     out[surely] = out["quantile 0.1 L0H0"]
-    out[f"{surely} [low]"], out[f"{surely} [high]"] = quantile_interval(l0h0, 0.1)
+    draws = quantile_draws(l0h0, 0.1)
+    out[f"{surely} [low]"], out[f"{surely} [high]"] = np.quantile(draws, [0.025, 0.975])
+    out[f"{surely} p-value of > 0.9"] = p_above(draws, 0.9)
     peaks = count_peaks(l0h0)
     out["peaks L0H0"], out["highest peak L0H0"] = float(len(peaks)), float(peaks[0])
     return out
