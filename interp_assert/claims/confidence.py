@@ -219,6 +219,7 @@ def confident_channels(judged: list[Any], stat: Any, comparison: ast.Comparison,
     interval of its statistic (resampling whole samples: ``unit_rows`` consecutive values
     each, e.g. a sequence's positions) clears the bound. Returns the first channel's meta."""
     from interp_assert.evaluate.intervals import statistic_interval
+    from interp_assert.evaluate.pvalues import p_value_for
 
     level = comparison.confidence
     assert level is not None
@@ -231,29 +232,39 @@ def confident_channels(judged: list[Any], stat: Any, comparison: ast.Comparison,
                                 hint="raise the memory limit (--interp-memory-limit) or use a "
                                      "smaller dataset")
         options = statistic_options(stat, argument, ch.std)
-        samples = np.asarray(ch.samples, dtype=np.float64)
+        # a channel with no NaN/inf of its own holds only padding NaN (a table's groups of
+        # unequal size share one array): resample its values, not the padding
+        samples = np.asarray(ch.samples if ch.nonfinite else ch.finite(), dtype=np.float64)
         rows = unit_rows if unit_rows > 0 and samples.size % unit_rows == 0 else 1
         interval = statistic_interval(samples, stat.name, level, rows, **options)
         verdict = decide(interval, comparison, bound, upper)
         j.holds = bool(verdict is True and math.isfinite(j.value) and not ch.nonfinite)
         j.detail += f" ({level:.0%} CI [{fmt(interval[0])}, {fmt(interval[1])}])"
         j.extra["interval"] = interval
-        if not first:
-            first = {"samples": samples, "statistic": stat.name, "statistic_options": options,
-                     "unit_rows": rows, "unit": "sample" if rows > 1 else "value"}
+        meta = {"samples": samples, "statistic": stat.name, "statistic_options": options,
+                "unit_rows": rows, "unit": "sample" if rows > 1 else "value"}
+        p_value = p_value_for(meta, comparison.op, bound, upper)
+        j.extra["p_value"] = 1.0 if ch.nonfinite or p_value is None else p_value
+        first = first or meta
     return first
 
 
 
-def attach_units(outcome: Outcome, units: dict[str, Any], judged: list[Any]) -> None:
+def attach_units(outcome: Outcome, units: dict[str, Any], judged: list[Any],
+                 quantifier: str | None = None) -> None:
     """Record a distribution claim's interval meta on its outcome (see
-    :func:`confident_channels`), and the interval of a single channel."""
+    :func:`confident_channels`), and the interval of a single channel. The p-value is the
+    channel's own, or, when every channel must hold, the largest of theirs (an
+    intersection-union test); a claim on a share of its channels (``mostly``, ``at least``,
+    ``at most``) has none."""
     if not units:
         return
     outcome.meta.update(units)
     outcome.notes.append(f"interval: {method_text(units)}")
     if len(judged) == 1:
         outcome.interval = judged[0].extra["interval"]
+    if len(judged) == 1 or quantifier in (None, "every", "each", "all"):
+        outcome.p_value = max(float(j.extra["p_value"]) for j in judged)
 
 
 __all__ = ["BOOTSTRAPPED", "UNIT_KEYS", "attach_units", "attention_units", "baseline_interval",

@@ -226,7 +226,7 @@ DIST_CMP: /<=|>=|[<>≤≥]/"""
             outcome = quantified(judged, axis_name, self.quantifier, self.share, self.noun,
                                  expected)
         outcome.notes.extend(notes)
-        attach_units(outcome, units, judged)
+        attach_units(outcome, units, judged, self.quantifier)
         outcome.context.update(value.meta.get("context", {}))
         outcome.plot_data.update(self._plot_data(judged, axis_name, numbers))
         return outcome
