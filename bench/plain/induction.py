@@ -4,20 +4,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import torch
 
-from bench.plain.common import checkpoint, keep, passes, replace, token_losses
+from bench.plain import induction_paths
+from bench.plain import induction_stats as stats
+from bench.plain.common import checkpoint, keep, passes, replace
+from bench.plain.induction_stats import loss_samples
 
 #: (claim id, label or None) -> key of :func:`numbers`
 SAME = {
     ("previous-token-head", None): "previous-token L0H1",
+    ("previous-token-head-surely", None): "previous-token L0H1 (95%)",
+    ("induction-heads", None): "induction L1H{0..3} >= 0.85: share",
     ("repeated-tokens-predictable", None): "loss-repeated",
     ("advantage", None): "advantage",
     ("k-composition-top-pair", None): "K-composition rank L0H1->L1H2",
+    ("k-composition-beats-random-pairs", None): "K-composition L0H1->L1H2",
     ("induction-heads-needed", None): "ablate L1: advantage drop",
+    ("induction-heads-needed-surely", None): "ablate L1: advantage drop (95%)",
     ("first-occurrences-unaffected", None): "ablate L1: loss-first change",
     ("patching-restores-induction", None): "patch L1: recovery",
+    ("patching-restores-induction-surely", None): "patch L1: recovery (95%)",
     ("patching-layer-0-alone-does-not", None): "patch L0: recovery",
+    ("path-keys-alone-hurt", None): "path L0 -> L1 keys: recovery",
+    ("path-layer-0-direct", None): "path L0 -> logits: change",
+    ("path-induction-direct", None): "path L1 -> logits: recovery",
+    ("path-induction-direct-surely", None): "path L1 -> logits: recovery (95%)",
+    ("attribution-l1h3", None): "attribution L1H3: drop",
+    ("attribution-l1h3-surely", None): "attribution L1H3: drop (95%)",
+    ("attribution-agrees", None): "attribution against patching: top 3 shared",
 }
 
 
@@ -37,9 +53,8 @@ def induction_scores(pattern: torch.Tensor, tokens: torch.Tensor) -> torch.Tenso
 
 def induction_losses(logits: torch.Tensor, data: dict[str, torch.Tensor]) -> tuple[float, float]:
     """(loss on repeated tokens, loss on the others), pooled over tokens."""
-    losses = token_losses(logits, data["tokens"])
-    repeated = data["repeated"][:, 1:].bool()
-    return float(losses[repeated].mean()), float(losses[~repeated].mean())
+    samples = loss_samples(logits, data)
+    return float(samples["repeated"].mean()), float(samples["first"].mean())
 
 
 def k_composition(state: dict[str, torch.Tensor], writer: tuple[int, int],
@@ -50,8 +65,21 @@ def k_composition(state: dict[str, torch.Tensor], writer: tuple[int, int],
     return float((ov @ qk.T).norm() / (ov.norm() * qk.norm()))
 
 
+def k_composition_numbers(state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """L0H1 → L1H2: its rank among the 16 layer-0 → layer-1 pairs, its score, and its rank
+    p-value against 9 of the 15 other pairs (writer-major order) drawn by
+    ``default_rng(0).choice(15, 9, replace=False)``."""
+    table = {(w, r): k_composition(state, (0, w), (1, r)) for w in range(4) for r in range(4)}
+    value = table[(1, 2)]
+    others = [pair for pair in table if pair != (1, 2)]
+    picked = np.random.default_rng(0).choice(len(others), size=9, replace=False)
+    return {"K-composition rank L0H1->L1H2": float(1 + sum(v > value for v in table.values())),
+            "K-composition L0H1->L1H2": value,
+            "K-composition L0H1->L1H2: p against 9 random pairs": stats.rank_p(
+                value, [table[others[int(k)]] for k in picked])}
+
+
 def numbers() -> dict[str, float]:
-    from examples.induction.corrupt import generate as corrupt_generate
     from examples.induction.data import generate
 
     model = checkpoint("examples/induction/checkpoints/induction.pt")
@@ -61,33 +89,32 @@ def numbers() -> dict[str, float]:
         "blocks.0.attn.hook_pattern": keep(store, "p0"),
         "blocks.1.attn.hook_pattern": keep(store, "p1"),
         "blocks.1.attn.hook_z": keep(store, "z1")})
-    p0 = torch.cat(store["p0"])
-    out = {"previous-token L0H1": float(p0[:, 1].diagonal(-1, -2, -1).double().mean())}
+    # previous token: each sample's weight on q - 1 summed over its 47 queries q = 1..47
+    previous = torch.cat(store["p0"])[:, 1].diagonal(-1, -2, -1).double()
+    sums, pairs = previous.sum(1).numpy(), np.full(len(previous), previous.shape[1], float)
+    value = float(sums.sum() / pairs.sum())
+    out = {"previous-token L0H1": value}
+    resampled = stats.ratios(sums, pairs)
+    stats.with_interval(out, "previous-token L0H1 (95%)", value, resampled)
+    out["previous-token L0H1 (95%) p"] = stats.p_at_least(resampled, 0.4)
     scores = induction_scores(torch.cat(store["p1"]), data["tokens"])
     for h in range(4):
         out[f"induction L1H{h}"] = float(scores[h])
-    repeated, first = induction_losses(logits, data)
-    out |= {"loss-repeated": repeated, "advantage": first - repeated}
-    state = model.state_dict()
-    table = {(w, r): k_composition(state, (0, w), (1, r)) for w in range(4) for r in range(4)}
-    out["K-composition rank L0H1->L1H2"] = float(1 + sum(v > table[(1, 2)]
-                                                         for v in table.values()))
+    out["induction L1H{0..3} >= 0.85: share"] = float((scores >= 0.85).double().mean())
+    clean = loss_samples(logits, data)
+    advantage = clean["first"] - clean["repeated"]
+    stats.with_interval(out, "loss-repeated", float(clean["repeated"].mean()),
+                        stats.means(clean["repeated"]))
+    stats.with_interval(out, "advantage", float(advantage.mean()), stats.means(advantage))
+    out |= k_composition_numbers(model.state_dict())
     mean_z = torch.cat(store["z1"]).double().mean(0).float()
-    ablated = passes(model, data["tokens"], 250, {"blocks.1.attn.hook_z": replace(
-        mean_z, [0, 1, 2, 3])})
-    a_repeated, a_first = induction_losses(ablated, data)
-    out["ablate L1: advantage drop"] = (first - repeated) - (a_first - a_repeated)
-    out["ablate L1: loss-first change"] = abs(a_first - first)
-    clean, corrupted = corrupt_generate(500, 1234), corrupt_generate(500, 1234, corrupt=True)
-    store = defaultdict(list)
-    clean_repeated, _ = induction_losses(passes(model, clean["tokens"], 250, {
-        "blocks.0.attn.hook_z": keep(store, "z0"), "blocks.1.attn.hook_z": keep(store, "z1")}),
-        clean)
-    before, _ = induction_losses(passes(model, corrupted["tokens"], 250, {}), corrupted)
-    for layer in (1, 0):
-        source = torch.cat(store[f"z{layer}"])
-        patched, _ = induction_losses(passes(model, corrupted["tokens"], 250, {
-            f"blocks.{layer}.attn.hook_z": replace(source, [0, 1, 2, 3], per_sample=True)}),
-            corrupted)
-        out[f"patch L{layer}: recovery"] = (patched - before) / (clean_repeated - before)
-    return out
+    ablated = loss_samples(passes(model, data["tokens"], 250, {
+        "blocks.1.attn.hook_z": replace(mean_z, [0, 1, 2, 3])}), data)
+    drop = float(advantage.mean() - (ablated["first"] - ablated["repeated"]).mean())
+    out["ablate L1: advantage drop"] = drop
+    resampled = stats.drops(advantage, ablated["first"] - ablated["repeated"])
+    stats.with_interval(out, "ablate L1: advantage drop (95%)", drop, resampled)
+    out["ablate L1: advantage drop (95%) p"] = stats.p_at_least(resampled, 3.5)
+    out["ablate L1: loss-first change"] = float(abs(ablated["first"].mean()
+                                                    - clean["first"].mean()))
+    return out | induction_paths.numbers()

@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
+from bench.plain import induction_stats as stats
 from bench.plain.common import ROOT, checkpoint, keep, passes
-from bench.plain.induction import induction_losses, induction_scores
+from bench.plain.induction import induction_scores
 
 SAME: dict[tuple[str, str | None], str] = {}
 
@@ -33,6 +34,8 @@ def numbers() -> dict[str, float]:
                         {"blocks.1.attn.hook_pattern": keep(store, "p1")})
         out[f"{path.stem} induction L1H2"] = float(
             induction_scores(torch.cat(store["p1"]), data["tokens"])[2])
-        repeated, first = induction_losses(logits, data)
-        out[f"{path.stem} advantage"] = first - repeated
+        losses = stats.loss_samples(logits, data)
+        advantage = losses["first"] - losses["repeated"]  # per sample; with its interval
+        stats.with_interval(out, f"{path.stem} advantage", float(advantage.mean()),
+                            stats.means(advantage))
     return out
