@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from bench.plain.adder_stats import bootstrap, score_p_at_least, wilson
-from bench.plain.common import ROOT, checkpoint, keep, passes, replace
+from bench.plain.common import ROOT, checkpoint, keep, passes, replace, shared_passes
 
 #: (claim id, label or None) -> key of :func:`numbers`
 SAME = {
@@ -48,8 +48,10 @@ def numbers() -> dict[str, float]:
     n = len(tokens)
     answer = list(range(22, 33))  # A0..A10 after X0..X9, +, Y0..Y9, =
     store: dict[str, list[torch.Tensor]] = defaultdict(list)
-    logits = passes(model, tokens, 500, {"blocks.0.attn.hook_pattern": keep(store, "p0"),
-                                         "blocks.0.attn.hook_z": keep(store, "z0")})
+    logits = shared_passes(  # lens.py reads this pass too (the datasets are equal)
+        "adder.pt: examples.adder.data:generate(1000, 1234), batches of 500", model, tokens,
+        500, {"blocks.0.attn.hook_pattern": keep(store, "p0"),
+              "blocks.0.attn.hook_z": keep(store, "z0")})
 
     def wrong(logits: torch.Tensor) -> torch.Tensor:
         return logits[:, [a - 1 for a in answer]].argmax(-1) != tokens[:, answer]

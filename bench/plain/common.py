@@ -67,3 +67,39 @@ def token_losses(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """-log p of each token from position 1 on, predicted by the logits before it (float64)."""
     logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     return -logp.gather(-1, tokens[:, 1:, None])[..., 0].double()
+
+
+#: read-only hooks that mirrors ask for (when imported) on a clean pass shared across claim
+#: files, by pass key: claim files with equal datasets share one pass in pytest, and so do
+#: their mirrors in one process
+OBSERVERS: dict[str, list[tuple[str, Callable[..., Any]]]] = {}
+_SHARED: dict[str, tuple[torch.Tensor, int]] = {}  # key -> (logits, observers fed)
+
+
+def observe(key: str, hooks: Hooks) -> None:
+    """Ask for ``hooks`` (which only read) on the shared clean pass ``key``."""
+    OBSERVERS.setdefault(key, []).extend(hooks.items())
+
+
+def shared_passes(key: str, model: Any, tokens: torch.Tensor, batch: int,
+                  hooks: Hooks | None = None) -> torch.Tensor:
+    """The logits of the clean pass ``key``, run once per process with ``hooks`` (which only
+    read) and every observer of ``key``; it runs again only for hooks or observers that
+    came after it."""
+    logits, fed = _SHARED.get(key, (None, 0))
+    pending = [*(hooks or {}).items(), *OBSERVERS.get(key, [])[fed:]]
+    if logits is not None and not pending:
+        return logits
+    chained: dict[str, list[Callable[..., Any]]] = {}
+    for name, hook in pending:
+        chained.setdefault(name, []).append(hook)
+
+    def chain(each: list[Callable[..., Any]]) -> Callable[..., None]:
+        def hook(module: Any, args: Any, out: torch.Tensor) -> None:
+            for one in each:
+                one(module, args, out)
+        return hook
+
+    ran = passes(model, tokens, batch, {name: chain(each) for name, each in chained.items()})
+    _SHARED[key] = (ran if logits is None else logits, len(OBSERVERS.get(key, [])))
+    return ran

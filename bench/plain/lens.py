@@ -20,7 +20,7 @@ from statistics import NormalDist
 import numpy as np
 import torch
 
-from bench.plain.common import checkpoint, keep, passes
+from bench.plain.common import checkpoint, keep, observe, shared_passes
 
 QUERY = list(range(21, 32))  # "=", A0..A9: the positions predicting A0..A10
 ANSWER = [q + 1 for q in QUERY]
@@ -29,6 +29,18 @@ HOOKS = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post", "hook_embed",
          "blocks.0.hook_mlp_out", "blocks.1.hook_mlp_out"]
 COMPONENTS = ["embed", "pos_embed", *(f"L0H{h}" for h in range(4)), "MLP0",
               *(f"L1H{h}" for h in range(4)), "MLP1", "bias"]
+
+#: the clean pass of adder.claims.yaml's dataset, which this file's dataset equals
+PASS = "adder.pt: examples.adder.data:generate(1000, 1234), batches of 500"
+STORE: dict[str, list[torch.Tensor]] = defaultdict(list)
+
+
+def _at_queries(name: str) -> Callable[..., None]:
+    grab = keep(STORE, name)
+    return lambda module, args, out: grab(module, args, out[:, QUERY])
+
+
+observe(PASS, {name: _at_queries(name) for name in HOOKS})
 
 #: (claim id, label or None) -> key of :func:`numbers`: the fraction of instances that hold
 SAME = {(claim, None): f"{claim}: instances holding" for claim in (
@@ -60,14 +72,8 @@ def numbers() -> dict[str, float]:
 
     model = checkpoint("examples/adder/checkpoints/adder.pt")
     tokens = generate(1000, 1234)["tokens"]
-    store: dict[str, list[torch.Tensor]] = defaultdict(list)
-
-    def at_queries(name: str) -> Callable[..., None]:
-        grab = keep(store, name)
-        return lambda module, args, out: grab(module, args, out[:, QUERY])
-
-    passes(model, tokens, 500, {name: at_queries(name) for name in HOOKS})
-    got = {name: torch.cat(parts).double().numpy() for name, parts in store.items()}
+    shared_passes(PASS, model, tokens, 500)  # one pass with adder.py's when both run
+    got = {name: torch.cat(parts).double().numpy() for name, parts in STORE.items()}
     state = {k: v.double().numpy() for k, v in model.state_dict().items()}
     w_u, b_u = state["unembed.W_U"], state["unembed.b_U"]
     w, b, eps = state["ln_final.w"], state["ln_final.b"], model.ln_final.eps
