@@ -144,3 +144,24 @@ def test_bad_masks_are_clear_errors(world: dict[str, Any]) -> None:
     assert "0/1" in errors["counts"]
     assert "selects no scored token" in errors["empty"]
     assert "average: median" in errors["average"]
+
+
+def test_logsumexp_in_row_chunks_equals_scipy_and_the_unchunked_rows() -> None:
+    """The loss metric's log Σ exp works in chunks of rows so that a batch of logits gets no
+    same-sized temporary: any chunk size gives the unchunked float32 rows bit for bit, and
+    scipy's logsumexp to float32 precision."""
+    import numpy as np
+    from scipy.special import logsumexp
+
+    from interp_assert.evaluate.metrics import _logsumexp
+
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((3, 5, 997)) * 6).astype(np.float32)
+    top = logits.max(axis=-1, keepdims=True)
+    whole = top + np.log(np.sum(np.exp(logits - top), axis=-1, keepdims=True))
+    for chunk_bytes in (1, 997 * 4, 3 * 997 * 4 + 5, 1 << 25):
+        chunked = _logsumexp(logits, chunk_bytes)
+        assert chunked.dtype == np.float32 and chunked.shape == (3, 5, 1)
+        assert np.array_equal(chunked, whole)
+    np.testing.assert_allclose(_logsumexp(logits)[..., 0],
+                               logsumexp(logits.astype(np.float64), axis=-1), rtol=1e-6)

@@ -274,17 +274,18 @@ class Loss(Metric):
     def update(self, logits: Any, batch: dict[str, Any]) -> None:
         array = _numpy(logits.float())
         tokens = _numpy(batch[self.config.get("targets", self.dataset.spec.input)])
-        log_probs = array - _logsumexp(array)
+        lse = _logsumexp(array)[..., 0]  # [batch, position]; no [batch, position, vocab] copy
+        rows = np.arange(array.shape[0])[:, None]
         if self.mask is not None:
             mask = self.scored(batch, tokens)
             source = np.clip(np.arange(tokens.shape[1]) - self.shift, 0, None)
-            picked = np.take_along_axis(log_probs[:, source], tokens[..., None], axis=-1)[..., 0]
+            picked = array[rows, source[None], tokens] - lse[:, source]
             self.sums.append(np.where(mask, -picked, 0.0).sum(axis=1, dtype=np.float64))
             self.counts.append(mask.sum(axis=1))
         else:
             targets, _ = self.targets_and_logits(logits, batch)
             index = np.array(self.answer_index) - self.shift
-            picked = np.take_along_axis(log_probs[:, index], targets[..., None], axis=-1)[..., 0]
+            picked = array[rows, index[None], targets] - lse[:, index]
             self.sums.append(-picked.sum(axis=1, dtype=np.float64))
             self.counts.append(np.full(picked.shape[0], picked.shape[1]))
 
@@ -313,9 +314,19 @@ class Loss(Metric):
                          "tokens": int(counts.sum())})
 
 
-def _logsumexp(array: np.ndarray) -> np.ndarray:
-    top = array.max(axis=-1, keepdims=True)
-    return top + np.log(np.sum(np.exp(array - top), axis=-1, keepdims=True))
+def _logsumexp(array: np.ndarray, chunk_bytes: int = 1 << 25) -> np.ndarray:
+    """log Σ exp over the last axis (max-shifted, in the array's dtype), keeping the last
+    axis as size 1. Worked in chunks of rows of about ``chunk_bytes``, so that a batch of
+    logits never gets a same-sized temporary; each row's arithmetic is unchanged."""
+    flat = array.reshape(-1, array.shape[-1])
+    out = np.empty((flat.shape[0], 1), dtype=np.result_type(array.dtype, np.float32))
+    step = max(1, chunk_bytes // max(1, flat.shape[1] * flat.itemsize))
+    for start in range(0, flat.shape[0], step):
+        part = flat[start:start + step]
+        top = part.max(axis=-1, keepdims=True)
+        out[start:start + step] = top + np.log(np.sum(np.exp(part - top), axis=-1,
+                                                      keepdims=True))
+    return out.reshape(*array.shape[:-1], 1)
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
