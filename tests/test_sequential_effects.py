@@ -142,3 +142,46 @@ def test_false_pass_rate_with_the_truth_on_the_bound_is_at_most_alpha() -> None:
     rates = {name: count / runs for name, count in passes.items()}
     print("false-pass rates over", runs, "seeded runs:", rates)
     assert all(rate <= alpha for rate in rates.values()), rates
+
+
+def test_circuit_score_uses_the_gap_between_the_full_and_the_ablated_model() -> None:
+    from interp_assert.claims.outcome import Outcome
+    from interp_assert.claims.sequential_effects import sequential_effect
+    from interp_assert.language import ast
+
+    rng = np.random.default_rng(5)
+    low = rng.normal(0.0, 0.3, 300)
+    high = low + rng.normal(2.0, 0.3, 300)  # the full model: a gap of 2
+    before = low.copy()
+    after = low + rng.normal(1.6, 0.3, 300)  # the circuit keeps 80%
+    meta = {"paired": (before, after, high, low), "change": "share"}
+    comparison = ast.Comparison(">=", ast.Number(0.7), None, 0.95, True)
+    outcome = Outcome(False, "score 0.8", "score ≥ 0.7", value=0.8)
+    assert sequential_effect(outcome, comparison, meta, 0.7, None, True, None)
+    info = outcome.sequential
+    e_low, e_high = robbins(high - low, 0.025, 300)
+    d_low, d_high = robbins((after - before) - 0.7 * (high - low), 0.025, 300)
+    assert info["denominator"] == pytest.approx([e_low, e_high], abs=1e-9)
+    assert info["combinations"][0] == pytest.approx([0.7, d_low, d_high], abs=1e-9)
+    assert outcome.passed is (e_low > 0 and d_low >= 0) and outcome.passed
+    assert "mean(high − low)" in outcome.measured
+
+
+def test_circuit_faithfulness_written_sequentially(tmp_path: Path) -> None:
+    claim = "circuit induction is faithful: keeps ≥ 70% of advantage with 95% confidence"
+    seq, fixed, minimal = run(tmp_path, "induction_circuits.claims.yaml", (
+        f"  - id: seq\n    claim: \"{claim}, sequentially\"\n"
+        f"  - id: fixed\n    claim: \"{claim}\"\n"
+        "  - id: minimal\n    claim: \"circuit induction is minimal: each member matters by "
+        "≥ 1% of advantage with 95% confidence, sequentially\"\n"))
+    before, after, high, low = (np.asarray(a) for a in fixed.outcome.meta["paired"])
+    info = seq.outcome.sequential
+    assert info["used"] == info["budget"] == before.size
+    e_low, e_high = robbins(high - low, 0.025, before.size)
+    d_low, d_high = robbins((after - before) - 0.7 * (high - low), 0.025, before.size)
+    assert info["denominator"] == pytest.approx([e_low, e_high], abs=1e-9)
+    assert info["combinations"][0] == pytest.approx([0.7, d_low, d_high], abs=1e-9)
+    assert seq.verdict is Verdict.HOLDS and e_low > 0 and d_low >= 0
+    assert seq.outcome.value == pytest.approx(fixed.outcome.value, abs=1e-12)
+    assert minimal.verdict is Verdict.ERROR
+    assert "cannot be evaluated sequentially" in str(minimal.error)

@@ -135,11 +135,15 @@ def _side(low: float, high: float, sign: float, at_least: bool, strict: bool) ->
 
 def judge_recovery(before: np.ndarray, after: np.ndarray, source: np.ndarray,
                    span: tuple[float, float] | None, alpha: float, budget: int, op: str,
-                   bound: float, upper: float | None, with_p: bool = True) -> dict[str, Any]:
+                   bound: float, upper: float | None, with_p: bool = True,
+                   denominator: np.ndarray | None = None) -> dict[str, Any]:
     """``R OP bound`` decided as the module says: the verdict (True, False, None), the
     sequences of the denominator and of each ``d(r)``, an estimate of the samples that
-    would decide it and the p-value (NaN without ``with_p``)."""
-    numerator, denominator = after - before, source - before
+    would decide it and the p-value (NaN without ``with_p``). ``denominator``: per-sample
+    terms of another denominator than ``source − before`` (a circuit's ``high − low``)."""
+    numerator = after - before
+    if denominator is None:
+        denominator = source - before
     width = None if span is None else span[1] - span[0]
     sides = _sides(op, bound, upper)
     e_cs = _cs(denominator, alpha / 2, None if width is None else (-width, width), budget)
@@ -201,7 +205,7 @@ def sequential_effect(outcome: Outcome, comparison: ast.Comparison, meta: Mappin
     from interp_assert.claims.sequential_kinds import difference_range
 
     change = meta.get("change")
-    if "paired" not in meta or change not in ("change", "recover"):
+    if "paired" not in meta or change not in ("change", "recover", "share"):
         return False
     assert comparison.confidence is not None
     level = comparison.confidence
@@ -219,21 +223,24 @@ def sequential_effect(outcome: Outcome, comparison: ast.Comparison, meta: Mappin
                     if holds is None else None)
         extra: dict[str, Any] = {"lower": interval[0], "upper": interval[1]}
     else:
-        found = judge_recovery(before, after, rest[0], span, 1 - level, budget, comparison.op,
-                               bound, upper)
+        share = change == "share"  # a circuit's score: (after − before) / (high − low)
+        found = judge_recovery(before, after, before if share else rest[0], span, 1 - level,
+                               budget, comparison.op, bound, upper,
+                               denominator=rest[0] - rest[1] if share else None)
         holds, used, p_value, estimate = (found["holds"], found["used"], found["p_value"],
                                           found["estimate"])
         interval = None
         e_low, e_high = found["denominator"]
-        combos = "; ".join(f"mean[(after − before) − {fmt(r)}·(source − before)] in "
+        gap = "high − low" if share else "source − before"
+        combos = "; ".join(f"mean[(after − before) − {fmt(r)}·({gap})] in "
                            f"[{fmt(low)}, {fmt(high)}]" for r, low, high in found["combinations"])
-        text = (f" (confidence sequences: denominator mean(source − before) in [{fmt(e_low)}, "
+        text = (f" (confidence sequences: denominator mean({gap}) in [{fmt(e_low)}, "
                 f"{fmt(e_high)}]; {combos}")
         extra = {"lower": None, "upper": None, "denominator": [e_low, e_high],
                  "combinations": [list(c) for c in found["combinations"]]}
         if not (e_low > 0 or e_high < 0):
-            outcome.notes.append("the sign of the recovery's denominator (source − before) is "
-                                 "not established yet: undecided")
+            outcome.notes.append(f"the sign of the ratio's denominator ({gap}) is not "
+                                 "established yet: undecided")
     value_ok = outcome.value is None or math.isfinite(outcome.value)
     outcome.passed = bool(holds is True and value_ok and also)
     if row is not None:
