@@ -119,6 +119,23 @@ def rewritten(sentence: str) -> str | None:
     return f"{body}{level}, sequentially{tail}"
 
 
+def _yaml_loader() -> type:
+    """A SafeLoader reading only true/false as booleans (YAML 1.2, as claim files are read):
+    an ``on:`` key stays the string 'on'."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    bool_tag = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != bool_tag]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return Loader
+
+
 def make_sequential(folder: Path) -> int:
     """Rewrite every claim of the files in ``folder`` that can be sequential (judged once
     in-process: the rewrites whose results carry a confidence sequence stay); the count."""
@@ -129,8 +146,8 @@ def make_sequential(folder: Path) -> int:
 
     kept = 0
     for path in sorted(folder.glob("*.claims.yaml")):
-        original = yaml.safe_load(path.read_text(encoding="utf-8"))
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        original = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader())
         changed = {}
         for i, entry in enumerate(data.get("claims") or []):
             new = rewritten(str(entry.get("claim", "")))

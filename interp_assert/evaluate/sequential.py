@@ -352,6 +352,7 @@ def reopen(plan: Any, cache: dict[Any, Any], pass_key: Any) -> None:
                 and k[0] == "forward" and k[1] == dataset_spec and k[2] == interventions]:
         del cache[key]
 
+
 def is_cut_short(subject: Any, dataset_spec: Any, interventions: Any) -> bool:
     """Whether the pass of (``subject``, ``dataset_spec``, ``interventions``) whose results
     the subject's cache holds stopped early."""

@@ -169,7 +169,7 @@ def own_watches(plan: Any, claim_file: ClaimFile, entry: ClaimEntry, data: str |
                 dataset_of: Any) -> set[tuple[Any, Hashable]]:
     """Add the watches a claim kind makes itself (``claim.planned_watches``: a sequential
     attention claim watching its pattern's sink) to ``plan``; the (pass, sink) pairs they
-    watch. None for a claim read through ``on:`` or a template (``for i in ...``)."""
+    watch. Nothing for a claim read through ``on:`` or a template (``for i in ...``)."""
     claim = entry.parsed.claim if entry.parsed is not None else None
     make = getattr(claim, "planned_watches", None)
     if make is None or entry.options.get("on") or entry.parsed.for_each is not None:
