@@ -185,6 +185,14 @@ attention_target: member ("," member)*                          -> attention_key
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         return stream_sinks(self, claim_file.quantities)
 
+    def planned_watches(self, definitions: Mapping[str, Any], data: str | None,
+                        dataset_of: Callable[[str | None], Any]) -> list[Any]:
+        """With ``, sequentially``: the watch on its pattern's sink that lets the pass stop
+        (:mod:`interp_assert.claims.attention_watch`)."""
+        from interp_assert.claims.attention_watch import planned_watches
+
+        return planned_watches(self, definitions, data, dataset_of)
+
     def roles(self, ctx: Context) -> tuple[str | None, str | None]:
         """(head, query): a lone subject may be a head (then every query counts)."""
         if self.head is None and is_head(ctx, self.subject):
@@ -234,6 +242,8 @@ attention_target: member ("," member)*                          -> attention_key
                                    "head": view.heads[best]},
                           plot_data=_plot_data(view, best, cells, outlined))
         meta = attention_units(view.values, best, *units) if view.batched else {}
+        if view.budget is not None:  # a sequential pass stopped early: the dataset's size
+            meta["budget"] = view.budget
         return with_confidence(outcome, self.comparison, meta, bound, upper, "an unbatched "
                                "pattern (no sample axis)")
 

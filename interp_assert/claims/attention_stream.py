@@ -24,7 +24,7 @@ from interp_assert.evaluate.attention_stream import (
     PatternSummary,
     PatternSummarySink,
 )
-from interp_assert.evaluate.attention_view import PatternView
+from interp_assert.evaluate.attention_view import PatternView, first_samples
 
 if TYPE_CHECKING:
     from interp_assert.claims.attention import AttendsTo
@@ -125,6 +125,8 @@ def streamed_view(ctx: Context, claim: AttendsTo) -> PatternView | None:
     summary: PatternSummary = request(ctx.plan, ctx.subject, spec, key, factory,
                                       ctx.interventions)
     dataset = load_dataset(spec)
+    budget = dataset.n if dataset.n > summary.n else None  # a sequential pass stopped early
+    dataset = first_samples(dataset, summary.n)
     mask = query_mask(dataset)
     masked = (mask is not None and mask.shape == (summary.n, summary.n_query)
               and summary.n_query == summary.n_key)
@@ -132,12 +134,16 @@ def streamed_view(ctx: Context, claim: AttendsTo) -> PatternView | None:
         return None
     axes = activation_axes(str(kind.config["activation"]), summary.shape, dataset.positions)
     heads = [axes[1].label(i) for i in range(summary.shape[1])]
+    context = kind.context(spec)
+    if budget is not None:
+        context["samples"] = summary.n
     view = StreamedView(name, np.broadcast_to(np.float32(0), summary.shape), heads, axes[2],
-                        axes[3], True, True, kind.context(spec), summary=summary)
+                        axes[3], True, True, context, summary=summary)
     view.select_head(claim.subject)  # an unknown head: the whole pattern's error
     view.index = heads.index(claim.subject)
     view.values = summary.values(view.index)
     view.dataset, view.mask = dataset, mask if masked else None
+    view.budget = budget
     ctx.note_used(name)
     return view
 

@@ -21,7 +21,7 @@ from interp_assert.claims.random_rank import (
     control_level,
     control_rank,
 )
-from interp_assert.claims.sequential_pairs import paired_stop, same_samples
+from interp_assert.claims.sequential_pairs import paired_stop, same_samples, same_source
 from interp_assert.errors import InterpAssertError, QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head
 from interp_assert.evaluate.forward import Intervention
@@ -227,9 +227,11 @@ class CausalClaim(Claim):
         origin = self._metric(ctx, source) if source is not None else None
         main = (self.effect is not None and labels == self.parts
                 and change == self.effect.change)  # not a random control
-        with paired_stop(self.effect if main else None, ctx, target, interventions, first):
+        with paired_stop(self.effect if main else None, ctx, target, interventions, first,
+                         origin):
             then = self._metric(ctx, target, interventions)
-        first = same_samples(first, then)  # an intervened pass that stopped early
+        origin = same_source(origin, first, then)  # an intervened pass that stopped early
+        first = same_samples(first, then)
         before, after = first.scalar(), then.scalar()
         source_value = origin.scalar() if origin is not None else None
         return Measurement(before, after, effect_of(change, before, after, source_value),

@@ -85,7 +85,9 @@ CIRCUIT_VERB: /keeps\b|removing\s+it\s+loses\b|each\s+member\s+matters\s+by\b/""
     @classmethod
     def build(cls, children: list[Any]) -> CircuitTest:
         name, prop, opts, verb, comparison, metric_tree, random, confidence = children
-        if confidence is not None:  # '... of advantage with 95% confidence'
+        if confidence is not None and confidence[1] and str(prop) != "minimal":
+            comparison = replace(comparison, confidence=confidence[0], sequential=True)
+        elif confidence is not None:  # '... of advantage with 95% confidence'
             comparison = replace(comparison, confidence=ast.confidence_level(confidence))
         elif comparison.sequential:
             ast.confidence_level((comparison.confidence, True))  # refused: not sequential

@@ -11,8 +11,9 @@ attention scores and the paired effects of ablation and patching.
   the per-sample differences ``d_i = before_i − after_i`` (``drops``) or ``after_i − before_i``
   (``rises``): for a rate in [a, b] they lie in [a − b, b − a] and the betting sequence bounds
   their mean, the effect; otherwise they are unbounded and the asymptotic sequence
-  (:mod:`interp_assert.evaluate.asymptotic_cs`) does. ``changes``
-  (an absolute value) and ``recovers`` (a ratio) are not means of per-sample values: an error.
+  (:mod:`interp_assert.evaluate.asymptotic_cs`) does. ``changes`` (an absolute value) and
+  ``recovers`` (a ratio) are not means of per-sample values: they are decided through means
+  that are (:mod:`interp_assert.claims.sequential_effects`).
 
 Both are judged on every sample their passes read, in dataset order.
 """
@@ -78,6 +79,7 @@ def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,
     the kind records none (its fixed-sample interval then applies, and ``, sequentially``
     written out is an error)."""
     from interp_assert.claims.sequential import ASYMPTOTIC_NOTE, _trace
+    from interp_assert.claims.sequential_effects import sequential_effect
     from interp_assert.evaluate.asymptotic_cs import asymptotic_p_value
     from interp_assert.evaluate.sequential import (
         SEQUENTIAL_OPS,
@@ -87,6 +89,8 @@ def sequential_confidence(outcome: Outcome, comparison: ast.Comparison,
         samples_to_decide,
     )
 
+    if sequential_effect(outcome, comparison, meta, bound, upper, also, row):
+        return True  # changes / recovers: through means that are (sequential_effects.py)
     found = per_unit_values(meta, explicit=comparison.sequential)
     if found is None:
         return False

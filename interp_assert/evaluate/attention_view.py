@@ -37,8 +37,12 @@ class PatternView:
     notes: list[str] = field(default_factory=list)
     #: (batch, position) True on real tokens, when the dataset has a padding mask
     mask: np.ndarray | None = None
-    #: the dataset the pattern was computed on (batched patterns only)
+    #: the dataset the pattern was computed on (batched patterns only); its first samples
+    #: only, when a sequential pass stopped early
     dataset: Dataset | None = None
+    #: the dataset's size when the pattern holds only its first samples (a pass that
+    #: stopped early), else None
+    budget: int | None = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -126,8 +130,11 @@ class PatternView:
         from interp_assert.loading.data import load_dataset
         from interp_assert.loading.text_data import query_mask
 
-        if spec is not None:
+        if spec is not None:  # the pattern's own dataset: a pass cut short read its first rows
             self.dataset = load_dataset(spec)
+            if self.dataset.n > self.values.shape[0]:
+                self.budget = self.dataset.n
+                self.dataset = first_samples(self.dataset, self.values.shape[0])
         else:
             try:
                 self.dataset = load_dataset(fallback())
@@ -172,6 +179,16 @@ class PatternView:
         samples = context.get("samples", self.values.shape[0] if self.batched else None)
         where = f" of {str(context['dataset']).split(' (')[0]}" if "dataset" in context else ""
         return f"{samples} samples{where}" if samples is not None else f"pattern '{self.name}'"
+
+
+def first_samples(dataset: Dataset, n: int) -> Dataset:
+    """The first ``n`` samples of ``dataset`` (every field sliced), what a forward pass that
+    stopped early after ``n`` samples read."""
+    from interp_assert.loading.data import Dataset
+
+    if n >= dataset.n:
+        return dataset
+    return Dataset(dataset.spec, {k: v[:n] for k, v in dataset.fields.items()}, n)
 
 
 _ROLES = ("batch", "head", "query", "key")
@@ -233,4 +250,4 @@ def as_view(value: Labelled, name: str) -> PatternView:
                        named["batch"] is not None, named["head"] is not None, context)
 
 
-__all__ = ["HEAD_LIKE", "PatternView", "as_view"]
+__all__ = ["HEAD_LIKE", "PatternView", "as_view", "first_samples"]

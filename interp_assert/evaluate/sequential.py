@@ -286,9 +286,10 @@ class StopRule:
             if sink.error is not None:
                 return False  # the claims report the error after a whole pass
             try:
-                values, span = sink.per_sample()
-                if not all(w.decided(values, span, self.budget) for w in watches):
-                    return False
+                for w in watches:  # a watch with ``read`` works out its own values
+                    values, span = w.read(sink) if hasattr(w, "read") else sink.per_sample()
+                    if not w.decided(values, span, self.budget):
+                        return False
             except QuantityError:
                 return False
         self.stopped_at = seen
@@ -303,12 +304,14 @@ def stop_rule(watches: dict[Any, list[Any]], sinks: dict[Any, Any],
     (:meth:`StopRule.batches`)."""
     if not sinks or any(key not in watches or not watches[key] for key in sinks):
         return None
-    if any(not hasattr(sink, "per_sample") for sink in sinks.values()):
+    made = {k: [w.make_watch() if hasattr(w, "make_watch") else Watch(w.op, w.bound, w.upper,
+                                                                       w.level)
+                for w in watches[k]] for k in sinks}
+    if any(not hasattr(sinks[k], "per_sample") and not all(hasattr(w, "read") for w in made[k])
+           for k in sinks):  # nothing gives this sink's per-sample values during the pass
         return None
     size = min(dataset_batch or SEQUENTIAL_BATCH, SEQUENTIAL_BATCH)
-    return StopRule([(sinks[k], [w.make_watch() if hasattr(w, "make_watch")
-                                 else Watch(w.op, w.bound, w.upper, w.level) for w in watches[k]])
-                     for k in sinks], size)
+    return StopRule([(sinks[k], made[k]) for k in sinks], size)
 
 
 def pass_rule(plan: Any, pass_key: Any, sinks: dict[Any, Any], dataset_batch: int | None
@@ -348,6 +351,13 @@ def reopen(plan: Any, cache: dict[Any, Any], pass_key: Any) -> None:
     for key in [k for k in cache if isinstance(k, tuple) and len(k) == 4
                 and k[0] == "forward" and k[1] == dataset_spec and k[2] == interventions]:
         del cache[key]
+
+
+def is_cut_short(subject: Any, dataset_spec: Any, interventions: Any) -> bool:
+    """Whether the pass of (``subject``, ``dataset_spec``, ``interventions``) whose results
+    the subject's cache holds stopped early."""
+    return (_STOPPED, (subject.spec, dataset_spec, interventions)) in subject.cache
+
 
 def cut_short_stale(plan: Any, subject: Any, dataset_spec: Any, interventions: Any,
                     value: Any) -> bool:

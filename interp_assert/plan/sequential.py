@@ -135,6 +135,7 @@ def note_reads(plan: Any, claim_file: ClaimFile, entry: ClaimEntry, names: Itera
         return
     claim = entry.parsed.claim
     watched = planned_watch(claim, claim_file.quantities)
+    own = own_watches(plan, claim_file, entry, data, dataset_of)
     for name in names:
         kind = claim_file.quantities[name].kind
         need = getattr(kind, "need", None)
@@ -148,6 +149,8 @@ def note_reads(plan: Any, claim_file: ClaimFile, entry: ClaimEntry, names: Itera
         except InterpAssertError:
             continue
         pass_key = (plan.subject, spec, ())
+        if (pass_key, key) in own:
+            continue
         if watched is not None and watched[0] == name:
             plan.watches.setdefault(pass_key, {}).setdefault(key, []).append(watched[1])
         else:
@@ -156,10 +159,31 @@ def note_reads(plan: Any, claim_file: ClaimFile, entry: ClaimEntry, names: Itera
         sinks = claim.planned_sinks(claim_file, data)
     except InterpAssertError:
         return
-    for name, _key, _factory in sinks:
+    for name, key, _factory in sinks:
         spec = dataset_of(claim_file, name or data)
-        if spec is not None:
+        if spec is not None and ((plan.subject, spec, ()), key) not in own:
             plan.whole.add((plan.subject, spec, ()))
+
+
+def own_watches(plan: Any, claim_file: ClaimFile, entry: ClaimEntry, data: str | None,
+                dataset_of: Any) -> set[tuple[Any, Hashable]]:
+    """Add the watches a claim kind makes itself (``claim.planned_watches``: a sequential
+    attention claim watching its pattern's sink) to ``plan``; the (pass, sink) pairs they
+    watch. Nothing for a claim read through ``on:`` or a template (``for i in ...``)."""
+    claim = entry.parsed.claim if entry.parsed is not None else None
+    make = getattr(claim, "planned_watches", None)
+    if make is None or entry.options.get("on") or entry.parsed.for_each is not None:
+        return set()
+    try:
+        found = make(claim_file.quantities, data, lambda name: dataset_of(claim_file, name))
+    except InterpAssertError:
+        return set()
+    watched = set()
+    for spec, key, watch in found:
+        pass_key = (plan.subject, spec, ())
+        plan.watches.setdefault(pass_key, {}).setdefault(key, []).append(watch)
+        watched.add((pass_key, key))
+    return watched
 
 
 def merge_watches(into: dict[Any, dict[Hashable, list[PlannedWatch]]],

@@ -158,13 +158,25 @@ class Activation(ForwardQuantity):
         return ("capture", hook, read_input), lambda: CaptureSink(hook, read_input)
 
     def compute(self, ev: Evaluation) -> Labelled:
+        from interp_assert.evaluate.sequential import is_cut_short
+
         array, dataset = self.read(ev)
         positions = load_dataset(dataset).positions  # a text dataset derives them from tokens
         definition = ev.definitions.get(self.name)
         axes = declared_axes(self.config["activation"], array.shape, positions,
                              getattr(definition, "axes", None))
-        return Labelled(array, axes, self.name, {"context": self.context(dataset)},
-                        keep_float32=True)
+        meta: dict[str, Any] = {"context": self.context(dataset)}
+        if ev.subject is not None and is_cut_short(ev.subject, dataset, ev.interventions):
+            meta["cut_short"] = True  # a sequential pass stopped early: its first samples
+            meta["context"]["samples"] = int(array.shape[0]) if array.ndim else 0
+        return Labelled(array, axes, self.name, meta, keep_float32=True)
+
+    def stale(self, ev: Evaluation, value: Labelled) -> bool:
+        """Whether a value read from a pass that stopped early no longer stands for this
+        evaluation's plan (evaluate/sequential.py): then it is computed again."""
+        from interp_assert.evaluate.sequential import cut_short_stale
+
+        return cut_short_stale(ev.plan, ev.subject, self.dataset(ev), ev.interventions, value)
 
 
 @register_quantity
