@@ -26,6 +26,7 @@ from interp_assert.loading.model_source import (
 )
 from interp_assert.loading.source_files import safe_resolve
 from interp_assert.progress import phase
+from interp_assert.resources import gc_paused
 from interp_assert.usercode import accepts, call_user, resolve_callable
 
 
@@ -85,7 +86,7 @@ class LoadedSubject:
             raise self._failure
         if self._checkpoint is None:
             try:
-                with phase("load", self.spec.label):
+                with phase("load", self.spec.label), gc_paused():
                     self._checkpoint = load_shared(self.spec.checkpoint, self.spec.allow_pickle)
             except InterpAssertError as exc:
                 self._failure = exc.at(self.spec.location)
@@ -101,7 +102,8 @@ class LoadedSubject:
             raise self._model_failure.copy()
         if not self._model_loaded:
             try:
-                self._model = self._load_model()
+                with gc_paused():
+                    self._model = self._load_model()
             except InterpAssertError as exc:
                 self._model_failure = exc.copy()  # untouched by what claims add to exc
                 raise

@@ -40,6 +40,7 @@ import numpy as np
 
 from interp_assert.errors import SpecError
 from interp_assert.loading.data import Dataset, DatasetSpec
+from interp_assert.resources import gc_paused
 from interp_assert.usercode import project_root, resolve_callable
 
 INSTALL_HF = "pip install 'interp-assert[hf]'"
@@ -97,7 +98,8 @@ def load_tokenizer(reference: Any, search_path: Sequence[Path] = ()) -> Any:
     key = (str(reference), tuple(search_path))
     with _TOKENIZER_LOCK:
         if key not in _TOKENIZERS:
-            _TOKENIZERS[key] = _load_tokenizer(str(reference), search_path)
+            with gc_paused():
+                _TOKENIZERS[key] = _load_tokenizer(str(reference), search_path)
         return _TOKENIZERS[key]
 
 
