@@ -112,3 +112,55 @@ def test_shared_passes_give_the_plain_mirrors_values(name: str, request: Any) ->
     for result in results:  # float32 passes on either side: equal to about 1e-8
         assert result.outcome.value == pytest.approx(plain[mirror.SAME[(result.claim_id, None)]],
                                                      rel=1e-6, abs=1e-7), result.claim_id
+
+
+ADDER_AT_A4 = """
+subject:
+  checkpoint: {root}/examples/adder/checkpoints/adder.pt
+  loader: examples.tiny_transformer:load
+data:
+  sums:
+    generate: examples.adder.data:generate
+    n: 400
+    seed: 99
+    batch_size: 200
+    positions: X0..X9, +, Y0..Y9, =, A0..A10
+quantities:
+  exact-match: {{metric: exact_match, answer: A0..A10}}
+  digit-error: {{metric: position_error, answer: A0..A10}}
+claims:
+  - id: a5-breaks
+    claim: "ablate L0H0, L0H1 at A4 (mean): digit-error at A5 rises by ≥ 50 points"
+  - id: sums-break
+    claim: "ablate L0H0, L0H1 at A4 (mean): exact-match drops by ≥ 50 points"
+"""
+
+
+def test_claims_ablating_alike_at_positions_share_one_pass(tmp_path: Path) -> None:
+    """Positions are known only from the data, so the plan names the ablation by its words;
+    both claims read the one ablated pass, and their values are a plain torch computation's."""
+    import torch
+
+    from bench.plain.common import checkpoint, keep, passes, replace
+    from examples.adder.data import generate
+
+    path = tmp_path / "a4.claims.yaml"
+    path.write_text(ADDER_AT_A4.format(root=ROOT))
+    forward.FORWARD_PASSES.clear()
+    results = {r.claim_id: r for r in ia.load(path).run(plots="none")}
+    assert all(r.error is None for r in results.values())
+    assert Counter(described(key) for key in forward.FORWARD_PASSES) == Counter({
+        ("sums", ()): 1, ("sums", ("ablate mean L0H0", "ablate mean L0H1")): 1})
+
+    model, tokens = checkpoint("examples/adder/checkpoints/adder.pt"), generate(400, 99)["tokens"]
+    answer = list(range(22, 33))  # A0..A10 are predicted at the positions before them
+    store: dict[str, list[torch.Tensor]] = {"z0": []}
+    clean = passes(model, tokens, 200, {"blocks.0.attn.hook_z": keep(store, "z0")})
+    mean_z = torch.cat(store["z0"]).double().mean(0).float()
+    ablated = passes(model, tokens, 200, {"blocks.0.attn.hook_z": replace(mean_z, [0, 1], [26])})
+    wrong = [(logits[:, [a - 1 for a in answer]].argmax(-1) != tokens[:, answer]).double()
+             for logits in (clean, ablated)]
+    rise = float(wrong[1][:, 5].mean() - wrong[0][:, 5].mean())
+    drop = float((wrong[0].sum(1) == 0).double().mean() - (wrong[1].sum(1) == 0).double().mean())
+    assert results["a5-breaks"].outcome.value == pytest.approx(rise, abs=1e-12)
+    assert results["sums-break"].outcome.value == pytest.approx(drop, abs=1e-12)
