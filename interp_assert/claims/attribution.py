@@ -26,6 +26,7 @@ from interp_assert.claims.causal_base import MeasuredMetric, Measurement
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.confidence import paired_meta
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.planned_passes import announce_metric, gradient_sinks, metric_sinks
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.circuit_layout import Layout
 from interp_assert.evaluate.gradients import Attribution, attribution
@@ -138,8 +139,15 @@ _attr_from: "from" NAME "into" NAME"""
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
-        """The metric on the source and the target (the gradient pass is not planned)."""
-        return super().planned_sinks(claim_file, dataset)[len(self.parts):]
+        """The metric on the source and the target, and the source activations the gradient
+        pass reads."""
+        return super().planned_sinks(claim_file, dataset)[len(self.parts):] + [
+            (self.source, key, factory) for key, factory in gradient_sinks(
+                claim_file, self.parts, set())]
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> None:
+        """None: the patched pass is estimated, not run."""
+        return None
 
     def describe(self, ctx: Context) -> str:
         where = f"at {', '.join(self.positions)}" if self.positions else "at all positions"
@@ -201,6 +209,16 @@ ATTR_UNITS: /(heads|neurons)\b/"""
     def planned_quantities(self, definitions: Mapping[str, Any]) -> set[str]:
         return set(ast.referenced_names(self.metric.expr)) if self.metric else set()
 
+    def planned_sinks(self, claim_file: Any, dataset: str | None
+                      ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        """The metric on the source and the target, and the source activations the gradient
+        pass reads."""
+        sinks = [(spec.name, key, factory) for data in (self.source, self.target)
+                 for spec, key, factory in metric_sinks(claim_file, self.metric,
+                                                        claim_file.datasets.get(data))]
+        return sinks + [(self.source, key, factory) for key, factory in gradient_sinks(
+            claim_file, (), {self.units[:-1]})]
+
     def evaluate(self, ctx: Context) -> Outcome:
         assert self.metric is not None
         kind = self.units[:-1]  # head, neuron
@@ -219,8 +237,7 @@ ATTR_UNITS: /(heads|neurons)\b/"""
         activations(ctx, source, pool)  # every unit's source slice in one pass
         before = self.metric.value(ctx.derive(dataset=target.name)).scalar()
         estimate = np.array([table.estimate(part) for part in pool])
-        real = np.array([self.metric.value(ctx.derive(dataset=target.name, interventions=patching(
-            ctx, [part], source, target, None))).scalar() - before for part in pool])
+        real = np.array([self._patched(ctx, part, source, target) - before for part in pool])
         from scipy.stats import pearsonr, spearmanr
 
         labels = [part.label for part in pool]
@@ -256,6 +273,13 @@ ATTR_UNITS: /(heads|neurons)\b/"""
                    f"{target.describe()}", "gradient metric at target": fmt(table.metric)}
         return Outcome(passed, measured, expected, value=value, rows=rows, context=context,
                        plot_data={"spearman": rho, "pearson": r})
+
+    def _patched(self, ctx: Context, part: Component, source: Any, target: Any) -> float:
+        """The metric on ``target`` with ``part`` alone patched from ``source``."""
+        interventions = patching(ctx, [part], source, target, None)
+        announce_metric(ctx, self.metric, target, interventions)
+        derived = ctx.derive(dataset=target.name, interventions=interventions)
+        return self.metric.value(derived).scalar()  # type: ignore[union-attr]
 
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         from interp_assert.claims.patching_plots import plot_attribution_scatter

@@ -146,6 +146,14 @@ class Claim(ABC):
         quantities need serves them too (an ablation's reference activations)."""
         return []
 
+    def planned_passes(self, claim_file: Any, dataset: str | None
+                       ) -> list[tuple[Any, tuple[Any, ...], Hashable, Callable[[], Any]]]:
+        """Sinks this claim reads on intervened passes, as (dataset spec, interventions, sink
+        key, sink factory): planned, so that one intervened pass serves every claim reading
+        it. The interventions may be stand-ins (``evaluate.planned_passes.stand_in``) equal
+        to those the claim builds once it has read its data."""
+        return []
+
     def plot(self, outcome: Outcome, ax: Axes) -> None:
         """Draw the diagnostic plot; the default shows the value against its bounds."""
         from interp_assert.claims.plots import plot_value_against_bounds

@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from interp_assert.claims.base import Context, register_claim
+from interp_assert.claims.base import Context, planned_dataset, register_claim
 from interp_assert.claims.causal_base import (
     SHARED_GRAMMAR,
     CausalClaim,
@@ -38,6 +38,7 @@ from interp_assert.claims.causal_base import (
     parts_of,
     positions_of,
 )
+from interp_assert.claims.planned_passes import Planned, by_text, metric_sinks
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.circuit_layout import Layout
 from interp_assert.evaluate.forward import Intervention
@@ -49,8 +50,8 @@ from interp_assert.evaluate.interventions import (
     patching,
     reference_sinks,
 )
+from interp_assert.evaluate.planned_passes import ablation_stand_ins, patching_stand_ins
 from interp_assert.language import ast
-from interp_assert.language.ast import referenced_names
 from interp_assert.loading.data import DatasetSpec
 
 
@@ -102,14 +103,36 @@ ABLATION: /(zero|mean|resample)\b/""" + SHARED_GRAMMAR
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
-        """The clean activations of its components on the reference dataset (for ``mean``
-        and ``resample``): planned, so the metric's clean pass captures them."""
-        if self.how not in ("mean", "resample") or self.effect is None:
+        """The metric on the target, and the clean activations of its components on the
+        reference dataset (for ``mean`` and ``resample``): planned, so the metric's clean
+        pass captures them."""
+        if self.effect is None:
             return []
-        reference = self.over or self._pinned(claim_file.quantities) or dataset
+        target = self._pinned(claim_file.quantities) or dataset
+        metric = [(spec.name, key, factory) for spec, key, factory in metric_sinks(
+            claim_file, self.effect.metric, planned_dataset(claim_file, target))]
+        if self.how not in ("mean", "resample"):
+            return metric
+        reference = self.over or target
         layout = Layout.parse(claim_file.raw.get("layout"))
         parts = [component(label, layout) for label in self.parts]
-        return [(reference, key, factory) for key, factory in reference_sinks(parts)]
+        return [(reference, key, factory) for key, factory in reference_sinks(parts)] + metric
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """The ablation's stand-ins (by its text when it names positions, which are known
+        only from the data)."""
+        if self.effect is None or self.how not in ABLATIONS:
+            return None
+        target = planned_dataset(claim_file, self._pinned(claim_file.quantities) or dataset)
+        reference = planned_dataset(claim_file, self.over) if self.over else target
+        if target is None or reference is None:
+            return None
+        if self.positions is not None:
+            return target, by_text("ablate", self.how, self.parts, self.positions,
+                                   reference.name, self.seed)
+        layout = Layout.parse(claim_file.raw.get("layout"))
+        parts = [component(label, layout) for label in self.parts]
+        return target, ablation_stand_ins(parts, self.how, reference, self.seed or 0)
 
     def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:
@@ -165,19 +188,23 @@ patch: "patch" causal_parts [causal_at] "from" NAME "into" NAME ":" _causal_tail
         layout = Layout.parse(claim_file.raw.get("layout"))
         parts = [component(label, layout) for label in self.parts]
         sinks = [(self.source, key, factory) for key, factory in reference_sinks(parts)]
-        metric = self.effect.metric if self.effect is not None else None
-        names = referenced_names(metric.expr) if metric is not None and metric.mask is None \
-            else set()
-        for name in sorted(names):
-            definition = claim_file.quantities.get(name)
-            need = getattr(definition.kind, "need", None) if definition is not None else None
-            if need is None or definition.kind.config.get("data"):
-                continue
-            for data in (self.source, self.target):
-                if data in claim_file.datasets:
-                    key, factory = need(claim_file.datasets[data], claim_file.search_path)
-                    sinks.append((data, key, factory))
+        for data in (self.source, self.target):
+            sinks += [(spec.name, key, factory) for spec, key, factory in metric_sinks(
+                claim_file, self.effect.metric if self.effect else None,
+                claim_file.datasets.get(data))]
         return sinks
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """The patching's stand-ins (by its text when it names positions)."""
+        source, target = claim_file.datasets.get(self.source), claim_file.datasets.get(
+            self.target)
+        if self.effect is None or source is None or target is None:
+            return None
+        if self.positions is not None:
+            return target, by_text("patch", self.parts, self.positions, self.source)
+        layout = Layout.parse(claim_file.raw.get("layout"))
+        parts = [component(label, layout) for label in self.parts]
+        return target, patching_stand_ins(parts, source)
 
     def intervene(self, ctx: Context, parts: list[Component],
                   positions: tuple[int, ...] | None) -> tuple[Intervention, ...]:

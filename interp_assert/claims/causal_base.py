@@ -15,6 +15,14 @@ from interp_assert.claims.base import Claim, Context
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.planned_passes import (
+    Planned,
+    PlannedPass,
+    announce_aliased,
+    announce_metric,
+    metric_sinks,
+    on_pass,
+)
 from interp_assert.claims.random_rank import (
     apply_rank,
     check_requested,
@@ -75,16 +83,17 @@ class MeasuredMetric:
         """The metric read through ``ctx`` (its dataset and interventions)."""
         if self.mask is None:
             return ctx.value(self.expr)
-        return self._masked(ctx).compute(ctx)
+        return self.masked(ctx.definitions).compute(ctx)
 
-    def _masked(self, ctx: Context) -> Any:
+    def masked(self, definitions: Mapping[str, Any]) -> Any:
+        """The metric quantity ``METRIC on [not] FIELD tokens`` stands for."""
         from interp_assert.evaluate.quantities.behaviour import MetricQuantity
 
         if not isinstance(self.expr, ast.Ref):
             raise QuantityError(f"'{self}': 'on ... tokens' needs a metric name, not an "
                                 "expression", hint="write 'loss on repeated tokens'")
         name = self.expr.name
-        definition = ctx.definitions.get(name)
+        definition = definitions.get(name)
         if definition is not None and isinstance(definition.kind, MetricQuantity):
             config = {k: v for k, v in definition.kind.config.items() if k != "answer"}
         elif definition is None and name == "loss":
@@ -190,6 +199,20 @@ class CausalClaim(Claim):
         """The intervention in words, for the report."""
         raise NotImplementedError
 
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """The dataset and interventions of the claim's own measurement as the plan knows
+        them before any pass (stand-ins, :mod:`interp_assert.claims.planned_passes`); None
+        when they are not planned."""
+        return None
+
+    def planned_passes(self, claim_file: Any, dataset: str | None) -> list[PlannedPass]:
+        """The metric's sinks on the claim's intervened pass, so that every claim reading
+        that pass shares one run of it."""
+        planned = self.planned_interventions(claim_file, dataset)
+        if planned is None or self.effect is None:
+            return []
+        return on_pass(metric_sinks(claim_file, self.effect.metric, planned[0]), planned[1])
+
     # -- measurement --------------------------------------------------------------------------
     def expressions(self) -> Any:
         assert self.effect is not None
@@ -216,6 +239,7 @@ class CausalClaim(Claim):
                 interventions: tuple[Intervention, ...] = ()) -> Labelled:
         assert self.effect is not None
         derived = ctx.derive(dataset=dataset.name, interventions=interventions)
+        announce_metric(ctx, self.effect.metric, dataset, interventions)
         return self.effect.metric.value(derived)
 
     def measure(self, ctx: Context, labels: tuple[str, ...], change: str) -> Measurement:
@@ -227,6 +251,8 @@ class CausalClaim(Claim):
         origin = self._metric(ctx, source) if source is not None else None
         main = (self.effect is not None and labels == self.parts
                 and change == self.effect.change)  # not a random control
+        if main:
+            announce_aliased(ctx, self, interventions)
         with paired_stop(self.effect if main else None, ctx, target, interventions, first,
                          origin):
             then = self._metric(ctx, target, interventions)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from interp_assert.claims.base import Context, register_claim
+from interp_assert.claims.base import Context, planned_dataset, register_claim
 from interp_assert.claims.causal_base import (
     CausalClaim,
     control_from,
@@ -25,6 +25,7 @@ from interp_assert.claims.causal_base import (
 )
 from interp_assert.claims.features import sae_definition
 from interp_assert.claims.outcome import fmt
+from interp_assert.claims.planned_passes import Planned, by_text
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.feature_interventions import (
     feature_ablation,
@@ -57,6 +58,13 @@ class FeatureCausal(CausalClaim):
         kind = sae_definition(ctx, self.source)
         dictionary = kind.dictionary()
         return dictionary, kind.hook(dictionary)
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """The intervention by its text (its key holds the dictionary's digest, read only
+        when the claim runs): claims intervening alike share the pass."""
+        spec = planned_dataset(claim_file, dataset)
+        return None if spec is None else (spec, by_text(
+            self.kind, self.source, self.parts, self.positions, getattr(self, "scale", None)))
 
     control_noun = "features"
 

@@ -30,6 +30,8 @@ from interp_assert.claims.causal_base import (
     positions_of,
 )
 from interp_assert.claims.outcome import Outcome
+from interp_assert.claims.path_plan import path_guesses, path_passes
+from interp_assert.claims.planned_passes import Planned, PlannedPass
 from interp_assert.errors import QuantityError
 from interp_assert.evaluate.circuit_layout import Layout, parse_head
 from interp_assert.evaluate.forward import Intervention
@@ -140,16 +142,29 @@ PATH_INPUT: /(queries|keys|values)\b/"""
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
         """Patching's, and the target's ``hook_z`` of the layers that pass 2 freezes (known
-        without the model when every receiver is a head)."""
+        without the model when every receiver is a head; to the end of the model, guessed
+        per layer, for ``logits`` and ``resid_final``, with every MLP's output too for
+        ``resid_final``)."""
         sinks = super().planned_sinks(claim_file, dataset)
-        if any(r.label in (END, FINAL) for r in self.receivers):
-            return sinks
         layout = Layout.parse(claim_file.raw.get("layout"))
         senders = [component(label, layout) for label in self.parts]
         if not senders or any(s.kind != "head" for s in senders):
             return sinks
+        if any(r.label in (END, FINAL) for r in self.receivers):
+            return sinks + [(self.target, key, factory) for key, factory in
+                            path_guesses(senders, self.receivers, layout.hook("hook_z"))]
         frozen = frozen_layers(senders, last_layer(self.receivers, 0))
         return sinks + [(self.target, key, factory) for key, factory in reference_sinks(frozen)]
+
+    def planned_passes(self, claim_file: Any, dataset: str | None) -> list[PlannedPass]:
+        """Pass 2's receiver inputs and pass 3's metric (patching every position; for
+        ``logits`` and ``resid_final`` the frozen layers are known only from the model)."""
+        return path_passes(self, claim_file)
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """None: :meth:`planned_passes` plans the passes whose stand-ins equal the real
+        interventions."""
+        return None
 
     def control_pool(self, ctx: Context, kind: str) -> list[str]:
         """Heads of the layers before every receiving head (every head for ``logits``)."""

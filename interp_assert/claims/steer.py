@@ -26,11 +26,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from lark import Tree
 
-from interp_assert.claims.base import Claim, Context, register_claim
+from interp_assert.claims.base import Claim, Context, planned_dataset, register_claim
 from interp_assert.claims.causal_base import Effect, effect_from
 from interp_assert.claims.compare import evaluate_bounds
 from interp_assert.claims.confidence import paired_meta, with_confidence
 from interp_assert.claims.outcome import Outcome, compare, expected_text, fmt
+from interp_assert.claims.planned_passes import (
+    Planned,
+    PlannedPass,
+    announce_aliased,
+    announce_metric,
+    by_text,
+    metric_sinks,
+    on_pass,
+)
 from interp_assert.claims.probe import (
     Target,
     planned_position_sink,
@@ -168,10 +177,26 @@ class Steer(Claim):
 
     def planned_sinks(self, claim_file: Any, dataset: str | None
                       ) -> list[tuple[str | None, Hashable, Callable[[], Any]]]:
+        metric = [(spec.name, key, factory) for spec, key, factory in metric_sinks(
+            claim_file, self.effect.metric, planned_dataset(claim_file, dataset))]
         if self.direction.how == "expr":
-            return []
+            return metric
         return planned_position_sink(claim_file, dataset, self.direction.hook,
-                                     self.direction.position)
+                                     self.direction.position) + metric
+
+    def planned_interventions(self, claim_file: Any, dataset: str | None) -> Planned:
+        """The steering as the plan knows it before the direction is measured: by its
+        text."""
+        spec = planned_dataset(claim_file, dataset)
+        return None if spec is None else (spec, by_text(
+            "steer", self.hook, self.positions, self.scale, str(self.direction)))
+
+    def planned_passes(self, claim_file: Any, dataset: str | None) -> list[PlannedPass]:
+        """The metric's sinks on the steered pass (the claims steering alike, with other
+        metrics, share it)."""
+        planned = self.planned_interventions(claim_file, dataset)
+        return [] if planned is None else on_pass(
+            metric_sinks(claim_file, self.effect.metric, planned[0]), planned[1])
 
     def _positions(self, ctx: Context) -> tuple[int, ...] | None:
         if self.positions is None:
@@ -185,6 +210,9 @@ class Steer(Claim):
         if scale == 0:
             return self.effect.metric.value(ctx)
         intervention = steering(self.hook, scale, direction, self._positions(ctx))
+        if scale == self.scale:  # the claim's own pass (not the plot's sweep)
+            announce_aliased(ctx, self, (intervention,))
+        announce_metric(ctx, self.effect.metric, ctx.dataset_spec(), (intervention,))
         return self.effect.metric.value(ctx.derive(interventions=(intervention,)))
 
     def metric_at(self, ctx: Context, scale: float, direction: np.ndarray) -> float:

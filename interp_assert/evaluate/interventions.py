@@ -188,10 +188,22 @@ def ablation(ctx: WeightContext, parts: Sequence[Component], how: str, target: D
             n = load_dataset(target).n
             order = resample_order(n, source.shape[0], seed, same=reference == target)
         replacement = Replacement(part, how, positions, source, order)
-        key = ("ablate", how, part.label, positions, reference if how != "zero" else None,
-               seed if how == "resample" else None)
+        key = ablation_key(part, how, positions, reference, seed)
         interventions.append(Intervention(part.hook, key, replacement.apply))
     return tuple(interventions)
+
+
+def ablation_key(part: Component, how: str, positions: tuple[int, ...] | None,
+                 reference: DatasetSpec, seed: int) -> Hashable:
+    """What identifies an ablation of ``part`` (its pass's key; known before any pass)."""
+    return ("ablate", how, part.label, positions, reference if how != "zero" else None,
+            seed if how == "resample" else None)
+
+
+def patching_key(part: Component, positions: tuple[int, ...] | None,
+                 source: DatasetSpec) -> Hashable:
+    """What identifies patching ``part`` from ``source`` (known before any pass)."""
+    return ("patch", part.label, positions, source)
 
 
 def patching(ctx: WeightContext, parts: Sequence[Component], source: DatasetSpec,
@@ -206,7 +218,7 @@ def patching(ctx: WeightContext, parts: Sequence[Component], source: DatasetSpec
                             hint="generate both with the same n (sample i of one is the "
                                  "counterpart of sample i of the other)")
     sources = activations(ctx, source, parts)
-    return tuple(Intervention(part.hook, ("patch", part.label, positions, source),
+    return tuple(Intervention(part.hook, patching_key(part, positions, source),
                               Replacement(part, "patch", positions, sources[part.label]).apply)
                  for part in parts)
 

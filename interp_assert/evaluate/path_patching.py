@@ -177,11 +177,27 @@ def sender_pass(ctx: WeightContext, senders: Sequence[Component], source: Datase
     corrupted = activations(ctx, target, layers)
     frozen = []
     for layer in layers:
-        keep = tuple(sorted(s.index or 0 for s in senders
-                            if s.layer == layer.layer and s.kind == "head"))
-        frozen.append(Intervention(layer.hook, ("freeze", layer.hook, keep, target),
+        keep = kept_heads(senders, layer)
+        frozen.append(Intervention(layer.hook, freeze_key(layer, keep, target),
                                    _frozen_apply(corrupted[layer.label], keep)))
     return (*patched, *frozen)
+
+
+def kept_heads(senders: Sequence[Component], layer: Component) -> tuple[int, ...]:
+    """The senders' heads of a frozen layer (pass 2 leaves them running)."""
+    return tuple(sorted(s.index or 0 for s in senders
+                        if s.layer == layer.layer and s.kind == "head"))
+
+
+def freeze_key(layer: Component, keep: tuple[int, ...], target: DatasetSpec) -> Any:
+    """What identifies freezing ``layer`` on ``target`` but ``keep`` (known before any pass)."""
+    return ("freeze", layer.hook, keep, target)
+
+
+def path_key(senders: Sequence[Component], part: Component, positions: tuple[int, ...] | None,
+             source: DatasetSpec, target: DatasetSpec) -> Any:
+    """What identifies patching receiver input ``part`` with pass 2's value."""
+    return ("path", tuple(s.label for s in senders), part.label, positions, source, target)
 
 
 def path_interventions(ctx: WeightContext, senders: Sequence[Component],
@@ -207,8 +223,7 @@ def path_interventions(ctx: WeightContext, senders: Sequence[Component],
         announce(ctx.plan, subject, target, _sink_key(part), lambda p=part: SliceSink(p), second)
     captured = {part.label: request(ctx.plan, subject, target, _sink_key(part),
                                     lambda p=part: SliceSink(p), second) for part in inputs}
-    names = tuple(s.label for s in senders)
-    return tuple(Intervention(part.hook, ("path", names, part.label, positions, source, target),
+    return tuple(Intervention(part.hook, path_key(senders, part, positions, source, target),
                               Replacement(part, "patch", None, captured[part.label]).apply)
                  for part in inputs)
 

@@ -39,15 +39,24 @@ def quantities_read(claim_file: ClaimFile, entry: ClaimEntry,
     if entry.parsed is None:
         return set()
     definitions = claim_file.quantities
-    normalized, owners = names or file_names(claim_file)
-    names: set[str] = set()
+    read: set[str] = set()
     for node in entry.parsed.claim.expressions():
-        names.update(referenced_names(node))
-    names.update(entry.parsed.claim.planned_quantities(definitions))
+        read.update(referenced_names(node))
+    read.update(entry.parsed.claim.planned_quantities(definitions))
     if entry.options.get("on"):
-        names.update(_on_names(str(entry.options["on"]), definitions))
+        read.update(_on_names(str(entry.options["on"]), definitions))
+    return quantities_named(claim_file, read, names)
+
+
+def quantities_named(claim_file: ClaimFile, read: Iterable[str],
+                     names: tuple[dict[str, str], dict[str, list[str]]] | None = None
+                     ) -> set[str]:
+    """The quantities the names ``read`` stand for (quantities, or the quantities declaring
+    them as labels) and, transitively, what those quantities are computed from."""
+    definitions = claim_file.quantities
+    normalized, owners = names or file_names(claim_file)
     found: set[str] = set()
-    pending = list(names)
+    pending = list(read)
     while pending:
         name = pending.pop()
         matches = ([name] if name in definitions else [normalized[_normal(name)]]
@@ -158,15 +167,24 @@ class Plan:
         for name, key, factory in sinks:
             spec = _dataset(claim_file, name or data)
             if spec is not None:
-                self.passes.setdefault((self.subject, spec, ()), {}).setdefault(key, factory)
+                _merge(self.passes.setdefault((self.subject, spec, ()), {}), key, factory)
+        try:  # sinks of intervened passes whose interventions are known before any pass
+            planned = [p for claim in claims for p in claim.planned_passes(claim_file, data)]
+        except InterpAssertError:  # reported on the claim when it runs
+            return
+        for spec, interventions, key, factory in planned:
+            _merge(self.passes.setdefault((self.subject, spec, interventions), {}), key,
+                   factory)
 
 
 def _merge(sinks: dict[Hashable, SinkFactory], key: Hashable, factory: SinkFactory) -> None:
     """Plan sink ``key``: the first factory, unless it keeps no raw samples and this one does
-    (one claim needing the samples is enough to keep them)."""
+    (one claim needing the samples is enough to keep them), or it is a guess the pass may skip
+    (``optional``) and this one is not."""
     known = sinks.get(key)
     if known is None or (not getattr(known, "keeps_samples", True)
-                         and getattr(factory, "keeps_samples", True)):
+                         and getattr(factory, "keeps_samples", True)) or (
+            getattr(known, "optional", False) and not getattr(factory, "optional", False)):
         sinks[key] = factory
 
 
@@ -203,6 +221,17 @@ class RunPlan:
             sinks = self._passes.setdefault(key, {})
             sinks.setdefault(wanted, factory)
             return dict(sinks)
+
+    def alias(self, planned: PassKey, real: PassKey) -> None:
+        """Serve on the pass ``real`` every sink planned on ``planned``: a pass whose
+        interventions depend on data (a steering direction) is planned under a stand-in key,
+        and the first claim to know the real interventions says so before requesting."""
+        with self._lock:
+            sinks = self._passes.get(planned)
+            if sinks:
+                merged = self._passes.setdefault(real, {})
+                for sink_key, factory in sinks.items():
+                    _merge(merged, sink_key, factory)
 
     def watch_now(self, key: PassKey, sink: Hashable, watch: Any) -> Callable[[], None]:
         """Watch sink ``sink`` of pass ``key`` while a claim measures (a sequential effect
