@@ -99,6 +99,13 @@ def run_pytest(root: Path, *args: str, **extra: str) -> subprocess.CompletedProc
                           env=env(**extra), capture_output=True, text=True, timeout=TIMEOUT)
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition. A signal ignored in
+    the parent stays ignored across exec (a library an earlier test ran in this xdist worker
+    may have ignored it), and Python then installs no KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_at_marker(root: Path, *args: str) -> tuple[int, str]:
     """Run pytest until a claim blocks in ``blocking`` (its marker file appears), then send
     SIGINT, as Ctrl-C does. Returns the exit status and the output."""
@@ -106,7 +113,8 @@ def interrupt_at_marker(root: Path, *args: str) -> tuple[int, str]:
     marker.unlink(missing_ok=True)
     process = subprocess.Popen([sys.executable, "-m", "pytest", *QUIET, *args], cwd=root,
                                env=env(INTERP_BLOCK_MARKER=str(marker)),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
