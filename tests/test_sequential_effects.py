@@ -6,12 +6,12 @@ seeded streams whose truth sits on the bound."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sequential_kinds import reference_asymptotic as robbins
 
 from interp_assert.claims.sequential_effects import judge_change, judge_recovery
 from interp_assert.evaluate.sequential import BettingCS
@@ -41,19 +41,6 @@ def run(folder: Path, spec: str, claims: str, n: int | None = None) -> list:
 def _defaults() -> Iterator[None]:
     yield
     set_sequential(None)
-
-
-def robbins(x: np.ndarray, alpha: float, target: int) -> tuple[float, float]:
-    """The asymptotic sequence at the last sample, in plain Python (Waudby-Smith et al. 2021,
-    Robbins normal mixture): mean ± sd · sqrt(2(tρ²+1)/(t²ρ²) · log(sqrt(tρ²+1)/α))."""
-    values = [float(v) for v in x]
-    t = len(values)
-    mean = sum(values) / t
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / t)
-    rho2 = (-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / target
-    width = sd * math.sqrt(2 * (t * rho2 + 1) / (t * t * rho2)
-                           * math.log(math.sqrt(t * rho2 + 1) / alpha))
-    return mean - width, mean + width
 
 
 def test_changes_of_a_rate_stops_early_on_the_betting_sequence_of_its_absolute_mean(
