@@ -144,10 +144,11 @@ def test_edge_scores_match_the_residual_stream_by_hand(world: dict[str, Any],
     before = len(FORWARD_PASSES)
     run_plotting_pass_fail(load_claim_file(write(tmp_path, claims[:1], {"e": {"edges": EDGES}})),
                            None)
-    # the clean pass (metric, means, layer 0's hook_z); every edge ablated: one input pass,
-    # layer 1's hook_z, the metric; the circuit: 3 sets of kept senders in layer 1 ({L0H0,
-    # L0H1} for L1H2.k, {L0H1} for L1H1.k and L1H2.q, none), layer 1's hook_z, the metric
-    assert len(FORWARD_PASSES) - before == 1 + 3 + 5
+    # the clean pass (metric, means, layer 0's hook_z); every edge ablated: one input pass
+    # (no kept sender), layer 1's hook_z, the metric; the circuit: 3 sets of kept senders in
+    # layer 1 ({L0H0, L0H1} for L1H2.k, {L0H1} for L1H1.k and L1H2.q, none: that input pass
+    # is the one every edge ablated ran, and is shared), layer 1's hook_z, the metric
+    assert len(FORWARD_PASSES) - before == 1 + 3 + 4
     results = run_plotting_pass_fail(claim_file, None)
     full, base = loss_with_edges(world, universe), loss_with_edges(world, set())
     alone = loss_with_edges(world, set(EDGES))

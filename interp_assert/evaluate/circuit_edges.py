@@ -15,7 +15,10 @@ Built from planned passes, layer by layer (heads of a layer depend only on earli
 2. per later layer, per distinct set P of kept senders among that layer's receiver inputs: the
    target run with every earlier head's ``hook_z`` written (its ablated-run value if in P, its
    mean if not), capturing the layer's ``hook_q`` / ``hook_k`` / ``hook_v``; then the run with
-   those inputs written, capturing the layer's ablated-run ``hook_z``;
+   those inputs written, capturing the layer's ablated-run ``hook_z``. These passes depend
+   only on P (or the layer's senders) and on the kept edges into earlier layers, and are
+   keyed by those: the edge sets of one claim (the circuit, its complement, each edge left
+   out, random sets) share every such pass they agree on;
 3. the measured run: every head's ``hook_z`` written with its ablated-run value if its edge to
    the logits is kept, with its mean if not.
 
@@ -175,6 +178,9 @@ class EdgeAblation:
                 incoming.setdefault((layer, head, letter or "q"), set()).add(source)
         order = sorted(self.layers)
         signature = tuple(sorted(kept))
+        # a layer's passes depend only on the kept edges into earlier layers (and its own
+        # receivers' senders): keyed so, edge sets that agree there share those passes
+        into = {edge: parse_head(split_edge(edge)[1]) for edge in signature}
         first = order[0]
         hook = self.z_hook(first)  # clean: read in the pass that the means come from
         z = {first: activations(self.ctx, self.target, [component(hook)])[hook]}
@@ -185,14 +191,18 @@ class EdgeAblation:
                 for letter in INPUT_HOOKS:
                     pattern = tuple(sorted(incoming.get((layer, head, letter), set())))
                     groups.setdefault(pattern, []).append((head, letter))
+            upstream = tuple(edge for edge in signature
+                             if into[edge] is not None and into[edge][0] < layer)
             for pattern, receivers in groups.items():
-                writes = self._writes(z, set(pattern), layer, ("in", pattern, signature))
+                writes = self._writes(z, set(pattern), layer, ("in", pattern, upstream))
                 hooks = sorted({self.input_hook(layer, x) for _, x in receivers})
                 captured = _capture(self.ctx, self.target, hooks, writes)
                 for head, letter in receivers:
                     inputs[letter][head] = captured[self.input_hook(layer, letter)][:, :, head]
+            inside = (tuple(sorted((key, tuple(value)) for key, value in groups.items())),
+                      upstream)
             replaced = tuple(
-                Intervention(self.input_hook(layer, x), ("edge-input", layer, x, signature,
+                Intervention(self.input_hook(layer, x), ("edge-input", layer, x, inside,
                                                          self.reference, self.target),
                              _HeadWrite(self.input_hook(layer, x), inputs[x],
                                         dict.fromkeys(inputs[x], True)).apply)
