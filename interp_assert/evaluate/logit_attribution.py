@@ -196,7 +196,8 @@ def _column(subject: Any, label: str, vectors: np.ndarray | None, read_dir: np.n
         if head >= vectors.shape[1]:
             raise QuantityError(f"'{label}': layer {layer} has {vectors.shape[1]} heads")
         w_o = _weight(subject, f"blocks.{layer}.attn.W_O")[head]
-        return np.einsum("nd,dm,nm->n", vectors[:, head], w_o, read_dir)
+        # the head's write (BLAS matmul), then each sample's dot with its read direction
+        return np.einsum("nm,nm->n", vectors[:, head] @ w_o, read_dir)
     if m := NEURON.match(label):
         layer, index = int(m.group(1)), int(m.group(2))
         if index >= vectors.shape[1]:

@@ -48,14 +48,47 @@ _BOOTSTRAPS: dict[tuple[bytes, float, int], tuple[float, float]] = {}
 
 def resampled_means(samples: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES) -> np.ndarray:
     """The seeded bootstrap's resampled means (the percentile interval's quantiles and the
-    bootstrap p-value of :mod:`interp_assert.evaluate.pvalues` read the same ones)."""
+    bootstrap p-value of :mod:`interp_assert.evaluate.pvalues` read the same ones): resample
+    ``r`` is the mean of ``samples[idx[r]]``, the index rows drawn in blocks of 250 from
+    ``default_rng(BOOTSTRAP_SEED)``. The draws depend only on the sample count, so they are
+    drawn once per (count, resamples) and reused by every claim that bootstraps as many
+    samples (the same numbers as drawing them again)."""
+    idx = _indices(samples.size, resamples)
+    if idx is not None:
+        return samples[idx].mean(axis=1)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     means = np.empty(resamples)
     for start in range(0, resamples, 250):
         stop = min(resamples, start + 250)
-        idx = rng.integers(0, samples.size, size=(stop - start, samples.size))
-        means[start:stop] = samples[idx].mean(axis=1)
+        block = rng.integers(0, samples.size, size=(stop - start, samples.size))
+        means[start:stop] = samples[block].mean(axis=1)
     return means
+
+
+#: index draws kept for reuse: at most this many (count, resamples) pairs, each at most
+#: INDEX_CACHE_CELLS indices (16 MB of int64 at the default 2,000 resamples of 1,000 samples)
+INDEX_CACHE_PAIRS = 4
+INDEX_CACHE_CELLS = 2_000_000
+_INDICES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _indices(count: int, resamples: int) -> np.ndarray | None:
+    """The bootstrap's [resamples, count] index draws (blocks of 250 from the seeded
+    generator, exactly as :func:`resampled_means` draws them), or None when too large to
+    keep."""
+    if count * resamples > INDEX_CACHE_CELLS:
+        return None
+    key = (count, resamples)
+    if key not in _INDICES:
+        if len(_INDICES) >= INDEX_CACHE_PAIRS:
+            _INDICES.pop(next(iter(_INDICES)))
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        drawn = np.concatenate([
+            rng.integers(0, count, size=(min(resamples, start + 250) - start, count))
+            for start in range(0, resamples, 250)])
+        drawn.flags.writeable = False
+        _INDICES[key] = drawn
+    return _INDICES[key]
 
 
 def _bootstrap(samples: np.ndarray, level: float, resamples: int) -> tuple[float, float]:
