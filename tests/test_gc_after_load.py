@@ -4,22 +4,10 @@ claims that collection froze (``ClaimSession.settle_loads``), and the session gi
 from __future__ import annotations
 
 import gc
-import weakref
 
 import pytest
 from conftest import claim_file_text, save_checkpoint
-
-
-class _Node:
-    """An object that can sit in a reference cycle."""
-
-    other: _Node | None = None
-
-
-def _cycle() -> weakref.ref[_Node]:
-    first, second = _Node(), _Node()
-    first.other, second.other = second, first
-    return weakref.ref(first)
+from test_collection_gc import _cycle
 
 
 def test_what_the_first_claim_loads_is_left_out_of_later_collections(pytester) -> None:

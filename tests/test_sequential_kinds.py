@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_sequential import adder_file, run
 
 from interp_assert.evaluate.evaluation import Evaluation
 from interp_assert.evaluate.sequential import BettingCS
@@ -20,28 +21,8 @@ from interp_assert.loading.subject import get_subject
 from interp_assert.plan.sequential import set_sequential
 from interp_assert.run.runner import Runner, RunOptions
 
-ROOT = Path(__file__).resolve().parents[1]
-LOSS = "  loss:\n    metric: loss\n    answer: A0..A10\n"
 # positions of the adder's sums: X0..X9 (0-9), + (10), Y0..Y9 (11-20), = (21), A0..A10 (22-32)
 X1, Y1, A1 = 1, 12, 23
-
-
-def adder_file(folder: Path, claims: str, n: int) -> Path:
-    """The bundled adder file's subject, data (its first ``n`` sums) and quantities (and a
-    loss), with ``claims``."""
-    text = (ROOT / "specs" / "adder.claims.yaml").read_text(encoding="utf-8")
-    head = text.split("\nclaims:\n")[0].replace("../examples", str(ROOT / "examples"))
-    head = head.replace("    n: 1000\n", f"    n: {n}\n")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "adder.claims.yaml"
-    path.write_text(head + "\n" + LOSS + "\nclaims:\n" + claims, encoding="utf-8")
-    return path
-
-
-def run(folder: Path, claims: str, n: int) -> tuple[Runner, list]:
-    runner = Runner(RunOptions(root=folder, artifacts=folder / "art"))
-    claim_file = runner.load(adder_file(folder, claims, n))
-    return runner, list(runner.run(runner.checks(claim_file)))
 
 
 @pytest.fixture(autouse=True)
