@@ -8,8 +8,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from bench.plain.adder_stats import bootstrap, score_p_at_least, wilson
-from bench.plain.common import ROOT, checkpoint, keep, passes, replace, shared_passes
+from bench.plain.adder_stats import bootstrap, score_p_at_least
+from bench.plain.common import ROOT, checkpoint, keep, passes, replace, shared_passes, wilson
 
 #: (claim id, label or None) -> key of :func:`numbers`
 SAME = {

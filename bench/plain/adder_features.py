@@ -9,15 +9,13 @@ interval, and the paired percentile bootstrap (seed 0, 8 blocks of 250 resamples
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench.plain.common import ROOT, checkpoint, passes
+from bench.plain.common import ROOT, checkpoint, passes, wilson
 
 HOOK = "blocks.0.hook_resid_post"
 ANSWER = list(range(22, 33))  # A0..A10 after X0..X9, +, Y0..Y9, =
@@ -36,17 +34,6 @@ SAME = {
     ("steering-breaks-a5", None): "steer F174 by 20 at A4: digit-error[A5] rise",
     ("steering-breaks-a5-surely", None): "steer F174 by 20 at A4: a5-accuracy drop",
 }
-
-
-def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of ``successes / trials`` (exact 0 and 1 at the ends)."""
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (
-        1 + z * z / trials)
-    return (0.0 if successes == 0 else max(0.0, centre - half),
-            1.0 if successes == trials else min(1.0, centre + half))
 
 
 def paired_bootstrap(before: np.ndarray, after: np.ndarray, level: float = 0.95

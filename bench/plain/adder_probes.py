@@ -11,13 +11,12 @@ one steered pass per distinct (hook, scale, direction): four.
 from __future__ import annotations
 
 from collections.abc import Callable
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench.plain.common import checkpoint, passes
+from bench.plain.common import checkpoint, passes, wilson
 
 A4, A5 = 26, 27  # positions of X0..X9, +, Y0..Y9, =, A0..A10
 HOOKS = ("blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post")
@@ -52,15 +51,6 @@ def add_at_a4(delta: np.ndarray) -> Callable[..., torch.Tensor]:
         out[:, A4] += torch.as_tensor(delta, dtype=out.dtype)
         return out
     return hook
-
-
-def wilson(right: np.ndarray) -> tuple[float, float]:
-    """Wilson's 95% score interval of the fraction of ``right``."""
-    n, p = right.size, float(right.mean())
-    z = NormalDist().inv_cdf(0.975)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (0.0 if p == 0 else max(0.0, centre - half), 1.0 if p == 1 else min(1.0, centre + half))
 
 
 def bootstrap(values: np.ndarray) -> tuple[float, float]:
@@ -148,7 +138,9 @@ def numbers() -> dict[str, float]:
         ridge = regress(post1, tokens[:, A5].numpy().astype(np.float64))
     for name, probe in probes.items():
         out[f"{name} accuracy"] = float(probe["right"].mean())
-        out[f"{name} accuracy [low]"], out[f"{name} accuracy [high]"] = wilson(probe["right"])
+        right = probe["right"]
+        out[f"{name} accuracy [low]"], out[f"{name} accuracy [high]"] = wilson(
+            int(right.sum()), right.size)
         out[f"{name} control accuracy"] = float(probe["control"].mean())
     difference = carry_probe["right"] - carry_probe["control"]
     out["carry probe selectivity"] = float(difference.mean())

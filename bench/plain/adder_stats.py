@@ -7,24 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 
 RESAMPLES, BLOCK, SEED = 2000, 250, 0
-
-
-def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of ``successes / trials``, clipped to [0, 1]; exactly 0 (1) at
-    the end when no (every) trial succeeds."""
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (
-        1 + z * z / trials)
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return low, high
 
 
 def score_p_at_least(successes: int, trials: int, bound: float) -> float:

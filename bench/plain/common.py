@@ -4,9 +4,11 @@ token losses, and loads and data cached so that each checkpoint is loaded once p
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import torch
@@ -103,3 +105,16 @@ def shared_passes(key: str, model: Any, tokens: torch.Tensor, batch: int,
     ran = passes(model, tokens, batch, {name: chain(each) for name, each in chained.items()})
     _SHARED[key] = (ran if logits is None else logits, len(OBSERVERS.get(key, [])))
     return ran
+
+
+def wilson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of ``successes / trials``, clipped to [0, 1]; exactly 0 (1) at
+    the end when no (every) trial succeeds."""
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (
+        1 + z * z / trials)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high

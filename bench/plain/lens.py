@@ -12,15 +12,13 @@ resamples) is computed as the claims compute it.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable
-from statistics import NormalDist
 
 import numpy as np
 import torch
 
-from bench.plain.common import checkpoint, keep, observe, shared_passes
+from bench.plain.common import checkpoint, keep, observe, shared_passes, wilson
 
 QUERY = list(range(21, 32))  # "=", A0..A9: the positions predicting A0..A10
 ANSWER = [q + 1 for q in QUERY]
@@ -46,16 +44,6 @@ observe(PASS, {name: _at_queries(name) for name in HOOKS})
 SAME = {(claim, None): f"{claim}: instances holding" for claim in (
     "decided-after-block-1", "undecided-after-block-0", "confident-after-block-1",
     "mlp1-writes-the-answer", "mlps-lead", "sum-head-acts-through-mlps")}
-
-
-def wilson_low(successes: int, trials: int, level: float = 0.95) -> float:
-    """The lower end of Wilson's score interval (exactly 0 when nothing succeeds)."""
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (
-        1 + z * z / trials)
-    return 0.0 if successes == 0 else max(0.0, centre - half)
 
 
 def bootstrap_means(columns: np.ndarray, level: float = 0.95) -> np.ndarray:
@@ -120,7 +108,7 @@ def numbers() -> dict[str, float]:
         np.split(bound, 4) for bound in bootstrap_means(columns))
     n = len(tokens)
     holds = {
-        "decided-after-block-1": [wilson_low(int((rank[1][:, i] <= 1).sum()), n) >= 0.99
+        "decided-after-block-1": [wilson(int((rank[1][:, i] <= 1).sum()), n)[0] >= 0.99
                                   for i in range(11)],
         "undecided-after-block-0": list(high0 <= 0.6),
         "confident-after-block-1": list(prob[1].mean(0) >= 0.99),
