@@ -164,7 +164,7 @@ def test_one_item_per_claim_and_checkpoint_in_step_order(sweep_project: Path,
 def test_holds_from_expects_failure_before_and_passing_after(sweep_project: Path,
                                                              pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-p", "no:cacheprovider", "-rxXf", "--interp-json", "r.json",
-                                "--interp-summary")
+                                "--interp-summary", "--interp-plots", "all")
     result.assert_outcomes(passed=7, xfailed=3)
     result.stdout.fnmatch_lines(["*claim*step_0*step_200*step_1000*step_2000*step_5000*holds from*",
                                  "grows*0 ✗ xfail*0.4 ✓*1 ✓*2000",
@@ -193,6 +193,24 @@ def test_claim_failing_after_its_step_fails(sweep_project: Path,
     result.assert_outcomes(passed=7, failed=1, xfailed=2)
     result.stdout.fnmatch_lines(["FAILED sweep.claims.yaml::grows[[]step_1000[]]*"])
     assert not (sweep_project / ".interp-assert" / "trajectories").exists()
+
+
+def test_trajectories_drawn_by_default_only_for_claims_failing_the_run(
+        sweep_project: Path, pytester: pytest.Pytester) -> None:
+    """With the default plot policy (``failed``) a sweep that went as claimed (holds, or an
+    expected failure before ``holds_from``) is not drawn; a claim with a failing step is."""
+    trajectories = sweep_project / ".interp-assert" / "trajectories" / "sweep.claims"
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=7, xfailed=3)
+    assert not trajectories.exists()
+    text = SWEEP.replace("holds_from: 2000", "holds_from: 1000")
+    (sweep_project / "sweep.claims.yaml").write_text(text, encoding="utf-8")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--interp-json", "r.json")
+    result.assert_outcomes(passed=7, failed=1, xfailed=2)
+    assert sorted(p.name for p in trajectories.iterdir()) == ["grows.png"]
+    data = json.loads((sweep_project / "r.json").read_text())
+    plots = {t["id"]: t["plot"] for t in data["trajectories"]}
+    assert plots == {"grows": ".interp-assert/trajectories/sweep.claims/grows.png",
+                     "positive": None}
 
 
 def test_interp_checkpoint_option_and_environment(sweep_project: Path,

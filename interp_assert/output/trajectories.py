@@ -139,11 +139,17 @@ def plot_trajectory(trajectory: Trajectory, path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def draw_trajectories(records: Iterable[dict[str, Any]], artifacts: Path) -> list[Trajectory]:
-    """Trajectories of every sweep, plotted to ``<artifacts>/trajectories/<file>/<claim>.png``."""
+def draw_trajectories(records: Iterable[dict[str, Any]], artifacts: Path,
+                      every: bool = True) -> list[Trajectory]:
+    """Trajectories of every sweep, plotted to ``<artifacts>/trajectories/<file>/<claim>.png``:
+    all of them (``every``), else only those of claims with a step whose verdict fails the run
+    (a sweep that went as claimed, expected failures included, is not drawn)."""
+    records = list(records)
+    failing = {(r["file"], r["id"]) for r in records if r.get("fails_run")}
     out = trajectories(records)
     for trajectory in out:
-        if len(trajectory.labels) < 2:
+        if len(trajectory.labels) < 2 or not (
+                every or (trajectory.file, trajectory.claim_id) in failing):
             continue
         path = (artifacts / "trajectories" / file_stem(trajectory.file)
                 / f"{safe_name(trajectory.claim_id)}.png")
