@@ -331,3 +331,35 @@ def test_attribution_without_a_norm_equals_transformer_lens(tmp_path: Path) -> N
     final = logits[:, -2].double()
     diff = final[torch.arange(100), tokens[:, -1]] - final.mean(1)
     assert abs(sum(ours.values()) - diff.mean().item()) <= 1e-4
+
+
+def test_attribution_shared_by_claims_is_computed_once_per_position(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims reading the same answer position share the frozen norm and each component's
+    column (one computation per pass result); another position gets its own, and every
+    number equals the one each claim computes alone."""
+    from interp_assert.evaluate import logit_attribution
+
+    claims = [{"id": "share", "claim": "MLP1 contributes ≥ -100% of logit-diff at A3"},
+              {"id": "head", "claim": "L1H2 contributes ≥ -100 to logit-diff at A3"},
+              {"id": "rank", "claim": "MLP1, MLP0 in top 13 contributors to logit-diff at A3"},
+              {"id": "other", "claim": "MLP1 contributes ≥ -100% of logit-diff at A4"}]
+    data = adder_data(tmp_path)
+    calls: list[int] = []
+    frozen = logit_attribution._frozen_norm
+    monkeypatch.setattr(logit_attribution, "_frozen_norm",
+                        lambda *a: calls.append(1) or frozen(*a))
+    together = values(write(tmp_path, "together", ADDER, data, claims))
+    assert len(calls) == 2  # A3 once for three claims, A4 once
+    monkeypatch.setattr(logit_attribution, "_frozen_norm", frozen)
+    alone = {}
+    for claim in claims:  # each in a run of its own (a fresh subject: nothing shared)
+        (tmp_path / claim["id"]).mkdir()
+        path = write(tmp_path / claim["id"], "alone", ADDER, adder_data(tmp_path / claim["id"]),
+                     [claim])
+        alone[claim["id"]] = values(path)[claim["id"]]
+    for claim in claims:
+        assert together[claim["id"]].error is None and alone[claim["id"]].error is None
+        mine, theirs = together[claim["id"]].outcome, alone[claim["id"]].outcome
+        assert mine.value == pytest.approx(theirs.value, abs=1e-12)
+        assert mine.plot_data["values"] == pytest.approx(theirs.plot_data["values"], abs=1e-12)

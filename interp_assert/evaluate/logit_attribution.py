@@ -143,9 +143,50 @@ def attribute(ctx: Any, spec: DatasetSpec, answer: str | None, contrast: str | N
     for hook, read_input in hooks:  # every sink in one pass, even where the plan missed it
         key, make = readout_sink(spec, hook, answer, contrast, read_input)
         announce(ctx.plan, subject, spec, key, make, ctx.interventions)
-    got = {hook: read(ctx, spec, hook, answer, contrast, read_input)
-           for hook, read_input in hooks}
-    final = got[final_hook]
+    base = _base(ctx, spec, answer, contrast, final_hook)
+    got = {hook: read(ctx, spec, hook, answer, contrast) for hook, read_input in hooks[1:]}
+    as_float: dict[str, np.ndarray] = {}
+    columns = []
+    for label in wanted:  # computed once per pass result, however many claims read it
+        hook = component_hook(label)
+        source = got[hook] if hook else base
+        key = ("attribution-column", spec, ctx.interventions, answer, contrast, label)
+        known = subject.cache.get(key)
+        if known is None or known[0] is not source or known[1] is not base:
+            if hook is not None and hook not in as_float:
+                as_float[hook] = got[hook]["values"].astype(np.float64)
+            column = _column(subject, label, as_float.get(hook), base, layers)
+            known = subject.cache[key] = (source, base, column)
+        columns.append(known[2])
+    return Attribution(wanted, np.stack(columns, axis=1), base.total)
+
+
+@dataclass
+class _Base:
+    """What every component's column reads: the answers and contrasts, the model's logit
+    difference, the unembedding's direction per sample and the read direction through the
+    frozen final norm."""
+
+    answers: np.ndarray
+    contrasts: np.ndarray | None
+    total: np.ndarray
+    direction: np.ndarray
+    read_dir: np.ndarray
+    norm_bias: np.ndarray
+    b_u: np.ndarray
+
+
+def _base(ctx: Any, spec: DatasetSpec, answer: str | None, contrast: str | None,
+          final_hook: str) -> _Base:
+    """The shared part of an attribution at one answer position, computed once per result of
+    the pass (kept in the subject's cache beside it, and recomputed if the pass's result is
+    replaced, as when a pass cut short is read whole)."""
+    subject, model = ctx.subject, ctx.subject.model
+    key = ("attribution-base", spec, ctx.interventions, answer, contrast)
+    final = read(ctx, spec, final_hook, answer, contrast, True)
+    known = subject.cache.get(key)
+    if known is not None and known[0] is final:  # the same pass result (never a stale one)
+        return known[1]
     answers, contrasts = final["answers"], final["contrasts"]
     residual = final["values"].astype(np.float64)
     w_u, b_u = _unembedding(model)
@@ -160,13 +201,9 @@ def attribute(ctx: Any, spec: DatasetSpec, answer: str | None, contrast: str | N
     if center:  # (x - mean x) . u == x . (u - mean u)
         read_dir = read_dir - read_dir.mean(axis=1, keepdims=True)
     read_dir = read_dir / scale[:, None]
-    columns = []
-    for label in wanted:
-        hook = component_hook(label)
-        vectors = got[hook]["values"].astype(np.float64) if hook else None
-        columns.append(_column(subject, label, vectors, read_dir, direction, norm_bias, layers,
-                               b_u, answers, contrasts))
-    return Attribution(wanted, np.stack(columns, axis=1), total)
+    base = _Base(answers, contrasts, total, direction, read_dir, norm_bias, b_u)
+    subject.cache[key] = (final, base)
+    return base
 
 
 def _check(label: str, layers: int, mlp: bool) -> None:
@@ -179,13 +216,14 @@ def _check(label: str, layers: int, mlp: bool) -> None:
                             f"{'' if mlp else ', attention only'})", hint=COMPONENTS_HINT)
 
 
-def _column(subject: Any, label: str, vectors: np.ndarray | None, read_dir: np.ndarray,
-            direction: np.ndarray, norm_bias: np.ndarray, layers: int, b_u: np.ndarray,
-            answers: np.ndarray, contrasts: np.ndarray | None) -> np.ndarray:
+def _column(subject: Any, label: str, vectors: np.ndarray | None, base: _Base,
+            layers: int) -> np.ndarray:
     """One component's attribution per sample."""
+    read_dir = base.read_dir
     if label == "bias":
-        bias = b_u[answers] - (b_u[contrasts] if contrasts is not None else b_u.mean())
-        bias = bias + direction @ norm_bias
+        b_u, contrasts = base.b_u, base.contrasts
+        bias = b_u[base.answers] - (b_u[contrasts] if contrasts is not None else b_u.mean())
+        bias = bias + base.direction @ base.norm_bias
         for layer in range(layers):
             if subject.has_weight(f"blocks.{layer}.attn.b_O"):
                 bias = bias + read_dir @ _weight(subject, f"blocks.{layer}.attn.b_O")
