@@ -190,6 +190,16 @@ def test_sentences_file_and_spec_positions(tmp_path: Path, tiny_bert: Path) -> N
         "[CLS]", "1", "2", "3", ".", "[SEP]")
 
 
+def test_a_sentence_dataset_is_described_by_its_text_not_a_seed(tmp_path: Path) -> None:
+    """Failure reports say where sentences came from (a generated dataset: its generator,
+    n and seed)."""
+    listed = DatasetSpec("s", sentences=("a b", "c d", "e"), tokenizer="pkg:folder")
+    assert listed.describe() == "s (3 sentences, tokenizer pkg:folder)"
+    assert DatasetSpec("s", sentences=tmp_path / "s.txt").describe() == "s (s.txt)"
+    assert DatasetSpec("sums", generate="m:f", n=8, seed=3).describe() == (
+        "sums (m:f, n=8, seed=3)")
+
+
 def test_claim_file_with_a_hugging_face_subject(tmp_path: Path, tiny_bert: Path) -> None:
     """LoadedSubject from a weights file, a sentence dataset through the generator form,
     activation, weight and attention claims, evaluated end to end."""

@@ -46,6 +46,12 @@ class DatasetSpec:
     location: Location | None = field(default=None, compare=False)
 
     def describe(self) -> str:
+        """``name (source, n=..., seed=...)``: what a report says the data was."""
+        if self.sentences is not None:  # tokenized text: no generator, no seed
+            text = (self.sentences.name if isinstance(self.sentences, Path)
+                    else f"{len(self.sentences)} sentences")
+            tokenizer = f", tokenizer {self.tokenizer}" if self.tokenizer else ""
+            return f"{self.name} ({text}{tokenizer})"
         source = self.generate or (self.file.name if self.file else "?")
         n = f", n={self.n}" if self.n is not None else ""
         return f"{self.name} ({source}{n}, seed={self.seed})"
