@@ -190,6 +190,21 @@ def test_sentences_file_and_spec_positions(tmp_path: Path, tiny_bert: Path) -> N
         "[CLS]", "1", "2", "3", ".", "[SEP]")
 
 
+def test_model_and_dataset_from_one_folder_share_one_tokenizer(tmp_path: Path,
+                                                               tiny_bert: Path) -> None:
+    """The folder's tokenizer is read once (the model's and a dataset's are the same object)
+    and read again once its files change."""
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_bert, folder)
+    model = hf.load_model(folder)
+    assert model.tokenizer is load_tokenizer(str(folder))
+    assert model.tokenizer("the cat")["input_ids"] == load_tokenizer(folder)("the cat")[
+        "input_ids"]
+    vocab = folder / "vocab.txt"
+    vocab.write_text(vocab.read_text(encoding="utf-8") + "zebra\n", encoding="utf-8")
+    assert hf.load_model(folder).tokenizer is not model.tokenizer
+
+
 def test_a_sentence_dataset_is_described_by_its_text_not_a_seed(tmp_path: Path) -> None:
     """Failure reports say where sentences came from (a generated dataset: its generator,
     n and seed)."""

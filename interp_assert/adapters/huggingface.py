@@ -241,8 +241,9 @@ def load_model(source: Any, *, tokenizer: Any = None, model_class: Any = None,
             model = model.base_model  # already loaded: the folder is read once
         refuse_missing(model, missing, folder)
         if tokenizer is None and any(folder.glob("tokenizer*")):
-            tokenizer = transformers.AutoTokenizer.from_pretrained(folder,
-                                                                   local_files_only=True)
+            from interp_assert.loading.text_data import tokenizer_from_folder
+
+            tokenizer = tokenizer_from_folder(folder)  # the one a dataset of it reads too
         return HFModel(model.eval(), tokenizer, input_key, missing_head,
                        named if missing_head else None)
     if isinstance(source, nn.Module) and hasattr(source, "config"):

@@ -49,6 +49,8 @@ POSITION_PREFIX = "position:"
 
 _TOKENIZERS: dict[tuple[str, tuple[Path, ...]], Any] = {}
 _TOKENIZER_LOCK = threading.Lock()
+_BY_FOLDER: dict[tuple[Path, tuple[Any, ...]], Any] = {}
+_FOLDER_LOCK = threading.Lock()
 
 
 def position_field(label: str) -> str:
@@ -116,11 +118,25 @@ def _load_tokenizer(reference: str, search_path: Sequence[Path]) -> Any:
                         "'package.module:function'",
                         hint="models are never downloaded: name a folder holding "
                              "tokenizer files, relative to the claim file")
-    auto = _transformers().AutoTokenizer
     try:
-        return auto.from_pretrained(str(folder), local_files_only=True)
+        return tokenizer_from_folder(folder)
     except (OSError, ValueError) as exc:
         raise SpecError(f"no tokenizer could be read from {folder}: {exc}") from None
+
+
+def tokenizer_from_folder(folder: Path) -> Any:
+    """``AutoTokenizer.from_pretrained(folder)`` (local files only), read once per folder and
+    state of its files: a dataset and the model loaded from the same folder share it."""
+    folder = Path(folder).resolve()
+    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size)
+                         for f in folder.iterdir() if f.is_file()))
+    key = (folder, stamp)
+    with _FOLDER_LOCK:
+        if key not in _BY_FOLDER:
+            with gc_paused():
+                _BY_FOLDER[key] = _transformers().AutoTokenizer.from_pretrained(
+                    str(folder), local_files_only=True)
+        return _BY_FOLDER[key]
 
 
 def _find_path(reference: str, search_path: Sequence[Path]) -> Path | None:
