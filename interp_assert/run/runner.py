@@ -369,10 +369,8 @@ class Runner:
         if options.plots != "never":
             def draw() -> str | None:
                 nonlocal found
-                # like claims' plots: every one with ``all`` or for the document, else only
-                # the sweeps with a verdict that fails the run
-                every = options.plots == "all" or options.report is not None
-                found = draw_trajectories(records, options.artifacts, every)
+                found = draw_trajectories(records, options.artifacts,  # as claims' plots
+                                          options.plots == "all" or options.report is not None)
                 drawn = any(t.plot is not None for t in found)
                 return f"trajectories plotted in {options.artifacts / 'trajectories'}" * drawn
 
