@@ -365,14 +365,13 @@ class Runner:
             else:
                 messages.extend([message] if message else [])
 
-        found = trajectories(records)
-        if options.plots != "never":
+        if (found := trajectories(records)) and options.plots != "never":
             def draw() -> str | None:
                 nonlocal found
                 found = draw_trajectories(records, options.artifacts,  # as claims' plots
                                           options.plots == "all" or options.report is not None)
-                drawn = any(t.plot is not None for t in found)
-                return f"trajectories plotted in {options.artifacts / 'trajectories'}" * drawn
+                return (f"trajectories plotted in {options.artifacts / 'trajectories'}"
+                        * any(t.plot is not None for t in found))
 
             attempt(draw)
         if options.baseline_update and options.baseline is not None:
