@@ -168,6 +168,28 @@ def test_moment_claims_keep_no_samples(world: dict[str, Any]) -> None:
             float(np.median(post[:, i])), rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.parametrize(("claim", "lean", "expected"), [
+    ("all of L0N0, L0N3 of post >= -1e9", True, lambda m: min(m[0], m[3])),
+    ("post[L0N3] - post[L0N0] > -1e9", True, lambda m: m[3] - m[0]),
+    ("mean of L0N0..L0N7 of post mode > -1e9", False, None),  # mode() reads the samples
+    ("mode(post)[L0N0] > -1e9", False, None),
+    ("post[L0N0] > -1e9 with 95% confidence", False, lambda m: m[0]),
+])
+def test_comparisons_of_a_distribution_s_values_keep_no_samples(
+        world: dict[str, Any], claim: str, lean: bool, expected: Any) -> None:
+    """A comparison reading a distribution quantity only as its per-channel means (no
+    function, no interval) plans its sink without raw samples; the means are the data's."""
+    post = world["post"].reshape(-1, world["post"].shape[-1])
+    runner, results = run(write(world, "values", [{"id": "c", "claim": claim}]))
+    key = next(k for k in planned(runner) if k[0] == "distribution")
+    assert planned(runner)[key].keeps_samples is not lean
+    result = results["c"]
+    assert result.error is None and result.status == "holds", result.error
+    if expected is not None:
+        means = post.mean(axis=0)
+        assert result.outcome.value == pytest.approx(expected(means), rel=1e-6, abs=1e-9)
+
+
 def test_lean_statistics_and_summaries_are_cached_but_not_served_where_samples_are_needed(
         tmp_path: Path) -> None:
     import torch

@@ -28,6 +28,32 @@ def evaluate_bounds(ctx: Context, comparison: ast.Comparison) -> tuple[float, fl
     return bound, upper
 
 
+#: expression nodes that read a quantity's values only (a distribution's per-channel means):
+#: no function (``mode``, ``centred`` ... read the raw samples), mask or position
+_VALUE_NODES = (ast.Ref, ast.Number, ast.Index, ast.Slice, ast.BinOp, ast.Neg, ast.Vector)
+
+
+def _reads_values_only(node: Any) -> bool:
+    if isinstance(node, ast.Members):
+        return node.source is None or _reads_values_only(node.source)
+    if not isinstance(node, _VALUE_NODES):
+        return False
+    return all(_reads_values_only(item) for child in vars(node).values()
+               for item in (child if isinstance(child, tuple) else (child,))
+               if isinstance(item, ast.Node | ast.Members))
+
+
+def values_only(claim: Claim, definitions: Any, comparison: ast.Comparison) -> set[str]:
+    """The quantities a comparison reads only as values, with no interval (the plan keeps no
+    raw samples of a distribution quantity read so: its memory does not grow with the data)."""
+    if comparison.confidence is not None or is_sequential(comparison):
+        return set()
+    nodes = list(claim.expressions())
+    if not all(_reads_values_only(node) for node in nodes):
+        return set()
+    return {name for node in nodes for name in referenced_names(node) if name in definitions}
+
+
 def judged_value(value: float, interval: tuple[float, float] | None,
                  comparison: ast.Comparison) -> float | tuple[float, float]:
     """With ``with N% confidence`` the conservative end of the interval is judged."""
@@ -58,6 +84,9 @@ class Compare(Claim):
 
     def __str__(self) -> str:
         return f"{self.subject} {self.comparison}"
+
+    def lean_quantities(self, definitions: Any) -> set[str]:
+        return values_only(self, definitions, self.comparison)
 
     def evaluate(self, ctx: Context) -> Outcome:
         quantity = ctx.value(self.subject)
@@ -157,6 +186,9 @@ AGG: /all|any|mean|max|min/"""
     def __str__(self) -> str:
         func = f" {self.function}" if self.function else ""
         return f"{self.how} of {self.members}{func} {self.comparison}"
+
+    def lean_quantities(self, definitions: Any) -> set[str]:
+        return set() if self.function else values_only(self, definitions, self.comparison)
 
     def evaluate(self, ctx: Context) -> Outcome:
         from interp_assert.evaluate.quantities.functions import apply_function
