@@ -69,6 +69,18 @@ def test_where_keeps_the_elements_whose_condition_holds(gate, logit):
         chosen != 0)
 
 
+def test_the_mean_of_nothing_selected_is_nan_without_a_warning():
+    """An empty selection's mean is NaN (never passes) and warns nothing: numpy's "Mean of
+    empty slice" is no news to the claim's author."""
+    import warnings
+
+    subject = subject_of(gate=np.array([1.0, 2.0]), logit=np.array([-1.0, -2.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(measured("mean(gate where logit >= 0) > -100", subject))
+        assert measured("sum(gate where logit >= 0) >= 0", subject) == 0
+
+
 def test_where_along_one_axis_keeps_rows_and_labels():
     rows = np.arange(12.0).reshape(4, 3)
     keep = np.array([1.0, -1.0, 2.0, -2.0])

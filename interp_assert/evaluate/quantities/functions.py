@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -202,13 +203,23 @@ def _reduction(np_func: Callable[..., np.ndarray], accumulates: bool) -> Callabl
     def reduce(x: Labelled, axis: str | None = None) -> Labelled:
         # sums of float32 activations accumulate in float64
         options = {"dtype": np.float64} if accumulates else {}
-        if axis is None:
-            return Labelled(np_func(x.values, **options), (), x.name)
-        i = x.axis(axis)
-        return Labelled(np_func(x.values, axis=i, **options), x.axes[:i] + x.axes[i + 1:],
-                        x.name)
+        i = None if axis is None else x.axis(axis)
+        if (x.values.size if i is None else x.values.shape[i]) == 0:  # nothing selected
+            import warnings
+
+            with warnings.catch_warnings():  # the mean of nothing is NaN, which never passes
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return _reduced(np_func, x, i, options)
+        return _reduced(np_func, x, i, options)
 
     return reduce
+
+
+def _reduced(np_func: Callable[..., np.ndarray], x: Labelled, i: int | None,
+             options: dict[str, Any]) -> Labelled:
+    if i is None:
+        return Labelled(np_func(x.values, **options), (), x.name)
+    return Labelled(np_func(x.values, axis=i, **options), x.axes[:i] + x.axes[i + 1:], x.name)
 
 
 for _name, (_np, _accumulates) in {"mean": (np.mean, True), "sum": (np.sum, True),
