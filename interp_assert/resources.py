@@ -10,6 +10,7 @@ physical memory) or ``none``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import math
@@ -172,3 +173,20 @@ def settle_gc() -> None:
     when the run ends: what became garbage meanwhile (bounded by :func:`gc_relieve`) is freed
     then."""
     gc.freeze()
+    freeze_at_exit()
+
+
+_exit_freeze: list[bool] = []  # registered in this process
+
+
+def freeze_at_exit() -> None:
+    """At the interpreter's exit, leave every object still alive out of its last collection
+    (``gc.freeze`` from an ``atexit`` handler): that collection scans everything torch,
+    transformers and the run built, about a second of CPU, only to free memory the process is
+    about to give back. Python does not promise to finalize objects alive at exit; files and
+    reports are written and closed before (pytest's ``sessionfinish``/``unconfigure``, the
+    command line tool's end), and atexit handlers registered earlier still run after this one.
+    Registered once per process, by runs that collect claims."""
+    if not _exit_freeze:
+        _exit_freeze.append(True)
+        atexit.register(gc.freeze)

@@ -5,6 +5,9 @@ the same, and left as it was found once a pytest session ends."""
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import weakref
 
 import pytest
@@ -72,3 +75,55 @@ def test_a_pytest_session_leaves_the_collector_as_it_found_it(pytester) -> None:
 
 
 pytestmark = pytest.mark.usefixtures("heavy_modules_loaded")
+
+
+# An atexit handler registered before the plugin's runs after it (atexit is last in, first
+# out): it reads what the interpreter's last collection will see.
+_EXIT_PROBE = """
+import atexit, gc, os
+
+def _report():
+    with open(os.environ["EXIT_PROBE"], "w") as out:
+        out.write(str(gc.get_freeze_count()))
+
+atexit.register(_report)
+"""
+
+
+@pytest.mark.parametrize("with_claims", [True, False])
+def test_a_run_with_claims_leaves_its_objects_out_of_the_exit_collection(
+        pytester, monkeypatch, with_claims: bool) -> None:
+    """A pytest process that ran claims freezes what is alive when the interpreter exits, so
+    its last collection scans nothing (``resources.freeze_at_exit``); a run without claim
+    files leaves the exit as Python makes it."""
+    probe = pytester.path / "frozen.txt"
+    monkeypatch.setenv("EXIT_PROBE", str(probe))
+    pytester.makeconftest(_EXIT_PROBE)
+    if with_claims:
+        save_checkpoint(pytester.path / "model.pt")
+        (pytester.path / "model.claims.yaml").write_text(
+            claim_file_text("- norm(N0) > 0\n- norm(N1) > -1"), encoding="utf-8")
+    else:
+        pytester.makepyfile(test_plain="def test_one():\n    assert 1 + 1 == 2\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2 if with_claims else 1)
+    frozen = int(probe.read_text())
+    if with_claims:
+        assert frozen > 10_000  # torch and the run: every object alive at exit
+    else:
+        assert frozen == 0
+
+
+def test_the_command_line_tool_leaves_its_objects_out_of_the_exit_collection(
+        tmp_path) -> None:
+    """``interp-assert check`` ends its process with the run: the same exit freeze."""
+    save_checkpoint(tmp_path / "model.pt")
+    (tmp_path / "model.claims.yaml").write_text(claim_file_text("- norm(N0) > 0"),
+                                                encoding="utf-8")
+    script = _EXIT_PROBE + ("import sys\nfrom interp_assert.drivers.cli import main\n"
+                            "sys.exit(main(['check', '-q', 'model.claims.yaml']))\n")
+    probe = tmp_path / "frozen.txt"
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "EXIT_PROBE": str(probe)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert int(probe.read_text()) > 10_000

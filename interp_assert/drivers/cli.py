@@ -34,7 +34,7 @@ from interp_assert.output.error_control import control_text
 from interp_assert.output.results import summary_text
 from interp_assert.output.text import format_result
 from interp_assert.plan.sequential import set_sequential, set_undecided
-from interp_assert.resources import parse_size, set_memory_limit
+from interp_assert.resources import freeze_at_exit, parse_size, set_memory_limit
 from interp_assert.run.runner import Check, Runner, RunOptions, exit_code, tally_line
 from interp_assert.usercode import parse_timeout
 
@@ -123,6 +123,7 @@ def _run(args: argparse.Namespace, plots: str, document: Path | None) -> int:
     except InterpAssertError as exc:
         print(f"ERROR {exc}", file=sys.stderr)
         return EXIT_ERROR
+    freeze_at_exit()  # this process ends with the run: its exit need not collect
     checks, broken = _load_all(runner, files)
     checks = [c for c in checks if _selected(c, args.select)]
     progress = RichProgress(len(checks), sys.stderr, sys.stderr.isatty() and not args.quiet)
