@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import gc
 import math
 import os
@@ -176,9 +177,7 @@ def settle_gc() -> None:
     freeze_at_exit()
 
 
-_exit_freeze: list[bool] = []  # registered in this process
-
-
+@functools.cache  # registered once per process
 def freeze_at_exit() -> None:
     """At the interpreter's exit, leave every object still alive out of its last collection
     (``gc.freeze`` from an ``atexit`` handler): that collection scans everything torch,
@@ -187,6 +186,4 @@ def freeze_at_exit() -> None:
     reports are written and closed before (pytest's ``sessionfinish``/``unconfigure``, the
     command line tool's end), and atexit handlers registered earlier still run after this one.
     Registered once per process, by runs that collect claims."""
-    if not _exit_freeze:
-        _exit_freeze.append(True)
-        atexit.register(gc.freeze)
+    atexit.register(gc.freeze)

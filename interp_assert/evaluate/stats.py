@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from statistics import NormalDist
 from typing import Any
 
@@ -56,13 +57,18 @@ def resampled_means(samples: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES) -
     idx = _indices(samples.size, resamples)
     if idx is not None:
         return samples[idx].mean(axis=1)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
     means = np.empty(resamples)
-    for start in range(0, resamples, 250):
-        stop = min(resamples, start + 250)
-        block = rng.integers(0, samples.size, size=(stop - start, samples.size))
-        means[start:stop] = samples[block].mean(axis=1)
+    for start, block in _index_blocks(samples.size, resamples):
+        means[start:start + len(block)] = samples[block].mean(axis=1)
     return means
+
+
+def _index_blocks(count: int, resamples: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(first resample, its block of index rows): blocks of 250 rows of ``count`` indices
+    drawn from ``default_rng(BOOTSTRAP_SEED)``, the bootstrap's one drawing order."""
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    for start in range(0, resamples, 250):
+        yield start, rng.integers(0, count, size=(min(resamples, start + 250) - start, count))
 
 
 #: index draws kept for reuse: at most this many (count, resamples) pairs, each at most
@@ -73,19 +79,15 @@ _INDICES: dict[tuple[int, int], np.ndarray] = {}
 
 
 def _indices(count: int, resamples: int) -> np.ndarray | None:
-    """The bootstrap's [resamples, count] index draws (blocks of 250 from the seeded
-    generator, exactly as :func:`resampled_means` draws them), or None when too large to
-    keep."""
+    """The bootstrap's [resamples, count] index draws (:func:`_index_blocks`, joined), or
+    None when too large to keep."""
     if count * resamples > INDEX_CACHE_CELLS:
         return None
     key = (count, resamples)
     if key not in _INDICES:
         if len(_INDICES) >= INDEX_CACHE_PAIRS:
             _INDICES.pop(next(iter(_INDICES)))
-        rng = np.random.default_rng(BOOTSTRAP_SEED)
-        drawn = np.concatenate([
-            rng.integers(0, count, size=(min(resamples, start + 250) - start, count))
-            for start in range(0, resamples, 250)])
+        drawn = np.concatenate([block for _, block in _index_blocks(count, resamples)])
         drawn.flags.writeable = False
         _INDICES[key] = drawn
     return _INDICES[key]

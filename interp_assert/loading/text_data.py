@@ -128,7 +128,7 @@ def tokenizer_from_folder(folder: Path) -> Any:
     """``AutoTokenizer.from_pretrained(folder)`` (local files only), read once per folder and
     state of its files: a dataset and the model loaded from the same folder share it."""
     folder = Path(folder).resolve()
-    stamp = tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size)
+    stamp = tuple(sorted((f.name, (info := f.stat()).st_mtime_ns, info.st_size)
                          for f in folder.iterdir() if f.is_file()))
     key = (folder, stamp)
     with _FOLDER_LOCK:
